@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     """A HOME-like folder whose .fhir/packages/ is the FHIR package cache (as SUSHI and the HL7
     validator expect). Default: <tools_dir>/fhir-home"""
 
+    sushi_path: Path | None = None
+    """The SUSHI executable. Default: <root>/node_modules/.bin/sushi (installed by `npm ci`)."""
+
     package_registry: str = "http://127.0.0.1:9/"
     """Registry URL handed to SUSHI for packages missing from the cache. The default is a closed
     loopback port so that nothing is ever fetched; point it at a FHIR package registry to go online."""
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
 
     @property
     def sushi_bin(self) -> Path:
-        return self.root / "node_modules" / ".bin" / "sushi"
+        return self.sushi_path or self.root / "node_modules" / ".bin" / "sushi"
 
 
 @lru_cache(maxsize=1)

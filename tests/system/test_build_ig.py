@@ -1,0 +1,108 @@
+"""`fhir-export build-ig` with the real SUSHI, offline: drift check, FSH errors with file:line, igs/ untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.igbuild import build_ig, diff_trees, read_sushi_config
+from exporter.settings import get_settings
+
+pytestmark = pytest.mark.sushi
+
+
+def _cli(*args: str, env_overrides: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(env_overrides or {})
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture()
+def project_copy(tmp_path):
+    """A copy of the IG sources and the committed igs/, built with the real SUSHI and package cache."""
+    s = get_settings()
+    root = tmp_path / "proj"
+    root.mkdir()
+    shutil.copy2(s.sushi_config, root / "sushi-config.yaml")
+    shutil.copytree(s.fsh_dir, root / "profiles_fsh")
+    shutil.copytree(s.igs_dir, root / "igs")
+    env = {"DIGA_EXPORTER_ROOT": str(root), "DIGA_EXPORTER_TOOLS_DIR": str(s.tools),
+           "DIGA_EXPORTER_SUSHI_PATH": str(s.sushi_bin)}
+    return root, env
+
+
+def test_committed_igs_match_a_fresh_build(tmp_path):
+    """The drift check: rebuilding profiles_fsh/ reproduces the committed igs/ byte for byte."""
+    settings = get_settings()
+    config = read_sushi_config(settings)
+    result = build_ig(settings, tmp_path)
+    assert result.out_dir == tmp_path / config["id"]
+    diffs = diff_trees(settings.igs_dir / config["id"], result.out_dir)
+    assert diffs == [], f"igs/ is stale, run `fhir-export build-ig`: {diffs}"
+
+
+def test_build_is_deterministic(tmp_path):
+    settings = get_settings()
+    a = build_ig(settings, tmp_path / "a")
+    b = build_ig(settings, tmp_path / "b")
+    assert _tree_digest(a.out_dir) == _tree_digest(b.out_dir)
+
+
+def test_cli_check_passes_on_clean_tree():
+    proc = _cli("build-ig", "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert "matches a fresh build" in proc.stdout
+
+
+def test_broken_fsh_fails_with_file_line_and_leaves_igs_untouched(project_copy):
+    root, env = project_copy
+    (root / "profiles_fsh" / "zz-broken.fsh").write_text(
+        "Profile: Broken\nParent: Observation\n* status = #final\n* noSuchElement 1..1\n", encoding="utf-8")
+    before = _tree_digest(root / "igs")
+    proc = _cli("build-ig", env_overrides=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "profiles_fsh/zz-broken.fsh:4: error IG_SUSHI: No element found at path noSuchElement" in proc.stderr
+    assert "igs/ left untouched" in proc.stderr
+    assert _tree_digest(root / "igs") == before
+
+
+def test_cli_check_reports_drift(project_copy):
+    root, env = project_copy
+    pkg = next(p for p in (root / "igs").iterdir() if p.is_dir())
+    victim = sorted(pkg.glob("StructureDefinition-*.json"))[0]
+    victim.write_text(victim.read_text().replace('"status": "draft"', '"status": "active"', 1))
+    proc = _cli("build-ig", "--check", env_overrides=env)
+    assert proc.returncode == 1
+    assert f"{victim.name}: error IG_DRIFT" in proc.stderr
+
+
+def test_build_writes_new_package_in_place(project_copy):
+    root, env = project_copy
+    shutil.rmtree(root / "igs")
+    proc = _cli("build-ig", env_overrides=env)
+    assert proc.returncode == 0, proc.stderr
+    settings = get_settings()
+    config = read_sushi_config(settings)
+    assert diff_trees(settings.igs_dir / config["id"], root / "igs" / config["id"]) == []
+
+
+def test_missing_core_package_is_a_setup_error(project_copy, tmp_path):
+    root, env = project_copy
+    env = dict(env, DIGA_EXPORTER_FHIR_HOME=str(tmp_path / "empty-home"))
+    proc = _cli("build-ig", env_overrides=env)
+    assert proc.returncode == 2
+    assert "error PKG_MISSING" in proc.stderr and "make setup" in proc.stderr
