@@ -1,0 +1,65 @@
+"""Bundle-level rules (layer L2): the index used to resolve references inside a Bundle, and the
+document/entry rules not covered by the core bdl-* invariants (which run through invariants.py).
+
+Resolution follows the FHIR rules for Bundles: an absolute reference (urn:uuid, urn:oid, URL)
+matches an entry's fullUrl exactly; a relative reference `Type/id` is resolved against the base of
+the referencing entry's fullUrl (RESTful fullUrls only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_RESTFUL = re.compile(r"(.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/.*)?\Z")
+
+
+@dataclass
+class BundleIndex:
+    by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
+    is_document: bool = False
+
+    @classmethod
+    def build(cls, bundle: dict[str, Any]) -> "BundleIndex":
+        index = cls(is_document=bundle.get("type") == "document")
+        for entry in bundle.get("entry") or []:
+            if not isinstance(entry, dict):
+                continue
+            full = entry.get("fullUrl")
+            res = entry.get("resource")
+            if isinstance(full, str) and isinstance(res, dict):
+                index.by_full_url.setdefault(full, res)
+                m = _RESTFUL.match(full)
+                if m and m.group(1):
+                    index.base_of[id(res)] = m.group(1)
+        return index
+
+    def resolve(self, ref: str, from_resource: dict[str, Any] | None) -> dict[str, Any] | None:
+        hit = self.by_full_url.get(ref)
+        if hit is not None:
+            return hit
+        if ref.startswith(("urn:", "http://", "https://", "#")):
+            return None
+        base = self.base_of.get(id(from_resource)) if from_resource is not None else None
+        if base is not None:
+            return self.by_full_url.get(base + ref)
+        return None
+
+
+def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(message id suffix, message, expression) for entry-level rules: fullUrl consistent with the resource id."""
+    out = []
+    for i, entry in enumerate(bundle.get("entry") or []):
+        if not isinstance(entry, dict):
+            continue
+        full, res = entry.get("fullUrl"), entry.get("resource")
+        if not isinstance(full, str) or not isinstance(res, dict):
+            continue
+        m = _RESTFUL.match(full)
+        if m and not full.startswith("urn:"):
+            if res.get("resourceType") != m.group(2) or res.get("id") != m.group(3):
+                out.append(("FULLURL", f"fullUrl {full} does not match the resource's type/id "
+                                       f"{res.get('resourceType')}/{res.get('id')}", f"Bundle.entry[{i}].fullUrl"))
+    return out

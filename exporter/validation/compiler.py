@@ -1,0 +1,194 @@
+"""Compile StructureDefinition snapshots into rule trees, once per profile (layer L2).
+
+`Compiler.root(url)` returns the root `Node` of a profile (cached); `Compiler.object_rule(node,
+type_code)` returns the `ObjectRule` used to walk one JSON object — for elements whose children the
+snapshot does not unfold (a plain `Quantity`), the children come from the compiled core datatype.
+Constraints are compiled here too (invariants.compile_constraint), so no expression is parsed
+during validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.fhir.definitions import DefinitionStore
+from exporter.validation import invariants
+from exporter.validation.model import (KIND_PRIMITIVE, Constraint, Discriminator, Member, Node, ObjectRule,
+                                       Slicing, TypeRef)
+
+_FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+
+
+class CompileError(Exception):
+    pass
+
+
+def _type_code(t: dict[str, Any]) -> str:
+    code = t.get("code", "")
+    if code.startswith("http://hl7.org/fhirpath/System."):
+        for ext in t.get("extension", []):
+            if ext.get("url") == _FHIR_TYPE_EXT:
+                return ext.get("valueUrl") or ext.get("valueUri") or "string"
+        return "string"
+    return code
+
+
+def _fixed_pattern(e: dict[str, Any]) -> tuple[Any, bool, Any, bool]:
+    fixed = pattern = None
+    has_fixed = has_pattern = False
+    for k, v in e.items():
+        if k.startswith("fixed"):
+            fixed, has_fixed = v, True
+        elif k.startswith("pattern"):
+            pattern, has_pattern = v, True
+    return fixed, has_fixed, pattern, has_pattern
+
+
+def _split_id(eid: str) -> tuple[str, str]:
+    """'Obs.component:sys.code' -> ('Obs.component:sys', 'code'); dots inside slice names are kept."""
+    depth = 0
+    for i in range(len(eid) - 1, -1, -1):
+        if eid[i] == "." and depth == 0:
+            # a '.' directly inside a slice name (after ':' without a following '.') is rare; accept
+            return eid[:i], eid[i + 1:]
+    return "", eid
+
+
+class Compiler:
+    def __init__(self, store: DefinitionStore):
+        self.store = store
+        self._roots: dict[str, Node] = {}
+        self._nodes_by_sd: dict[str, dict[str, Node]] = {}
+
+    # -- profiles ---------------------------------------------------------------------------
+    def root(self, url: str) -> Node | None:
+        hit = self._roots.get(url)
+        if hit is not None:
+            return hit
+        sd = self.store.structure(url)
+        if sd is None:
+            return None
+        root = self._compile_sd(sd)
+        self._roots[url] = root
+        return root
+
+    def type_root(self, type_code: str) -> Node | None:
+        return self.root(type_code if ":" in type_code else "http://hl7.org/fhir/StructureDefinition/" + type_code)
+
+    def _compile_sd(self, sd: dict[str, Any]) -> Node:
+        elements = (sd.get("snapshot") or {}).get("element") or []
+        if not elements:
+            raise CompileError(f"StructureDefinition {sd.get('url')} has no snapshot")
+        url = sd["url"]
+        by_id: dict[str, Node] = {}
+        root: Node | None = None
+        pending_refs: list[tuple[Node, str]] = []
+        for e in elements:
+            node = self._node(url, e)
+            eid = node.id
+            if root is None:
+                root = node
+            else:
+                parent_id, last = _split_id(eid)
+                name, _, slice_name = last.partition(":")
+                if slice_name and "/" not in slice_name:
+                    base = by_id.get(f"{parent_id}.{name}" if parent_id else name)
+                    if base is not None:
+                        base.slices.append(node)
+                elif not slice_name:
+                    parent = by_id.get(parent_id)
+                    if parent is not None:
+                        parent.children[name] = node
+            by_id[eid] = node
+            if e.get("contentReference"):
+                pending_refs.append((node, e["contentReference"]))
+        assert root is not None
+        for node, ref in pending_refs:
+            target_id = ref.split("#", 1)[-1]
+            node.content_ref = by_id.get(target_id) or self._by_path(by_id, target_id)
+        self._nodes_by_sd[url] = by_id
+        return root
+
+    @staticmethod
+    def _by_path(by_id: dict[str, Node], path: str) -> Node | None:
+        for n in by_id.values():
+            if n.path == path and n.slice_name is None:
+                return n
+        return None
+
+    def _node(self, sd_url: str, e: dict[str, Any]) -> Node:
+        eid = e.get("id") or e["path"]
+        path = e["path"]
+        last = path.rsplit(".", 1)[-1]
+        max_raw = e.get("max", "*")
+        base_max = (e.get("base") or {}).get("max", max_raw)
+        fixed, has_fixed, pattern, has_pattern = _fixed_pattern(e)
+        binding = e.get("binding") or {}
+        slicing = None
+        if e.get("slicing"):
+            s = e["slicing"]
+            slicing = Slicing(tuple(Discriminator(d.get("type", "value"), d.get("path", "$this"))
+                                    for d in s.get("discriminator", [])),
+                              s.get("rules", "open"), bool(s.get("ordered", False)))
+        node = Node(
+            sd_url=sd_url, id=eid, path=path, name=last, slice_name=e.get("sliceName"),
+            min=int(e.get("min", 0)), max=None if max_raw == "*" else int(max_raw),
+            many=base_max not in ("0", "1") and "." in path,
+            types=tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
+                        for t in e.get("type", [])),
+            fixed=fixed, has_fixed=has_fixed, pattern=pattern, has_pattern=has_pattern,
+            binding_strength=binding.get("strength"), binding_vs=binding.get("valueSet"),
+            slicing=slicing,
+        )
+        for c in e.get("constraint", []):
+            if c.get("key") == "ele-1":  # checked natively: no empty objects/arrays, no nulls
+                continue
+            node.constraints.append(invariants.compile_constraint(
+                Constraint(c.get("key", "?"), c.get("severity", "error"), c.get("human", ""),
+                           c.get("expression", ""))))
+        return node
+
+    # -- object rules -----------------------------------------------------------------------
+    def object_rule(self, node: Node, type_code: str) -> ObjectRule:
+        rule = node._rules.get(type_code)
+        if rule is not None:
+            return rule
+        source = node.content_ref or node
+        children = source.children
+        if not children:
+            troot = self.type_root(type_code)
+            children = troot.children if troot is not None else {}
+        rule = self._build_rule(node, type_code, children)
+        node._rules[type_code] = rule
+        return rule
+
+    def _build_rule(self, node: Node, type_code: str, children: dict[str, Node]) -> ObjectRule:
+        members: dict[str, Member] = {}
+        counted: list[Node] = []
+        for name, child in children.items():
+            target = child.content_ref or child
+            if child.max == 0 and not child.is_choice:
+                pass  # still a known key: present values are reported as max-cardinality errors
+            if child.is_choice:
+                base = name[:-3]
+                type_slices = {s.slice_name: s for s in child.slices if s.slice_name}
+                for t in child.types:
+                    key = base + t.code[0].upper() + t.code[1:]
+                    tnode = type_slices.get(key, child)
+                    members[key] = Member(key, child, tnode, t, t.kind, False)
+                    if t.kind == KIND_PRIMITIVE:
+                        members["_" + key] = Member("_" + key, child, tnode, t, t.kind, False, primitive_ext=True)
+            else:
+                types = target.types or child.types
+                t = types[0] if types else TypeRef("BackboneElement")
+                if len(types) > 1:  # not a choice but several types (e.g. Reference/canonical): first wins
+                    t = types[0]
+                if child.content_ref is not None:
+                    t = TypeRef("BackboneElement") if not target.types else t
+                members[name] = Member(name, child, child if child.content_ref is None else child, t, t.kind, child.many)
+                if t.kind == KIND_PRIMITIVE:
+                    members["_" + name] = Member("_" + name, child, child, t, t.kind, child.many, primitive_ext=True)
+            if child.min > 0 or child.max is not None or child.slices:
+                counted.append(child)
+        is_resource = "." not in node.path and node.path[:1].isupper() and type_code == node.path
+        return ObjectRule(node, type_code, members, counted, is_resource)

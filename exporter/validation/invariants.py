@@ -1,0 +1,278 @@
+"""Invariants (ElementDefinition.constraint) — native where we can, fhirpathpy where we must (layer L2).
+
+`compile_constraint` gives each Constraint a `check(value, ctx) -> bool`. The core invariants that
+occur on every resource or datatype we export are translated to Python in NATIVE, keyed by key *and*
+exact expression text, so a profile that reuses a key with another expression still gets its own
+expression evaluated. Everything else goes through the one fhirpath door, compiled once, with the
+functions fhirpathpy lacks: hasValue, htmlChecks, memberOf (local ValueSets), resolve (within the
+Bundle), conformsTo. An expression that does not compile is kept with `compile_error` and reported
+as a warning when the element is met — never silently passed.
+
+The `ctx` passed to checks provides: resource, root_resource, resolve(reference) -> resource|None,
+member_of(value, vs_url) -> bool|None, conforms_to(resource, url) -> bool.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, Callable
+
+from exporter.fhir.fhirpath import FhirPathError, compile_expression
+from exporter.validation.model import Constraint
+from exporter.validation.xhtml import check_xhtml, has_text
+
+CURRENT_CTX: contextvars.ContextVar[Any] = contextvars.ContextVar("validation_ctx")
+
+
+def _has_value_key(obj: dict[str, Any]) -> bool:
+    return any(k.startswith("value") for k in obj)
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == [] or v == {}
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _items(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _codings(cc: Any) -> list[tuple[Any, Any]]:
+    return [(c.get("system"), c.get("code")) for c in _items(_get(cc, "coding")) if isinstance(c, dict)]
+
+
+def _strings_in(obj: Any, out: list[str]) -> list[str]:
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _strings_in(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strings_in(v, out)
+    elif isinstance(obj, str):
+        out.append(obj)
+    return out
+
+
+def _dom3(res: dict[str, Any], ctx: Any) -> bool:
+    contained = _items(res.get("contained"))
+    if not contained:
+        return True
+    texts = set(_strings_in({k: v for k, v in res.items()}, []))
+    if "#" in texts:
+        return True
+    return all(isinstance(c, dict) and ("#" + str(c.get("id"))) in texts for c in contained)
+
+
+def _coding_has(cc: Any, system: str, codes: tuple[str, ...]) -> bool:
+    return any(s == system and c in codes for s, c in _codings(cc))
+
+
+_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+def _bdl7(b: dict[str, Any], ctx: Any) -> bool:
+    if b.get("type") == "history":
+        return True
+    seen = set()
+    for e in _items(b.get("entry")):
+        if isinstance(e, dict) and e.get("fullUrl") is not None:
+            key = (e.get("fullUrl"), _get(_get(e.get("resource"), "meta"), "versionId"))
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
+def _bdl11(b: dict[str, Any], ctx: Any) -> bool:
+    if b.get("type") != "document":
+        return True
+    entries = _items(b.get("entry"))
+    return bool(entries) and _get(_get(entries[0], "resource"), "resourceType") == "Composition"
+
+
+def _bdl12(b: dict[str, Any], ctx: Any) -> bool:
+    if b.get("type") != "message":
+        return True
+    entries = _items(b.get("entry"))
+    return bool(entries) and _get(_get(entries[0], "resource"), "resourceType") == "MessageHeader"
+
+
+def _ref1(ref: dict[str, Any], ctx: Any) -> bool:
+    r = ref.get("reference")
+    if not isinstance(r, str) or not r.startswith("#"):
+        return True
+    root = ctx.root_resource or {}
+    return r[1:] in {c.get("id") for c in _items(root.get("contained")) if isinstance(c, dict)}
+
+
+def _obs7(o: dict[str, Any], ctx: Any) -> bool:
+    if not _has_value_key(o):
+        return True
+    own = set(_codings((ctx.resource or {}).get("code")))
+    return not any(set(_codings(_get(c, "code"))) & own for c in _items(o.get("component")))
+
+
+def _bdl3(b: dict[str, Any], ctx: Any) -> bool:
+    need = b.get("type") in ("batch", "transaction", "history")
+    return all((_get(e, "request") is not None) == need for e in _items(b.get("entry")))
+
+
+def _bdl4(b: dict[str, Any], ctx: Any) -> bool:
+    need = b.get("type") in ("batch-response", "transaction-response", "history")
+    return all((_get(e, "response") is not None) == need for e in _items(b.get("entry")))
+
+
+NATIVE: dict[tuple[str, str], Callable[[Any, Any], bool]] = {
+    ("ext-1", "extension.exists() != value.exists()"):
+        lambda v, c: ("extension" in v) != _has_value_key(v),
+    ("dom-2", "contained.contained.empty()"):
+        lambda v, c: all(_empty(_get(x, "contained")) for x in _items(v.get("contained"))),
+    ("dom-3", "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()"):
+        _dom3,
+    ("dom-4", "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()"):
+        lambda v, c: all(_empty(_get(_get(x, "meta"), "versionId")) and _empty(_get(_get(x, "meta"), "lastUpdated"))
+                         for x in _items(v.get("contained"))),
+    ("dom-5", "contained.meta.security.empty()"):
+        lambda v, c: all(_empty(_get(_get(x, "meta"), "security")) for x in _items(v.get("contained"))),
+    ("dom-6", "text.`div`.exists()"):
+        lambda v, c: _get(v.get("text"), "div") is not None,
+    ("obs-6", "dataAbsentReason.empty() or value.empty()"):
+        lambda v, c: "dataAbsentReason" not in v or not _has_value_key(v),
+    ("obs-7", "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()"):
+        _obs7,
+    ("obs-3", "low.exists() or high.exists() or text.exists()"):
+        lambda v, c: "low" in v or "high" in v or "text" in v,
+    ("pat-1", "name.exists() or telecom.exists() or address.exists() or organization.exists()"):
+        lambda v, c: any(k in v for k in ("name", "telecom", "address", "organization")),
+    ("bdl-1", "total.empty() or (type = 'searchset') or (type = 'history')"):
+        lambda v, c: "total" not in v or v.get("type") in ("searchset", "history"),
+    ("bdl-2", "entry.search.empty() or (type = 'searchset')"):
+        lambda v, c: v.get("type") == "searchset" or all(_get(e, "search") is None for e in _items(v.get("entry"))),
+    ("bdl-3", "entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history'))"):
+        _bdl3,
+    ("bdl-4", "entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history'))"):
+        _bdl4,
+    ("bdl-7", "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()"):
+        _bdl7,
+    ("bdl-9", "type = 'document' implies (identifier.system.exists() and identifier.value.exists())"):
+        lambda v, c: v.get("type") != "document" or ("system" in (v.get("identifier") or {}) and "value" in (v.get("identifier") or {})),
+    ("bdl-10", "type = 'document' implies (timestamp.hasValue())"):
+        lambda v, c: v.get("type") != "document" or isinstance(v.get("timestamp"), str),
+    ("bdl-11", "type = 'document' implies entry.first().resource.is(Composition)"):
+        _bdl11,
+    ("bdl-12", "type = 'message' implies entry.first().resource.is(MessageHeader)"):
+        _bdl12,
+    ("bdl-5", "resource.exists() or request.exists() or response.exists()"):
+        lambda v, c: any(k in v for k in ("resource", "request", "response")),
+    ("bdl-8", "fullUrl.contains('/_history/').not()"):
+        lambda v, c: "/_history/" not in str(v.get("fullUrl", "")),
+    ("cmp-1", "text.exists() or entry.exists() or section.exists()"):
+        lambda v, c: any(k in v for k in ("text", "entry", "section")),
+    ("cmp-2", "emptyReason.empty() or entry.empty()"):
+        lambda v, c: "emptyReason" not in v or "entry" not in v,
+    ("con-3", "clinicalStatus.exists() or verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code = 'entered-in-error').exists() or category.select($this='problem-list-item').empty()"):
+        lambda v, c: True if "clinicalStatus" in v or _coding_has(v.get("verificationStatus"), _VER, ("entered-in-error",))
+        else not any(cat == "problem-list-item" for cat in _items(v.get("category"))),
+    ("con-4", "abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists()"):
+        lambda v, c: not any(k.startswith("abatement") for k in v)
+        or _coding_has(v.get("clinicalStatus"), _CLIN, ("resolved", "remission", "inactive")),
+    ("con-5", "verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty()"):
+        lambda v, c: not _coding_has(v.get("verificationStatus"), _VER, ("entered-in-error",)) or "clinicalStatus" not in v,
+    ("con-1", "summary.exists() or assessment.exists()"):
+        lambda v, c: "summary" in v or "assessment" in v,
+    ("con-2", "code.exists() or detail.exists()"):
+        lambda v, c: "code" in v or "detail" in v,
+    ("qrs-1", "(answer.exists() and item.exists()).not()"):
+        lambda v, c: not ("answer" in v and "item" in v),
+    ("qty-3", "code.empty() or system.exists()"):
+        lambda v, c: "code" not in v or "system" in v,
+    ("sqty-1", "comparator.empty()"):
+        lambda v, c: "comparator" not in v,
+    ("cpt-2", "value.empty() or system.exists()"):
+        lambda v, c: "value" not in v or "system" in v,
+    ("att-1", "data.empty() or contentType.exists()"):
+        lambda v, c: "data" not in v or "contentType" in v,
+    ("ref-1", "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))"):
+        _ref1,
+    ("txt-1", "htmlChecks()"):
+        lambda v, c: check_xhtml(v.get("div", "")) is None,
+    ("txt-2", "htmlChecks()"):
+        lambda v, c: has_text(v.get("div", "")),
+}
+
+
+# -- functions fhirpathpy lacks -----------------------------------------------------------------
+def _fn_has_value(inputs: list[Any]) -> list[bool]:
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))]
+
+
+def _fn_html_checks(inputs: list[Any]) -> list[bool]:
+    return [all(check_xhtml(i.get("div", "") if isinstance(i, dict) else i) is None for i in inputs)]
+
+
+def _fn_member_of(inputs: list[Any], vs: Any) -> list[bool]:
+    ctx = CURRENT_CTX.get(None)
+    if ctx is None or not inputs:
+        return []
+    url = vs[0] if isinstance(vs, list) and vs else vs
+    results = [ctx.member_of(i, str(url)) for i in inputs]
+    if any(r is None for r in results):
+        return []
+    return [all(results)]
+
+
+def _fn_resolve(inputs: list[Any]) -> list[Any]:
+    ctx = CURRENT_CTX.get(None)
+    out = []
+    for i in inputs:
+        ref = i.get("reference") if isinstance(i, dict) else i
+        res = ctx.resolve(ref) if ctx is not None and isinstance(ref, str) else None
+        if res is not None:
+            out.append(res)
+    return out
+
+
+def _fn_conforms_to(inputs: list[Any], url: Any) -> list[bool]:
+    ctx = CURRENT_CTX.get(None)
+    target = url[0] if isinstance(url, list) and url else url
+    if ctx is None or not inputs:
+        return []
+    return [all(ctx.conforms_to(i, str(target)) for i in inputs)]
+
+
+FUNCTIONS = {
+    "hasValue": (_fn_has_value, {}),
+    "htmlChecks": (_fn_html_checks, {}),
+    "memberOf": (_fn_member_of, {1: ["String"]}),
+    "resolve": (_fn_resolve, {}),
+    "conformsTo": (_fn_conforms_to, {1: ["String"]}),
+}
+
+
+def compile_constraint(c: Constraint) -> Constraint:
+    native = NATIVE.get((c.key, c.expression))
+    if native is not None:
+        c.check = native
+        return c
+    try:
+        fn = compile_expression(c.expression, FUNCTIONS)
+    except FhirPathError as exc:
+        c.compile_error = str(exc)
+        return c
+
+    def check(value: Any, ctx: Any) -> bool:
+        token = CURRENT_CTX.set(ctx)
+        try:
+            result = fn(value, {"resource": ctx.resource, "rootResource": ctx.root_resource or ctx.resource})
+        finally:
+            CURRENT_CTX.reset(token)
+        return result == [True]
+
+    c.check = check
+    return c

@@ -1,0 +1,186 @@
+"""Slicing (layer L2): assign each item of a sliced element to its slice first, then check slice
+cardinality, closed / openAtEnd rules and order; matched items are then validated against their
+slice by the walker.
+
+Discriminators: value, pattern (fixed/pattern/required binding of the element at the path), type,
+profile (conformance of the value at the path), exists. Paths: `$this`, dotted element names,
+`resolve()`, `extension('url')`, `ofType(Type)`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+from exporter.validation.fixed_pattern import equals_fixed, matches_pattern
+from exporter.validation.model import Discriminator, Node
+
+_EXT = re.compile(r"extension\(['\"](.+)['\"]\)\Z")
+_OFTYPE = re.compile(r"ofType\((\w+)\)\Z")
+
+
+def _segments(path: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in path:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "." and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def values_at(item: Any, item_type: str | None, path: str, ctx: Any) -> list[tuple[Any, str | None]]:
+    """Evaluate a discriminator path on one item: [(value, type-if-known)]."""
+    current: list[tuple[Any, str | None]] = [(item, item_type)]
+    for seg in _segments(path):
+        if seg == "$this":
+            continue
+        nxt: list[tuple[Any, str | None]] = []
+        m_ext = _EXT.match(seg)
+        m_of = _OFTYPE.match(seg)
+        for value, vtype in current:
+            if seg == "resolve()":
+                ref = value.get("reference") if isinstance(value, dict) else None
+                res = ctx.resolve(ref) if isinstance(ref, str) else None
+                if res is not None:
+                    nxt.append((res, res.get("resourceType")))
+            elif m_ext:
+                for ext in (value.get("extension") or []) if isinstance(value, dict) else []:
+                    if isinstance(ext, dict) and ext.get("url") == m_ext.group(1):
+                        nxt.append((ext, "Extension"))
+            elif m_of:
+                if vtype == m_of.group(1) or (isinstance(value, dict) and value.get("resourceType") == m_of.group(1)):
+                    nxt.append((value, m_of.group(1)))
+            elif isinstance(value, dict):
+                if seg in value:
+                    v = value[seg]
+                    sub_type = v.get("resourceType") if isinstance(v, dict) and "resourceType" in v else None
+                    for x in v if isinstance(v, list) else [v]:
+                        nxt.append((x, sub_type))
+                else:  # a choice element named without its type suffix
+                    for k, v in value.items():
+                        if k.startswith(seg) and k[len(seg):len(seg) + 1].isupper():
+                            for x in v if isinstance(v, list) else [v]:
+                                nxt.append((x, k[len(seg):]))
+        current = nxt
+    return current
+
+
+def _def_path(path: str) -> str:
+    return ".".join(s for s in _segments(path) if s not in ("$this", "resolve()") and not _OFTYPE.match(s)
+                    and not _EXT.match(s))
+
+
+def slice_matches(item: Any, item_type: str | None, sl: Node, disc: Discriminator, ctx: Any) -> bool | None:
+    """Does `item` belong to slice `sl` under one discriminator? None = cannot be decided."""
+    values = values_at(item, item_type, disc.path, ctx)
+    definition = sl.child_at(_def_path(disc.path)) if "resolve()" not in disc.path else None
+    if disc.type in ("value", "pattern"):
+        if definition is None and disc.path == "url" and sl.types and sl.types[0].profiles:
+            return any(v == sl.types[0].profiles[0].split("|")[0] for v, _ in values)
+        if "resolve()" in disc.path:
+            return None
+        if definition is None:
+            return None
+        if definition.has_fixed:
+            return any(equals_fixed(v, definition.fixed) for v, _ in values)
+        if definition.has_pattern:
+            return any(matches_pattern(v, definition.pattern) for v, _ in values)
+        if definition.binding_strength == "required" and definition.binding_vs:
+            return any(ctx.member_of(v, definition.binding_vs) for v, _ in values)
+        return None
+    if disc.type == "exists":
+        if definition is None:
+            return None
+        exists = bool(values)
+        if definition.min >= 1:
+            return exists
+        if definition.max == 0:
+            return not exists
+        return None
+    if disc.type == "type":
+        target = definition if definition is not None else sl
+        allowed = {t.code for t in target.types}
+        return any((vt or (v.get("resourceType") if isinstance(v, dict) else None)) in allowed for v, vt in values)
+    if disc.type == "profile":
+        target = definition if definition is not None else sl
+        if "resolve()" in disc.path:
+            target = sl.child_at(_def_path(disc.path)) or sl
+            profiles = [p for t in target.types for p in t.target_profiles]
+        else:
+            profiles = [p for t in target.types for p in t.profiles]
+        if not profiles:
+            return None
+        return any(any(ctx.conforms_to(v, p) for p in profiles) for v, _ in values if isinstance(v, dict))
+    return None
+
+
+def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tuple[list[Node | None], list[str]]:
+    """Slice of each item (None = no slice) and problems deciding it."""
+    assert base.slicing is not None
+    problems: list[str] = []
+    result: list[Node | None] = []
+    for item, item_type in items:
+        chosen = None
+        for sl in base.slices:
+            verdicts = [slice_matches(item, item_type, sl, d, ctx) for d in base.slicing.discriminators] \
+                if base.slicing.discriminators else [None]
+            if any(v is None for v in verdicts):
+                if sl.slice_name and not any(v is False for v in verdicts):
+                    problems.append(f"cannot evaluate the discriminator of slice {sl.slice_name}")
+                continue
+            if all(verdicts):
+                chosen = sl
+                break
+        result.append(chosen)
+    return result, problems
+
+
+def check(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any, where: Callable[[int], str],
+          report: Callable[[str, str, str, str], None]) -> list[Node | None]:
+    """Assign, then report slice cardinality / closed / ordered / openAtEnd problems through
+    `report(severity, message_id, message, expression)`. Returns the assignment."""
+    from exporter.validation import messages as M
+
+    slicing = base.slicing
+    assert slicing is not None
+    assigned, problems = assign(items, base, ctx)
+    for p in sorted(set(problems)):
+        report("warning", M.SLICE_DISCRIMINATOR, f"{base.path}: {p}", where(0) if items else base.path)
+    counts: dict[int, int] = {}
+    for sl in assigned:
+        if sl is not None:
+            counts[id(sl)] = counts.get(id(sl), 0) + 1
+    for sl in base.slices:
+        n = counts.get(id(sl), 0)
+        if n < sl.min:
+            report("error", M.SLICE_MIN, f"slice '{sl.slice_name}' of {base.path} requires at least {sl.min} "
+                   f"item(s), found {n}", where(0) if items else base.path)
+        if sl.max is not None and n > sl.max:
+            report("error", M.SLICE_MAX, f"slice '{sl.slice_name}' of {base.path} allows at most {sl.max} "
+                   f"item(s), found {n}", where(0))
+    positions = {id(sl): i for i, sl in enumerate(base.slices)}
+    last = -1
+    seen_unmatched = False
+    for i, sl in enumerate(assigned):
+        if sl is None:
+            seen_unmatched = True
+            if slicing.rules == "closed":
+                report("error", M.SLICE_CLOSED, f"{base.path} is closed: this item matches none of the slices "
+                       f"{', '.join(s.slice_name or '?' for s in base.slices)}", where(i))
+            continue
+        if slicing.rules == "openAtEnd" and seen_unmatched:
+            report("error", M.SLICE_OPEN_AT_END, f"{base.path}: items not in a slice must come after all sliced items",
+                   where(i))
+        pos = positions[id(sl)]
+        if slicing.ordered and pos < last:
+            report("error", M.SLICE_ORDER, f"{base.path}: slice '{sl.slice_name}' is out of the required order", where(i))
+        last = max(last, pos)
+    return assigned

@@ -1,0 +1,453 @@
+"""The validator (layer L2): walks plain JSON against compiled profiles and collects issues.
+
+    v = Validator(default_store(settings))
+    issues = v.validate(resource_dict)              # against core + every meta.profile claim
+    issues = v.validate(resource_dict, profiles=[canonical])   # also against named profiles
+    issues = v.validate_json(raw_bytes)             # parse with limits, then validate
+
+A resource claiming profiles is validated against each claimed profile; a profile's snapshot
+contains every core rule of its type, so core is walked separately only for unprofiled resources.
+Validation never raises for bad input: not-JSON, wrong shapes, unknown types, excessive depth or
+size all come back as issues; the work per call is bounded by `max_issues` and `time_limit_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from exporter.fhir.definitions import DefinitionStore
+from exporter.issues import Issue, IssueCode, Severity
+from exporter.terminology.valuesets import ValueSetExpander
+from exporter.validation import binding, cardinality, extensions, references, slicing
+from exporter.validation import messages as M
+from exporter.validation.bundle import BundleIndex, entry_issues
+from exporter.validation.compiler import Compiler
+from exporter.validation.fixed_pattern import describe, equals_fixed, matches_pattern
+from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE,
+                                       KIND_RESOURCE, Constraint, Member, Node, ObjectRule)
+from exporter.validation.primitives import PRIMITIVE_CHECKS, json_kind
+from exporter.validation.structure import depth_exceeds, parse_json, unknown_element_message
+
+_SEV = {"fatal": Severity.FATAL, "error": Severity.ERROR, "warning": Severity.WARNING,
+        "information": Severity.INFORMATION}
+_CODE_FOR = {
+    M.UNKNOWN_ELEMENT: IssueCode.STRUCTURE, M.JSON_ARRAY_EXPECTED: IssueCode.STRUCTURE,
+    M.JSON_ARRAY_UNEXPECTED: IssueCode.STRUCTURE, M.JSON_NULL: IssueCode.STRUCTURE, M.EMPTY_ARRAY: IssueCode.STRUCTURE,
+    M.EMPTY_OBJECT: IssueCode.STRUCTURE, M.WRONG_JSON_TYPE: IssueCode.STRUCTURE, M.NOT_JSON: IssueCode.STRUCTURE,
+    M.NOT_OBJECT: IssueCode.STRUCTURE, M.PRIMITIVE_INVALID: IssueCode.VALUE, M.CARD_MIN: IssueCode.REQUIRED,
+    M.CARD_MAX: IssueCode.STRUCTURE, M.FIXED_MISMATCH: IssueCode.VALUE, M.PATTERN_MISMATCH: IssueCode.VALUE,
+    M.BINDING_REQUIRED: IssueCode.CODE_INVALID, M.BINDING_EXTENSIBLE: IssueCode.CODE_INVALID,
+    M.BINDING_NO_CODE: IssueCode.CODE_INVALID, M.BINDING_UNCHECKED: IssueCode.NOT_SUPPORTED,
+    M.INVARIANT: IssueCode.INVARIANT, M.INVARIANT_ERROR: IssueCode.NOT_SUPPORTED,
+    M.TOO_DEEP: IssueCode.TOO_COSTLY, M.TOO_LARGE: IssueCode.TOO_COSTLY,
+    M.PROFILE_UNKNOWN: IssueCode.NOT_FOUND, M.EXTENSION_UNKNOWN: IssueCode.NOT_FOUND,
+    M.REFERENCE_UNRESOLVED: IssueCode.NOT_FOUND, M.UNKNOWN_RESOURCE_TYPE: IssueCode.NOT_SUPPORTED,
+}
+
+
+class _Abort(Exception):
+    pass
+
+
+class _Ctx:
+    """Per-call state: collected issues, the resource being walked, the enclosing Bundle."""
+
+    def __init__(self, validator: "Validator", deadline: float, max_issues: int):
+        self.v = validator
+        self.issues: list[Issue] = []
+        self.seen: set[tuple[str, str, str]] = set()
+        self.resource: dict[str, Any] | None = None
+        self.root_resource: dict[str, Any] | None = None
+        self.bundle: BundleIndex | None = None
+        self.deadline = deadline
+        self.max_issues = max_issues
+        self.conformance_cache: dict[tuple[int, str], bool] = {}
+
+    def add(self, severity: str, mid: str, message: str, expression: str) -> None:
+        key = (mid, message, expression)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.issues.append(Issue(_SEV[severity], _CODE_FOR.get(mid, IssueCode.PROCESSING), message, mid,
+                                 expression=(expression,) if expression else ()))
+        if len(self.issues) >= self.max_issues:
+            raise _Abort(f"more than {self.max_issues} issues")
+
+    # services used by invariants and slicing
+    def resolve(self, ref: str) -> dict[str, Any] | None:
+        if ref.startswith("#"):
+            root = self.root_resource or {}
+            for c in root.get("contained") or []:
+                if isinstance(c, dict) and c.get("id") == ref[1:]:
+                    return c
+            return None
+        return self.bundle.resolve(ref, self.resource) if self.bundle is not None else None
+
+    def member_of(self, value: Any, vs_url: str) -> bool | None:
+        exp = self.v.expander.expand(vs_url)
+        if isinstance(value, str):
+            return exp.contains(None, value)
+        if isinstance(value, dict):
+            pairs = binding.codings_of(value, "CodeableConcept" if "coding" in value else "Coding") or []
+            verdicts = [exp.contains(s, c) for s, c in pairs]
+            if any(v is True for v in verdicts):
+                return True
+            return None if any(v is None for v in verdicts) else False
+        return False
+
+    def conforms_to(self, resource: Any, url: str) -> bool:
+        if not isinstance(resource, dict):
+            return False
+        claims = ((resource.get("meta") or {}).get("profile") or []) if isinstance(resource.get("meta"), dict) else []
+        bare = url.split("|", 1)[0]
+        if any(isinstance(c, str) and c.split("|", 1)[0] == bare for c in claims):
+            return True  # claimed profiles are validated on their own; do not walk twice
+        key = (id(resource), url)
+        hit = self.conformance_cache.get(key)
+        if hit is None:
+            sub = _Ctx(self.v, self.deadline, self.max_issues)
+            sub.bundle, sub.conformance_cache = self.bundle, self.conformance_cache
+            self.conformance_cache[key] = True  # provisional, breaks cycles
+            self.v._validate_resource(resource, resource.get("resourceType", "Resource"), sub, extra_profiles=(url,),
+                                      claims_too=False)
+            hit = not any(i.is_error for i in sub.issues)
+            self.conformance_cache[key] = hit
+        return hit
+
+
+class Validator:
+    def __init__(self, store: DefinitionStore, *, max_issues: int = 1000, time_limit_s: float = 10.0,
+                 max_depth: int = 64, max_bytes: int = 64 * 1024 * 1024):
+        self.store = store
+        self.compiler = Compiler(store)
+        self.expander = ValueSetExpander(store)
+        self.max_issues = max_issues
+        self.time_limit_s = time_limit_s
+        self.max_depth = max_depth
+        self.max_bytes = max_bytes
+        self._type_constraints: dict[str, list[Constraint]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
+        from exporter.fhir.definitions import default_store
+        return cls(default_store(settings, extra_sources), **kw)
+
+    # -- entry points -------------------------------------------------------------------------
+    def validate_json(self, data: bytes | str, profiles: Sequence[str] = ()) -> list[Issue]:
+        if len(data) > self.max_bytes:
+            return [Issue(Severity.FATAL, IssueCode.TOO_COSTLY, f"input exceeds {self.max_bytes} bytes", M.TOO_LARGE)]
+        value, problem = parse_json(data)
+        if problem is not None:
+            return [Issue(Severity.FATAL, IssueCode.STRUCTURE, problem, M.NOT_JSON)]
+        return self.validate(value, profiles)
+
+    def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
+        if not isinstance(resource, dict):
+            return [Issue(Severity.FATAL, IssueCode.STRUCTURE,
+                          f"a FHIR resource must be a JSON object, not {json_kind(resource)}", M.NOT_OBJECT)]
+        if depth_exceeds(resource, self.max_depth):
+            return [Issue(Severity.FATAL, IssueCode.TOO_COSTLY,
+                          f"JSON nesting deeper than {self.max_depth} levels", M.TOO_DEEP)]
+        ctx = _Ctx(self, time.monotonic() + self.time_limit_s, self.max_issues)
+        try:
+            self._validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
+                                    extra_profiles=tuple(profiles))
+        except _Abort as exc:
+            ctx.issues.append(Issue(Severity.ERROR, IssueCode.TOO_COSTLY, f"validation stopped: {exc}", M.TOO_LARGE))
+        except RecursionError:
+            ctx.issues.append(Issue(Severity.FATAL, IssueCode.TOO_COSTLY, "input nested too deeply", M.TOO_DEEP))
+        return ctx.issues
+
+    # -- resources ----------------------------------------------------------------------------
+    def _validate_resource(self, res: Any, path: str, ctx: _Ctx, *, extra_profiles: Sequence[str] = (),
+                           contained: bool = False, claims_too: bool = True) -> None:
+        if not isinstance(res, dict):
+            ctx.add("error", M.NOT_OBJECT, f"a resource must be a JSON object, not {json_kind(res)}", path)
+            return
+        rt = res.get("resourceType")
+        if not isinstance(rt, str):
+            ctx.add("error", M.NO_RESOURCE_TYPE, "resource has no resourceType", path)
+            return
+        core = self.store.structure_for_type(rt) if rt[:1].isupper() and rt.isalnum() else None
+        if core is None or core.get("kind") != "resource":
+            ctx.add("error", M.UNKNOWN_RESOURCE_TYPE, f"unknown resourceType '{rt}'", path)
+            return
+        if path in ("Resource", rt):
+            path = rt
+        roots: list[Node] = []
+        meta = res.get("meta")
+        claims = meta.get("profile") if isinstance(meta, dict) and claims_too else None
+        named = [(c, f"{path}.meta.profile[{i}]") for i, c in enumerate(claims if isinstance(claims, list) else [])
+                 if isinstance(c, str)]
+        named += [(p, path) for p in extra_profiles]
+        for canonical, where in named:
+            sd = self.store.structure(canonical)
+            if sd is None:
+                ctx.add("error", M.PROFILE_UNKNOWN, f"profile {canonical} is not known to this validator", where)
+                continue
+            if sd.get("type") != rt:
+                ctx.add("error", M.PROFILE_WRONG_TYPE, f"profile {canonical} is for {sd.get('type')}, not {rt}", where)
+                continue
+            root = self.compiler.root(canonical)
+            if root is not None and all(root is not r for r in roots):
+                roots.append(root)
+        if not roots:
+            core_root = self.compiler.type_root(rt)
+            assert core_root is not None
+            roots.append(core_root)
+
+        saved = (ctx.resource, ctx.root_resource, ctx.bundle)
+        ctx.resource = res
+        if not contained:
+            ctx.root_resource = res
+        if rt == "Bundle":
+            ctx.bundle = BundleIndex.build(res)
+        try:
+            for root in roots:
+                rule = self.compiler.object_rule(root, rt)
+                self._walk(res, rule, path, ctx, 1)
+                self._constraints(root.constraints, res, path, ctx)
+            if rt == "Bundle":
+                for _, msg, expr in entry_issues(res):
+                    ctx.add("error", M.BUNDLE_RULE, msg, expr)
+        finally:
+            ctx.resource, ctx.root_resource, ctx.bundle = saved
+
+    # -- objects ------------------------------------------------------------------------------
+    def _walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: _Ctx, depth: int) -> None:
+        if time.monotonic() > ctx.deadline:
+            raise _Abort(f"time limit of {self.time_limit_s} s exceeded")
+        if depth > self.max_depth:
+            ctx.add("fatal", M.TOO_DEEP, f"nesting deeper than {self.max_depth} levels", path)
+            return
+        if not obj:
+            ctx.add("error", M.EMPTY_OBJECT, "empty object: an element must have a value or children (ele-1)", path)
+            return
+        members = rule.members
+        counts: dict[int, int] = {}
+        sliced: dict[int, list[tuple[Any, str | None, str]]] = {}
+        for key, val in obj.items():
+            m = members.get(key)
+            if m is None:
+                if key == "resourceType" and rule.is_resource:
+                    continue
+                ctx.add("error", M.UNKNOWN_ELEMENT, unknown_element_message(key, members, rule.node.path or rule.type_code),
+                        f"{path}.{key}")
+                continue
+            cnode = m.count_node
+            if m.many:
+                if not isinstance(val, list):
+                    ctx.add("error", M.JSON_ARRAY_EXPECTED, f"{key} must be a JSON array (max > 1)", f"{path}.{key}")
+                    items = [val]
+                elif not val:
+                    ctx.add("error", M.EMPTY_ARRAY, f"{key}: empty arrays are not allowed", f"{path}.{key}")
+                    continue
+                else:
+                    items = val
+            else:
+                if isinstance(val, list):
+                    ctx.add("error", M.JSON_ARRAY_UNEXPECTED, f"{key} must not be a JSON array (max 1)", f"{path}.{key}")
+                    continue
+                items = [val]
+            if m.primitive_ext:
+                self._primitive_ext(obj, key, items, m, path, ctx, depth)
+                if key[1:] not in obj:
+                    counts[id(cnode)] = counts.get(id(cnode), 0) + sum(1 for i in items if i is not None)
+                continue
+            many = m.many
+            n = 0
+            for i, item in enumerate(items):
+                ipath = f"{path}.{key}[{i}]" if many else f"{path}.{key}"
+                if item is None:
+                    if m.kind == KIND_PRIMITIVE and many and self._aligned_ext(obj, key, i):
+                        continue
+                    ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", ipath)
+                    continue
+                n += 1
+                self._value(item, m, ipath, ctx, depth, rule)
+                if cnode.slicing is not None:
+                    sliced.setdefault(id(cnode), []).append((item, m.type.code if rule.node is not None else None, ipath))
+            counts[id(cnode)] = counts.get(id(cnode), 0) + n
+        for cnode in rule.counted:
+            found = counts.get(id(cnode), 0)
+            problem = cardinality.check(cnode, found, f"{path}.{cnode.name.replace('[x]', '')}")
+            if problem is not None:
+                ctx.add("error", *problem)
+            if cnode.slicing is not None and cnode.slices:
+                self._slices(cnode, sliced.get(id(cnode), []), path, ctx, depth, rule)
+
+    def _aligned_ext(self, obj: dict[str, Any], key: str, i: int) -> bool:
+        ext = obj.get("_" + key)
+        return isinstance(ext, list) and i < len(ext) and isinstance(ext[i], dict)
+
+    def _primitive_ext(self, obj: dict[str, Any], key: str, items: list[Any], m: Member, path: str, ctx: _Ctx,
+                       depth: int) -> None:
+        base = obj.get(key[1:])
+        for i, item in enumerate(items):
+            ipath = f"{path}.{key[1:]}[{i}]" if m.many else f"{path}.{key[1:]}"
+            if item is None:
+                if not (isinstance(base, list) and i < len(base) and base[i] is not None):
+                    ctx.add("error", M.JSON_NULL, f"{key}: null without a value at the same position", ipath)
+                continue
+            if not isinstance(item, dict):
+                ctx.add("error", M.WRONG_JSON_TYPE, f"{key} must be an object with id/extension", ipath)
+                continue
+            element_rule = self.compiler.object_rule(self.compiler.type_root("Element"), "Element")  # type: ignore[arg-type]
+            self._walk(item, element_rule, ipath, ctx, depth + 1)
+
+    # -- values -------------------------------------------------------------------------------
+    def _value(self, item: Any, m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
+        node, t, kind = m.node, m.type, m.kind
+        if kind == KIND_PRIMITIVE:
+            check = PRIMITIVE_CHECKS.get(t.code)
+            if check is not None:
+                reason = check(item)
+                if reason is not None:
+                    ctx.add("error", M.PRIMITIVE_INVALID, f"{t.code} value {_short(item)} {reason}", path)
+                    return
+            self._fixed_pattern(item, node, path, ctx)
+            if node.binding_strength:
+                binding.check(item, t.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
+            if node.constraints:
+                self._constraints(node.constraints, item, path, ctx)
+            return
+        if kind == KIND_RESOURCE:
+            self._validate_resource(item, path, ctx, extra_profiles=t.profiles, contained=m.key == "contained")
+            return
+        if not isinstance(item, dict):
+            ctx.add("error", M.WRONG_JSON_TYPE, f"{m.key} must be a JSON object ({t.code}), not {json_kind(item)}", path)
+            return
+        self._fixed_pattern(item, node, path, ctx)
+        if kind == KIND_EXTENSION:
+            self._extension(item, m, path, ctx, depth, host)
+        else:
+            self._walk(item, self.compiler.object_rule(node, t.code), path, ctx, depth + 1)
+        if node.binding_strength:
+            binding.check(item, t.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
+        if kind == KIND_REFERENCE:
+            self._reference(item, t.target_profiles or _target_profiles(node), path, ctx)
+        constraints = node.constraints
+        tc = self._type_constraints_for(t.code)
+        if tc:
+            own = {c.key for c in constraints}
+            constraints = constraints + [c for c in tc if c.key not in own]
+        if constraints:
+            self._constraints(constraints, item, path, ctx)
+
+    def _type_constraints_for(self, code: str) -> list[Constraint]:
+        hit = self._type_constraints.get(code)
+        if hit is None:
+            root = self.compiler.type_root(code)
+            hit = list(root.constraints) if root is not None else []
+            self._type_constraints[code] = hit
+        return hit
+
+    def _fixed_pattern(self, item: Any, node: Node, path: str, ctx: _Ctx) -> None:
+        if node.has_fixed and not equals_fixed(item, node.fixed):
+            ctx.add("error", M.FIXED_MISMATCH, f"value {describe(item)} must be exactly {describe(node.fixed)} "
+                    f"(fixed in {node.sd_url})", path)
+        if node.has_pattern and not matches_pattern(item, node.pattern):
+            ctx.add("error", M.PATTERN_MISMATCH, f"value {describe(item)} does not match the pattern {describe(node.pattern)} "
+                    f"required by {node.sd_url}", path)
+
+    def _extension(self, item: dict[str, Any], m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
+        url = item.get("url")
+        if not isinstance(url, str) or not url:
+            ctx.add("error", M.EXTENSION_NO_URL, "extension without url", path)
+            self._walk(item, self.compiler.object_rule(m.node, "Extension"), path, ctx, depth + 1)
+            return
+        sd = self.store.structure(url)
+        if sd is None or sd.get("type") != "Extension":
+            ctx.add("error", M.EXTENSION_UNKNOWN, f"unknown extension {url}: no definition is loaded for it", path)
+            self._walk(item, self.compiler.object_rule(m.node, "Extension"), path, ctx, depth + 1)
+            return
+        host_is_resource = host.is_resource
+        host_url = ctx_url = None
+        if host.type_code == "Extension":
+            host_url = None  # nested extension: the parent's URL is not tracked here
+        host_path = host.node.path if "." in host.node.path or host_is_resource else host.type_code
+        if not extensions.context_allows(sd, host.type_code, host_path, host_is_resource, host_url or ctx_url):
+            ctx.add("error", M.EXTENSION_CONTEXT, f"extension {url} is not allowed on {host_path} "
+                    f"(its contexts: {extensions.describe_contexts(sd)})", path)
+        root = self.compiler.root(url)
+        if root is None:
+            return
+        self._walk(item, self.compiler.object_rule(root, "Extension"), path, ctx, depth + 1)
+        if root.constraints:
+            self._constraints(root.constraints, item, path, ctx)
+
+    def _reference(self, item: dict[str, Any], target_profiles: tuple[str, ...], path: str, ctx: _Ctx) -> None:
+        ref = item.get("reference")
+        if not isinstance(ref, str):
+            return
+        problem = references.format_problem(ref)
+        if problem is not None:
+            ctx.add("error", M.REFERENCE_FORMAT, f"reference '{_short(ref)}' {problem}", path + ".reference")
+            return
+        target = ctx.resolve(ref)
+        if target is None:
+            if ctx.bundle is not None and ref.startswith("urn:"):
+                ctx.add("error", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve to an entry of this Bundle",
+                        path + ".reference")
+            elif ctx.bundle is not None and ctx.bundle.is_document and not ref.startswith("#"):
+                ctx.add("warning", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve inside the document",
+                        path + ".reference")
+            declared = references.referenced_type(ref)
+            if declared and target_profiles:
+                types, _ = references.allowed_target_types(target_profiles, self.store)
+                if types and declared not in types and "Resource" not in types:
+                    ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to {declared} where only "
+                            f"{', '.join(sorted(types))} is allowed", path + ".reference")
+            return
+        if not target_profiles:
+            return
+        types, profiles = references.allowed_target_types(target_profiles, self.store)
+        rt = target.get("resourceType")
+        if types and rt not in types and "Resource" not in types:
+            ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
+                    f"is allowed", path + ".reference")
+            return
+        candidates = [p for p in profiles if (self.store.structure(p) or {}).get("type") == rt]
+        core_ok = any(p.split("|")[0] == references.CORE_PREFIX + rt for p in target_profiles)
+        if candidates and not core_ok and not any(ctx.conforms_to(target, p) for p in candidates):
+            ctx.add("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
+                    f"{' or '.join(candidates)}", path + ".reference")
+
+    def _slices(self, base: Node, items: list[tuple[Any, str | None, str]], path: str, ctx: _Ctx, depth: int,
+                host: ObjectRule) -> None:
+        values = [(v, t) for v, t, _ in items]
+        where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
+        assigned = slicing.check(values, base, ctx, where, ctx.add)
+        for (value, vtype, ipath), sl in zip(items, assigned):
+            if sl is None:
+                continue
+            t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
+            if t is None:
+                continue
+            m = Member(base.name, base, sl, t, t.kind, False)
+            self._value(value, m, ipath, ctx, depth, host)
+
+    # -- invariants ---------------------------------------------------------------------------
+    def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx) -> None:
+        for c in constraints:
+            if c.check is None:
+                ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be compiled: {c.compile_error}", path)
+                continue
+            try:
+                ok = c.check(value, ctx)
+            except Exception as exc:  # an invariant that cannot be evaluated is reported, never passed silently
+                ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be evaluated: {exc}", path)
+                continue
+            if not ok:
+                sev = "error" if c.severity == "error" else "warning"
+                ctx.add(sev, M.INVARIANT, f"constraint {c.key} failed: {c.human}", path)
+
+
+def _target_profiles(node: Node) -> tuple[str, ...]:
+    return tuple(p for t in node.types for p in t.target_profiles)
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."

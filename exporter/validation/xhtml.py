@@ -1,0 +1,57 @@
+"""Narrative XHTML checks (FHIR htmlChecks(), txt-1/txt-2) without any third-party parser (layer L2).
+
+The narrative must be one XHTML <div> in the XHTML namespace, use only the basic formatting
+elements and attributes FHIR allows, carry no scripts, event handlers, forms or active content,
+and have some non-whitespace content.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+ALLOWED_ELEMENTS = frozenset("""a abbr acronym b big blockquote br caption cite code col colgroup dd dfn div dl dt em
+h1 h2 h3 h4 h5 h6 hr i img li ol p pre q samp small span strong sub sup table tbody td tfoot th thead tr tt ul var
+""".split())
+ALLOWED_ATTRIBUTES = frozenset("""abbr accesskey align alt axis bgcolor border cellhalign cellpadding cellspacing cellvalign
+char charoff charset cite class colspan compact coords dir frame headers height href hreflang hspace id lang longdesc
+name nowrap rel rev rowspan rules scope shape span src start style summary tabindex title type valign value vspace
+width xml:lang xmlns""".split())
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+def check_xhtml(text: str) -> str | None:
+    """None when the narrative is acceptable, else the reason."""
+    if not isinstance(text, str):
+        return "narrative div must be a string"
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        return "narrative must not contain DOCTYPE or entity declarations"
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        return f"narrative is not well-formed XHTML: {exc}"
+    if root.tag != f"{{{XHTML_NS}}}div":
+        return "narrative root must be <div xmlns=\"http://www.w3.org/1999/xhtml\">"
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        ns, _, local = el.tag[1:].partition("}") if el.tag.startswith("{") else ("", "", el.tag)
+        if ns != XHTML_NS:
+            return f"narrative element <{local}> is not in the XHTML namespace"
+        if local not in ALLOWED_ELEMENTS:
+            return f"narrative element <{local}> is not allowed"
+        for attr, value in el.attrib.items():
+            name = "xml:lang" if attr == _XML_LANG else attr
+            if name.lower().startswith("on") or name not in ALLOWED_ATTRIBUTES:
+                return f"narrative attribute {name} on <{local}> is not allowed"
+            if name in ("href", "src") and value.strip().lower().startswith(("javascript:", "vbscript:", "data:text/html")):
+                return f"narrative attribute {name} on <{local}> has an active URL"
+    return None
+
+
+def has_text(text: str) -> bool:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return False
+    return any(t.strip() for t in root.itertext()) or any(el.tag.endswith("}img") for el in root.iter())
