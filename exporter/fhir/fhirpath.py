@@ -19,6 +19,7 @@ from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import ParseTreeWalker
 from fhirpathpy import apply_parsed_path  # type: ignore[attr-defined]
+from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.engine.util import set_paths
 from fhirpathpy.models import models
 from fhirpathpy.parser.ASTPathListener import ASTPathListener
@@ -71,6 +72,18 @@ def parse_strict(expression: str) -> dict[str, Any]:
     return {"children": [entire["children"][0]]}
 
 
+def _no_trace(label: Any, value: Any) -> None:
+    return None
+
+
+def typed(value: Any, type_code: str | None) -> Any:
+    """Give an element value its FHIR type, so `$this as dateTime`, `ofType(Quantity)` and
+    children of datatypes evaluate as they would inside the resource."""
+    if type_code is None or (isinstance(value, dict) and "resourceType" in value):
+        return value
+    return ResourceNode.create_node(value, type_code)
+
+
 def compile_expression(expression: str, functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None) -> CompiledPath:
     """Compile once; call the result as `fn(data, env)` where env holds %variables (e.g. resource)."""
     table = {}
@@ -79,7 +92,9 @@ def compile_expression(expression: str, functions: Mapping[str, tuple[Callable[.
         if arity and any(arity):
             entry["arity"] = arity
         table[name] = entry
-    options = {"userInvocationTable": table} if table else None
+    options: dict[str, Any] = {"traceFn": _no_trace}  # fhirpathpy's default trace() prints to stdout
+    if table:
+        options["userInvocationTable"] = table
     compiled = set_paths(apply_parsed_path, parsedPath=parse_strict(expression), model=R4_MODEL, options=options)
 
     def run(data: Any, env: Mapping[str, Any] | None = None) -> list:

@@ -13,7 +13,8 @@ from typing import Any
 
 from exporter.fhir.definitions import DefinitionStore
 from exporter.validation import invariants
-from exporter.validation.model import (KIND_PRIMITIVE, Constraint, Discriminator, Member, Node, ObjectRule,
+from exporter.validation.primitives import PRIMITIVE_CHECKS
+from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Constraint, Discriminator, Member, Node, ObjectRule,
                                        Slicing, TypeRef)
 
 _FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -59,6 +60,7 @@ class Compiler:
         self.store = store
         self._roots: dict[str, Node] = {}
         self._nodes_by_sd: dict[str, dict[str, Node]] = {}
+        self._resource_types: dict[str, bool] = {}
 
     # -- profiles ---------------------------------------------------------------------------
     def root(self, url: str) -> Node | None:
@@ -162,6 +164,62 @@ class Compiler:
         node._rules[type_code] = rule
         return rule
 
+    def _prepare(self, m: Member) -> None:
+        n = m.node
+        if m.kind == KIND_COMPLEX and self._is_resource_type(m.type.code):
+            m.kind = KIND_RESOURCE  # e.g. Bundle.entry.resource restricted to Composition
+        m.check = PRIMITIVE_CHECKS.get(m.type.code) if m.kind == KIND_PRIMITIVE else None
+        m.more = bool(n.has_fixed or n.has_pattern or n.binding_strength or n.constraints)
+        m.sliced = m.count_node.slicing is not None and bool(m.count_node.slices)
+
+    def _is_resource_type(self, code: str) -> bool:
+        hit = self._resource_types.get(code)
+        if hit is None:
+            sd = self.store.structure_for_type(code) if code[:1].isupper() else None
+            hit = self._resource_types[code] = bool(sd and sd.get("kind") == "resource" and sd.get("derivation") != "constraint")
+        return hit
+
+    def member(self, key: str, count_node: Node, node: Node, t: TypeRef) -> Member:
+        m = Member(key, count_node, node, t, t.kind, False)
+        self._prepare(m)
+        return m
+
+    def constraints_for(self, m: Member) -> list[Constraint]:
+        """Invariants of the element plus those of its datatype (qty-3, ref-1, per-1 …), once per member."""
+        if m.constraints is None:
+            own = list(m.node.constraints)
+            if m.kind not in (KIND_PRIMITIVE,) and m.type.code not in ("Resource", "DomainResource"):
+                troot = self.type_root(m.type.code)
+                keys = {c.key for c in own}
+                own += [c for c in (troot.constraints if troot is not None else []) if c.key not in keys]
+            m.constraints = own
+        return m.constraints
+
+    def context_free(self, m: Member) -> bool:
+        """True when validating a value of this member depends on nothing but the value: no
+        Reference or Resource inside, no invariant reading %resource/%rootResource/resolve().
+        Such results can be memoised by content (the walker does so for clean values)."""
+        if m.context_free is None:
+            m.context_free = False  # provisional: recursive structures are not memoised
+            m.context_free = self._context_free(m, set())
+        return m.context_free
+
+    def _context_free(self, m: Member, seen: set[int]) -> bool:
+        if m.kind in (KIND_RESOURCE, KIND_REFERENCE):
+            return False
+        if any(c.uses_context for c in self.constraints_for(m)):
+            return False
+        if m.kind == KIND_PRIMITIVE:
+            return True
+        if m.kind == KIND_EXTENSION:
+            return True  # the definition is chosen by the url inside the value; references are excluded at run time
+        key = id(m.node)
+        if key in seen:
+            return False
+        seen.add(key)
+        rule = self.object_rule(m.node, m.type.code)
+        return all(self._context_free(sub, seen) for sub in rule.members.values())
+
     def _build_rule(self, node: Node, type_code: str, children: dict[str, Node]) -> ObjectRule:
         members: dict[str, Member] = {}
         counted: list[Node] = []
@@ -188,7 +246,11 @@ class Compiler:
                 members[name] = Member(name, child, child if child.content_ref is None else child, t, t.kind, child.many)
                 if t.kind == KIND_PRIMITIVE:
                     members["_" + name] = Member("_" + name, child, child, t, t.kind, child.many, primitive_ext=True)
-            if child.min > 0 or child.max is not None or child.slices:
+            # a single-valued element (base max 1, not a choice) cannot occur twice in JSON: the
+            # array-shape check already bounds it, so only these need counting
+            if child.min > 0 or child.slices or (child.max is not None and (child.many or child.is_choice or child.max == 0)):
                 counted.append(child)
+        for m in members.values():
+            self._prepare(m)
         is_resource = "." not in node.path and node.path[:1].isupper() and type_code == node.path
         return ObjectRule(node, type_code, members, counted, is_resource)

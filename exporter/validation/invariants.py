@@ -8,7 +8,7 @@ functions fhirpathpy lacks: hasValue, htmlChecks, memberOf (local ValueSets), re
 Bundle), conformsTo. An expression that does not compile is kept with `compile_error` and reported
 as a warning when the element is met — never silently passed.
 
-The `ctx` passed to checks provides: resource, root_resource, resolve(reference) -> resource|None,
+The `ctx` passed to checks provides: resource, root_resource, focus_type (FHIR type of the value), resolve(reference) -> resource|None,
 member_of(value, vs_url) -> bool|None, conforms_to(resource, url) -> bool.
 """
 
@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Callable
 
-from exporter.fhir.fhirpath import FhirPathError, compile_expression
+from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
+from exporter.validation.fhirpath_native import translate
 from exporter.validation.model import Constraint
 from exporter.validation.xhtml import check_xhtml, has_text
 
@@ -200,10 +201,16 @@ NATIVE: dict[tuple[str, str], Callable[[Any, Any], bool]] = {
         lambda v, c: "data" not in v or "contentType" in v,
     ("ref-1", "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))"):
         _ref1,
+    ("vs-1", "($this as dateTime).toString().length() >= 8"):
+        lambda v, c: isinstance(v, str) and len(v) >= 8,
+    ("vs-2", "(component.empty() and hasMember.empty()) implies (dataAbsentReason.exists() or value.exists())"):
+        lambda v, c: ("component" in v or "hasMember" in v) or "dataAbsentReason" in v or _has_value_key(v),
+    ("vs-3", "value.exists() or dataAbsentReason.exists()"):
+        lambda v, c: _has_value_key(v) or "dataAbsentReason" in v,
     ("txt-1", "htmlChecks()"):
-        lambda v, c: check_xhtml(v.get("div", "")) is None,
+        lambda v, c: check_xhtml(v if isinstance(v, str) else v.get("div", "")) is None,
     ("txt-2", "htmlChecks()"):
-        lambda v, c: has_text(v.get("div", "")),
+        lambda v, c: has_text(v if isinstance(v, str) else v.get("div", "")),
 }
 
 
@@ -256,23 +263,35 @@ FUNCTIONS = {
 
 
 def compile_constraint(c: Constraint) -> Constraint:
+    """Hand-written native check, else the FHIRPath→Python translation, else fhirpathpy."""
     native = NATIVE.get((c.key, c.expression))
     if native is not None:
         c.check = native
         return c
     try:
-        fn = compile_expression(c.expression, FUNCTIONS)
+        fp = compile_expression(c.expression, FUNCTIONS)  # also proves the syntax
     except FhirPathError as exc:
         c.compile_error = str(exc)
         return c
 
-    def check(value: Any, ctx: Any) -> bool:
+    def via_fhirpathpy(value: Any, ctx: Any) -> bool:
         token = CURRENT_CTX.set(ctx)
         try:
-            result = fn(value, {"resource": ctx.resource, "rootResource": ctx.root_resource or ctx.resource})
+            result = fp(typed(value, ctx.focus_type), {"resource": ctx.resource,
+                                                       "rootResource": ctx.root_resource or ctx.resource})
         finally:
             CURRENT_CTX.reset(token)
         return result == [True]
+
+    translated = translate(c.expression)
+    if translated is None:
+        c.check = via_fhirpathpy
+        return c
+
+    def check(value: Any, ctx: Any) -> bool:
+        verdict = translated(value, ctx.focus_type, {"resource": ctx.resource,
+                                                     "rootResource": ctx.root_resource or ctx.resource})
+        return via_fhirpathpy(value, ctx) if verdict is None else verdict
 
     c.check = check
     return c

@@ -58,6 +58,12 @@ class Constraint:
     check: Callable[[Any, Any], bool] | None = None  # (value, ctx) -> holds?; None = could not compile
     compile_error: str | None = None
 
+    @property
+    def uses_context(self) -> bool:
+        """Depends on more than the focus value (the resource, the Bundle, other resources)."""
+        e = self.expression
+        return "%resource" in e or "%rootResource" in e or "resolve()" in e or "conformsTo(" in e
+
 
 @dataclass(eq=False)
 class Node:
@@ -82,6 +88,7 @@ class Node:
     children: dict[str, "Node"] = field(default_factory=dict)
     content_ref: "Node | None" = None
     _rules: dict[str, "ObjectRule"] = field(default_factory=dict, repr=False)
+    slice_matchers: list[Any] | None = field(default=None, repr=False)  # compiled by slicing.matchers
 
     @property
     def is_choice(self) -> bool:
@@ -115,6 +122,12 @@ class Member:
     kind: int
     many: bool
     primitive_ext: bool = False  # the `_key` companion object of a primitive
+    # precomputed by the compiler so the walker does no look-ups per value
+    check: Callable[[Any], str | None] | None = None  # primitive format check
+    more: bool = False  # fixed/pattern, binding or invariants to apply beyond the format check
+    sliced: bool = False
+    constraints: list[Constraint] | None = None  # node + datatype invariants, filled on first use
+    context_free: bool | None = None  # result depends only on the value itself (see Compiler.context_free)
 
 
 @dataclass(eq=False)

@@ -78,6 +78,40 @@ def _def_path(path: str) -> str:
                     and not _EXT.match(s))
 
 
+def definitions_at(node: Node, dotted: str) -> list[Node]:
+    """Element definitions at a dotted path below a slice, following into slices of intermediate
+    elements (e.g. code.coding:SBPCode.code) — where profiles put the fixed values."""
+    current = [node]
+    if dotted in ("", "$this"):
+        return current
+    for part in dotted.split("."):
+        nxt: list[Node] = []
+        for n in current:
+            target = n.content_ref or n
+            child = target.children.get(part) or target.children.get(part + "[x]")
+            if child is not None:
+                nxt.append(child)
+                nxt.extend(child.slices)
+        current = nxt
+    return current
+
+
+def _value_verdict(defs: list[Node], values: list[tuple[Any, str | None]], ctx: Any) -> bool | None:
+    decisive = [d for d in defs if d.has_fixed or d.has_pattern
+                or (d.binding_strength == "required" and d.binding_vs)]
+    if not decisive:
+        return None
+    for d in decisive:
+        for v, _ in values:
+            if d.has_fixed and equals_fixed(v, d.fixed):
+                return True
+            if d.has_pattern and matches_pattern(v, d.pattern):
+                return True
+            if not d.has_fixed and not d.has_pattern and ctx.member_of(v, d.binding_vs):
+                return True
+    return False
+
+
 def slice_matches(item: Any, item_type: str | None, sl: Node, disc: Discriminator, ctx: Any) -> bool | None:
     """Does `item` belong to slice `sl` under one discriminator? None = cannot be decided."""
     values = values_at(item, item_type, disc.path, ctx)
@@ -87,15 +121,7 @@ def slice_matches(item: Any, item_type: str | None, sl: Node, disc: Discriminato
             return any(v == sl.types[0].profiles[0].split("|")[0] for v, _ in values)
         if "resolve()" in disc.path:
             return None
-        if definition is None:
-            return None
-        if definition.has_fixed:
-            return any(equals_fixed(v, definition.fixed) for v, _ in values)
-        if definition.has_pattern:
-            return any(matches_pattern(v, definition.pattern) for v, _ in values)
-        if definition.binding_strength == "required" and definition.binding_vs:
-            return any(ctx.member_of(v, definition.binding_vs) for v, _ in values)
-        return None
+        return _value_verdict(definitions_at(sl, _def_path(disc.path)), values, ctx)
     if disc.type == "exists":
         if definition is None:
             return None
@@ -122,16 +148,66 @@ def slice_matches(item: Any, item_type: str | None, sl: Node, disc: Discriminato
     return None
 
 
+_SIMPLE = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*\Z")
+
+
+def _simple_values(item: Any, parts: tuple[str, ...]) -> list[Any]:
+    current = [item]
+    for part in parts:
+        nxt = []
+        for v in current:
+            if isinstance(v, dict):
+                x = v.get(part)
+                if x is None:
+                    continue
+                if isinstance(x, list):
+                    nxt.extend(x)
+                else:
+                    nxt.append(x)
+        current = nxt
+    return current
+
+
+def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, Any], bool | None]:
+    """A matcher for one (slice, discriminator), specialised once; the general path otherwise."""
+    if disc.type in ("value", "pattern") and disc.path != "url" and (_SIMPLE.match(disc.path) or disc.path == "$this"):
+        parts = () if disc.path == "$this" else tuple(disc.path.split("."))
+        defs = definitions_at(sl, "" if disc.path == "$this" else disc.path)
+        fixed = [d.fixed for d in defs if d.has_fixed]
+        patterns = [d.pattern for d in defs if d.has_pattern and not d.has_fixed]
+        if (fixed or patterns) and not any(d.binding_strength == "required" and not d.has_fixed and not d.has_pattern
+                                           for d in defs):
+            def match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
+                for v in _simple_values(item, parts) if parts else [item]:
+                    for f in fixed:
+                        if equals_fixed(v, f):
+                            return True
+                    for p in patterns:
+                        if matches_pattern(v, p):
+                            return True
+                return False
+            return match
+    return lambda item, item_type, ctx: slice_matches(item, item_type, sl, disc, ctx)
+
+
+def matchers(base: Node) -> list[tuple[Node, list[Callable[[Any, str | None, Any], bool | None]]]]:
+    """The compiled (slice, discriminator matchers) list of a sliced element, built on first use."""
+    if base.slice_matchers is None:
+        assert base.slicing is not None
+        base.slice_matchers = [(sl, [_compile_one(sl, d) for d in base.slicing.discriminators]) for sl in base.slices]
+    return base.slice_matchers
+
+
 def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tuple[list[Node | None], list[str]]:
     """Slice of each item (None = no slice) and problems deciding it."""
     assert base.slicing is not None
     problems: list[str] = []
     result: list[Node | None] = []
+    compiled = matchers(base)
     for item, item_type in items:
         chosen = None
-        for sl in base.slices:
-            verdicts = [slice_matches(item, item_type, sl, d, ctx) for d in base.slicing.discriminators] \
-                if base.slicing.discriminators else [None]
+        for sl, fns in compiled:
+            verdicts = [fn(item, item_type, ctx) for fn in fns] if fns else [None]
             if any(v is None for v in verdicts):
                 if sl.slice_name and not any(v is False for v in verdicts):
                     problems.append(f"cannot evaluate the discriminator of slice {sl.slice_name}")

@@ -14,6 +14,8 @@ size all come back as issues; the work per call is bounded by `max_issues` and `
 from __future__ import annotations
 
 import time
+
+import orjson
 from typing import Any, Sequence
 
 from exporter.fhir.definitions import DefinitionStore
@@ -27,7 +29,7 @@ from exporter.validation.fixed_pattern import describe, equals_fixed, matches_pa
 from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE,
                                        KIND_RESOURCE, Constraint, Member, Node, ObjectRule)
 from exporter.validation.primitives import PRIMITIVE_CHECKS, json_kind
-from exporter.validation.structure import depth_exceeds, parse_json, unknown_element_message
+from exporter.validation.structure import parse_json, unknown_element_message
 
 _SEV = {"fatal": Severity.FATAL, "error": Severity.ERROR, "warning": Severity.WARNING,
         "information": Severity.INFORMATION}
@@ -63,6 +65,8 @@ class _Ctx:
         self.deadline = deadline
         self.max_issues = max_issues
         self.conformance_cache: dict[tuple[int, str], bool] = {}
+        self.focus_type: str | None = None
+        self.walked: set[tuple[int, int]] = set()  # (resource, profile root) pairs already validated
 
     def add(self, severity: str, mid: str, message: str, expression: str) -> None:
         key = (mid, message, expression)
@@ -117,8 +121,8 @@ class _Ctx:
 
 
 class Validator:
-    def __init__(self, store: DefinitionStore, *, max_issues: int = 1000, time_limit_s: float = 10.0,
-                 max_depth: int = 64, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, store: DefinitionStore, *, max_issues: int = 10_000, time_limit_s: float = 10.0,
+                 max_depth: int = 64, max_bytes: int = 64 * 1024 * 1024, memo_size: int = 50_000):
         self.store = store
         self.compiler = Compiler(store)
         self.expander = ValueSetExpander(store)
@@ -126,7 +130,12 @@ class Validator:
         self.time_limit_s = time_limit_s
         self.max_depth = max_depth
         self.max_bytes = max_bytes
-        self._type_constraints: dict[str, list[Constraint]] = {}
+        self._slice_members: dict[tuple[int, str], Member] = {}
+        # memo of (member, canonical JSON) of context-free values that validated without any issue
+        self._clean: dict[tuple[int, bytes], None] = {}
+        self.memo_size = memo_size
+        self._resource_types: dict[str, bool] = {}
+        self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
@@ -146,9 +155,6 @@ class Validator:
         if not isinstance(resource, dict):
             return [Issue(Severity.FATAL, IssueCode.STRUCTURE,
                           f"a FHIR resource must be a JSON object, not {json_kind(resource)}", M.NOT_OBJECT)]
-        if depth_exceeds(resource, self.max_depth):
-            return [Issue(Severity.FATAL, IssueCode.TOO_COSTLY,
-                          f"JSON nesting deeper than {self.max_depth} levels", M.TOO_DEEP)]
         ctx = _Ctx(self, time.monotonic() + self.time_limit_s, self.max_issues)
         try:
             self._validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
@@ -169,8 +175,9 @@ class Validator:
         if not isinstance(rt, str):
             ctx.add("error", M.NO_RESOURCE_TYPE, "resource has no resourceType", path)
             return
-        core = self.store.structure_for_type(rt) if rt[:1].isupper() and rt.isalnum() else None
-        if core is None or core.get("kind") != "resource":
+        if time.monotonic() > ctx.deadline:
+            raise _Abort(f"time limit of {self.time_limit_s} s exceeded")
+        if not self._is_resource_type(rt):
             ctx.add("error", M.UNKNOWN_RESOURCE_TYPE, f"unknown resourceType '{rt}'", path)
             return
         if path in ("Resource", rt):
@@ -182,15 +189,14 @@ class Validator:
                  if isinstance(c, str)]
         named += [(p, path) for p in extra_profiles]
         for canonical, where in named:
-            sd = self.store.structure(canonical)
-            if sd is None:
+            root, sd_type = self._profile(canonical)
+            if root is None:
                 ctx.add("error", M.PROFILE_UNKNOWN, f"profile {canonical} is not known to this validator", where)
                 continue
-            if sd.get("type") != rt:
-                ctx.add("error", M.PROFILE_WRONG_TYPE, f"profile {canonical} is for {sd.get('type')}, not {rt}", where)
+            if sd_type != rt:
+                ctx.add("error", M.PROFILE_WRONG_TYPE, f"profile {canonical} is for {sd_type}, not {rt}", where)
                 continue
-            root = self.compiler.root(canonical)
-            if root is not None and all(root is not r for r in roots):
+            if all(root is not r for r in roots):
                 roots.append(root)
         if not roots:
             core_root = self.compiler.type_root(rt)
@@ -205,19 +211,39 @@ class Validator:
             ctx.bundle = BundleIndex.build(res)
         try:
             for root in roots:
+                done = (id(res), id(root))
+                if done in ctx.walked:
+                    continue
+                ctx.walked.add(done)
                 rule = self.compiler.object_rule(root, rt)
                 self._walk(res, rule, path, ctx, 1)
-                self._constraints(root.constraints, res, path, ctx)
+                self._constraints(root.constraints, res, path, ctx, rt)
             if rt == "Bundle":
                 for _, msg, expr in entry_issues(res):
                     ctx.add("error", M.BUNDLE_RULE, msg, expr)
         finally:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
 
+    def _is_resource_type(self, rt: str) -> bool:
+        hit = self._resource_types.get(rt)
+        if hit is None:
+            core = self.store.structure_for_type(rt) if rt[:1].isupper() and rt.isalnum() else None
+            hit = bool(core and core.get("kind") == "resource" and core.get("derivation") != "constraint")
+            if len(self._resource_types) < 10_000:
+                self._resource_types[rt] = hit
+        return hit
+
+    def _profile(self, canonical: str) -> tuple[Node | None, str | None]:
+        hit = self._profiles.get(canonical)
+        if hit is None:
+            sd = self.store.structure(canonical)
+            hit = (self.compiler.root(canonical), sd.get("type")) if sd is not None else (None, None)
+            if len(self._profiles) < 10_000:
+                self._profiles[canonical] = hit
+        return hit
+
     # -- objects ------------------------------------------------------------------------------
     def _walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: _Ctx, depth: int) -> None:
-        if time.monotonic() > ctx.deadline:
-            raise _Abort(f"time limit of {self.time_limit_s} s exceeded")
         if depth > self.max_depth:
             ctx.add("fatal", M.TOO_DEEP, f"nesting deeper than {self.max_depth} levels", path)
             return
@@ -225,8 +251,8 @@ class Validator:
             ctx.add("error", M.EMPTY_OBJECT, "empty object: an element must have a value or children (ele-1)", path)
             return
         members = rule.members
-        counts: dict[int, int] = {}
-        sliced: dict[int, list[tuple[Any, str | None, str]]] = {}
+        counts: dict[Node, int] = {}
+        sliced: dict[Node, list[tuple[Any, str | None, str]]] | None = None
         for key, val in obj.items():
             m = members.get(key)
             if m is None:
@@ -236,46 +262,93 @@ class Validator:
                         f"{path}.{key}")
                 continue
             cnode = m.count_node
-            if m.many:
-                if not isinstance(val, list):
-                    ctx.add("error", M.JSON_ARRAY_EXPECTED, f"{key} must be a JSON array (max > 1)", f"{path}.{key}")
-                    items = [val]
-                elif not val:
-                    ctx.add("error", M.EMPTY_ARRAY, f"{key}: empty arrays are not allowed", f"{path}.{key}")
+            if m.primitive_ext:
+                items = self._shape(val, m, key, path, ctx)
+                if items is None:
                     continue
-                else:
-                    items = val
-            else:
+                self._primitive_ext(obj, key, items, m, path, ctx, depth)
+                if key[1:] not in obj:
+                    counts[cnode] = counts.get(cnode, 0) + sum(1 for i in items if i is not None)
+                continue
+            check = m.check
+            if not m.many:
                 if isinstance(val, list):
                     ctx.add("error", M.JSON_ARRAY_UNEXPECTED, f"{key} must not be a JSON array (max 1)", f"{path}.{key}")
                     continue
-                items = [val]
-            if m.primitive_ext:
-                self._primitive_ext(obj, key, items, m, path, ctx, depth)
-                if key[1:] not in obj:
-                    counts[id(cnode)] = counts.get(id(cnode), 0) + sum(1 for i in items if i is not None)
+                if val is None:
+                    ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", f"{path}.{key}")
+                    continue
+                counts[cnode] = counts.get(cnode, 0) + 1
+                if check is not None:  # primitive fast path
+                    reason = check(val)
+                    if reason is not None:
+                        ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(val)} {reason}", f"{path}.{key}")
+                    elif m.more:
+                        self._primitive_more(val, m, f"{path}.{key}", ctx)
+                else:
+                    self._value(val, m, f"{path}.{key}", ctx, depth, rule)
+                if m.sliced:
+                    sliced = sliced if sliced is not None else {}
+                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}"))
                 continue
-            many = m.many
+            items = self._shape(val, m, key, path, ctx)
+            if items is None:
+                continue
+            if len(items) > 256 and time.monotonic() > ctx.deadline:
+                raise _Abort(f"time limit of {self.time_limit_s} s exceeded")
             n = 0
             for i, item in enumerate(items):
-                ipath = f"{path}.{key}[{i}]" if many else f"{path}.{key}"
                 if item is None:
-                    if m.kind == KIND_PRIMITIVE and many and self._aligned_ext(obj, key, i):
+                    if check is not None and self._aligned_ext(obj, key, i):
                         continue
-                    ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", ipath)
+                    ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", f"{path}.{key}[{i}]")
                     continue
                 n += 1
-                self._value(item, m, ipath, ctx, depth, rule)
-                if cnode.slicing is not None:
-                    sliced.setdefault(id(cnode), []).append((item, m.type.code if rule.node is not None else None, ipath))
-            counts[id(cnode)] = counts.get(id(cnode), 0) + n
+                if check is not None:
+                    reason = check(item)
+                    if reason is not None:
+                        ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(item)} {reason}",
+                                f"{path}.{key}[{i}]")
+                    elif m.more:
+                        self._primitive_more(item, m, f"{path}.{key}[{i}]", ctx)
+                else:
+                    self._value(item, m, f"{path}.{key}[{i}]", ctx, depth, rule)
+                if m.sliced:
+                    sliced = sliced if sliced is not None else {}
+                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]"))
+            counts[cnode] = counts.get(cnode, 0) + n
         for cnode in rule.counted:
-            found = counts.get(id(cnode), 0)
-            problem = cardinality.check(cnode, found, f"{path}.{cnode.name.replace('[x]', '')}")
-            if problem is not None:
-                ctx.add("error", *problem)
+            found = counts.get(cnode, 0)
+            if found < cnode.min or (cnode.max is not None and found > cnode.max):
+                problem = cardinality.check(cnode, found, f"{path}.{cnode.name.replace('[x]', '')}")
+                if problem is not None:
+                    ctx.add("error", *problem)
             if cnode.slicing is not None and cnode.slices:
-                self._slices(cnode, sliced.get(id(cnode), []), path, ctx, depth, rule)
+                self._slices(cnode, (sliced or {}).get(cnode, []), path, ctx, depth, rule)
+
+    @staticmethod
+    def _shape(val: Any, m: Member, key: str, path: str, ctx: _Ctx) -> list[Any] | None:
+        if m.many:
+            if not isinstance(val, list):
+                ctx.add("error", M.JSON_ARRAY_EXPECTED, f"{key} must be a JSON array (max > 1)", f"{path}.{key}")
+                return [val]
+            if not val:
+                ctx.add("error", M.EMPTY_ARRAY, f"{key}: empty arrays are not allowed", f"{path}.{key}")
+                return None
+            return val
+        if isinstance(val, list):
+            ctx.add("error", M.JSON_ARRAY_UNEXPECTED, f"{key} must not be a JSON array (max 1)", f"{path}.{key}")
+            return None
+        return [val]
+
+    def _primitive_more(self, item: Any, m: Member, path: str, ctx: _Ctx) -> None:
+        node = m.node
+        if node.has_fixed or node.has_pattern:
+            self._fixed_pattern(item, node, path, ctx)
+        if node.binding_strength:
+            binding.check(item, m.type.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
+        if node.constraints:
+            self._constraints(node.constraints, item, path, ctx, m.type.code)
 
     def _aligned_ext(self, obj: dict[str, Any], key: str, i: int) -> bool:
         ext = obj.get("_" + key)
@@ -300,25 +373,40 @@ class Validator:
     def _value(self, item: Any, m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
         node, t, kind = m.node, m.type, m.kind
         if kind == KIND_PRIMITIVE:
-            check = PRIMITIVE_CHECKS.get(t.code)
-            if check is not None:
-                reason = check(item)
-                if reason is not None:
-                    ctx.add("error", M.PRIMITIVE_INVALID, f"{t.code} value {_short(item)} {reason}", path)
-                    return
-            self._fixed_pattern(item, node, path, ctx)
-            if node.binding_strength:
-                binding.check(item, t.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
-            if node.constraints:
-                self._constraints(node.constraints, item, path, ctx)
+            reason = m.check(item) if m.check is not None else None
+            if reason is not None:
+                ctx.add("error", M.PRIMITIVE_INVALID, f"{t.code} value {_short(item)} {reason}", path)
+            elif m.more:
+                self._primitive_more(item, m, path, ctx)
             return
         if kind == KIND_RESOURCE:
+            if t.code not in ("Resource", "DomainResource") and isinstance(item, dict) \
+                    and item.get("resourceType") != t.code:
+                ctx.add("error", M.TYPE_NOT_ALLOWED, f"a {item.get('resourceType')} is not allowed here, only {t.code}", path)
+                return
             self._validate_resource(item, path, ctx, extra_profiles=t.profiles, contained=m.key == "contained")
             return
         if not isinstance(item, dict):
             ctx.add("error", M.WRONG_JSON_TYPE, f"{m.key} must be a JSON object ({t.code}), not {json_kind(item)}", path)
             return
-        self._fixed_pattern(item, node, path, ctx)
+        memo_key = None
+        if (m.context_free if m.context_free is not None else self.compiler.context_free(m)):
+            raw = orjson.dumps(item)
+            if b'"reference"' not in raw:
+                memo_key = (id(m), raw)
+                if memo_key in self._clean:
+                    return  # this exact value already validated clean at this element
+        before = len(ctx.issues)
+        self._complex(item, m, path, ctx, depth, host)
+        if memo_key is not None and len(ctx.issues) == before:
+            if len(self._clean) >= self.memo_size:
+                self._clean.clear()
+            self._clean[memo_key] = None
+
+    def _complex(self, item: dict[str, Any], m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
+        node, t, kind = m.node, m.type, m.kind
+        if node.has_fixed or node.has_pattern:
+            self._fixed_pattern(item, node, path, ctx)
         if kind == KIND_EXTENSION:
             self._extension(item, m, path, ctx, depth, host)
         else:
@@ -327,21 +415,9 @@ class Validator:
             binding.check(item, t.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
         if kind == KIND_REFERENCE:
             self._reference(item, t.target_profiles or _target_profiles(node), path, ctx)
-        constraints = node.constraints
-        tc = self._type_constraints_for(t.code)
-        if tc:
-            own = {c.key for c in constraints}
-            constraints = constraints + [c for c in tc if c.key not in own]
+        constraints = m.constraints if m.constraints is not None else self.compiler.constraints_for(m)
         if constraints:
-            self._constraints(constraints, item, path, ctx)
-
-    def _type_constraints_for(self, code: str) -> list[Constraint]:
-        hit = self._type_constraints.get(code)
-        if hit is None:
-            root = self.compiler.type_root(code)
-            hit = list(root.constraints) if root is not None else []
-            self._type_constraints[code] = hit
-        return hit
+            self._constraints(constraints, item, path, ctx, t.code)
 
     def _fixed_pattern(self, item: Any, node: Node, path: str, ctx: _Ctx) -> None:
         if node.has_fixed and not equals_fixed(item, node.fixed):
@@ -375,7 +451,7 @@ class Validator:
             return
         self._walk(item, self.compiler.object_rule(root, "Extension"), path, ctx, depth + 1)
         if root.constraints:
-            self._constraints(root.constraints, item, path, ctx)
+            self._constraints(root.constraints, item, path, ctx, "Extension")
 
     def _reference(self, item: dict[str, Any], target_profiles: tuple[str, ...], path: str, ctx: _Ctx) -> None:
         ref = item.get("reference")
@@ -425,11 +501,16 @@ class Validator:
             t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
             if t is None:
                 continue
-            m = Member(base.name, base, sl, t, t.kind, False)
+            key = (id(sl), t.code)
+            m = self._slice_members.get(key)
+            if m is None:
+                m = self._slice_members[key] = self.compiler.member(base.name, base, sl, t)
             self._value(value, m, ipath, ctx, depth, host)
 
     # -- invariants ---------------------------------------------------------------------------
-    def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx) -> None:
+    def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx,
+                     type_code: str | None = None) -> None:
+        ctx.focus_type = type_code
         for c in constraints:
             if c.check is None:
                 ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be compiled: {c.compile_error}", path)

@@ -8,6 +8,7 @@ and have some non-whitespace content.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import lru_cache
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 ALLOWED_ELEMENTS = frozenset("""a abbr acronym b big blockquote br caption cite code col colgroup dd dfn div dl dt em
@@ -20,6 +21,7 @@ width xml:lang xmlns""".split())
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
+@lru_cache(maxsize=4096)
 def check_xhtml(text: str) -> str | None:
     """None when the narrative is acceptable, else the reason."""
     if not isinstance(text, str):
@@ -49,6 +51,7 @@ def check_xhtml(text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def has_text(text: str) -> bool:
     try:
         root = ET.fromstring(text)

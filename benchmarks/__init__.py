@@ -1,0 +1,1 @@
+"""Reproducible speed checks; each reports ratios against floors measured in the same run."""

@@ -1,0 +1,412 @@
+"""Translate a subset of FHIRPath to Python closures at compile time (layer L2).
+
+Profiles carry invariants such as `value.matches('^[A-Z][0-9]{9}$')`,
+`value.ofType(Quantity).value.all($this >= 0 and $this <= 27)` or
+`code.coding.where(system = 'http://loinc.org' and code = '15074-8').exists() implies …`.
+Evaluated through fhirpathpy each costs 10–50 µs; translated they cost about 1 µs. `translate()`
+accepts an expression only when every construct in it is in the supported subset below, else it
+returns None and the caller falls back to fhirpathpy — so nothing is ever half-translated.
+
+Supported: member navigation (choice elements like `value` find `valueQuantity` and know its type),
+`$this`, `%resource`, `%rootResource`, string/number/boolean literals, `and or xor implies`,
+`= != < <= > >=`, `in`, `|`, and the functions exists([criteria]), empty(), not(), all(criteria),
+where(criteria), matches(regex), contains(str), startsWith(str), endsWith(str), count(), first(),
+ofType(Type), floor(), toString(), length(), hasValue().
+
+Evaluation model: a collection is a list of (value, fhir_type_or_None) pairs; booleans follow
+FHIRPath's three-valued logic with the empty collection as "unknown".
+tests/unit/validation/test_fhirpath_native.py checks it against fhirpathpy on shared cases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Any, Callable
+
+from exporter.fhir.fhirpath import FhirPathError, parse_strict
+
+Item = tuple[Any, "str | None"]
+Coll = list[Item]
+Fn = Callable[[Coll, dict[str, Any]], Coll]
+
+
+class _Unsupported(Exception):
+    pass
+
+
+_TRUE: Coll = [(True, "boolean")]
+_FALSE: Coll = [(False, "boolean")]
+
+
+def _bool_of(c: Coll) -> bool | None:
+    if not c:
+        return None
+    if len(c) == 1 and isinstance(c[0][0], bool):
+        return c[0][0]
+    if len(c) == 1:
+        return True  # a single non-boolean item counts as true (FHIRPath singleton evaluation)
+    raise _Unsupported("boolean of a multi-item collection")
+
+
+def _wrap(b: bool | None) -> Coll:
+    return [] if b is None else (_TRUE if b else _FALSE)
+
+
+def _children(item: Item, name: str) -> Coll:
+    value, _ = item
+    if not isinstance(value, dict):
+        return []
+    if name in value:
+        v = value[name]
+        vs = v if isinstance(v, list) else [v]
+        return [(x, None) for x in vs if x is not None]
+    out: Coll = []
+    for k, v in value.items():  # choice element: value -> valueQuantity
+        if k.startswith(name) and len(k) > len(name) and k[len(name)].isupper():
+            t = k[len(name):]
+            t = t[0].lower() + t[1:] if t[:1].isupper() and t not in _COMPLEX_TYPES else t
+            for x in (v if isinstance(v, list) else [v]):
+                out.append((x, t))
+    return out
+
+
+_COMPLEX_TYPES = frozenset("""Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance
+Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing Meta
+Dosage Expression ContactDetail Contributor DataRequirement ParameterDefinition RelatedArtifact TriggerDefinition
+UsageContext""".split())
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
+        return Decimal(str(a)) == Decimal(str(b))
+    return a == b
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise _Unsupported("boolean in arithmetic comparison")
+    if isinstance(v, (int, float)):
+        return Decimal(str(v))
+    if isinstance(v, Decimal):
+        return v
+    return v
+
+
+class _Compiler:
+    def compile(self, node: dict[str, Any]) -> Fn:
+        kind = node.get("type")
+        handler = getattr(self, f"_{kind}", None)
+        if handler is None:
+            raise _Unsupported(str(kind))
+        return handler(node)
+
+    # -- terms ---------------------------------------------------------------------------------
+    def _TermExpression(self, node: dict[str, Any]) -> Fn:
+        return self.compile(node["children"][0])
+
+    def _InvocationTerm(self, node: dict[str, Any]) -> Fn:
+        inv = node["children"][0]
+        return self._invocation(inv, root=True)
+
+    def _ParenthesizedTerm(self, node: dict[str, Any]) -> Fn:
+        return self.compile(node["children"][0])
+
+    def _LiteralTerm(self, node: dict[str, Any]) -> Fn:
+        lit = node["children"][0]
+        kind, text = lit["type"], lit.get("text", "")
+        if kind == "StringLiteral":
+            value: Any = _unescape(text[1:-1])
+            t = "string"
+        elif kind == "NumberLiteral":
+            value = int(text) if re.fullmatch(r"\d+", text) else Decimal(text)
+            t = "integer" if isinstance(value, int) else "decimal"
+        elif kind == "BooleanLiteral":
+            value, t = text == "true", "boolean"
+        else:
+            raise _Unsupported(kind)
+        const = [(value, t)]
+        return lambda focus, env: const
+
+    def _ExternalConstantTerm(self, node: dict[str, Any]) -> Fn:
+        ident = node["children"][0]["children"][0].get("text")
+        if ident in ("resource", "rootResource"):
+            return lambda focus, env, _k=ident: [(env[_k], None)] if env.get(_k) is not None else []
+        if ident == "ucum":
+            return lambda focus, env: [("http://unitsofmeasure.org", "string")]
+        raise _Unsupported(f"%{ident}")
+
+    # -- invocations ---------------------------------------------------------------------------
+    def _invocation(self, inv: dict[str, Any], root: bool, base: Fn | None = None) -> Fn:
+        kind = inv["type"]
+        if kind == "MemberInvocation":
+            name = inv["children"][0]["text"].strip("`")
+            if root:
+                def member_root(focus: Coll, env: dict[str, Any]) -> Coll:
+                    out: Coll = []
+                    for item in focus:
+                        v = item[0]
+                        if isinstance(v, dict) and v.get("resourceType") == name:
+                            out.append(item)  # `Observation.code` evaluated on an Observation
+                        else:
+                            out.extend(_children(item, name))
+                    return out
+                return member_root
+            assert base is not None
+            return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name)]
+        if kind == "ThisInvocation":
+            return lambda focus, env: list(env["$this"]) if "$this" in env else focus
+        if kind == "FunctionInvocation":
+            return self._function(inv["children"][0], base)
+        raise _Unsupported(kind)
+
+    def _InvocationExpression(self, node: dict[str, Any]) -> Fn:
+        left, right = node["children"]
+        base = self.compile(left)
+        return self._invocation(right, root=False, base=base)
+
+    def _function(self, functn: dict[str, Any], base: Fn | None) -> Fn:
+        name = functn["children"][0]["text"]
+        params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+        src: Fn = base if base is not None else (lambda focus, env: focus)
+
+        def sub(i: int) -> Fn:
+            return self.compile(params[i])
+
+        if name == "exists":
+            if params:
+                crit = sub(0)
+                return lambda f, e: _wrap(any(_bool_of(crit([it], {**e, "$this": [it]})) is True for it in src(f, e)))
+            return lambda f, e: _wrap(bool(src(f, e)))
+        if name == "empty" and not params:
+            return lambda f, e: _wrap(not src(f, e))
+        if name == "not" and not params:
+            return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
+        if name == "all" and len(params) == 1:
+            crit = sub(0)
+            return lambda f, e: _wrap(all(_bool_of(crit([it], {**e, "$this": [it]})) is True for it in src(f, e)))
+        if name == "where" and len(params) == 1:
+            crit = sub(0)
+            return lambda f, e: [it for it in src(f, e) if _bool_of(crit([it], {**e, "$this": [it]})) is True]
+        if name in ("matches", "contains", "startsWith", "endsWith") and len(params) == 1:
+            arg = sub(0)
+            if name == "matches":
+                lit = params[0]
+                text = _literal_string(lit)
+                if text is None:
+                    raise _Unsupported("matches with a computed pattern")
+                rx = re.compile(text, re.DOTALL)
+                op: Callable[[str, str], bool] = lambda s, _p: rx.search(s) is not None
+            elif name == "contains":
+                op = lambda s, p: p in s
+            elif name == "startsWith":
+                op = lambda s, p: s.startswith(p)
+            else:
+                op = lambda s, p: s.endswith(p)
+
+            def string_fn(f: Coll, e: dict[str, Any]) -> Coll:
+                items = src(f, e)
+                if not items:
+                    return []
+                if len(items) > 1:
+                    raise _Unsupported("string function on a collection")
+                s = items[0][0]
+                a = arg(f, e)
+                if not a or not isinstance(s, str):
+                    return []
+                return _wrap(op(s, str(a[0][0])))
+            return string_fn
+        if name == "count" and not params:
+            return lambda f, e: [(len(src(f, e)), "integer")]
+        if name == "first" and not params:
+            return lambda f, e: src(f, e)[:1]
+        if name == "ofType" and len(params) == 1:
+            tname = params[0].get("text") or ""
+            if not re.fullmatch(r"[A-Za-z]+", tname):
+                raise _Unsupported("ofType of a qualified type")
+            return lambda f, e: [it for it in src(f, e) if it[1] == tname
+                                 or (isinstance(it[0], dict) and it[0].get("resourceType") == tname)]
+        if name == "floor" and not params:
+            def floor_fn(f: Coll, e: dict[str, Any]) -> Coll:
+                items = src(f, e)
+                if len(items) != 1 or isinstance(items[0][0], bool) or not isinstance(items[0][0], (int, float, Decimal)):
+                    if items:
+                        raise _Unsupported("floor of a non-number")
+                    return []
+                return [(int(math.floor(items[0][0])), "integer")]
+            return floor_fn
+        if name == "toString" and not params:
+            def to_string(f: Coll, e: dict[str, Any]) -> Coll:
+                items = src(f, e)
+                if len(items) != 1 or isinstance(items[0][0], (dict, list)):
+                    if items:
+                        raise _Unsupported("toString of a complex value")
+                    return []
+                v = items[0][0]
+                return [(("true" if v else "false") if isinstance(v, bool) else str(v), "string")]
+            return to_string
+        if name == "length" and not params:
+            def length_fn(f: Coll, e: dict[str, Any]) -> Coll:
+                items = src(f, e)
+                if len(items) == 1 and isinstance(items[0][0], str):
+                    return [(len(items[0][0]), "integer")]
+                if items:
+                    raise _Unsupported("length of a non-string")
+                return []
+            return length_fn
+        if name == "hasValue" and not params:
+            return lambda f, e: _wrap((lambda it: len(it) == 1 and not isinstance(it[0][0], (dict, list)))(src(f, e)))
+        raise _Unsupported(f"function {name}")
+
+    # -- operators -----------------------------------------------------------------------------
+    def _binary(self, node: dict[str, Any]) -> tuple[Fn, Fn, str]:
+        left, right = (self.compile(c) for c in node["children"])
+        return left, right, node["terminalNodeText"][0]
+
+    def _AndExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, _ = self._binary(node)
+        def and_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a = _bool_of(left(f, e))
+            if a is False:
+                return _FALSE
+            b = _bool_of(right(f, e))
+            if b is False:
+                return _FALSE
+            return _TRUE if a is True and b is True else []
+        return and_fn
+
+    def _OrExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, op = self._binary(node)
+        if op == "xor":
+            def xor_fn(f: Coll, e: dict[str, Any]) -> Coll:
+                a, b = _bool_of(left(f, e)), _bool_of(right(f, e))
+                return [] if a is None or b is None else _wrap(a != b)
+            return xor_fn
+        def or_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a = _bool_of(left(f, e))
+            if a is True:
+                return _TRUE
+            b = _bool_of(right(f, e))
+            if b is True:
+                return _TRUE
+            return _FALSE if a is False and b is False else []
+        return or_fn
+
+    def _ImpliesExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, _ = self._binary(node)
+        def implies_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a = _bool_of(left(f, e))
+            if a is False:
+                return _TRUE
+            b = _bool_of(right(f, e))
+            if b is True:
+                return _TRUE
+            if a is True and b is False:
+                return _FALSE
+            return []
+        return implies_fn
+
+    def _EqualityExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, op = self._binary(node)
+        if op not in ("=", "!="):
+            raise _Unsupported(op)  # ~ and !~ (equivalence) are not translated
+        def eq_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a, b = left(f, e), right(f, e)
+            if not a or not b:
+                return []
+            if len(a) != len(b):
+                result = False
+            else:
+                if any(isinstance(x[0], dict) for x in a + b):
+                    raise _Unsupported("equality of complex values")
+                result = all(_eq(x[0], y[0]) for x, y in zip(a, b))
+            return _wrap(result if op == "=" else not result)
+        return eq_fn
+
+    def _InequalityExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, op = self._binary(node)
+        ops = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}
+        cmp = ops[op]
+        def ineq_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a, b = left(f, e), right(f, e)
+            if not a or not b:
+                return []
+            if len(a) > 1 or len(b) > 1:
+                raise _Unsupported("comparison of collections")
+            x, y = _num(a[0][0]), _num(b[0][0])
+            if isinstance(x, Decimal) != isinstance(y, Decimal) or isinstance(x, dict) or isinstance(y, dict):
+                raise _Unsupported("comparison of mixed types")
+            if isinstance(x, str) and (a[0][1] in ("date", "dateTime", "instant", "time") or _looks_temporal(x)):
+                raise _Unsupported("temporal comparison")
+            return _wrap(cmp(x, y))
+        return ineq_fn
+
+    def _MembershipExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, op = self._binary(node)
+        if op != "in":
+            raise _Unsupported(op)
+        def in_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            a, b = left(f, e), right(f, e)
+            if not a:
+                return []
+            if len(a) > 1:
+                raise _Unsupported("'in' with a collection on the left")
+            return _wrap(any(_eq(a[0][0], y[0]) for y in b))
+        return in_fn
+
+    def _UnionExpression(self, node: dict[str, Any]) -> Fn:
+        left, right, _ = self._binary(node)
+        def union_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            out: Coll = []
+            for it in left(f, e) + right(f, e):
+                if not any(_same(it[0], o[0]) for o in out):
+                    out.append(it)
+            return out
+        return union_fn
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (not isinstance(a, (dict, list)) and _eq(a, b)) or a == b
+
+
+def _looks_temporal(s: str) -> bool:
+    return bool(re.match(r"\d{4}(-\d\d)?", s))
+
+
+def _negate(b: bool | None) -> bool | None:
+    return None if b is None else not b
+
+
+def _unescape(s: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r", "f": "\f"}.get(m.group(1), m.group(1)), s)
+
+
+def _literal_string(node: dict[str, Any]) -> str | None:
+    while node.get("type") in ("TermExpression", "LiteralTerm"):
+        node = node["children"][0]
+    if node.get("type") == "StringLiteral":
+        return _unescape(node["text"][1:-1])
+    return None
+
+
+def translate(expression: str) -> Callable[[Any, str | None, dict[str, Any]], bool | None] | None:
+    """A native check for `expression`, or None if it uses anything outside the subset.
+    The check takes (value, fhir_type, env) and returns True / False, or None when the translated
+    code meets a case it does not model at run time (the caller then asks fhirpathpy)."""
+    try:
+        ast = parse_strict(expression)
+        fn = _Compiler().compile(ast["children"][0])
+    except (_Unsupported, FhirPathError, KeyError, IndexError, TypeError, re.error):
+        return None
+
+    def run(value: Any, fhir_type: str | None, env: dict[str, Any]) -> bool | None:
+        try:
+            result = fn([(value, fhir_type)], env)
+        except _Unsupported:
+            return None
+        return len(result) == 1 and result[0][0] is True
+
+    return run
