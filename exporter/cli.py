@@ -63,6 +63,44 @@ def cmd_build_ig(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from exporter.issues import to_operation_outcome
+    from exporter.validation.validator import Validator
+
+    settings = get_settings()
+    validator = Validator.from_settings(settings, [Path(p) for p in args.ig])
+    worst = EXIT_OK
+    outcomes = {}
+    for name in args.files:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"{name}: fatal VAL_READ: cannot read file: {exc.strerror or exc}", file=sys.stderr)
+            worst = EXIT_ERRORS
+            continue
+        issues = validator.validate_json(data, args.profile)
+        if any(i.is_error for i in issues):
+            worst = EXIT_ERRORS
+        if args.format == "json":
+            outcomes[name] = to_operation_outcome(issues)
+            continue
+        shown = [i for i in issues if i.is_error or args.warnings]
+        for issue in shown:
+            print(f"{name}: {issue.format()}")
+        errors = sum(i.is_error for i in issues)
+        warnings = sum(i.severity.value == "warning" for i in issues)
+        print(f"{name}: {'INVALID' if errors else 'valid'} ({errors} error(s), {warnings} warning(s))")
+    if args.format == "json":
+        doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
+            "resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": f"file:{k}", "resource": v} for k, v in outcomes.items()]}
+        print(_json.dumps(doc, indent=2, ensure_ascii=False))
+    return worst
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-export", description="DiGA FHIR exporter developer tools")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -79,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="build into a temporary folder and fail on any difference from igs/")
     p.add_argument("-v", "--verbose", action="store_true", help="also print SUSHI's warnings")
     p.set_defaults(func=cmd_build_ig)
+
+    p = sub.add_parser("validate", help="validate FHIR JSON files against core, igs/ and extra IGs")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--ig", action="append", default=[], metavar="PATH",
+                   help="extra conformance resources: a package folder, a folder of JSON files or a package .tgz (repeatable)")
+    p.add_argument("--profile", action="append", default=[], metavar="CANONICAL",
+                   help="also validate against this profile (repeatable)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: compiler-style lines (default); json: OperationOutcome")
+    p.add_argument("-w", "--warnings", action="store_true", help="table output: also list warnings")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -391,7 +391,10 @@ class Validator:
             return
         memo_key = None
         if (m.context_free if m.context_free is not None else self.compiler.context_free(m)):
-            raw = orjson.dumps(item)
+            try:
+                raw = orjson.dumps(item)
+            except (TypeError, orjson.JSONEncodeError):  # deeper than orjson serialises: just walk it
+                raw = b'"reference"'
             if b'"reference"' not in raw:
                 memo_key = (id(m), raw)
                 if memo_key in self._clean:
