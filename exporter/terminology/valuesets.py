@@ -47,14 +47,16 @@ def _strip_version(url: str) -> str:
 
 
 def _flatten(concepts: Iterable[dict[str, Any]], out: dict[str, str], parent_of: dict[str, str | None],
-             parent: str | None = None) -> None:
+             parent: str | None = None, designations: dict[str, tuple[str, ...]] | None = None) -> None:
     for c in concepts or []:
         code = c.get("code")
         if code is None:
             continue
         out[code] = c.get("display", "")
         parent_of[code] = parent
-        _flatten(c.get("concept", []), out, parent_of, code)
+        if designations is not None:
+            designations[code] = tuple(d.get("value", "") for d in c.get("designation", []) if isinstance(d, dict))
+        _flatten(c.get("concept", []), out, parent_of, code, designations)
 
 
 class ValueSetExpander:
@@ -62,6 +64,7 @@ class ValueSetExpander:
         self.store = store
         self._cache: dict[str, Expansion] = {}
         self._cs_cache: dict[str, tuple[dict[str, str], dict[str, str | None]] | None] = {}
+        self._designations: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def code_system(self, url: str) -> tuple[dict[str, str], dict[str, str | None]] | None:
         """(code → display, code → parent) for a local, complete CodeSystem; None if not enumerable."""
@@ -73,12 +76,25 @@ class ValueSetExpander:
         if cs is not None and cs.get("content", "complete") in ("complete", "fragment") and cs.get("concept"):
             codes: dict[str, str] = {}
             parents: dict[str, str | None] = {}
-            _flatten(cs.get("concept", []), codes, parents)
+            designations: dict[str, tuple[str, ...]] = {}
+            _flatten(cs.get("concept", []), codes, parents, None, designations)
+            self._designations[url] = designations
             result = (codes, parents) if cs.get("content", "complete") == "complete" or codes else None
             if cs.get("content") == "fragment":
                 result = None  # a fragment cannot prove that a code is absent
         self._cs_cache[url] = result
         return result
+
+    def lookup(self, system: str, code: str) -> tuple[bool, tuple[str, ...]] | None:
+        """(code exists?, acceptable displays) in a local complete CodeSystem; None if not local."""
+        cs = self.code_system(system)
+        if cs is None:
+            return None
+        codes = cs[0]
+        if code not in codes:
+            return (False, ())
+        url = _strip_version(system)
+        return (True, (codes[code],) + self._designations.get(url, {}).get(code, ()))
 
     def expand(self, url: str) -> Expansion:
         key = _strip_version(url)

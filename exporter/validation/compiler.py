@@ -132,12 +132,15 @@ class Compiler:
             slicing = Slicing(tuple(Discriminator(d.get("type", "value"), d.get("path", "$this"))
                                     for d in s.get("discriminator", [])),
                               s.get("rules", "open"), bool(s.get("ordered", False)))
+        types = tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
+                      for t in e.get("type", []))
+        if path.count(".") == 1 and last == "id" and (e.get("base") or {}).get("path") == "Resource.id":
+            types = (TypeRef("id"),)  # R4 snapshots type Resource.id as System.String; its rules are those of id
         node = Node(
             sd_url=sd_url, id=eid, path=path, name=last, slice_name=e.get("sliceName"),
             min=int(e.get("min", 0)), max=None if max_raw == "*" else int(max_raw),
             many=base_max not in ("0", "1") and "." in path,
-            types=tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
-                        for t in e.get("type", [])),
+            types=types,
             fixed=fixed, has_fixed=has_fixed, pattern=pattern, has_pattern=has_pattern,
             binding_strength=binding.get("strength"), binding_vs=binding.get("valueSet"),
             slicing=slicing,
@@ -169,7 +172,9 @@ class Compiler:
         if m.kind == KIND_COMPLEX and self._is_resource_type(m.type.code):
             m.kind = KIND_RESOURCE  # e.g. Bundle.entry.resource restricted to Composition
         m.check = PRIMITIVE_CHECKS.get(m.type.code) if m.kind == KIND_PRIMITIVE else None
-        m.more = bool(n.has_fixed or n.has_pattern or n.binding_strength or n.constraints)
+        m.more = bool(n.has_fixed or n.has_pattern or n.binding_strength or n.constraints
+                      or (m.type.code in ("uri", "url") and not n.path.endswith(".system")
+                          and not (n.path.count(".") == 1 and n.name == "url")))  # example-URL rule
         m.sliced = m.count_node.slicing is not None and bool(m.count_node.slices)
 
     def _is_resource_type(self, code: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, Severity
 from exporter.terminology.valuesets import ValueSetExpander
-from exporter.validation import binding, cardinality, extensions, references, slicing
+from exporter.validation import binding, cardinality, codes, extensions, questionnaire, references, slicing
 from exporter.validation import messages as M
 from exporter.validation.bundle import BundleIndex, entry_issues
 from exporter.validation.compiler import Compiler
@@ -44,7 +44,8 @@ _CODE_FOR = {
     M.INVARIANT: IssueCode.INVARIANT, M.INVARIANT_ERROR: IssueCode.NOT_SUPPORTED,
     M.TOO_DEEP: IssueCode.TOO_COSTLY, M.TOO_LARGE: IssueCode.TOO_COSTLY,
     M.PROFILE_UNKNOWN: IssueCode.NOT_FOUND, M.EXTENSION_UNKNOWN: IssueCode.NOT_FOUND,
-    M.REFERENCE_UNRESOLVED: IssueCode.NOT_FOUND, M.UNKNOWN_RESOURCE_TYPE: IssueCode.NOT_SUPPORTED,
+    M.REFERENCE_UNRESOLVED: IssueCode.NOT_FOUND, M.CODE_UNKNOWN: IssueCode.CODE_INVALID,
+    M.DISPLAY_WRONG: IssueCode.CODE_INVALID, M.QUESTIONNAIRE: IssueCode.VALUE, M.EXAMPLE_URL: IssueCode.VALUE, M.UNKNOWN_RESOURCE_TYPE: IssueCode.NOT_SUPPORTED,
 }
 
 
@@ -218,6 +219,8 @@ class Validator:
                 rule = self.compiler.object_rule(root, rt)
                 self._walk(res, rule, path, ctx, 1)
                 self._constraints(root.constraints, res, path, ctx, rt)
+            if rt == "QuestionnaireResponse":
+                questionnaire.check(res, self.store, ctx.member_of, path, ctx.add)
             if rt == "Bundle":
                 for _, msg, expr in entry_issues(res):
                     ctx.add("error", M.BUNDLE_RULE, msg, expr)
@@ -343,6 +346,11 @@ class Validator:
 
     def _primitive_more(self, item: Any, m: Member, path: str, ctx: _Ctx) -> None:
         node = m.node
+        if m.type.code in ("uri", "url") and ("example.org" in item or "acme.com" in item) \
+                and not node.path.endswith(".system") and not (node.path.count(".") == 1 and node.name == "url") \
+                and self.store.get(item) is None:
+            ctx.add("error", M.EXAMPLE_URL, f"example URLs are not allowed here ({item}): nothing is known at "
+                    "that address; use the real canonical of the resource", path)
         if node.has_fixed or node.has_pattern:
             self._fixed_pattern(item, node, path, ctx)
         if node.binding_strength:
@@ -418,6 +426,8 @@ class Validator:
             binding.check(item, t.code, node.binding_strength, node.binding_vs, self.expander, path, ctx.add)
         if kind == KIND_REFERENCE:
             self._reference(item, t.target_profiles or _target_profiles(node), path, ctx)
+        elif t.code == "Coding":
+            codes.check_coding(item, self.expander, path, ctx.add)
         constraints = m.constraints if m.constraints is not None else self.compiler.constraints_for(m)
         if constraints:
             self._constraints(constraints, item, path, ctx, t.code)
