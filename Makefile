@@ -7,6 +7,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TOOLS  := .tools
+# FHIR package for the HL7 reference validator, from npm (see the $(XVER_STAMP) rule)
+XVER_ID     := hl7.fhir.xver-extensions
+XVER_VER    := 0.1.0
+XVER_SHA256 := 83122134f299c16262591a498cada83fad5206177166ee46750afad8e36b251f
+XVER_STAMP  := $(TOOLS)/fhir-home/.$(XVER_ID)-$(XVER_VER).stamp
 
 .PHONY: setup demo test build-ig clean-tools
 .DEFAULT_GOAL := help
@@ -14,7 +19,8 @@ TOOLS  := .tools
 help:
 	@echo "make demo | make test | make setup | make build-ig"
 
-setup: $(VENV)/.stamp node_modules/.stamp $(TOOLS)/java/.stamp $(TOOLS)/keycloak/.stamp $(TOOLS)/fhir-home/.stamp
+setup: $(VENV)/.stamp node_modules/.stamp $(TOOLS)/java/.stamp $(TOOLS)/keycloak/.stamp $(TOOLS)/fhir-home/.stamp \
+       $(XVER_STAMP)
 
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +43,18 @@ $(TOOLS)/keycloak/.stamp: tools/keycloak/pom.xml
 
 $(TOOLS)/fhir-home/.stamp: $(VENV)/.stamp
 	$(BIN)/fhir-export fetch-core
+	touch $@
+
+# The HL7 reference validator (tools/java) loads hl7.fhir.xver-extensions#0.1.0 unconditionally. npm serves it
+# (CC0-1.0, 182,343 bytes); `npm pack` fetches just the tarball (an npm install would fail: its dependency
+# hl7.fhir.r4.core has no versions on npm). Checked against a pinned sha256 (XVER_* above), unpacked into the cache.
+$(XVER_STAMP):
+	rm -rf $(TOOLS)/npm-pack "$(TOOLS)/fhir-home/.fhir/packages/$(XVER_ID)#$(XVER_VER)"
+	mkdir -p $(TOOLS)/npm-pack "$(TOOLS)/fhir-home/.fhir/packages/$(XVER_ID)#$(XVER_VER)"
+	npm pack --silent --ignore-scripts --pack-destination $(TOOLS)/npm-pack $(XVER_ID)@$(XVER_VER)
+	echo "$(XVER_SHA256)  $(TOOLS)/npm-pack/$(XVER_ID)-$(XVER_VER).tgz" | sha256sum -c --quiet -
+	tar -xzf $(TOOLS)/npm-pack/$(XVER_ID)-$(XVER_VER).tgz -C "$(TOOLS)/fhir-home/.fhir/packages/$(XVER_ID)#$(XVER_VER)"
+	rm -rf $(TOOLS)/npm-pack
 	touch $@
 
 build-ig: setup
