@@ -4,9 +4,8 @@ Sources are package folders (a folder with package.json, as in igs/ and the pack
 package tarballs (.tgz) or plain folders of JSON files. hl7.fhir.r4.core is indexed from its
 .index.json and its files are parsed only when first asked for, so start-up stays fast.
 
-Only these resource types are kept: StructureDefinition, ValueSet, CodeSystem, Questionnaire (what
-validation needs);
-other files are ignored. A later source overrides an earlier one for the same URL|version.
+Only these resource types are kept: StructureDefinition, ValueSet, CodeSystem, Questionnaire and
+ImplementationGuide (what validation needs); other files are ignored. A later source overrides an earlier one for the same URL|version.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any, Iterable
 
 from exporter.issues import ConfigurationError, IssueCode, SourceLocation, error
 
-CONFORMANCE_TYPES = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", "Questionnaire"})
+CONFORMANCE_TYPES = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", "Questionnaire", "ImplementationGuide"})
 CORE_SD_BASE = "http://hl7.org/fhir/StructureDefinition/"
 
 
