@@ -201,16 +201,17 @@ class Compiler:
         return m.constraints
 
     def context_free(self, m: Member) -> bool:
-        """True when validating a value of this member depends on nothing but the value: no
-        Reference or Resource inside, no invariant reading %resource/%rootResource/resolve().
+        """True when validating a value of this member depends on nothing but the value, apart from
+        references: no nested Resource, no invariant reading %resource/%rootResource/resolve().
+        References (the one kind of data whose check depends on the enclosing Bundle) are excluded
+        at run time instead: the walker never memoises a value whose JSON contains "reference".
         Such results can be memoised by content (the walker does so for clean values)."""
         if m.context_free is None:
-            m.context_free = False  # provisional: recursive structures are not memoised
             m.context_free = self._context_free(m, set())
         return m.context_free
 
     def _context_free(self, m: Member, seen: set[int]) -> bool:
-        if m.kind in (KIND_RESOURCE, KIND_REFERENCE):
+        if m.kind == KIND_RESOURCE:
             return False
         if any(c.uses_context for c in self.constraints_for(m)):
             return False
@@ -220,7 +221,7 @@ class Compiler:
             return True  # the definition is chosen by the url inside the value; references are excluded at run time
         key = id(m.node)
         if key in seen:
-            return False
+            return True  # a cycle (item.item) adds nothing new: decided by the other members
         seen.add(key)
         rule = self.object_rule(m.node, m.type.code)
         return all(self._context_free(sub, seen) for sub in rule.members.values())

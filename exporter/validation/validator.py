@@ -136,6 +136,8 @@ class Validator:
         self._clean: dict[tuple[int, bytes], None] = {}
         self.memo_size = memo_size
         self._resource_types: dict[str, bool] = {}
+        self._slice_memo_ok: dict[int, bool] = {}
+        self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     @classmethod
@@ -484,14 +486,14 @@ class Validator:
                         path + ".reference")
             declared = references.referenced_type(ref)
             if declared and target_profiles:
-                types, _ = references.allowed_target_types(target_profiles, self.store)
+                types, _ = self._allowed_targets(target_profiles)
                 if types and declared not in types and "Resource" not in types:
                     ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to {declared} where only "
                             f"{', '.join(sorted(types))} is allowed", path + ".reference")
             return
         if not target_profiles:
             return
-        types, profiles = references.allowed_target_types(target_profiles, self.store)
+        types, profiles = self._allowed_targets(target_profiles)
         rt = target.get("resourceType")
         if types and rt not in types and "Resource" not in types:
             ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
@@ -503,8 +505,25 @@ class Validator:
             ctx.add("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
                     f"{' or '.join(candidates)}", path + ".reference")
 
+    def _allowed_targets(self, target_profiles: tuple[str, ...]) -> tuple[set[str], list[str]]:
+        hit = self._targets.get(target_profiles)
+        if hit is None:
+            hit = self._targets[target_profiles] = references.allowed_target_types(target_profiles, self.store)
+        return hit
+
     def _slices(self, base: Node, items: list[tuple[Any, str | None, str]], path: str, ctx: _Ctx, depth: int,
                 host: ObjectRule) -> None:
+        memo_key = None
+        if self._slices_memoisable(base):
+            try:
+                raw = orjson.dumps([(v, t) for v, t, _ in items])
+            except (TypeError, orjson.JSONEncodeError):
+                raw = b'"reference"'
+            if b'"reference"' not in raw:
+                memo_key = (id(base), raw)
+                if memo_key in self._clean:
+                    return  # these exact items were assigned and validated clean against these slices
+        before = len(ctx.issues)
         values = [(v, t) for v, t, _ in items]
         where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
         assigned = slicing.check(values, base, ctx, where, ctx.add)
@@ -514,11 +533,31 @@ class Validator:
             t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
             if t is None:
                 continue
-            key = (id(sl), t.code)
-            m = self._slice_members.get(key)
-            if m is None:
-                m = self._slice_members[key] = self.compiler.member(base.name, base, sl, t)
+            m = self._slice_member(base, sl, t)
             self._value(value, m, ipath, ctx, depth, host)
+        if memo_key is not None and len(ctx.issues) == before:
+            if len(self._clean) >= self.memo_size:
+                self._clean.clear()
+            self._clean[memo_key] = None
+
+    def _slice_member(self, base: Node, sl: Node, t: Any) -> Member:
+        key = (id(sl), t.code)
+        m = self._slice_members.get(key)
+        if m is None:
+            m = self._slice_members[key] = self.compiler.member(base.name, base, sl, t)
+        return m
+
+    def _slices_memoisable(self, base: Node) -> bool:
+        """Slice assignment and slice validation depend on the items' content only: discriminators
+        without profile/resolve(), and every slice's content is context-free."""
+        hit = self._slice_memo_ok.get(id(base))
+        if hit is None:
+            assert base.slicing is not None
+            hit = all(d.type in ("value", "pattern", "type", "exists") and "resolve()" not in d.path
+                      for d in base.slicing.discriminators) and all(
+                self.compiler.context_free(self._slice_member(base, sl, t)) for sl in base.slices for t in sl.types)
+            self._slice_memo_ok[id(base)] = hit
+        return hit
 
     # -- invariants ---------------------------------------------------------------------------
     def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx,
