@@ -1,0 +1,289 @@
+"""Compile a mapping set once, then build resources and the document Bundle per export (layer L2).
+
+    engine = Engine(mapping_set, store, namespace=...)       # compile; engine.issues = load/compile problems
+    bundle, issues = engine.build(domain_doc, export_time)   # map one patient's document
+
+Ids are uuid5(namespace, "<type>|<mapping>|<source id>"), fullUrls `urn:uuid:<id>`; a `ref` computes the
+target's id the same way and is checked afterwards to point at a resource that was really produced.
+The document is assembled from `mappings/bundle.yaml`: Composition first (sections with their
+entries and a generated, escaped narrative), then every mapped resource, Provenance last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from exporter.engine.ids import DEFAULT_NAMESPACE, resource_id, urn
+from exporter.engine.templating import Template, TemplateProblem
+from exporter.engine.values import (MISSING, CompileContext, RunContext, Scope, compile_value, condition,
+                                    selector)
+from exporter.fhir.definitions import DefinitionStore
+from exporter.issues import Issue, IssueCode, SourceLocation, error
+from exporter.mapping.registry import MappingFile, MappingSet
+from exporter.mapping.tables import suggest
+from exporter.mapping.yamlsrc import position
+
+XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
+
+
+@dataclass
+class _Compiled:
+    m: MappingFile
+    resource_type: str
+    claim: str
+    singleton: bool
+    select: Any
+    when: Any
+    source_id: Any
+    body: Any
+    narrative: Template | None
+
+
+@dataclass
+class _Part:
+    resource_type: str
+    claim: str
+    body: Any
+
+
+@dataclass
+class Built:
+    resources: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (fullUrl, resource)
+    sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key -> [(fullUrl, narrative line)]
+
+
+class Engine:
+    def __init__(self, ms: MappingSet, store: DefinitionStore, *, namespace: uuid.UUID | None = None,
+                 ig_canonical: str | None = None, default_timezone: str | None = None):
+        self.ms = ms
+        self.store = store
+        self.ig_canonical = ig_canonical
+        layout = ms.layout or {}
+        self.issues: list[Issue] = list(ms.issues)
+        self.namespace = namespace or _namespace(layout.get("id_namespace"), self.issues, ms)
+        self.default_timezone = default_timezone or str(layout.get("default_timezone") or "Europe/Berlin")
+        self.mapping_set_id = str((layout.get("mapping_set") or {}).get("id", "mappings"))
+        self.mapping_set_version = str((layout.get("mapping_set") or {}).get("version", "0"))
+        self.section_keys = _section_keys(((layout.get("composition") or {}).get("sections")) or [])
+        types: dict[str, tuple[str, bool]] = {}
+        heads: list[tuple[MappingFile, dict[str, Any]]] = []
+        for m in ms.mappings:
+            sd = self._profile(m.profile, m.file, position(m.positions, ("profile",)))
+            if sd is None:
+                continue
+            types[m.id] = (sd["type"], m.for_each is None)
+            heads.append((m, sd))
+        self.mapping_types = types
+        self.compiled = [self._compile(m, sd) for m, sd in heads]
+        self.parts: dict[str, _Part] = {}
+        for part in ("composition", "provenance", "bundle"):
+            spec = layout.get(part) if isinstance(layout.get(part), dict) else None
+            if spec is None:
+                continue
+            sd = self._profile(spec.get("profile", ""), ms.layout_file, position(ms.layout_positions, (part, "profile")))
+            if sd is None:
+                continue
+            cc = self._cc(ms.layout_file, ms.layout_positions)
+            body = compile_value(spec.get("resource", {}), (part, "resource"), cc) if spec.get("resource") else (lambda s: {})
+            self.issues.extend(cc.issues)
+            self.parts[part] = _Part(sd["type"], f"{sd['url']}|{sd.get('version')}" if sd.get("version") else sd["url"], body)
+
+    # -- compile --------------------------------------------------------------------------------
+    def _cc(self, file: str, positions: Any) -> CompileContext:
+        return CompileContext(file, positions, self.ms.tables, self.mapping_types if hasattr(self, "mapping_types") else {},
+                              self.default_timezone)
+
+    def _profile(self, ref: str, file: str, loc: SourceLocation | None) -> dict[str, Any] | None:
+        candidates = [ref]
+        if self.ig_canonical and "/" not in ref:
+            candidates.append(f"{self.ig_canonical}/StructureDefinition/{ref}")
+        for c in candidates:
+            sd = self.store.structure(c)
+            if sd is not None:
+                if sd.get("kind") != "resource":
+                    self.issues.append(error(IssueCode.INVALID, f"profile '{ref}' is not a resource profile",
+                                             "MAP_PROFILE_KIND", location=loc))
+                    return None
+                return sd
+        known = [u.rsplit("/", 1)[-1] for u in self.store.urls("StructureDefinition")
+                 if self.ig_canonical and u.startswith(self.ig_canonical)]
+        self.issues.append(error(IssueCode.NOT_FOUND, f"profile '{ref}' is not in igs/{suggest(ref, known)}",
+                                 "MAP_PROFILE_UNKNOWN", location=loc))
+        return None
+
+    def _compile(self, m: MappingFile, sd: dict[str, Any]) -> _Compiled:
+        cc = self._cc(m.file, m.positions)
+        for bad in ("resourceType", "id", "meta"):
+            if bad in m.resource:
+                cc.fail("MAP_RESERVED", f"'{bad}' is set by the engine (from 'profile' and 'source_id')",
+                        ("resource", bad))
+        if m.section is not None and m.section not in self.section_keys:
+            cc.fail("MAP_SECTION_UNKNOWN", f"no section '{m.section}' in bundle.yaml{suggest(m.section, self.section_keys)}",
+                    ("section",))
+        select = selector(m.for_each, ("for_each",), cc) if m.for_each is not None else None
+        when = condition(m.when, ("when",), cc) if m.when is not None else None
+        if m.source_id is not None:
+            source_id = compile_value(m.source_id, ("source_id",), cc)
+        elif m.for_each is not None:
+            source_id = compile_value({"path": "id"}, ("for_each",), cc)
+        else:
+            source_id = lambda scope, _v=m.id: _v  # noqa: E731
+        body = compile_value(m.resource, ("resource",), cc)
+        narrative = None
+        if m.narrative is not None:
+            try:
+                narrative = Template(m.narrative, xhtml=True)
+            except TemplateProblem as exc:
+                loc = position(m.positions, ("narrative",))
+                cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
+        self.issues.extend(cc.issues)
+        claim = f"{sd['url']}|{sd['version']}" if sd.get("version") else sd["url"]
+        return _Compiled(m, sd["type"], claim, m.for_each is None, select, when, source_id, body, narrative)
+
+    # -- run ------------------------------------------------------------------------------------
+    def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
+        """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data."""
+        requested: list[tuple[str, str, SourceLocation | None, str]] = []
+
+        def resolve(mapping_id: str, key: Any, loc: SourceLocation | None, data_path: str) -> str | None:
+            rtype = self.mapping_types[mapping_id][0]
+            requested.append((mapping_id, str(key), loc, data_path))
+            return urn(resource_id(self.namespace, rtype, mapping_id, str(key)))
+
+        run = RunContext(doc, export_time, resolve)
+        built = Built()
+        produced: set[tuple[str, str]] = set()
+        for c in self.compiled:
+            root = Scope(doc, "$", None, run)
+            records = c.select(root) if c.select is not None else [(doc, "$")]
+            seen: set[str] = set()
+            for item, data_path in records:
+                scope = Scope(item, data_path, root, run) if c.select is not None else root
+                if c.when is not None and not c.when(scope):
+                    continue
+                sid = c.source_id(scope)
+                if sid is MISSING or isinstance(sid, (dict, list)):
+                    run.report("MAP_SOURCE_ID", "record has no usable source id", position(c.m.positions, ("source_id",))
+                               or position(c.m.positions, ()), data_path)
+                    continue
+                sid = str(sid)
+                if sid in seen:
+                    run.report("MAP_DUPLICATE_SOURCE_ID", f"source id '{sid}' occurs twice for mapping '{c.m.id}'",
+                               position(c.m.positions, ()), data_path)
+                    continue
+                seen.add(sid)
+                rid = resource_id(self.namespace, c.resource_type, c.m.id, sid)
+                body = c.body(scope)
+                resource = {"resourceType": c.resource_type, "id": rid, "meta": {"profile": [c.claim]}}
+                if body is not MISSING:
+                    resource.update(body)
+                full = urn(rid)
+                built.resources.append((full, resource))
+                produced.add((c.m.id, sid))
+                if c.m.section:
+                    line = ""
+                    if c.narrative is not None:
+                        try:
+                            line = c.narrative.render({"item": item, "doc": doc, "export_time": export_time})
+                        except TemplateProblem as exc:
+                            run.report("MAP_TEMPLATE_RENDER", str(exc), position(c.m.positions, ("narrative",)), data_path)
+                    built.sections.setdefault(c.m.section, []).append((full, line))
+        for mapping_id, key, loc, data_path in requested:
+            if (mapping_id, key) not in produced:
+                run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
+                           "was produced", loc, data_path, IssueCode.NOT_FOUND)
+        if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
+            return None, self.issues + run.issues
+        return self._assemble(doc, export_time, built, run), run.issues
+
+    def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
+        digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + export_time.encode()).hexdigest()
+        root = Scope(doc, "$", None, run)
+
+        def part(name: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+            p = self.parts.get(name)
+            if p is None:
+                return None
+            rid = resource_id(self.namespace, p.resource_type, name, digest)
+            body = p.body(root)
+            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            if body is not MISSING:
+                res.update(body)
+            res.update(extra)
+            return urn(rid), res
+
+        layout_sections = (self.ms.layout.get("composition") or {}).get("sections") or []
+        composition = part("composition", {"section": self._sections(layout_sections, built)})
+        entries = ([composition] if composition else []) + built.resources
+        provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
+        if provenance:
+            entries.append(provenance)
+        bundle_part = self.parts.get("bundle")
+        bid = resource_id(self.namespace, "Bundle", "bundle", digest)
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "id": bid}
+        if bundle_part is not None:
+            bundle["meta"] = {"profile": [bundle_part.claim]}
+            body = bundle_part.body(root)
+            if body is not MISSING:
+                bundle.update(body)
+        bundle.update({"identifier": {"system": "urn:ietf:rfc:3986", "value": urn(bid)}, "type": "document",
+                       "timestamp": export_time,
+                       "entry": [{"fullUrl": full, "resource": res} for full, res in entries]})
+        return bundle
+
+    def _sections(self, layout: list[dict[str, Any]], built: Built) -> list[dict[str, Any]]:
+        out = []
+        for s in layout:
+            if not isinstance(s, dict):
+                continue
+            members = built.sections.get(s.get("key"), [])
+            children = self._sections(s.get("sections") or [], built)
+            section: dict[str, Any] = {}
+            if s.get("title"):
+                section["title"] = s["title"]
+            if s.get("code"):
+                section["code"] = s["code"]
+            if not members and not children and not s.get("empty_reason"):
+                continue  # a section without entries is left out (its entries are 1..* when present)
+            lines = [line for _, line in members if line]
+            if members:
+                body = "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>" if lines else \
+                    f"<p>{len(members)} entries</p>"
+            elif children:
+                body = "<p>See the sub-sections.</p>"
+            else:
+                body = "<p>No entries in the covered period.</p>"
+            section["text"] = {"status": "generated", "div": XHTML_DIV.format(body)}
+            if members:
+                section["entry"] = [{"reference": full} for full, _ in members]
+            elif not children:
+                section["emptyReason"] = s["empty_reason"]
+            if children:
+                section["section"] = children
+            out.append(section)
+        return out
+
+
+def _section_keys(sections: list[Any]) -> set[str]:
+    keys: set[str] = set()
+    for s in sections:
+        if isinstance(s, dict) and isinstance(s.get("key"), str):
+            keys.add(s["key"])
+            keys |= _section_keys(s.get("sections") or [])
+    return keys
+
+
+def _namespace(value: Any, issues: list[Issue], ms: MappingSet) -> uuid.UUID:
+    if value is None:
+        return DEFAULT_NAMESPACE
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        issues.append(error(IssueCode.VALUE, f"id_namespace must be a UUID, not {value!r}", "MAP_NAMESPACE",
+                            location=position(ms.layout_positions, ("id_namespace",))))
+        return DEFAULT_NAMESPACE

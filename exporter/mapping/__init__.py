@@ -1,0 +1,1 @@
+"""The YAML mapping language (layer L1): source files with positions, models, code tables, registry."""

@@ -1,0 +1,159 @@
+"""Load a mapping set (layer L1): `mappings/resources/*.yaml`, `mappings/codes/*.yaml`,
+`mappings/bundle.yaml`. Every problem is collected with file:line:column; nothing is compiled here
+(engine/ does that), but every file's top-level shape is checked and unknown keys are rejected with a
+suggestion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporter.issues import Issue, IssueCode, error
+from exporter.mapping.tables import CodeTable, load_table, suggest
+from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
+
+MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "narrative",
+                "resource"}
+BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance"}
+PART_KEYS = {"profile", "resource", "sections"}
+SECTION_KEYS = {"key", "code", "title", "sections", "empty_reason"}
+
+
+@dataclass
+class MappingFile:
+    id: str
+    file: str
+    positions: Positions
+    profile: str
+    resource: dict[str, Any]
+    section: str | None = None
+    for_each: str | None = None
+    when: str | None = None
+    source_id: Any = None
+    narrative: str | None = None
+
+
+@dataclass
+class MappingSet:
+    root: Path
+    mappings: list[MappingFile] = field(default_factory=list)
+    tables: dict[str, CodeTable] = field(default_factory=dict)
+    layout: dict[str, Any] = field(default_factory=dict)
+    layout_file: str = ""
+    layout_positions: Positions = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def load_mapping_set(root: Path) -> MappingSet:
+    """Load everything below `root` (the mappings/ folder); problems go to `.issues`."""
+    ms = MappingSet(root)
+    if not root.is_dir():
+        ms.issues.append(error(IssueCode.NOT_FOUND, f"mapping folder {root} does not exist", "MAP_ROOT"))
+        return ms
+    for path in sorted((root / "codes").glob("*.yaml")):
+        table, issues = load_table(path, _rel(path, root))
+        ms.issues.extend(issues)
+        if table is not None:
+            if table.id in ms.tables:
+                ms.issues.append(error(IssueCode.INVALID, f"duplicate table id '{table.id}'", "MAP_DUPLICATE_ID",
+                                       location=position({}, ()) or None))
+            ms.tables[table.id] = table
+    seen: dict[str, str] = {}
+    for path in sorted((root / "resources").glob("*.yaml")):
+        m = _load_mapping(path, _rel(path, root), ms.issues)
+        if m is None:
+            continue
+        if m.id in seen:
+            ms.issues.append(error(IssueCode.INVALID, f"mapping id '{m.id}' is already used by {seen[m.id]}",
+                                   "MAP_DUPLICATE_ID", location=position(m.positions, ("mapping",))))
+            continue
+        seen[m.id] = m.file
+        ms.mappings.append(m)
+    layout_path = root / "bundle.yaml"
+    ms.layout_file = _rel(layout_path, root)
+    try:
+        layout, pos = load_yaml(layout_path, ms.layout_file)
+    except MappingSourceError as exc:
+        ms.issues.extend(exc.issues)
+        return ms
+    ms.layout_positions = pos
+    if not isinstance(layout, dict):
+        ms.issues.append(error(IssueCode.STRUCTURE, "bundle.yaml must be a YAML mapping", "MAP_SHAPE",
+                               location=position(pos, ())))
+        return ms
+    _unknown(layout, BUNDLE_KEYS, (), pos, "bundle.yaml", ms.issues)
+    for part in ("bundle", "composition", "provenance"):
+        value = layout.get(part)
+        if not isinstance(value, dict) or "profile" not in value:
+            ms.issues.append(error(IssueCode.REQUIRED, f"bundle.yaml needs '{part}' with a 'profile'", "MAP_SHAPE",
+                                   location=position(pos, (part,))))
+            continue
+        _unknown(value, PART_KEYS, (part,), pos, part, ms.issues)
+    _check_sections(layout.get("composition", {}).get("sections") if isinstance(layout.get("composition"), dict) else None,
+                    ("composition", "sections"), pos, ms.issues)
+    ms.layout = layout
+    return ms
+
+
+def _check_sections(sections: Any, at: tuple[Any, ...], pos: Positions, issues: list[Issue]) -> None:
+    if sections is None:
+        return
+    if not isinstance(sections, list):
+        issues.append(error(IssueCode.STRUCTURE, "'sections' must be a list", "MAP_SHAPE", location=position(pos, at)))
+        return
+    for i, s in enumerate(sections):
+        if not isinstance(s, dict) or not isinstance(s.get("key"), str):
+            issues.append(error(IssueCode.REQUIRED, "each section needs a 'key'", "MAP_SHAPE",
+                                location=position(pos, at + (i,))))
+            continue
+        _unknown(s, SECTION_KEYS, at + (i,), pos, f"section '{s['key']}'", issues)
+        _check_sections(s.get("sections"), at + (i, "sections"), pos, issues)
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], at: tuple[Any, ...], pos: Positions, what: str,
+             issues: list[Issue]) -> None:
+    for k in data:
+        if k not in allowed:
+            issues.append(error(IssueCode.STRUCTURE, f"unknown key '{k}' in {what}{suggest(k, allowed)}",
+                                "MAP_UNKNOWN_KEY", location=position(pos, at + (k,))))
+
+
+def _load_mapping(path: Path, display: str, issues: list[Issue]) -> MappingFile | None:
+    try:
+        data, pos = load_yaml(path, display)
+    except MappingSourceError as exc:
+        issues.extend(exc.issues)
+        return None
+    if not isinstance(data, dict):
+        issues.append(error(IssueCode.STRUCTURE, "a mapping file must be a YAML mapping", "MAP_SHAPE",
+                            location=position(pos, ())))
+        return None
+    _unknown(data, MAPPING_KEYS, (), pos, "mapping", issues)
+    ok = True
+    for key in ("mapping", "profile", "resource"):
+        if key not in data:
+            issues.append(error(IssueCode.REQUIRED, f"mapping needs '{key}'", "MAP_SHAPE", location=position(pos, ())))
+            ok = False
+    for key in ("mapping", "profile", "section", "for_each", "when", "narrative"):
+        if key in data and not isinstance(data[key], str):
+            issues.append(error(IssueCode.STRUCTURE, f"'{key}' must be a string", "MAP_SHAPE",
+                                location=position(pos, (key,))))
+            ok = False
+    if "resource" in data and not isinstance(data["resource"], dict):
+        issues.append(error(IssueCode.STRUCTURE, "'resource' must be a mapping of FHIR elements", "MAP_SHAPE",
+                            location=position(pos, ("resource",))))
+        ok = False
+    if not ok:
+        return None
+    return MappingFile(id=data["mapping"], file=display, positions=pos, profile=data["profile"],
+                       resource=data["resource"], section=data.get("section"), for_each=data.get("for_each"),
+                       when=data.get("when"), source_id=data.get("source_id"), narrative=data.get("narrative"))
