@@ -101,6 +101,76 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return worst
 
 
+def _export_time(value: str | None) -> str:
+    from datetime import datetime, timezone
+
+    if value:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))  # validated; kept as given
+        return value
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from exporter.pipeline import Exporter
+
+    settings = get_settings()
+    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    if any(i.is_error for i in exporter.load_issues):
+        _print_issues(exporter.load_issues)
+        print("the mapping set has errors; nothing exported", file=sys.stderr)
+        return EXIT_ERRORS
+    try:
+        raw = Path(args.input).read_bytes()
+        doc = _json.loads(raw)
+    except OSError as exc:
+        print(f"{args.input}: fatal MAP_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"{args.input}: fatal MAP_INPUT: not JSON: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    try:
+        export_time = _export_time(args.export_time)
+    except ValueError:
+        print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
+        return EXIT_USAGE
+    result = exporter.export(doc, export_time=export_time)
+    for issue in result.issues:
+        if issue.is_error or args.verbose:
+            print(f"{args.input}: {issue.format()}", file=sys.stderr)
+    errors = sum(i.is_error for i in result.issues)
+    warnings = sum(i.severity.value == "warning" for i in result.issues)
+    if not result.ok:
+        print(f"{args.input}: export FAILED ({errors} error(s), {warnings} warning(s)); no Bundle written", file=sys.stderr)
+        return EXIT_ERRORS
+    text = _json.dumps(result.bundle, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({warnings} warning(s))"
+          + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from exporter.engine.check import check_bindings
+    from exporter.pipeline import Exporter
+
+    settings = get_settings()
+    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    validator = exporter.validator
+    issues = list(exporter.load_issues)
+    issues += check_bindings(exporter.engine, validator.compiler, validator.expander)
+    _print_issues(issues, stream=sys.stdout, warnings=True)
+    errors = sum(i.is_error for i in issues)
+    ms = exporter.engine.ms
+    print(f"checked {len(ms.mappings)} mappings, {len(ms.tables)} code tables, bundle layout: "
+          f"{errors} error(s), {len(issues) - errors} warning(s)")
+    return EXIT_ERRORS if errors else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-export", description="DiGA FHIR exporter developer tools")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -128,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table: compiler-style lines (default); json: OperationOutcome")
     p.add_argument("-w", "--warnings", action="store_true", help="table output: also list warnings")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("map", help="map one patient's domain JSON to a validated FHIR document Bundle")
+    p.add_argument("input", metavar="INPUT.json")
+    p.add_argument("-o", "--output", metavar="OUT.json", help="write the Bundle here (default: standard output)")
+    p.add_argument("--export-time", metavar="DATETIME", help="export timestamp with timezone (default: now, UTC)")
+    p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print warnings")
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("check", help="load every mapping and code table, report all problems with file:line")
+    p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
+    p.set_defaults(func=cmd_check)
     return parser
 
 

@@ -79,6 +79,7 @@ class Engine:
             types[m.id] = (sd["type"], m.for_each is None)
             heads.append((m, sd))
         self.mapping_types = types
+        self.table_uses: list[tuple[MappingFile, str, CompileContext]] = []
         self.compiled = [self._compile(m, sd) for m, sd in heads]
         self.parts: dict[str, _Part] = {}
         for part in ("composition", "provenance", "bundle"):
@@ -142,6 +143,7 @@ class Engine:
                 loc = position(m.positions, ("narrative",))
                 cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
         self.issues.extend(cc.issues)
+        self.table_uses.append((m, sd["url"], cc))
         claim = f"{sd['url']}|{sd['version']}" if sd.get("version") else sd["url"]
         return _Compiled(m, sd["type"], claim, m.for_each is None, select, when, source_id, body, narrative)
 

@@ -88,6 +88,9 @@ class CompileContext:
     mapping_types: dict[str, tuple[str, bool]]  # mapping id -> (resource type, is singleton)
     default_timezone: str = "Europe/Berlin"
     issues: list[Issue] = field(default_factory=list)
+    # for `fhir-export check`: every table lookup (table, field, YAML path, literal key or None)
+    table_uses: list[tuple[CodeTable, str, tuple[Any, ...], Any]] = field(default_factory=list)
+    each_items: set[tuple[Any, ...]] = field(default_factory=set)  # YAML paths of for_each `item:` bodies
 
     def loc(self, at: tuple[Any, ...]) -> SourceLocation | None:
         return position(self.positions, at)
@@ -259,6 +262,7 @@ def _compile_list_item(spec: Any, at: tuple[Any, ...], cc: CompileContext) -> tu
         return False, cc.fail("MAP_SPEC", "a for_each list item needs 'item'", at)
     select = selector(spec["for_each"], at + ("for_each",), cc)
     when = condition(spec.get("when"), at + ("when",), cc) if "when" in spec else None
+    cc.each_items.add(at + ("item",))
     body = compile_value(spec["item"], at + ("item",), cc)
 
     def expand(scope: Scope) -> Any:
@@ -419,6 +423,9 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
         if not (isinstance(fld, str) and (fld in TABLE_FIELDS or fld.startswith("attribute:"))):
             return cc.fail("MAP_SPEC", f"unknown table field '{fld}'{suggest(fld, TABLE_FIELDS)}", at + ("field",))
         key_fn = compile_value(spec["key"], at + ("key",), cc)
+        literal_key = spec["key"]["literal"] if isinstance(spec["key"], dict) and "literal" in spec["key"] else (
+            spec["key"] if isinstance(spec["key"], (str, int)) else None)
+        cc.table_uses.append((table, fld, at, literal_key))
         loc = cc.loc(here)
 
         def lookup(scope: Scope) -> Any:
