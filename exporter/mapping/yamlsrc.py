@@ -42,6 +42,7 @@ def _convert(node: yaml.Node, file: str, path: tuple[Any, ...], positions: Posit
                 raise MappingSourceError(error(IssueCode.STRUCTURE, f"duplicate key '{key}'", "MAP_YAML_DUPLICATE",
                                                location=_loc(file, key_node)))
             out[key] = _convert(value_node, file, path + (key,), positions)
+            positions[path + (key,)] = _loc(file, key_node)  # an entry is reported at its key
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(v, file, path + (i,), positions) for i, v in enumerate(node.value)]
