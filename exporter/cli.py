@@ -171,6 +171,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ERRORS if errors else EXIT_OK
 
 
+def cmd_concept_maps(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from exporter.mapping.registry import load_mapping_set
+    from exporter.mapping.tables import to_concept_map
+
+    settings = get_settings()
+    ms = load_mapping_set(Path(args.mappings) if args.mappings else settings.root / "mappings")
+    table_issues = [i for i in ms.issues if i.location is None or "/codes/" in i.location.file]
+    if any(i.is_error for i in table_issues):
+        _print_issues(table_issues)
+        return EXIT_ERRORS
+    base = args.canonical or _ig_canonical(settings) or "urn:diga-exporter"
+    version = str((ms.layout.get("mapping_set") or {}).get("version", "0")) if ms.layout else "0"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for table in ms.tables.values():
+        (out / f"ConceptMap-{table.id}.json").write_text(
+            _json.dumps(to_concept_map(table, base, version), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(ms.tables)} ConceptMaps to {out}")
+    return EXIT_OK
+
+
+def _ig_canonical(settings) -> str | None:
+    import json as _json
+
+    for pkg in sorted(p for p in settings.igs_dir.iterdir() if (p / "package.json").is_file()):
+        return _json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("canonical")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-export", description="DiGA FHIR exporter developer tools")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -210,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="load every mapping and code table, report all problems with file:line")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("concept-maps", help="publish the code tables as FHIR ConceptMap resources")
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
+    p.add_argument("--canonical", metavar="URL", help="canonical base of the ConceptMaps (default: the IG's)")
+    p.set_defaults(func=cmd_concept_maps)
     return parser
 
 

@@ -29,6 +29,7 @@ class CodeTable:
     targets: list[dict[str, Any]] = field(default_factory=list)
     equivalence: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
 
     def lookup(self, key: Any) -> list[dict[str, Any]] | None:
         return self.entries.get(str(key)) if key is not None else None
@@ -62,6 +63,7 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
     entries: dict[str, list[dict[str, Any]]] = {}
     equivalence: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
+    comments: dict[str, str] = {}
     raw = data.get("entries")
     if not isinstance(raw, dict) or not raw:
         issues.append(error(IssueCode.REQUIRED, "code table needs non-empty 'entries'", "MAP_TABLE_SHAPE",
@@ -96,10 +98,12 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
         entries[str(key)] = good
         if isinstance(entry.get("equivalence"), str):
             equivalence[str(key)] = entry["equivalence"]
+        if isinstance(entry.get("comment"), str):
+            comments[str(key)] = entry["comment"]
         if isinstance(entry.get("attributes"), dict):
             attributes[str(key)] = {str(k): str(v) for k, v in entry["attributes"].items()}
     table = CodeTable(tid, display, str(data.get("title", tid)), entries, str(data.get("description", "")),
-                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes)
+                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes, comments)
     return table, issues
 
 
@@ -111,7 +115,8 @@ def to_concept_map(table: CodeTable, canonical_base: str, version: str) -> dict[
             groups.setdefault(c["system"], []).append({
                 "code": key,
                 "target": [{k: v for k, v in (("code", c["code"]), ("display", c.get("display")),
-                                              ("equivalence", table.equivalence.get(key, "equivalent"))) if v}],
+                                              ("equivalence", table.equivalence.get(key, "equivalent")),
+                                              ("comment", table.comments.get(key))) if v}],
             })
     return {
         "resourceType": "ConceptMap",

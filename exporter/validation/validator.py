@@ -501,7 +501,8 @@ class Validator:
             return
         candidates = [p for p in profiles if (self.store.structure(p) or {}).get("type") == rt]
         core_ok = any(p.split("|")[0] == references.CORE_PREFIX + rt for p in target_profiles)
-        if candidates and not core_ok and not any(ctx.conforms_to(target, p) for p in candidates):
+        if candidates and not core_ok and not _claims_any(target, candidates) \
+                and not any(ctx.conforms_to(target, p) for p in candidates):
             ctx.add("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
                     f"{' or '.join(candidates)}", path + ".reference")
 
@@ -575,6 +576,17 @@ class Validator:
             if not ok:
                 sev = "error" if c.severity == "error" else "warning"
                 ctx.add(sev, M.INVARIANT, f"constraint {c.key} failed: {c.human}", path)
+
+
+def _claims_any(resource: dict[str, Any], profiles: list[str]) -> bool:
+    """A claimed profile is validated on its own, so a claim of any candidate settles a target check
+    without walking the resource against every candidate."""
+    meta = resource.get("meta")
+    claims = meta.get("profile") if isinstance(meta, dict) else None
+    if not isinstance(claims, list):
+        return False
+    bare = {p.split("|", 1)[0] for p in profiles}
+    return any(isinstance(c, str) and c.split("|", 1)[0] in bare for c in claims)
 
 
 def _target_profiles(node: Node) -> tuple[str, ...]:

@@ -1,0 +1,68 @@
+"""Benchmark: export of the large sample patient (map + validate + orjson serialise).
+
+Reports µs per resource and the ratio to the orjson floor of the result (loads + dumps of the
+exported Bundle) measured in the same run. Target (issue 5): ≤ 8× the floor.
+
+    .venv/bin/python -m benchmarks.bench_export [--repeat N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import orjson
+
+from exporter.pipeline import Exporter
+from exporter.settings import get_settings
+
+TARGET_RATIO = 8.0
+EXPORT_TIME = "2026-04-06T10:00:00+02:00"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    settings = get_settings()
+    doc = json.loads((settings.root / "samples" / "patients" / "large.json").read_text(encoding="utf-8"))
+    t = time.perf_counter()
+    exporter = Exporter.from_settings(settings)
+    startup = time.perf_counter() - t
+    first = exporter.export(doc, export_time=EXPORT_TIME)
+    if not first.ok:
+        print("large sample does not export:", *[i.format() for i in first.issues[:10]], sep="\n  ")
+        return 1
+    raw = orjson.dumps(first.bundle)
+    n = len(first.bundle["entry"])
+
+    def run(fn, k):
+        times = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    floor = run(lambda: orjson.dumps(orjson.loads(raw)), args.repeat * 3)
+    mapping = run(lambda: exporter.engine.build(doc, EXPORT_TIME), args.repeat)
+    full = run(lambda: orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle), args.repeat)
+    figures = {"resources": n, "bundle_bytes": len(raw), "startup_ms": round(startup * 1000, 1),
+               "orjson_floor_ms": round(floor * 1000, 2), "map_only_ms": round(mapping * 1000, 1),
+               "export_ms": round(full * 1000, 1), "us_per_resource": round(full / n * 1e6, 1),
+               "ratio_to_orjson": round(full / floor, 2), "target_ratio": TARGET_RATIO}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for k, v in figures.items():
+            print(f"{k:>18}: {v}")
+        print(("PASS" if full / floor <= TARGET_RATIO else "ABOVE TARGET") +
+              f": export is {full / floor:.2f}x the orjson floor (target <= {TARGET_RATIO}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
