@@ -389,8 +389,10 @@ def test_canaries_are_listed_once_and_occur_in_the_samples() -> None:
 
 
 def test_canaries_occur_nowhere_else() -> None:
-    """Only the samples (and their generator) may hold them; so a canary in a log always means a leak."""
+    """Only the samples (their generator, and the golden export cases made from them) may hold them;
+    so a canary in a log always means a leak."""
     places = ["docs", "mappings", "schemas", "igs", "exporter", "profiles_fsh", "tests", "README.md"]
+    golden = ROOT / "tests" / "cases" / "export"
     hits = []
     for place in places:
         root = ROOT / place
@@ -398,6 +400,8 @@ def test_canaries_occur_nowhere_else() -> None:
         for path in files:
             if path.suffix not in (".md", ".json", ".yaml", ".yml", ".py", ".fsh", ".txt"):
                 continue
+            if path.is_relative_to(golden) and path.suffix == ".json":
+                continue  # input.json is a copy of a sample; expected.json is its export
             text = path.read_text(encoding="utf-8", errors="replace")
             hits += [f"{path.relative_to(ROOT)}: {c}" for c in canaries() if c in text]
     assert not hits, hits
