@@ -1,0 +1,103 @@
+"""Property-based: any schema-valid domain document exports to a Bundle our validator accepts, and
+free text (including template and FHIRPath syntax) comes out verbatim."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from exporter.settings import get_settings
+from tests.unit.mapping.conftest import EXPORT_TIME
+
+SCHEMA = json.loads((get_settings().root / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))
+uuids = st.uuids(version=4).map(str)
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+    lambda s: s.strip() != "")
+tricky = st.sampled_from(["{{ 7*7 }}", "{% for x in y %}", "%resource.id", "${jndi:ldap://x}", "<script>x</script>",
+                          "name.given)", "Ümlaut & <b>"])
+note = st.one_of(texts, tricky, st.tuples(texts, tricky).map(" ".join))
+days = st.integers(min_value=1, max_value=27)
+times = st.tuples(days, st.integers(0, 23), st.integers(0, 59)).map(
+    lambda t: f"2026-03-{t[0]:02d}T{t[1]:02d}:{t[2]:02d}:00+01:00")
+
+
+def _one(x: float, places: int = 1) -> float:
+    return round(x, places)
+
+
+@st.composite
+def measurement(draw):
+    kind = draw(st.sampled_from(["weight", "height", "heart_rate", "blood_pressure", "glucose"]))
+    m = {"id": draw(uuids), "kind": kind, "measured_at": draw(times), "source": draw(st.sampled_from(["manual", "device"]))}
+    if kind == "weight":
+        unit = draw(st.sampled_from(["kg", "g"]))
+        value = _one(draw(st.floats(40, 180))) if unit == "kg" else draw(st.integers(40_000, 180_000))
+    elif kind == "height":
+        unit = draw(st.sampled_from(["cm", "m"]))
+        value = draw(st.integers(120, 210)) if unit == "cm" else _one(draw(st.floats(1.2, 2.1)), 2)
+    elif kind == "heart_rate":
+        unit, value = "bpm", draw(st.integers(40, 180))
+    elif kind == "glucose":
+        unit = draw(st.sampled_from(["mmol/L", "mg/dL"]))
+        value = _one(draw(st.floats(3, 25))) if unit == "mmol/L" else draw(st.integers(60, 400))
+    else:
+        systolic = draw(st.integers(95, 190))
+        m.update(systolic=systolic, diastolic=draw(st.integers(55, systolic - 20)), unit="mmHg")
+        return m
+    m.update(value=value, unit=unit)
+    return m
+
+
+@st.composite
+def diary_entry(draw):
+    e = {"id": draw(uuids), "recorded_at": draw(times),
+         "symptoms": draw(st.lists(st.sampled_from(["headache", "nausea", "fatigue", "dizziness", "sleep_problems",
+                                                     "inner_restlessness", "low_drive", "brooding"]), unique=True, max_size=3))}
+    if draw(st.booleans()):
+        e["mood"] = draw(st.integers(1, 5))
+    if draw(st.booleans()) or (not e["symptoms"] and "mood" not in e):
+        e["note"] = draw(note)
+    return e
+
+
+@st.composite
+def questionnaire(draw):
+    instrument = draw(st.sampled_from(["phq9", "gad7"]))
+    answers = draw(st.lists(st.integers(0, 3), min_size=9 if instrument == "phq9" else 7,
+                            max_size=9 if instrument == "phq9" else 7))
+    return {"id": draw(uuids), "instrument": instrument, "completed_at": draw(times), "answers": answers,
+            "total_score": sum(answers)}
+
+
+@st.composite
+def document(draw):
+    doc = {
+        "schema_version": "1.0",
+        "patient": {"id": draw(uuids), "given_name": draw(texts), "family_name": draw(texts),
+                    "birth_date": f"19{draw(st.integers(30, 99))}-0{draw(st.integers(1, 9))}-1{draw(st.integers(0, 9))}",
+                    "gender": draw(st.sampled_from(["female", "male", "diverse", "unknown"]))},
+        "diga": {"name": "GlukoMind", "version": "3.2.0", "pzn": "17654326", "diga_ve_id": "27184930",
+                 "manufacturer": "Beispiel Digital Health GmbH"},
+        "export_period": {"from": "2026-03-01", "to": "2026-03-31T23:59:59+02:00"},
+        "measurements": draw(st.lists(measurement(), min_size=1, max_size=6)),
+        "diary_entries": draw(st.lists(diary_entry(), max_size=3)),
+        "questionnaires": draw(st.lists(questionnaire(), max_size=2)),
+        "diagnoses": [],
+    }
+    return doc
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=document())
+def test_schema_valid_documents_always_export_valid(doc, exporter):
+    assume(exporter.check_domain(doc) == [])
+    result = exporter.export(doc, export_time=EXPORT_TIME)
+    assert result.ok, [i.format() for i in result.issues if i.is_error][:5]
+    exported_notes = {n["text"] for e in result.bundle["entry"] for n in e["resource"].get("note", [])}
+    for entry in doc["diary_entries"]:
+        if "note" in entry:
+            assert entry["note"] in exported_notes
+    assert str(uuid.UUID(result.bundle["id"]))
