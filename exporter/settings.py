@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,76 @@ class Settings(BaseSettings):
     """Registry URL handed to SUSHI for packages missing from the cache. The default is a closed
     loopback port so that nothing is ever fetched; point it at a FHIR package registry to go online."""
 
+    # ---------------------------------------------------------------- HTTP service (exporter/api, exporter/auth)
+
+    keycloak_url: str = "http://127.0.0.1:8080"
+    """Base URL of Keycloak (without /realms/...)."""
+
+    keycloak_realm: str = "diga"
+
+    oidc_issuer: str | None = None
+    """The exact `iss` of accepted tokens. Default: <keycloak_url>/realms/<keycloak_realm>. The discovery
+    document must announce the same issuer, or no key is ever loaded."""
+
+    api_client_id: str = "diga-exporter-api"
+    """This service's client in Keycloak: tokens must name it in `aud`; roles are read from
+    resource_access.<api_client_id>.roles."""
+
+    service_clients: list[str] = ["diga-backend", "diga-reporting"]
+    """azp allow-list for service-account (client credentials) tokens."""
+
+    patient_clients: list[str] = ["diga-patient-app"]
+    """azp allow-list for patient (authorization code + PKCE) tokens."""
+
+    patient_id_claim: str = "diga_patient_id"
+    """The token claim holding the patient id; the only source of the patient id on patient routes."""
+
+    token_leeway_seconds: int = 30
+    """Clock-skew allowance for exp / nbf / iat."""
+
+    jwks_min_refresh_seconds: float = 10.0
+    """At most one JWKS fetch per this many seconds (an unknown kid cannot hammer Keycloak)."""
+
+    jwks_max_age_seconds: float = 300.0
+    """Known keys are refreshed after this age; on a failed refresh they are kept."""
+
+    oidc_timeout_seconds: float = 5.0
+    """Timeout of each request to Keycloak (discovery, JWKS, token endpoint)."""
+
+    source_kind: Literal["directory", "http"] = "directory"
+    """Where GET /patient/export reads the patient's domain document from."""
+
+    source_dir: Path | None = None
+    """directory source: a folder of <patient-id>.json files. Default: <root>/deploy/demo-source"""
+
+    backend_url: str | None = None
+    """http source: base URL of the main backend; the document is GET <backend_url>/patients/<id>/domain-document."""
+
+    backend_client_id: str = ""
+    """http source: this service's own confidential client for the client-credentials token."""
+
+    backend_client_secret: SecretStr | None = None
+
+    backend_timeout_seconds: float = 5.0
+    backend_retries: int = 2
+    """Retries of idempotent backend GETs on connection errors and 502/503/504 (bounded, with back-off)."""
+
+    max_body_bytes: int = 5_000_000
+    """Request bodies larger than this are refused with 413."""
+
+    max_json_depth: int = 64
+    """JSON bodies nested deeper than this are refused with 400."""
+
+    request_timeout_seconds: float = 30.0
+    """Time bound of one export or validation request."""
+
+    export_concurrency: int = 2
+    """CPU-bound exports running at once (a timed-out export keeps its slot until it has finished)."""
+
+    audit_pseudonym_key: SecretStr | None = None
+    """HMAC key that turns patient ids into pseudonyms for audit lines. Unset: a random key per process
+    (pseudonyms then correlate only within one process lifetime)."""
+
     @property
     def tools(self) -> Path:
         return self.tools_dir or self.root / ".tools"
@@ -57,6 +129,14 @@ class Settings(BaseSettings):
     @property
     def sushi_config(self) -> Path:
         return self.root / "sushi-config.yaml"
+
+    @property
+    def issuer(self) -> str:
+        return self.oidc_issuer or f"{self.keycloak_url.rstrip('/')}/realms/{self.keycloak_realm}"
+
+    @property
+    def demo_source_dir(self) -> Path:
+        return self.source_dir or self.root / "deploy" / "demo-source"
 
     @property
     def sushi_bin(self) -> Path:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression
+from exporter.validation.fhirpath_native import translate
 from exporter.engine.templating import Template, TemplateProblem
 from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
 from exporter.mapping.tables import CodeTable, suggest
@@ -309,8 +310,13 @@ def condition(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[S
         cc.fail("MAP_FHIRPATH_SYNTAX", f"{exc}", at)
         return lambda scope: False
     loc = cc.loc(at)
+    native = translate(text)  # e.g. kind = 'weight': ~1 µs instead of ~40 µs through fhirpathpy
 
     def holds(scope: Scope) -> bool:
+        if native is not None:
+            verdict = native(scope.item, None, {})
+            if verdict is not None:
+                return verdict
         try:
             result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
         except FhirPathError as exc:

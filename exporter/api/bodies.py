@@ -1,0 +1,72 @@
+"""Reading JSON request bodies within limits (layer L4).
+
+Called inside a route, i.e. only AFTER its policy has accepted the caller, so an unauthorised
+caller never learns anything from body errors. Checks: content type (application/json or
+application/fhir+json), size (Content-Length and the bytes actually received, `max_body_bytes` →
+413), well-formed JSON (orjson, which never evaluates anything → 400), nesting depth
+(`max_json_depth` → 400). Issues name the rule, never a value from the body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from exporter.api.errors import ApiError
+from exporter.issues import IssueCode
+
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """True when `value` nests objects/arrays deeper than `limit` (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> tuple[Any, bytes]:
+    """(parsed JSON, raw bytes) of the request body, or ApiError 400 / 413 / 415."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in JSON_TYPES:
+        raise ApiError(415, code=IssueCode.NOT_SUPPORTED, message_id="API_CONTENT_TYPE",
+                       text="The body must be application/fhir+json or application/json.")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > max_bytes
+        except ValueError:
+            raise ApiError(400, code=IssueCode.INVALID, message_id="API_BAD_REQUEST",
+                           text="Invalid Content-Length.") from None
+        if too_big:
+            raise ApiError(413, code=IssueCode.TOO_COSTLY, message_id="API_BODY_TOO_LARGE",
+                           text=f"The body exceeds {max_bytes} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, code=IssueCode.TOO_COSTLY, message_id="API_BODY_TOO_LARGE",
+                           text=f"The body exceeds {max_bytes} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, code=IssueCode.STRUCTURE, message_id="API_MALFORMED_JSON",
+                       text="The body is not well-formed JSON.") from None
+    if json_depth_exceeds(value, max_depth):
+        raise ApiError(400, code=IssueCode.TOO_COSTLY, message_id="API_JSON_TOO_DEEP",
+                       text=f"The body nests deeper than {max_depth} levels.")
+    return value, raw
