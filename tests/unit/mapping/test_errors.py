@@ -151,3 +151,25 @@ def test_invalid_bundle_is_never_returned(scratch_mappings):
     result = load(scratch_mappings).export(copy.deepcopy(TYPICAL), export_time=EXPORT_TIME)
     assert result.bundle is None
     assert any(i.message_id.startswith("VAL_") for i in result.issues)
+
+
+def test_fast_and_reference_schema_validators_agree(exporter):
+    """fastjsonschema (the fast path) and jsonschema (2020-12, the reference) judge alike."""
+    import fastjsonschema
+
+    root = get_settings().root / "samples" / "patients"
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(root.glob("*.json"))]
+    broken = []
+    for mutate in (lambda d: d["patient"].__setitem__("kvnr", "x"), lambda d: d["measurements"][0].__setitem__("unit", "lb"),
+                   lambda d: d.__setitem__("extra", 1), lambda d: d["questionnaires"].append({"id": "x"}),
+                   lambda d: d["measurements"][0].pop("measured_at"), lambda d: d["export_period"].__setitem__("to", "soon")):
+        d = copy.deepcopy(docs[-1])
+        mutate(d)
+        broken.append(d)
+    for d in docs + broken:
+        try:
+            exporter._fast_schema(d)
+            fast_ok = True
+        except fastjsonschema.JsonSchemaException:
+            fast_ok = False
+        assert fast_ok == (next(exporter._schema_validator.iter_errors(d), None) is None)
