@@ -187,6 +187,15 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
                             return True
                 return False
             return match
+    if disc.type == "type" and _SIMPLE.match(disc.path):
+        definition = sl.child_at(disc.path)
+        if definition is not None and definition.types:
+            allowed = frozenset(t.code for t in definition.types)
+            parts = tuple(disc.path.split("."))
+
+            def type_match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
+                return any(isinstance(v, dict) and v.get("resourceType") in allowed for v in _simple_values(item, parts))
+            return type_match
     return lambda item, item_type, ctx: slice_matches(item, item_type, sl, disc, ctx)
 
 
