@@ -1,10 +1,13 @@
-"""`make demo`: the main job on the embedded defaults, as far as it exists today.
+"""`make demo`: the main job on the embedded defaults.
 
 1. Rebuild the IG from profiles_fsh/ with SUSHI (offline) and check it matches the committed igs/.
 2. Validate every example instance of igs/ with our in-process validator and with the HL7
    reference validator, and print one line per example with both verdicts.
+3. Export the three sample patients (samples/patients/) with the mappings in mappings/ into
+   out/demo/<name>.bundle.json, and judge the minimal and typical exports with the HL7 validator too
+   (the large one takes minutes there; its verdict is in the test notes).
 
-Exit 0 when the IG is reproducible and every example is valid for both validators, else 1.
+Exit 0 when everything above succeeded, else 1.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def main() -> int:
     with ReferenceValidator() as ref:
         print(f"HL7 reference validator ready in {time.monotonic() - t:.1f} s")
         outcomes = ref.validate_many([r for _, r in examples])
+        failures = _report(examples, outcomes, ours)
+        export_failures = _exports(settings, ref)
+    return 0 if not drift and not failures and not export_failures else 1
+
+
+def _report(examples, outcomes, ours) -> int:
     failures = 0
     print(f"{'example':<55} {'ours':>12} {'HL7':>12}")
     for (name, res), outcome in zip(examples, outcomes):
@@ -58,7 +67,36 @@ def main() -> int:
         for e in ref_errors[:3]:
             print(f"    HL7:  {(e.get('details') or {}).get('text')}")
     print(f"{len(examples) - failures}/{len(examples)} examples valid for both validators")
-    return 0 if not drift and not failures else 1
+    return failures
+
+
+def _exports(settings, ref: ReferenceValidator) -> int:
+    from exporter.pipeline import Exporter
+
+    exporter = Exporter.from_settings(settings)
+    out = settings.root / "out" / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for name in ("minimal", "typical", "large"):
+        doc = json.loads((settings.root / "samples" / "patients" / f"{name}.json").read_text(encoding="utf-8"))
+        t = time.monotonic()
+        result = exporter.export(doc, export_time="2026-04-06T10:00:00+02:00")
+        took = time.monotonic() - t
+        if not result.ok:
+            failures += 1
+            print(f"export {name}: FAILED", *[i.format() for i in result.issues if i.is_error][:5], sep="\n    ")
+            continue
+        path = out / f"{name}.bundle.json"
+        path.write_text(json.dumps(result.bundle, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        verdict = ""
+        if name != "large":
+            hl7 = errors(ref.validate(result.bundle))
+            failures += bool(hl7)
+            verdict = f"; HL7 validator: {'0 errors' if not hl7 else f'{len(hl7)} ERRORS'}"
+        warnings = sum(i.severity.value == "warning" for i in result.issues)
+        print(f"export {name}: {len(result.bundle['entry'])} resources in {took:.2f} s, valid ({warnings} warnings)"
+              f"{verdict} -> {path.relative_to(settings.root)}")
+    return failures
 
 
 if __name__ == "__main__":
