@@ -183,7 +183,9 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     if any(i.is_error for i in table_issues):
         _print_issues(table_issues)
         return EXIT_ERRORS
-    base = args.canonical or _ig_canonical(settings) or "urn:diga-exporter"
+    from exporter.fhir.packages import ig_canonical
+
+    base = args.canonical or ig_canonical(settings.igs_dir) or "urn:diga-exporter"
     version = str((ms.layout.get("mapping_set") or {}).get("version", "0")) if ms.layout else "0"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,12 +196,19 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ig_canonical(settings) -> str | None:
-    import json as _json
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
 
-    for pkg in sorted(p for p in settings.igs_dir.iterdir() if (p / "package.json").is_file()):
-        return _json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("canonical")
-    return None
+    from exporter.api import create_app
+    from exporter.api.logs import configure_logging
+
+    configure_logging(args.log_level.upper())
+    settings = get_settings()
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
+                date_header=True, limit_concurrency=args.limit_concurrency, timeout_keep_alive=5,
+                h11_max_incomplete_event_size=64 * 1024)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.add_argument("--canonical", metavar="URL", help="canonical base of the ConceptMaps (default: the IG's)")
     p.set_defaults(func=cmd_concept_maps)
+
+    p = sub.add_parser("serve", help="run the HTTP service (uvicorn; loopback unless --host is given)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--limit-concurrency", type=int, default=64, metavar="N",
+                   help="answer 503 beyond N concurrent connections (default: 64)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

