@@ -19,6 +19,23 @@ from exporter.settings import get_settings
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
+class _Progress:
+    """A one-line progress counter on stderr for long runs, only when stderr is a terminal."""
+
+    def __init__(self, total: int, what: str, threshold: int = 20):
+        self.total, self.what, self.n = total, what, 0
+        self.on = total >= threshold and sys.stderr.isatty()
+
+    def step(self) -> None:
+        self.n += 1
+        if self.on:
+            print(f"\r{self.what} {self.n}/{self.total}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.on:
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+
+
 def _print_issues(issues: Sequence[Issue], *, stream=None, warnings: bool = True) -> None:
     stream = stream or sys.stderr
     for issue in issues:
@@ -73,7 +90,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     validator = Validator.from_settings(settings, [Path(p) for p in args.ig])
     worst = EXIT_OK
     outcomes = {}
+    progress = _Progress(len(args.files), "validating")
     for name in args.files:
+        progress.step()
         path = Path(name)
         try:
             data = path.read_bytes()
@@ -93,6 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors = sum(i.is_error for i in issues)
         warnings = sum(i.severity.value == "warning" for i in issues)
         print(f"{name}: {'INVALID' if errors else 'valid'} ({errors} error(s), {warnings} warning(s))")
+    progress.done()
     if args.format == "json":
         doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
             "resourceType": "Bundle", "type": "collection",
