@@ -158,7 +158,9 @@ class _Compiler:
             assert base is not None
             return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name)]
         if kind == "ThisInvocation":
-            return lambda focus, env: list(env["$this"]) if "$this" in env else focus
+            # iterating functions (where, all, exists) evaluate their criteria with the item as focus,
+            # so $this is always the focus here; no per-item environment copies are needed
+            return lambda focus, env: focus
         if kind == "FunctionInvocation":
             return self._function(inv["children"][0], base)
         raise _Unsupported(kind)
@@ -179,7 +181,7 @@ class _Compiler:
         if name == "exists":
             if params:
                 crit = sub(0)
-                return lambda f, e: _wrap(any(_bool_of(crit([it], {**e, "$this": [it]})) is True for it in src(f, e)))
+                return lambda f, e: _wrap(any(_bool_of(crit([it], e)) is True for it in src(f, e)))
             return lambda f, e: _wrap(bool(src(f, e)))
         if name == "empty" and not params:
             return lambda f, e: _wrap(not src(f, e))
@@ -187,10 +189,10 @@ class _Compiler:
             return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
         if name == "all" and len(params) == 1:
             crit = sub(0)
-            return lambda f, e: _wrap(all(_bool_of(crit([it], {**e, "$this": [it]})) is True for it in src(f, e)))
+            return lambda f, e: _wrap(all(_bool_of(crit([it], e)) is True for it in src(f, e)))
         if name == "where" and len(params) == 1:
             crit = sub(0)
-            return lambda f, e: [it for it in src(f, e) if _bool_of(crit([it], {**e, "$this": [it]})) is True]
+            return lambda f, e: [it for it in src(f, e) if _bool_of(crit([it], e)) is True]
         if name in ("matches", "contains", "startsWith", "endsWith") and len(params) == 1:
             arg = sub(0)
             if name == "matches":
