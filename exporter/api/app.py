@@ -1,0 +1,120 @@
+"""`create_app(settings)`: the FastAPI application (layer L4).
+
+Start-up (lifespan): the Exporter (mappings + IG + validator) and the IG's conformance resources are
+loaded once; the Keycloak keys are fetched once (failure is not fatal: requests then answer 503
+until keys can be loaded, /readyz says not ready). The app refuses to be built when any route
+declares no policy or more than one (auth.policies.route_policy).
+
+One middleware gives every request an id, catches whatever escaped the routes (rendered by the one
+handler, errors.error_response) and writes one JSON request-log line. FastAPI's own /docs and
+/openapi.json are replaced by a policy-declaring /openapi.json route.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exporter import __version__
+from exporter.api.conformance import ConformanceIndex
+from exporter.api.errors import ApiError, error_response
+from exporter.api.logs import Pseudonymizer, request_log
+from exporter.api.routes import register
+from exporter.api.sources import Source, source_from_settings
+from exporter.auth.policies import route_policy
+from exporter.auth.principal import AuthError, AuthUnavailable
+from exporter.auth.tokens import TokenVerifier
+from exporter.settings import Settings, get_settings
+
+log = logging.getLogger("exporter.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+DESCRIPTION = """FHIR R4 export service for DiGA backends and their patients.
+
+* `POST /internal/export` — service clients with the API client's role `export`.
+* `GET /patient/export` — a patient's own export; the patient id comes only from the access token.
+* `POST /$validate` — service clients with role `validate`; answers 200 with an OperationOutcome.
+
+Every authentication or authorization failure on the protected routes, and every unknown patient,
+is answered with the same 401 OperationOutcome.
+"""
+
+
+def create_app(settings: Settings | None = None, *, exporter: Any = None, verifier: TokenVerifier | None = None,
+               source: Source | None = None) -> FastAPI:
+    """The service. `exporter`, `verifier` and `source` may be injected (tests); by default they are
+    built from `settings` (the Exporter inside the lifespan, once)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        t0 = time.monotonic()
+        if app.state.exporter is None:
+            from exporter.pipeline import Exporter
+
+            app.state.exporter = Exporter.from_settings(settings)
+        app.state.conformance = ConformanceIndex.load(settings.igs_dir)
+        app.state.capability_statement = app.state.conformance.capability_statement(
+            issuer=settings.issuer, date=datetime.now(timezone.utc).replace(microsecond=0).isoformat())
+        keys = app.state.verifier.keys.ensure_loaded()
+        log.info("service started", extra={"event": "startup", "duration_ms": round((time.monotonic() - t0) * 1000),
+                                           "kids": app.state.verifier.keys.kids, "result": "keys" if keys else "no_keys"})
+        yield
+
+    app = FastAPI(title="DiGA FHIR exporter", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.exporter = exporter
+    app.state.verifier = verifier or TokenVerifier.from_settings(settings)
+    app.state.source = source or source_from_settings(settings)
+    app.state.slots = threading.BoundedSemaphore(max(1, settings.export_concurrency))
+    key = settings.audit_pseudonym_key.get_secret_value().encode() if settings.audit_pseudonym_key else None
+    app.state.pseudonymize = Pseudonymizer(key)
+    app.state.conformance = None
+    app.state.capability_statement = None
+    register(app)
+
+    for exc_type in (ApiError, AuthError, AuthUnavailable, StarletteHTTPException, RequestValidationError):
+        app.add_exception_handler(exc_type, error_response)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Any) -> Any:
+        t0 = time.monotonic()
+        incoming = request.headers.get("x-request-id", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(12)
+        request.state.request_id = rid
+        request.state.principal = None
+        request.state.outcome = None
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - everything becomes an OperationOutcome, never a traceback
+            response = error_response(request, exc)
+        response.headers["X-Request-ID"] = rid
+        route = request.scope.get("route")
+        principal = getattr(request.state, "principal", None)
+        outcome = getattr(request.state, "outcome", None) or ("ok" if response.status_code < 400 else
+                                                              f"http_{response.status_code}")
+        request_log.info("request", extra={
+            "event": "request", "request_id": rid, "method": request.method,
+            "route": getattr(route, "path", None) or "<unmatched>", "status": response.status_code,
+            "principal": principal.kind if principal else "none",
+            "client": principal.client_id if principal and principal.kind == "service" else None,
+            "outcome": outcome, "duration_ms": round((time.monotonic() - t0) * 1000, 1)})
+        return response
+
+    for route in app.routes:
+        route_policy(route)  # raises: every route declares exactly one policy
+        if isinstance(route, APIRoute):
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-policy": route_policy(route).name}
+    return app

@@ -1,0 +1,213 @@
+"""The routes (layer L4). Thin: each declares exactly one policy as a parameter, reads its input
+within the limits, runs the pipeline in the thread pool under the per-request time bound, and
+answers FHIR JSON. Errors are raised (ApiError / AuthError) and rendered by errors.error_response.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import anyio
+import orjson
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.responses import JSONResponse, Response
+
+from exporter.api.bodies import read_json_body
+from exporter.api.errors import DENIED_BODY, FHIR_JSON, PATIENT_FAILED_BODY, ApiError, denied, fhir_response
+from exporter.api.logs import audit_export
+from exporter.api.sources import SourceUnavailable
+from exporter.auth.policies import current_patient, public, require_service
+from exporter.auth.principal import Principal
+from exporter.issues import IssueCode, to_operation_outcome
+
+_OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}}}
+_DENIED = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body.",
+                 "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}}}}
+_UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
+                      **_OUTCOME}}
+_JSON_BODY = {"requestBody": {"required": True, "content": {
+    FHIR_JSON: {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}}}
+FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _deadline(request: Request) -> float:
+    return request.app.state.settings.request_timeout_seconds
+
+
+async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run CPU-bound or blocking work in the thread pool; at most `export_concurrency` at once (a slot
+    stays taken until the work has really finished, even after its request timed out)."""
+    slots: threading.BoundedSemaphore = request.app.state.slots
+    wait = _deadline(request)
+
+    def work() -> Any:
+        if not slots.acquire(timeout=wait):
+            raise ApiError(503, code=IssueCode.TOO_COSTLY, text="The service is busy.", message_id="API_BUSY",
+                           headers={"Retry-After": "5"})
+        try:
+            return fn(*args)
+        finally:
+            slots.release()
+
+    return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+
+
+def _timed_out(request: Request) -> ApiError:
+    return ApiError(408, code=IssueCode.TOO_COSTLY, message_id="API_TIMEOUT",
+                    text=f"The request took longer than {_deadline(request):g} s.")
+
+
+def _pseudonym(request: Request, doc: Any) -> str | None:
+    pid = doc.get("patient", {}).get("id") if isinstance(doc, dict) and isinstance(doc.get("patient"), dict) else None
+    return request.app.state.pseudonymize(pid) if isinstance(pid, str) else None
+
+
+def register(app: FastAPI) -> None:
+    """Add every route of the service to `app`."""
+
+    @app.post("/internal/export", summary="Export one patient's domain document as a validated FHIR document Bundle",
+              response_class=Response, openapi_extra=_JSON_BODY,
+              responses={200: {"description": "The document Bundle", "content": {FHIR_JSON: {}}},
+                         422: {"description": "The document could not be exported: detailed issues", **_OUTCOME},
+                         **_DENIED, **_UNAVAILABLE})
+    async def internal_export(request: Request, principal: Principal = Depends(require_service("export"))) -> Response:
+        settings = request.app.state.settings
+        doc: Any = None
+        size, result_word = 0, "error"
+        try:
+            with anyio.fail_after(settings.request_timeout_seconds):
+                doc, _ = await read_json_body(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+                result = await _in_thread(request, lambda: request.app.state.exporter.export(doc, export_time=_now()))
+            if not result.ok:
+                result_word = "invalid"
+                return fhir_response(result.operation_outcome(), 422)
+            body = orjson.dumps(result.bundle)
+            size, result_word = len(body), "ok"
+            request.state.outcome = "ok"
+            return fhir_response(body, 200)
+        except TimeoutError:
+            result_word = "timeout"
+            raise _timed_out(request) from None
+        except ApiError as exc:
+            result_word = f"rejected:{exc.reason}"
+            raise
+        finally:
+            audit_export(caller=principal.client_id, patient=_pseudonym(request, doc), size=size, result=result_word,
+                         request_id=request.state.request_id)
+
+    @app.get("/patient/export", summary="The logged-in patient's own export, as a download",
+                response_class=Response,
+                responses={200: {"description": "The document Bundle as an attachment", "content": {FHIR_JSON: {}}},
+                        422: {"description": "The export could not be produced (generic)", **_OUTCOME},
+                        **_DENIED, **_UNAVAILABLE})
+    async def patient_export(request: Request, principal: Principal = Depends(current_patient)) -> Response:
+        settings = request.app.state.settings
+        pid = principal.patient_id or ""
+        pseudonym = request.app.state.pseudonymize(pid)
+        size, result_word = 0, "error"
+        try:
+            with anyio.fail_after(settings.request_timeout_seconds):
+                try:
+                    doc = await _in_thread(request, request.app.state.source.get, pid)
+                except SourceUnavailable:
+                    result_word = "source_unavailable"
+                    raise ApiError(503, code=IssueCode.EXCEPTION, message_id="API_SOURCE_UNAVAILABLE",
+                                   text="The source is unavailable.", headers={"Retry-After": "10"}) from None
+                if doc is None:
+                    result_word = "no_patient"
+                    raise denied("no_patient")
+                patient = doc.get("patient")
+                if not isinstance(patient, dict) or patient.get("id") != pid:
+                    result_word = "source_mismatch"  # the source answered someone else's document: never hand it out
+                    raise denied("source_mismatch")
+                result = await _in_thread(request, lambda: request.app.state.exporter.export(doc, export_time=_now()))
+            if not result.ok:
+                result_word = "invalid"
+                return fhir_response(PATIENT_FAILED_BODY, 422)
+            body = orjson.dumps(result.bundle)
+            size, result_word = len(body), "ok"
+            request.state.outcome = "ok"
+            day = datetime.now(timezone.utc).strftime("%Y%m%d")
+            return fhir_response(body, 200, {"Content-Disposition": f'attachment; filename="diga-export-{day}.fhir.json"'})
+        except TimeoutError:
+            result_word = "timeout"
+            raise _timed_out(request) from None
+        finally:
+            audit_export(caller=principal.client_id, patient=pseudonym, size=size, result=result_word,
+                         request_id=request.state.request_id)
+
+    @app.post("/$validate", summary="Validate a FHIR resource against igs/ and FHIR R4 core",
+              response_class=Response, openapi_extra=_JSON_BODY,
+              responses={200: {"description": "OperationOutcome (also when the resource has errors)", **_OUTCOME},
+                         400: {"description": "Not a FHIR resource (no resourceType), malformed or too deep", **_OUTCOME},
+                         422: {"description": "Unknown resourceType", **_OUTCOME}, **_DENIED, **_UNAVAILABLE})
+    async def validate(request: Request, principal: Principal = Depends(require_service("validate"))) -> Response:
+        settings = request.app.state.settings
+        try:
+            with anyio.fail_after(settings.request_timeout_seconds):
+                value, raw = await read_json_body(request, max_bytes=settings.max_body_bytes,
+                                                  max_depth=settings.max_json_depth)
+                if isinstance(value, dict) and value.get("resourceType") == "Parameters":
+                    params = [p for p in value.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "resource"]
+                    value = params[0].get("resource") if len(params) == 1 else None
+                if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+                    raise ApiError(400, code=IssueCode.STRUCTURE, message_id="API_NOT_A_RESOURCE",
+                                   text="The body is not a FHIR resource (a JSON object with a resourceType).")
+                validator = request.app.state.exporter.validator
+                issues = await _in_thread(request, validator.validate, value)
+        except TimeoutError:
+            raise _timed_out(request) from None
+        if any(i.message_id == "VAL_UNKNOWN_RESOURCE_TYPE" and i.is_error for i in issues):
+            raise ApiError(422, issues, reason="unknown_resource_type")
+        request.state.outcome = "ok"
+        return fhir_response(to_operation_outcome(issues), 200)
+
+    @app.get("/metadata", summary="CapabilityStatement", response_class=Response,
+                responses={200: {"description": "CapabilityStatement", "content": {FHIR_JSON: {}}}})
+    def metadata(request: Request, _: Principal = Depends(public)) -> Response:
+        return fhir_response(request.app.state.capability_statement)
+
+    def _conformance_route(rtype: str) -> None:  # noqa: E306
+        def read(request: Request, id: str = Path(pattern=FHIR_ID, max_length=64),
+                 _: Principal = Depends(public)) -> Response:
+            raw = request.app.state.conformance.resources[rtype].get(id)
+            if raw is None:
+                raise ApiError(404, code=IssueCode.NOT_FOUND, message_id="API_NOT_FOUND", text=f"No {rtype} with this id.")
+            return fhir_response(raw)
+
+        read.__name__ = f"read_{rtype}"
+        app.add_api_route(f"/{rtype}/{{id}}", read, methods=["GET"], summary=f"Read a {rtype} of the IG",
+                          response_class=Response, name=f"read_{rtype}",
+                          responses={200: {"description": rtype, "content": {FHIR_JSON: {}}},
+                                     404: {"description": "Unknown id", **_OUTCOME}})
+
+    for rtype in ("StructureDefinition", "ValueSet", "CodeSystem"):
+        _conformance_route(rtype)
+
+    @app.get("/healthz", summary="Liveness")
+    def healthz(_: Principal = Depends(public)) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: mappings, IG and Keycloak keys loaded",
+                responses={503: {"description": "Not ready"}})
+    def readyz(request: Request, _: Principal = Depends(public)) -> JSONResponse:
+        state = request.app.state
+        exporter = getattr(state, "exporter", None)
+        checks = {
+            "mappings": exporter is not None and not any(i.is_error for i in exporter.load_issues),
+            "ig": getattr(state, "conformance", None) is not None and state.conformance.count > 0,
+            "keys": state.verifier.keys.ensure_loaded(),
+        }
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/openapi.json", summary="This OpenAPI document", include_in_schema=False)
+    def openapi(request: Request, _: Principal = Depends(public)) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
