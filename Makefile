@@ -60,8 +60,11 @@ $(XVER_STAMP):
 build-ig: setup
 	$(BIN)/fhir-export build-ig
 
+# the main job: IG reproducible + examples judged by both validators + sample exports, then the service:
+# Keycloak with the bundled realm, a patient export after a PKCE login, a backend export -> out/demo/
 demo: setup
 	$(BIN)/python -m tools.demo
+	$(BIN)/python tools/demo_service.py
 
 test: setup
 	$(BIN)/python -m pytest
