@@ -315,17 +315,26 @@ class _Compiler:
         left, right, op = self._binary(node)
         if op not in ("=", "!="):
             raise _Unsupported(op)  # ~ and !~ (equivalence) are not translated
+        negate = op == "!="
+
         def eq_fn(f: Coll, e: dict[str, Any]) -> Coll:
             a, b = left(f, e), right(f, e)
             if not a or not b:
                 return []
+            if len(a) == 1 and len(b) == 1:  # the common case: two singletons
+                x, y = a[0][0], b[0][0]
+                if type(x) is str and type(y) is str:
+                    return _FALSE if (x == y) is negate else _TRUE
+                if isinstance(x, dict) or isinstance(y, dict):
+                    raise _Unsupported("equality of complex values")
+                return _wrap(_eq(x, y) is not negate)
             if len(a) != len(b):
                 result = False
             else:
                 if any(isinstance(x[0], dict) for x in a + b):
                     raise _Unsupported("equality of complex values")
                 result = all(_eq(x[0], y[0]) for x, y in zip(a, b))
-            return _wrap(result if op == "=" else not result)
+            return _wrap(result is not negate)
         return eq_fn
 
     def _InequalityExpression(self, node: dict[str, Any]) -> Fn:
