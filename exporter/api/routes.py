@@ -27,9 +27,31 @@ _DENIED = {401: {"description": "Not authenticated, not authorised, or no such p
                  "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}}}}
 _UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
                       **_OUTCOME}}
-_JSON_BODY = {"requestBody": {"required": True, "content": {
-    FHIR_JSON: {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+# OpenAPI examples (synthetic; a real request carries one patient's domain document, see docs/domain.md)
+_EXPORT_EXAMPLE = {
+    "schema_version": "1.0",
+    "patient": {"id": "3f1c2a3e-5b7d-4c1e-9a2b-0c4d5e6f7a8b", "given_name": "Erika", "family_name": "Musterfrau",
+                "birth_date": "1964-08-12", "gender": "female"},
+    "diga": {"name": "MindJournal", "version": "2.4.1", "pzn": "17654326", "diga_ve_id": "27184930",
+             "manufacturer": "Example DiGA GmbH"},
+    "export_period": {"from": "2026-03-01", "to": "2026-03-31"},
+    "measurements": [{"id": "5bb7fb0f-d8d9-415b-8725-460b8ce504db", "kind": "weight",
+                      "measured_at": "2026-03-09T07:15:00+01:00", "value": 72.4, "unit": "kg", "source": "manual"}],
+    "diary_entries": [], "questionnaires": [], "diagnoses": [],
+}
+_VALIDATE_EXAMPLE = {"resourceType": "Patient", "name": [{"family": "Musterfrau", "given": ["Erika"]}],
+                     "gender": "female", "birthDate": "1964-08-12"}
+_OUTCOME_EXAMPLE = {"resourceType": "OperationOutcome", "issue": [
+    {"severity": "error", "code": "required", "details": {"text": "Observation.subject: minimum required = 1, but only found 0"},
+     "expression": ["Bundle.entry[4].resource.subject"]}]}
+
+
+def _json_body(example: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {
+        FHIR_JSON: {"schema": {"type": "object"}, "example": example},
+        "application/json": {"schema": {"type": "object"}, "example": example}}}}
 
 
 def _now() -> str:
@@ -72,9 +94,13 @@ def register(app: FastAPI) -> None:
     """Add every route of the service to `app`."""
 
     @app.post("/internal/export", summary="Export one patient's domain document as a validated FHIR document Bundle",
-              response_class=Response, openapi_extra=_JSON_BODY,
-              responses={200: {"description": "The document Bundle", "content": {FHIR_JSON: {}}},
-                         422: {"description": "The document could not be exported: detailed issues", **_OUTCOME},
+              response_class=Response, openapi_extra=_json_body(_EXPORT_EXAMPLE),
+              responses={200: {"description": "The document Bundle", "content": {FHIR_JSON: {"example": {
+                  "resourceType": "Bundle", "type": "document", "identifier": {
+                      "system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c9e2d0a-5f3b-5f7e-9a51-8d7f3c1b2a40"},
+                  "timestamp": "2026-04-06T10:00:00+02:00", "entry": ["…"]}}}},
+                         422: {"description": "The document could not be exported: detailed issues",
+                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE}}},
                          **_DENIED, **_UNAVAILABLE})
     async def internal_export(request: Request, principal: Principal = Depends(require_service("export"))) -> Response:
         settings = request.app.state.settings
@@ -143,8 +169,9 @@ def register(app: FastAPI) -> None:
                          request_id=request.state.request_id)
 
     @app.post("/$validate", summary="Validate a FHIR resource against igs/ and FHIR R4 core",
-              response_class=Response, openapi_extra=_JSON_BODY,
-              responses={200: {"description": "OperationOutcome (also when the resource has errors)", **_OUTCOME},
+              response_class=Response, openapi_extra=_json_body(_VALIDATE_EXAMPLE),
+              responses={200: {"description": "OperationOutcome (also when the resource has errors)",
+                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE}}},
                          400: {"description": "Not a FHIR resource (no resourceType), malformed or too deep", **_OUTCOME},
                          422: {"description": "Unknown resourceType", **_OUTCOME}, **_DENIED, **_UNAVAILABLE})
     async def validate(request: Request, principal: Principal = Depends(require_service("validate"))) -> Response:
