@@ -138,6 +138,7 @@ class Validator:
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
+        self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     @classmethod
@@ -499,12 +500,23 @@ class Validator:
             ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
                     f"is allowed", path + ".reference")
             return
-        candidates = [p for p in profiles if (self.store.structure(p) or {}).get("type") == rt]
-        core_ok = any(p.split("|")[0] == references.CORE_PREFIX + rt for p in target_profiles)
+        candidates, core_ok = self._target_candidates(target_profiles, profiles, rt)
         if candidates and not core_ok and not _claims_any(target, candidates) \
                 and not any(ctx.conforms_to(target, p) for p in candidates):
             ctx.add("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
                     f"{' or '.join(candidates)}", path + ".reference")
+
+    def _target_candidates(self, target_profiles: tuple[str, ...], profiles: list[str],
+                           rt: Any) -> tuple[list[str], bool]:
+        """(profiles of the target's type it must conform to, core type allowed as such?), cached."""
+        key = (target_profiles, rt)
+        hit = self._candidates.get(key)
+        if hit is None:
+            hit = ([p for p in profiles if (self.store.structure(p) or {}).get("type") == rt],
+                   any(p.split("|")[0] == references.CORE_PREFIX + str(rt) for p in target_profiles))
+            if len(self._candidates) < 10_000:
+                self._candidates[key] = hit
+        return hit
 
     def _allowed_targets(self, target_profiles: tuple[str, ...]) -> tuple[set[str], list[str]]:
         hit = self._targets.get(target_profiles)
