@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import orjson
+
+from benchmarks.common import median_seconds, report
 
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
@@ -39,28 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     raw = orjson.dumps(first.bundle)
     n = len(first.bundle["entry"])
 
-    def run(fn, k):
-        times = []
-        for _ in range(k):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    floor = run(lambda: orjson.dumps(orjson.loads(raw)), args.repeat * 3)
-    mapping = run(lambda: exporter.engine.build(doc, EXPORT_TIME), args.repeat)
-    full = run(lambda: orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle), args.repeat)
+    floor = median_seconds(lambda: orjson.dumps(orjson.loads(raw)), args.repeat * 3)
+    mapping = median_seconds(lambda: exporter.engine.build(doc, EXPORT_TIME), args.repeat)
+    full = median_seconds(lambda: orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle), args.repeat)
     figures = {"resources": n, "bundle_bytes": len(raw), "startup_ms": round(startup * 1000, 1),
                "orjson_floor_ms": round(floor * 1000, 2), "map_only_ms": round(mapping * 1000, 1),
                "export_ms": round(full * 1000, 1), "us_per_resource": round(full / n * 1e6, 1),
                "ratio_to_orjson": round(full / floor, 2), "target_ratio": TARGET_RATIO}
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for k, v in figures.items():
-            print(f"{k:>18}: {v}")
-        print(("PASS" if full / floor <= TARGET_RATIO else "ABOVE TARGET") +
-              f": export is {full / floor:.2f}x the orjson floor (target <= {TARGET_RATIO}x)")
+    report(figures, "export", full / floor, TARGET_RATIO, args.json)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import time
 import tracemalloc
@@ -25,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import median_seconds, report
 from exporter.settings import get_settings
 from exporter.validation.validator import Validator
 
@@ -70,15 +70,6 @@ def build_bundle(n_obs: int = 2000, n_qr: int = 200) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def _time(fn, repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -97,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print("the benchmark Bundle is not valid:", *[i.format() for i in errors[:10]], sep="\n  ", file=sys.stderr)
         return 1
 
-    floor = _time(lambda: orjson.dumps(orjson.loads(raw)), args.repeat * 3)
+    floor = median_seconds(lambda: orjson.dumps(orjson.loads(raw)), args.repeat * 3)
     parsed = orjson.loads(raw)  # validation works on the parsed dict (the exporter hands it over as such)
-    ours = _time(lambda: validator.validate(parsed), args.repeat)
+    ours = median_seconds(lambda: validator.validate(parsed), args.repeat)
     try:
         from fhir.resources.R4B.bundle import Bundle as R4BBundle
-        model = _time(lambda: R4BBundle.model_validate(orjson.loads(raw)), max(1, args.repeat // 2))
+        model = median_seconds(lambda: R4BBundle.model_validate(orjson.loads(raw)), max(1, args.repeat // 2))
     except Exception as exc:  # an independent library; its failure must not hide our figures
         model = float("nan")
         print(f"fhir.resources R4B model_validate failed: {exc}", file=sys.stderr)
@@ -118,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "r4b_model_validate_ms": round(model * 1000, 1), "ratio_to_r4b_models": round(ours / model, 2),
         "peak_mem_mib": round(peak / 2**20, 1), "target_ratio": TARGET_RATIO,
     }
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for k, v in figures.items():
-            print(f"{k:>24}: {v}")
-        print(("PASS" if ours / floor <= TARGET_RATIO else "ABOVE TARGET") +
-              f": validation is {ours / floor:.2f}x the orjson floor (target <= {TARGET_RATIO}x)")
+    report(figures, "validation", ours / floor, TARGET_RATIO, args.json)
     return 0
 
 

@@ -285,7 +285,9 @@ class Validator:
                     ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", f"{path}.{key}")
                     continue
                 counts[cnode] = counts.get(cnode, 0) + 1
-                if check is not None:  # primitive fast path
+                # primitive fast path, inlined here and for array items below (the walk's hottest lines):
+                # the path string is only built when an issue or a further check needs it
+                if check is not None:
                     reason = check(val)
                     if reason is not None:
                         ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(val)} {reason}", f"{path}.{key}")

@@ -1,0 +1,27 @@
+"""Shared by the benchmarks: median timing and the report format (figures, ratio, verdict)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any, Callable
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    runs = []
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def report(figures: dict[str, Any], what: str, ratio: float, target: float, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(figures))
+        return
+    width = max(len(k) for k in figures)
+    for k, v in figures.items():
+        print(f"{k:>{width}}: {v}")
+    print(("PASS" if ratio <= target else "ABOVE TARGET") + f": {what} is {ratio:.2f}x the orjson floor (target <= {target}x)")
