@@ -23,6 +23,10 @@ class Expansion:
     open_systems: frozenset[str] = frozenset()
     displays: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, hash=False)
     problem: str | None = None  # the ValueSet itself could not be found or read
+    bare_codes: frozenset[str] = field(default=frozenset(), compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bare_codes", frozenset(c for _, c in self.codes))
 
     def contains(self, system: str | None, code: str | None) -> bool | None:
         """True / False, or None when this expansion cannot tell (open system, unknown ValueSet)."""
@@ -32,7 +36,7 @@ class Expansion:
             return False
         if system is None:
             # a bare code (type `code`): member if any system of the set has it
-            if any(c == code for _, c in self.codes):
+            if code in self.bare_codes:
                 return True
             return None if self.open_systems else False
         if (system, code) in self.codes:

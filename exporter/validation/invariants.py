@@ -26,7 +26,10 @@ CURRENT_CTX: contextvars.ContextVar[Any] = contextvars.ContextVar("validation_ct
 
 
 def _has_value_key(obj: dict[str, Any]) -> bool:
-    return any(k.startswith("value") for k in obj)
+    for k in obj:
+        if k.startswith("value"):
+            return True
+    return False
 
 
 def _empty(v: Any) -> bool:
