@@ -60,7 +60,7 @@ def _simple(source: str, xhtml: bool) -> Callable[[Mapping[str, Any]], str] | No
                 raise TemplateProblem(f"template failed: '{name}' is undefined")
             v = variables[name]
             for a in attrs:
-                if not isinstance(v, Mapping) or a not in v:
+                if not isinstance(v, dict) or a not in v:
                     raise TemplateProblem(f"template failed: {type(v).__name__} object has no attribute '{a}'")
                 v = v[a]
             if cut is not None:

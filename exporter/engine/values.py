@@ -42,6 +42,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+_CONTAINERS = (dict, list)
 OPS = ("path", "fhirpath", "template", "xhtml", "table", "ref", "literal", "now")
 MODIFIERS = {"as", "when", "key", "field"}
 TABLE_FIELDS = ("codeable", "codings", "coding", "code", "display", "system")
@@ -242,8 +243,9 @@ def compile_value(spec: Any, at: tuple[Any, ...], cc: CompileContext) -> ValueFn
             out = {}
             for k, fn in fields:
                 v = fn(scope)
-                if v is not MISSING and v != [] and v != {}:
-                    out[k] = v
+                if v is MISSING or (not v and type(v) in _CONTAINERS):
+                    continue  # empty values are omitted
+                out[k] = v
             return out or MISSING
         return structure
     if isinstance(spec, list):
@@ -257,7 +259,7 @@ def compile_value(spec: Any, at: tuple[Any, ...], cc: CompileContext) -> ValueFn
                     continue
                 if expand:
                     out.extend(v)
-                elif v != {} and v != []:
+                elif v or type(v) not in _CONTAINERS:
                     out.append(v)
             return out or MISSING
         return listing
