@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import time
@@ -9,11 +10,18 @@ from typing import Any, Callable
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time; like timeit, the cyclic garbage collector is paused while timing (it would
+    otherwise fire at random points of either side of a ratio), and a collection runs before each run."""
     runs = []
     for _ in range(max(1, repeat)):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
+        gc.collect()
+        gc.disable()
+        try:
+            t = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - t)
+        finally:
+            gc.enable()
     return statistics.median(runs)
 
 
