@@ -57,6 +57,7 @@ class Constraint:
     expression: str
     check: Callable[[Any, Any], bool] | None = None  # (value, ctx) -> holds?; None = could not compile
     compile_error: str | None = None
+    guard: str | None = None  # the check can only fail when the value (an object) has this key
 
     @property
     def uses_context(self) -> bool:

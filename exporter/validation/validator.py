@@ -578,7 +578,10 @@ class Validator:
     def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx,
                      type_code: str | None = None) -> None:
         ctx.focus_type = type_code
+        is_object = type(value) is dict
         for c in constraints:
+            if is_object and c.guard is not None and c.guard not in value:
+                continue  # cannot fail without its key (see invariants.GUARDS)
             if c.check is None:
                 ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be compiled: {c.compile_error}", path)
                 continue
