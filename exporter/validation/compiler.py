@@ -256,7 +256,9 @@ class Compiler:
             # array-shape check already bounds it, so only these need counting
             if child.min > 0 or child.slices or (child.max is not None and (child.many or child.is_choice or child.max == 0)):
                 counted.append(child)
+        counted_ids = {id(n) for n in counted}
         for m in members.values():
             self._prepare(m)
+            m.counted = id(m.count_node) in counted_ids
         is_resource = "." not in node.path and node.path[:1].isupper() and type_code == node.path
         return ObjectRule(node, type_code, members, counted, is_resource)

@@ -127,6 +127,7 @@ class Member:
     check: Callable[[Any], str | None] | None = None  # primitive format check
     more: bool = False  # fixed/pattern, binding or invariants to apply beyond the format check
     sliced: bool = False
+    counted: bool = True  # its element has cardinality or slices to check (else counting is skipped)
     constraints: list[Constraint] | None = None  # node + datatype invariants, filled on first use
     context_free: bool | None = None  # result depends only on the value itself (see Compiler.context_free)
 

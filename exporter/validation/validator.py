@@ -273,7 +273,7 @@ class Validator:
                 if items is None:
                     continue
                 self._primitive_ext(obj, key, items, m, path, ctx, depth)
-                if key[1:] not in obj:
+                if key[1:] not in obj and m.counted:
                     counts[cnode] = counts.get(cnode, 0) + sum(1 for i in items if i is not None)
                 continue
             check = m.check
@@ -284,7 +284,8 @@ class Validator:
                 if val is None:
                     ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", f"{path}.{key}")
                     continue
-                counts[cnode] = counts.get(cnode, 0) + 1
+                if m.counted:
+                    counts[cnode] = counts.get(cnode, 0) + 1
                 # primitive fast path, inlined here and for array items below (the walk's hottest lines):
                 # the path string is only built when an issue or a further check needs it
                 if check is not None:
@@ -324,7 +325,8 @@ class Validator:
                 if m.sliced:
                     sliced = sliced if sliced is not None else {}
                     sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]"))
-            counts[cnode] = counts.get(cnode, 0) + n
+            if m.counted:
+                counts[cnode] = counts.get(cnode, 0) + n
         for cnode in rule.counted:
             found = counts.get(cnode, 0)
             if found < cnode.min or (cnode.max is not None and found > cnode.max):
