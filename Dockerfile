@@ -18,6 +18,7 @@ RUN pip install --no-deps -r requirements.lock
 COPY pyproject.toml README.md sushi-config.yaml ./
 COPY exporter ./exporter
 COPY mappings ./mappings
+COPY schemas ./schemas
 COPY igs ./igs
 RUN pip install --no-deps --no-build-isolation . && chown -R exporter /app
 
@@ -26,5 +27,11 @@ USER exporter
 # and verified by sha256, so the running container needs no network but the identity provider.
 RUN fhir-export fetch-core
 
+# The service. Configure the identity provider and the backend source through the environment, e.g.
+#   DIGA_EXPORTER_KEYCLOAK_URL=https://keycloak.internal  DIGA_EXPORTER_KEYCLOAK_REALM=diga
+#   DIGA_EXPORTER_SOURCE_KIND=http  DIGA_EXPORTER_BACKEND_URL=https://backend.internal
+# (all settings: exporter/settings.py). Developer commands run with `docker run IMAGE map …` etc.
+EXPOSE 8080
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
 ENTRYPOINT ["fhir-export"]
-CMD ["--help"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
