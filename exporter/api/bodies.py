@@ -16,25 +16,9 @@ from fastapi import Request
 
 from exporter.api.errors import ApiError
 from exporter.issues import IssueCode
+from exporter.validation.structure import depth_exceeds
 
 JSON_TYPES = ("application/json", "application/fhir+json")
-
-
-def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """True when `value` nests objects/arrays deeper than `limit` (iterative: no recursion limit)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
 
 
 async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> tuple[Any, bytes]:
@@ -66,7 +50,7 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
     except orjson.JSONDecodeError:
         raise ApiError(400, code=IssueCode.STRUCTURE, message_id="API_MALFORMED_JSON",
                        text="The body is not well-formed JSON.") from None
-    if json_depth_exceeds(value, max_depth):
+    if depth_exceeds(value, max_depth):
         raise ApiError(400, code=IssueCode.TOO_COSTLY, message_id="API_JSON_TOO_DEEP",
                        text=f"The body nests deeper than {max_depth} levels.")
     return value, raw

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
+from exporter.fhir.packages import ig_manifests
 
 SERVED_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
 
@@ -24,10 +25,8 @@ class ConformanceIndex:
     @classmethod
     def load(cls, igs_dir: Path) -> "ConformanceIndex":
         index = cls()
-        if not igs_dir.is_dir():
-            return index
-        for pkg in sorted(p for p in igs_dir.iterdir() if (p / "package.json").is_file()):
-            index.packages.append(json.loads((pkg / "package.json").read_text(encoding="utf-8")))
+        for pkg, manifest in ig_manifests(igs_dir):
+            index.packages.append(manifest)
             for path in sorted(pkg.glob("*.json")):
                 if path.name == "package.json":
                     continue

@@ -70,6 +70,7 @@ class Engine:
         self.mapping_set_id = str((layout.get("mapping_set") or {}).get("id", "mappings"))
         self.mapping_set_version = str((layout.get("mapping_set") or {}).get("version", "0"))
         self.section_keys = _section_keys(((layout.get("composition") or {}).get("sections")) or [])
+        self.mapping_types: dict[str, tuple[str, bool]] = {}  # filled below, read by every compile
         types: dict[str, tuple[str, bool]] = {}
         heads: list[tuple[MappingFile, dict[str, Any]]] = []
         for m in ms.mappings:
@@ -92,12 +93,11 @@ class Engine:
             cc = self._cc(ms.layout_file, ms.layout_positions)
             body = compile_value(spec.get("resource", {}), (part, "resource"), cc) if spec.get("resource") else (lambda s: {})
             self.issues.extend(cc.issues)
-            self.parts[part] = _Part(sd["type"], f"{sd['url']}|{sd.get('version')}" if sd.get("version") else sd["url"], body)
+            self.parts[part] = _Part(sd["type"], _claim(sd), body)
 
     # -- compile --------------------------------------------------------------------------------
     def _cc(self, file: str, positions: Any) -> CompileContext:
-        return CompileContext(file, positions, self.ms.tables, self.mapping_types if hasattr(self, "mapping_types") else {},
-                              self.default_timezone)
+        return CompileContext(file, positions, self.ms.tables, self.mapping_types, self.default_timezone)
 
     def _profile(self, ref: str, file: str, loc: SourceLocation | None) -> dict[str, Any] | None:
         candidates = [ref]
@@ -144,8 +144,7 @@ class Engine:
                 cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
-        claim = f"{sd['url']}|{sd['version']}" if sd.get("version") else sd["url"]
-        return _Compiled(m, sd["type"], claim, m.for_each is None, select, when, source_id, body, narrative)
+        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, source_id, body, narrative)
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
@@ -269,6 +268,11 @@ class Engine:
                 section["section"] = children
             out.append(section)
         return out
+
+
+def _claim(sd: dict[str, Any]) -> str:
+    """The versioned canonical a produced resource claims in meta.profile."""
+    return f"{sd['url']}|{sd['version']}" if sd.get("version") else sd["url"]
 
 
 def _section_keys(sections: list[Any]) -> set[str]:

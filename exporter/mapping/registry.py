@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.issues import Issue, IssueCode, error
+from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.tables import CodeTable, load_table, suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 
@@ -65,7 +65,7 @@ def load_mapping_set(root: Path) -> MappingSet:
         if table is not None:
             if table.id in ms.tables:
                 ms.issues.append(error(IssueCode.INVALID, f"duplicate table id '{table.id}'", "MAP_DUPLICATE_ID",
-                                       location=position({}, ()) or None))
+                                       location=SourceLocation(table.file)))
             ms.tables[table.id] = table
     seen: dict[str, str] = {}
     for path in sorted((root / "resources").glob("*.yaml")):

@@ -46,13 +46,10 @@ def _fixed_pattern(e: dict[str, Any]) -> tuple[Any, bool, Any, bool]:
 
 
 def _split_id(eid: str) -> tuple[str, str]:
-    """'Obs.component:sys.code' -> ('Obs.component:sys', 'code'); dots inside slice names are kept."""
-    depth = 0
-    for i in range(len(eid) - 1, -1, -1):
-        if eid[i] == "." and depth == 0:
-            # a '.' directly inside a slice name (after ':' without a following '.') is rare; accept
-            return eid[:i], eid[i + 1:]
-    return "", eid
+    """'Obs.component:sys.code' -> ('Obs.component:sys', 'code'). A '.' inside a slice name would be
+    taken for a separator; such names do not occur in the profiles we compile."""
+    parent, dot, last = eid.rpartition(".")
+    return (parent, last) if dot else ("", eid)
 
 
 class Compiler:
@@ -231,8 +228,6 @@ class Compiler:
         counted: list[Node] = []
         for name, child in children.items():
             target = child.content_ref or child
-            if child.max == 0 and not child.is_choice:
-                pass  # still a known key: present values are reported as max-cardinality errors
             if child.is_choice:
                 base = name[:-3]
                 type_slices = {s.slice_name: s for s in child.slices if s.slice_name}
@@ -243,13 +238,11 @@ class Compiler:
                     if t.kind == KIND_PRIMITIVE:
                         members["_" + key] = Member("_" + key, child, tnode, t, t.kind, False, primitive_ext=True)
             else:
-                types = target.types or child.types
+                # a contentReference takes the referenced element's type; several types without [x]
+                # (e.g. Reference/canonical): the first wins
+                types = target.types if child.content_ref is not None else child.types
                 t = types[0] if types else TypeRef("BackboneElement")
-                if len(types) > 1:  # not a choice but several types (e.g. Reference/canonical): first wins
-                    t = types[0]
-                if child.content_ref is not None:
-                    t = TypeRef("BackboneElement") if not target.types else t
-                members[name] = Member(name, child, child if child.content_ref is None else child, t, t.kind, child.many)
+                members[name] = Member(name, child, child, t, t.kind, child.many)
                 if t.kind == KIND_PRIMITIVE:
                     members["_" + name] = Member("_" + name, child, child, t, t.kind, child.many, primitive_ext=True)
             # a single-valued element (base max 1, not a choice) cannot occur twice in JSON: the

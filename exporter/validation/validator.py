@@ -459,11 +459,10 @@ class Validator:
             self._walk(item, self.compiler.object_rule(m.node, "Extension"), path, ctx, depth + 1)
             return
         host_is_resource = host.is_resource
-        host_url = ctx_url = None
-        if host.type_code == "Extension":
-            host_url = None  # nested extension: the parent's URL is not tracked here
         host_path = host.node.path if "." in host.node.path or host_is_resource else host.type_code
-        if not extensions.context_allows(sd, host.type_code, host_path, host_is_resource, host_url or ctx_url):
+        # context type "extension" needs the enclosing extension's URL, which the walk does not track:
+        # such contexts are not matched (the extension is then reported as out of context)
+        if not extensions.context_allows(sd, host.type_code, host_path, host_is_resource, None):
             ctx.add("error", M.EXTENSION_CONTEXT, f"extension {url} is not allowed on {host_path} "
                     f"(its contexts: {extensions.describe_contexts(sd)})", path)
         root = self.compiler.root(url)
