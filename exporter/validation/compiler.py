@@ -67,7 +67,12 @@ class Compiler:
         sd = self.store.structure(url)
         if sd is None:
             return None
-        root = self._compile_sd(sd)
+        # `url` and `url|version` name the same definition: one compiled tree, so a resource that
+        # claims `url|version` and sits in a slice typed with `url` is walked once, not twice
+        same = f"{sd['url']}|{sd.get('version', '')}"
+        root = self._roots.get(same)
+        if root is None:
+            root = self._roots[same] = self._compile_sd(sd)
         self._roots[url] = root
         return root
 

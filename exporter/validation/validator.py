@@ -137,6 +137,7 @@ class Validator:
         self.memo_size = memo_size
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
+        self._covering: dict[tuple[int, int], bool] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
@@ -258,7 +259,7 @@ class Validator:
             return
         members = rule.members
         counts: dict[Node, int] = {}
-        sliced: dict[Node, list[tuple[Any, str | None, str]]] | None = None
+        sliced: dict[Node, list[tuple[Any, str | None, str, Member | None]]] | None = None
         for key, val in obj.items():
             m = members.get(key)
             if m is None:
@@ -294,11 +295,15 @@ class Validator:
                         ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(val)} {reason}", f"{path}.{key}")
                     elif m.more:
                         self._primitive_more(val, m, f"{path}.{key}", ctx)
+                elif m.sliced:  # validated in _slices, once it is known which slice the value belongs to
+                    sliced = sliced if sliced is not None else {}
+                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}", m))
+                    continue
                 else:
                     self._value(val, m, f"{path}.{key}", ctx, depth, rule)
                 if m.sliced:
                     sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}"))
+                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}", None))
                 continue
             items = self._shape(val, m, key, path, ctx)
             if items is None:
@@ -320,11 +325,15 @@ class Validator:
                                 f"{path}.{key}[{i}]")
                     elif m.more:
                         self._primitive_more(item, m, f"{path}.{key}[{i}]", ctx)
+                elif m.sliced:  # validated in _slices, once it is known which slice the item belongs to
+                    sliced = sliced if sliced is not None else {}
+                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]", m))
+                    continue
                 else:
                     self._value(item, m, f"{path}.{key}[{i}]", ctx, depth, rule)
                 if m.sliced:
                     sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]"))
+                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]", None))
             if m.counted:
                 counts[cnode] = counts.get(cnode, 0) + n
         for cnode in rule.counted:
@@ -527,12 +536,16 @@ class Validator:
             hit = self._targets[target_profiles] = references.allowed_target_types(target_profiles, self.store)
         return hit
 
-    def _slices(self, base: Node, items: list[tuple[Any, str | None, str]], path: str, ctx: _Ctx, depth: int,
-                host: ObjectRule) -> None:
+    def _slices(self, base: Node, items: list[tuple[Any, str | None, str, Member | None]], path: str, ctx: _Ctx,
+                depth: int, host: ObjectRule) -> None:
+        """Assign the items of a sliced element to slices, check the slice rules, then validate each
+        item: against its slice, and against the base element unless the slice covers it (see
+        `_covers`). Items with a member were not validated by the walk yet (complex values); items
+        without one (primitives) were."""
         memo_key = None
-        if self._slices_memoisable(base):
+        if self._slices_memoisable(base) and all(m is None or self.compiler.context_free(m) for _, _, _, m in items):
             try:
-                raw = orjson.dumps([(v, t) for v, t, _ in items])
+                raw = orjson.dumps([(v, t) for v, t, _, _ in items])
             except (TypeError, orjson.JSONEncodeError):
                 raw = b'"reference"'
             if b'"reference"' not in raw:
@@ -540,17 +553,19 @@ class Validator:
                 if memo_key in self._clean:
                     return  # these exact items were assigned and validated clean against these slices
         before = len(ctx.issues)
-        values = [(v, t) for v, t, _ in items]
+        values = [(v, t) for v, t, _, _ in items]
         where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
         assigned = slicing.check(values, base, ctx, where, ctx.add)
-        for (value, vtype, ipath), sl in zip(items, assigned):
-            if sl is None:
-                continue
-            t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
-            if t is None:
-                continue
-            m = self._slice_member(base, sl, t)
-            self._value(value, m, ipath, ctx, depth, host)
+        for (value, vtype, ipath, m), sl in zip(items, assigned):
+            sm = None
+            if sl is not None:
+                t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
+                if t is not None:
+                    sm = self._slice_member(base, sl, t)
+            if m is not None and (sm is None or not self._covers(sm, m)):
+                self._value(value, m, ipath, ctx, depth, host)
+            if sm is not None:
+                self._value(value, sm, ipath, ctx, depth, host)
         if memo_key is not None and len(ctx.issues) == before:
             if len(self._clean) >= self.memo_size:
                 self._clean.clear()
@@ -562,6 +577,27 @@ class Validator:
         if m is None:
             m = self._slice_members[key] = self.compiler.member(base.name, base, sl, t)
         return m
+
+    def _covers(self, sm: Member, m: Member) -> bool:
+        """Does validating a value against slice member `sm` imply every check of base member `m`?
+        A snapshot copies the base element's rules into each slice (tightening, never loosening), so
+        an item assigned to a slice needs validating against the slice only — provided the slice is
+        of the same type, carries the base's fixed value, pattern, binding, invariants and target
+        profiles, and its children are unfolded whenever the base's are (else the slice's object rule
+        would fall back to the bare datatype). Otherwise the item is validated against both."""
+        key = (id(sm), id(m))
+        hit = self._covering.get(key)
+        if hit is None:
+            s, b = sm.node, m.node
+            hit = (sm.type.code == m.type.code and sm.kind == m.kind and sm.kind != KIND_RESOURCE
+                   and (s is b or (
+                       (bool((s.content_ref or s).children) or not (b.content_ref or b).children)
+                       and (s.has_fixed or not b.has_fixed) and (s.has_pattern or not b.has_pattern)
+                       and (s.binding_strength is not None or b.binding_strength is None)
+                       and {c.key for c in b.constraints} <= {c.key for c in s.constraints}
+                       and (bool(sm.type.target_profiles) or not m.type.target_profiles))))
+            self._covering[key] = hit
+        return hit
 
     def _slices_memoisable(self, base: Node) -> bool:
         """Slice assignment and slice validation depend on the items' content only: discriminators
