@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import orjson
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, Severity
@@ -68,6 +68,7 @@ class _Ctx:
         self.conformance_cache: dict[tuple[int, str], bool] = {}
         self.focus_type: str | None = None
         self.walked: set[tuple[int, int]] = set()  # (resource, profile root) pairs already validated
+        self.references: dict[tuple[str, tuple[str, ...], int], list[tuple[str, str, str]]] = {}
 
     def add(self, severity: str, mid: str, message: str, expression: str) -> None:
         key = (mid, message, expression)
@@ -485,38 +486,54 @@ class Validator:
         ref = item.get("reference")
         if not isinstance(ref, str):
             return
+        where = path + ".reference"
+        if ctx.bundle is not None and ref.startswith("urn:"):
+            # an absolute reference inside a Bundle resolves the same way wherever it occurs, so its
+            # verdict for these target profiles is worked out once per Bundle (a document refers to
+            # its Patient from every Observation)
+            key = (ref, target_profiles, id(ctx.bundle))
+            found = ctx.references.get(key)
+            if found is None:
+                found = []
+                self._reference_checks(ref, target_profiles, ctx, lambda sev, mid, msg: found.append((sev, mid, msg)))
+                ctx.references[key] = found
+            for sev, mid, msg in found:
+                ctx.add(sev, mid, msg, where)
+            return
+        self._reference_checks(ref, target_profiles, ctx, lambda sev, mid, msg: ctx.add(sev, mid, msg, where))
+
+    def _reference_checks(self, ref: str, target_profiles: tuple[str, ...], ctx: _Ctx,
+                          report: Callable[[str, str, str], None]) -> None:
         problem = references.format_problem(ref)
         if problem is not None:
-            ctx.add("error", M.REFERENCE_FORMAT, f"reference '{_short(ref)}' {problem}", path + ".reference")
+            report("error", M.REFERENCE_FORMAT, f"reference '{_short(ref)}' {problem}")
             return
         target = ctx.resolve(ref)
         if target is None:
             if ctx.bundle is not None and ref.startswith("urn:"):
-                ctx.add("error", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve to an entry of this Bundle",
-                        path + ".reference")
+                report("error", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve to an entry of this Bundle")
             elif ctx.bundle is not None and ctx.bundle.is_document and not ref.startswith("#"):
-                ctx.add("warning", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve inside the document",
-                        path + ".reference")
+                report("warning", M.REFERENCE_UNRESOLVED, f"reference {ref} does not resolve inside the document")
             declared = references.referenced_type(ref)
             if declared and target_profiles:
                 types, _ = self._allowed_targets(target_profiles)
                 if types and declared not in types and "Resource" not in types:
-                    ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to {declared} where only "
-                            f"{', '.join(sorted(types))} is allowed", path + ".reference")
+                    report("error", M.REFERENCE_TARGET_TYPE, f"reference to {declared} where only "
+                           f"{', '.join(sorted(types))} is allowed")
             return
         if not target_profiles:
             return
         types, profiles = self._allowed_targets(target_profiles)
         rt = target.get("resourceType")
         if types and rt not in types and "Resource" not in types:
-            ctx.add("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
-                    f"is allowed", path + ".reference")
+            report("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
+                   f"is allowed")
             return
         candidates, core_ok = self._target_candidates(target_profiles, profiles, rt)
         if candidates and not core_ok and not _claims_any(target, candidates) \
                 and not any(ctx.conforms_to(target, p) for p in candidates):
-            ctx.add("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
-                    f"{' or '.join(candidates)}", path + ".reference")
+            report("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
+                   f"{' or '.join(candidates)}")
 
     def _target_candidates(self, target_profiles: tuple[str, ...], profiles: list[str],
                            rt: Any) -> tuple[list[str], bool]:
