@@ -51,16 +51,22 @@ def _check_string(v: Any) -> str | None:
 
 
 def _regex_string(rx: re.Pattern[str], what: str) -> Callable[[Any], str | None]:
+    match = rx.match
+
     def check(v: Any) -> str | None:
+        if type(v) is str and match(v):
+            return None
         if not isinstance(v, str):
             return f"must be a JSON string, not {_json_kind(v)}"
-        if not rx.match(v):
+        if not match(v):
             return f"is not a valid {what}"
         return None
     return check
 
 
 def _valid_calendar(v: str) -> bool:
+    if len(v) >= 10 and v[8:10] <= "28":
+        return True  # every month has a 28th (the regex has checked the digits)
     parts = v[:10].split("-")
     if len(parts) == 3:
         y, m, d = int(parts[0]), int(parts[1]), int(parts[2])
@@ -73,7 +79,7 @@ def _date_like(rx: re.Pattern[str], what: str) -> Callable[[Any], str | None]:
 
     def check(v: Any) -> str | None:
         reason = base(v)
-        if reason is None and not _valid_calendar(v):
+        if reason is None and (len(v) < 10 or v[8:10] > "28") and not _valid_calendar(v):
             return f"is not a valid {what} (no such calendar date)"
         if reason and isinstance(v, str) and what == "dateTime" and "T" in v and not re.search(_TZ + r"\Z", v):
             return "is not a valid dateTime: a time must carry a timezone (Z or ±hh:mm)"

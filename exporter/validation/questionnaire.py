@@ -37,6 +37,32 @@ def _answer_value(answer: dict[str, Any]) -> tuple[str | None, Any]:
     return None, None
 
 
+class _Item:
+    """What the check needs of one Questionnaire item, worked out once per Questionnaire."""
+
+    __slots__ = ("d", "repeats", "allowed", "options", "value_set")
+
+    def __init__(self, d: dict[str, Any]):
+        self.d = d
+        self.repeats = bool(d.get("repeats"))
+        self.allowed = ANSWER_TYPES.get(d.get("type", ""), ())
+        options = [o.get("valueCoding") for o in d.get("answerOption") or [] if isinstance(o, dict)]
+        self.options = {(o.get("system"), o.get("code")) for o in options if isinstance(o, dict)} or None
+        self.value_set = d.get("answerValueSet")
+
+
+_PLANS: dict[int, tuple[dict[str, Any], dict[str, _Item]]] = {}
+
+
+def _plan(q: dict[str, Any]) -> dict[str, _Item]:
+    hit = _PLANS.get(id(q))
+    if hit is None or hit[0] is not q:  # the Questionnaire is kept referenced, so its id stays its own
+        hit = (q, {link: _Item(d) for link, d in _index(q.get("item", []), {}).items()})
+        if len(_PLANS) < 1000:
+            _PLANS[id(q)] = hit
+    return hit[1]
+
+
 def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool | None], path: str,
           report: Callable[[str, str, str, str], None]) -> None:
     url = qr.get("questionnaire")
@@ -47,50 +73,52 @@ def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool |
         report("warning", M.QUESTIONNAIRE, f"questionnaire {url} is not known, so the answers are not checked "
                "against it", path + ".questionnaire")
         return
-    defs = _index(q.get("item", []), {})
+    plan = _plan(q)
     answered: set[str] = set()
-    _walk(qr.get("item", []), defs, member_of, f"{path}.item", report, answered)
+    _walk(qr.get("item", []), plan, member_of, f"{path}.item", report, answered)
     if qr.get("status") == "completed":
-        for link, d in defs.items():
+        for link, p in plan.items():
+            d = p.d
             if d.get("required") and d.get("type") not in ("group", "display") and link not in answered:
                 report("error", M.QUESTIONNAIRE, f"required item '{link}' of {url} has no answer", path)
 
 
-def _walk(items: Any, defs: dict[str, dict[str, Any]], member_of: Callable[[Any, str], bool | None], path: str,
+def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bool | None], path: str,
           report: Callable[[str, str, str, str], None], answered: set[str]) -> None:
     for i, item in enumerate(items if isinstance(items, list) else []):
         if not isinstance(item, dict):
             continue
-        here = f"{path}[{i}]"
         link = item.get("linkId")
-        d = defs.get(link) if isinstance(link, str) else None
-        if d is None:
-            report("error", M.QUESTIONNAIRE, f"linkId '{link}' is not an item of the questionnaire", here)
+        p = plan.get(link) if isinstance(link, str) else None
+        if p is None:
+            report("error", M.QUESTIONNAIRE, f"linkId '{link}' is not an item of the questionnaire", f"{path}[{i}]")
             continue
-        answers = [a for a in item.get("answer") or [] if isinstance(a, dict)]
+        answers = item.get("answer")
+        if answers:
+            answers = [a for a in answers if isinstance(a, dict)] if isinstance(answers, list) else []
         if answers:
             answered.add(link)
-        if len(answers) > 1 and not d.get("repeats"):
-            report("error", M.QUESTIONNAIRE, f"item '{link}' does not repeat but has {len(answers)} answers", here)
-        allowed = ANSWER_TYPES.get(d.get("type", ""), ())
-        for j, a in enumerate(answers):
-            key, value = _answer_value(a)
-            apath = f"{here}.answer[{j}]"
-            if key is None:
-                continue
-            if allowed and key not in allowed:
-                report("error", M.QUESTIONNAIRE, f"item '{link}' of type {d.get('type')} cannot be answered with "
-                       f"{key}", apath)
-                continue
-            if key == "valueCoding" and isinstance(value, dict):
-                options = [o.get("valueCoding") for o in d.get("answerOption") or [] if isinstance(o, dict)]
-                options = [o for o in options if isinstance(o, dict)]
-                if options and not any(o.get("code") == value.get("code") and o.get("system") == value.get("system")
-                                       for o in options):
-                    report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} is not "
-                           f"in the set of permitted values of item '{link}'", apath)
-                elif d.get("answerValueSet") and member_of(value, d["answerValueSet"]) is False:
-                    report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} is not "
-                           f"in {d['answerValueSet']}", apath)
-            _walk(a.get("item"), defs, member_of, f"{apath}.item", report, answered)
-        _walk(item.get("item"), defs, member_of, f"{here}.item", report, answered)
+            if len(answers) > 1 and not p.repeats:
+                report("error", M.QUESTIONNAIRE, f"item '{link}' does not repeat but has {len(answers)} answers",
+                       f"{path}[{i}]")
+            for j, a in enumerate(answers):
+                key, value = _answer_value(a)
+                if key is None:
+                    continue
+                if p.allowed and key not in p.allowed:
+                    report("error", M.QUESTIONNAIRE, f"item '{link}' of type {p.d.get('type')} cannot be answered "
+                           f"with {key}", f"{path}[{i}].answer[{j}]")
+                    continue
+                if key == "valueCoding" and isinstance(value, dict):
+                    if p.options is not None:
+                        pair = (value.get("system"), value.get("code"))
+                        if not (pair[0].__hash__ and pair[1].__hash__ and pair in p.options):  # a dict as code: no
+                            report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} "
+                                   f"is not in the set of permitted values of item '{link}'", f"{path}[{i}].answer[{j}]")
+                    elif p.value_set and member_of(value, p.value_set) is False:
+                        report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} is "
+                               f"not in {p.value_set}", f"{path}[{i}].answer[{j}]")
+                if "item" in a:
+                    _walk(a["item"], plan, member_of, f"{path}[{i}].answer[{j}].item", report, answered)
+        if "item" in item:
+            _walk(item["item"], plan, member_of, f"{path}[{i}].item", report, answered)

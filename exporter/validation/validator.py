@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, Severity
 from exporter.terminology.valuesets import ValueSetExpander
-from exporter.validation import binding, cardinality, codes, extensions, questionnaire, references, slicing
+from exporter.validation import binding, cardinality, codes, extensions, fastpath, questionnaire, references, slicing
 from exporter.validation import messages as M
 from exporter.validation.bundle import BundleIndex, entry_issues
 from exporter.validation.compiler import Compiler
@@ -69,8 +69,11 @@ class _Ctx:
         self.focus_type: str | None = None
         self.walked: set[tuple[int, int]] = set()  # (resource, profile root) pairs already validated
         self.references: dict[tuple[str, tuple[str, ...], int], list[tuple[str, str, str]]] = {}
+        self.probing = False  # inside the clean path (fastpath): add() raises instead of recording
 
     def add(self, severity: str, mid: str, message: str, expression: str) -> None:
+        if self.probing:
+            raise fastpath.Dirty  # the clean path was wrong to hope: the walk will report this
         key = (mid, message, expression)
         if key in self.seen:
             return
@@ -124,7 +127,8 @@ class _Ctx:
 
 class Validator:
     def __init__(self, store: DefinitionStore, *, max_issues: int = 10_000, time_limit_s: float = 10.0,
-                 max_depth: int = 64, max_bytes: int = 64 * 1024 * 1024, memo_size: int = 50_000):
+                 max_depth: int = 64, max_bytes: int = 64 * 1024 * 1024, memo_size: int = 50_000,
+                 clean_path: bool = True):
         self.store = store
         self.compiler = Compiler(store)
         self.expander = ValueSetExpander(store)
@@ -136,9 +140,11 @@ class Validator:
         # memo of (member, canonical JSON) of context-free values that validated without any issue
         self._clean: dict[tuple[int, bytes], None] = {}
         self.memo_size = memo_size
+        self.clean_path = clean_path  # try fastpath first (False: the walk only — for equivalence tests)
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
         self._covering: dict[tuple[int, int], bool] = {}
+        self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]]]] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
@@ -188,26 +194,21 @@ class Validator:
             return
         if path in ("Resource", rt):
             path = rt
-        roots: list[Node] = []
         meta = res.get("meta")
         claims = meta.get("profile") if isinstance(meta, dict) and claims_too else None
-        named = [(c, f"{path}.meta.profile[{i}]") for i, c in enumerate(claims if isinstance(claims, list) else [])
-                 if isinstance(c, str)]
-        named += [(p, path) for p in extra_profiles]
-        for canonical, where in named:
-            root, sd_type = self._profile(canonical)
-            if root is None:
-                ctx.add("error", M.PROFILE_UNKNOWN, f"profile {canonical} is not known to this validator", where)
-                continue
-            if sd_type != rt:
-                ctx.add("error", M.PROFILE_WRONG_TYPE, f"profile {canonical} is for {sd_type}, not {rt}", where)
-                continue
-            if all(root is not r for r in roots):
-                roots.append(root)
-        if not roots:
-            core_root = self.compiler.type_root(rt)
-            assert core_root is not None
-            roots.append(core_root)
+        claims = tuple(claims) if isinstance(claims, list) else ()
+        key = (rt, claims, tuple(extra_profiles))
+        try:
+            found = self._roots_for.get(key)
+        except TypeError:  # a claim that is not a string (an object): not hashable, not cached
+            key, found = None, None
+        if found is None:
+            found = self._resolve_roots(rt, claims, extra_profiles)
+            if key is not None and len(self._roots_for) < 10_000:
+                self._roots_for[key] = found
+        roots, problems = found
+        for mid, message, i in problems:
+            ctx.add("error", mid, message, f"{path}.meta.profile[{i}]" if i is not None else path)
 
         saved = (ctx.resource, ctx.root_resource, ctx.bundle)
         ctx.resource = res
@@ -232,6 +233,31 @@ class Validator:
         finally:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
 
+    def _resolve_roots(self, rt: str, claims: tuple[Any, ...], extra_profiles: Sequence[str]
+                       ) -> tuple[list[Node], list[tuple[str, str, int | None]]]:
+        """The profile roots a resource is walked against (its claims, then profiles named by the
+        caller or by its element's type; core when there are none) and the problems with them, as
+        (message id, message, index of the meta.profile claim or None)."""
+        roots: list[Node] = []
+        problems: list[tuple[str, str, int | None]] = []
+        named: list[tuple[str, int | None]] = [(c, i) for i, c in enumerate(claims) if isinstance(c, str)]
+        named += [(p, None) for p in extra_profiles]
+        for canonical, where in named:
+            root, sd_type = self._profile(canonical)
+            if root is None:
+                problems.append((M.PROFILE_UNKNOWN, f"profile {canonical} is not known to this validator", where))
+                continue
+            if sd_type != rt:
+                problems.append((M.PROFILE_WRONG_TYPE, f"profile {canonical} is for {sd_type}, not {rt}", where))
+                continue
+            if all(root is not r for r in roots):
+                roots.append(root)
+        if not roots:
+            core_root = self.compiler.type_root(rt)
+            assert core_root is not None
+            roots.append(core_root)
+        return roots, problems
+
     def _is_resource_type(self, rt: str) -> bool:
         hit = self._resource_types.get(rt)
         if hit is None:
@@ -252,6 +278,30 @@ class Validator:
 
     # -- objects ------------------------------------------------------------------------------
     def _walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: _Ctx, depth: int) -> None:
+        if self.clean_path:
+            if not self._clean_walk(obj, rule, path, ctx, depth):
+                self._full_walk(obj, rule, path, ctx, depth)
+        else:
+            self._full_walk(obj, rule, path, ctx, depth)
+
+    def _clean_walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: _Ctx, depth: int) -> bool:
+        """Try the clean path (fastpath); True when it proved the object clean. While already probing,
+        a failure propagates as Dirty to the outermost probe."""
+        fast = rule.fast or fastpath.compile_rule(self, rule)
+        if ctx.probing:
+            if not fast(obj, path, ctx, depth):
+                raise fastpath.Dirty
+            return True
+        ctx.probing = True
+        try:
+            return fast(obj, path, ctx, depth)
+        except fastpath.Dirty:
+            return False
+        finally:
+            ctx.probing = False
+
+    def _full_walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: _Ctx, depth: int) -> None:
+        """The walk proper: reports every problem of this object (nested objects try the clean path again)."""
         if depth > self.max_depth:
             ctx.add("fatal", M.TOO_DEEP, f"nesting deeper than {self.max_depth} levels", path)
             return
@@ -409,7 +459,11 @@ class Validator:
                     and item.get("resourceType") != t.code:
                 ctx.add("error", M.TYPE_NOT_ALLOWED, f"a {item.get('resourceType')} is not allowed here, only {t.code}", path)
                 return
-            self._validate_resource(item, path, ctx, extra_profiles=t.profiles, contained=m.key == "contained")
+            probing, ctx.probing = ctx.probing, False  # a resource's issues are its own: never probed
+            try:
+                self._validate_resource(item, path, ctx, extra_profiles=t.profiles, contained=m.key == "contained")
+            finally:
+                ctx.probing = probing
             return
         if not isinstance(item, dict):
             ctx.add("error", M.WRONG_JSON_TYPE, f"{m.key} must be a JSON object ({t.code}), not {json_kind(item)}", path)
@@ -554,13 +608,13 @@ class Validator:
         return hit
 
     def _slices(self, base: Node, items: list[tuple[Any, str | None, str, Member | None]], path: str, ctx: _Ctx,
-                depth: int, host: ObjectRule) -> None:
+                depth: int, host: ObjectRule, memo: bool = True) -> None:
         """Assign the items of a sliced element to slices, check the slice rules, then validate each
         item: against its slice, and against the base element unless the slice covers it (see
         `_covers`). Items with a member were not validated by the walk yet (complex values); items
         without one (primitives) were."""
         memo_key = None
-        if self._slices_memoisable(base) and all(m is None or self.compiler.context_free(m) for _, _, _, m in items):
+        if memo and self._slices_memoisable(base) and all(m is None or self.compiler.context_free(m) for _, _, _, m in items):
             try:
                 raw = orjson.dumps([(v, t) for v, t, _, _ in items])
             except (TypeError, orjson.JSONEncodeError):

@@ -1,0 +1,306 @@
+"""The clean path of the walker (layer L2): each ObjectRule compiled once into a closure that
+answers "is this object clean?" — cheaper than the walk, because it builds no messages and decides
+every per-member question (array or not, primitive or complex, counted, sliced, which checks apply)
+once at compile time instead of per value.
+
+    fast = compile_rule(validator, rule)        # cached on rule.fast
+    fast(obj, path, ctx, depth) -> bool          # True: the walk would report nothing
+
+How it is used (Validator._walk): the clean path runs first with `ctx.probing` set. While probing,
+`ctx.add` raises `Dirty` instead of recording an issue — leaf checks that are not worth
+duplicating (bindings, references, invariants, extensions, slices) are simply called and "raise if
+anything would be reported". If the clean path returns False or meets `Dirty`, the ordinary walk
+runs over the same object and reports exactly what it always did: every message, path and code
+still comes from the walker; this module only makes the common case, an export without issues,
+cheap. Nested resources are validated for real even while probing (their issues belong to them, and
+each resource is walked once per profile), so a probe never discards a resource's issues.
+
+Equivalence is tested by running the validator with and without this path over the IG examples,
+the invalid cases and mutations (tests/unit/validation/test_fastpath.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+
+from exporter.validation import binding, codes
+from exporter.validation.fixed_pattern import equals_fixed, matches_pattern
+from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
+
+if TYPE_CHECKING:
+    from exporter.validation.validator import Validator
+
+FastFn = Callable[[dict[str, Any], str, Any, int], bool]
+Handler = Callable[[Any, str, Any, int], bool]
+
+
+class Dirty(BaseException):
+    """Raised by ctx.add while probing: something would be reported. A BaseException, so that the
+    `except Exception` around invariant evaluation cannot swallow it."""
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _no_problem(v: Any) -> None:
+    return None
+
+
+def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
+    """Generate (once per rule) straight-line Python for the object-level work: the key loop with
+    the common members inlined, then one line per cardinality rule, then the slice checks."""
+    if rule.fast is not None:
+        return rule.fast
+    table: dict[str, tuple[int, Any]] = {}
+    for key, m in rule.members.items():
+        if m.primitive_ext:
+            continue  # `_key` companions are rare: their presence sends the object down the walk
+        if m.kind == KIND_PRIMITIVE and m.check is not None and not m.more and not m.many:
+            table[key] = (1, m.check)  # inlined: format check only
+        elif m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE) and not m.many and not m.sliced:
+            table[key] = (2, _value_fn(val, m, rule))  # inlined: one complex value
+        else:
+            table[key] = (0, _handler(val, key, m, rule))
+    env: dict[str, Any] = {"H": table, "MAX_DEPTH": val.max_depth}
+    lines = ["def fast(obj, path, ctx, depth):",
+             "    if depth > MAX_DEPTH or not obj:",
+             "        return False",
+             "    for k, v in obj.items():",
+             "        e = H.get(k)",
+             "        if e is None:"]
+    if rule.is_resource:
+        lines += ["            if k == 'resourceType':",
+                  "                continue"]
+    lines += ["            return False",
+              "        kind, fn = e",
+              "        if kind == 1:",
+              "            if v is None or type(v) is list or fn(v) is not None:",
+              "                return False",
+              "        elif kind == 2:",
+              "            if type(v) is not dict or not fn(v, f'{path}.{k}', ctx, depth):",
+              "                return False",
+              "        elif not fn(v, path, ctx, depth):",
+              "            return False"]
+    for i, cnode in enumerate(rule.counted):
+        keys = [(k, m.many) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext]
+        lo, hi = cnode.min, cnode.max
+        if not keys:
+            if lo > 0:
+                lines.append("    return False")
+            continue
+        if len(keys) == 1 and not keys[0][1]:
+            k = keys[0][0]
+            if lo > 0:
+                lines += [f"    if {k!r} not in obj:", "        return False"]
+            if hi == 0:
+                lines += [f"    if {k!r} in obj:", "        return False"]
+            continue
+        if len(keys) == 1:
+            lines.append(f"    n = len(obj.get({keys[0][0]!r}) or ())")
+        elif not any(many for _, many in keys):
+            env[f"K{i}"] = frozenset(k for k, _ in keys)
+            lines.append(f"    n = len(obj.keys() & K{i})")
+        else:
+            env[f"K{i}"] = tuple(keys)
+            lines += ["    n = 0", f"    for k, many in K{i}:", "        v = obj.get(k)", "        if v is not None:",
+                      "            n += len(v) if many else 1"]
+        cond = [f"n < {lo}"] if lo > 0 else []
+        if hi is not None:
+            cond.append(f"n > {hi}")
+        if cond:
+            lines += [f"    if {' or '.join(cond)}:", "        return False"]
+    for i, cnode in enumerate(rule.counted):
+        if cnode.slicing is not None and cnode.slices:
+            env[f"SLICES{i}"] = _slices_fn(val, cnode, rule)
+            lines.append(f"    SLICES{i}(obj, path, ctx, depth)")
+    lines.append("    return True")
+    exec(compile("\n".join(lines), f"<clean path of {rule.node.id}:{rule.type_code}>", "exec"), env)
+    fast = env["fast"]
+    rule.fast = fast
+    return fast
+
+
+def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict[str, Any], str, Any, int], None]:
+    """Slice assignment and slice validation of one sliced element of `rule`, memoised on the raw
+    content of its keys when the outcome depends on nothing else (as Validator._slices does, but
+    without building the item list first: in an export the same category or code recurs)."""
+    keys = tuple((k, m) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext)
+    memo_ok = val._slices_memoisable(cnode) and all(m.check is not None or val.compiler.context_free(m)
+                                                    for _, m in keys)
+    clean, memo_size, slices = val._clean, val.memo_size, val._slices
+    token = object()  # this (element, host rule) pair in the memo
+
+    def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
+        memo_key = None
+        if memo_ok:
+            try:
+                raw = orjson.dumps([obj.get(k) for k, _ in keys])
+            except (TypeError, orjson.JSONEncodeError):
+                raw = b'"reference"'
+            if b'"reference"' not in raw:
+                memo_key = (token, raw)
+                if memo_key in clean:
+                    return
+        slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule, memo=False)
+        if memo_key is not None:  # reached only when nothing was reported (probing raises)
+            if len(clean) >= memo_size:
+                clean.clear()
+            clean[memo_key] = None
+    return run
+
+
+def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str) -> list[Any]:
+    """The items of one sliced element, in the form Validator._slices takes."""
+    items: list[tuple[Any, str | None, str, Member | None]] = []
+    for k, m in keys:
+        v = obj.get(k)
+        if v is None:
+            continue
+        deferred = m if m.check is None else None  # primitives were checked by their handler
+        if m.many:
+            items.extend((it, m.type.code, f"{path}.{k}[{i}]", deferred) for i, it in enumerate(v))
+        else:
+            items.append((v, m.type.code, f"{path}.{k}", deferred))
+    return items
+
+
+def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler:
+    deadline_guard = 256
+    if m.kind == KIND_PRIMITIVE and not (m.sliced and m.check is None):
+        check = m.check or _no_problem
+        more = m.more
+        if more:
+            more_fn = _more_fn(val, m)
+        if m.many:
+            def primitives(v: Any, path: str, ctx: Any, depth: int) -> bool:
+                if type(v) is not list or not v:
+                    return False
+                for it in v:
+                    if it is None or check(it) is not None:
+                        return False
+                if more:
+                    for i, it in enumerate(v):
+                        more_fn(it, path, key, i, ctx)
+                return True
+            return primitives
+
+        def primitive(v: Any, path: str, ctx: Any, depth: int) -> bool:
+            if v is None or type(v) is list or check(v) is not None:
+                return False
+            if more:
+                more_fn(v, path, key, None, ctx)
+            return True
+        return primitive
+
+    if m.sliced:  # shape only: the items are validated by _slices once assigned
+        if m.many:
+            return lambda v, path, ctx, depth: type(v) is list and bool(v) and all(
+                it is not None and type(it) is not list for it in v)
+        return lambda v, path, ctx, depth: v is not None and type(v) is not list
+
+    value = _value_fn(val, m, host)
+    if m.many:
+        def values(v: Any, path: str, ctx: Any, depth: int) -> bool:
+            if type(v) is not list or not v:
+                return False
+            if len(v) > deadline_guard and time.monotonic() > ctx.deadline:
+                return False  # the walk raises the time-limit abort
+            for i, it in enumerate(v):
+                if type(it) is not dict or not value(it, f"{path}.{key}[{i}]", ctx, depth):
+                    return False
+            return True
+        return values
+
+    def single(v: Any, path: str, ctx: Any, depth: int) -> bool:
+        return type(v) is dict and value(v, f"{path}.{key}", ctx, depth)
+    return single
+
+
+def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None, Any], None]:
+    """Validator._primitive_more (fixed/pattern, binding, invariants, example URLs) for one value,
+    memoised per (member, type, value) when it depends on nothing but the value: codes and systems
+    recur throughout an export."""
+    memo_ok = val.compiler.context_free(m)
+    clean, memo_size, more = val._clean, val.memo_size, val._primitive_more
+
+    def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
+        memo_key = (m, type(v), v) if memo_ok and type(v) in _SCALARS else None
+        if memo_key is not None and memo_key in clean:
+            return
+        more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
+        if memo_key is not None:  # reached only when nothing was reported (probing raises)
+            if len(clean) >= memo_size:
+                clean.clear()
+            clean[memo_key] = None
+    return run
+
+
+def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
+    """The checks of Validator._value/_complex for one complex value of member `m`."""
+    if m.kind == KIND_RESOURCE:
+        def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
+            val._value(v, m, path, ctx, depth, host)  # for real: see the module docstring
+            return True
+        return resource
+    compiler = val.compiler
+    node, t = m.node, m.type
+    context_free = compiler.context_free(m)
+    has_fixed, fixed, has_pattern, pattern = node.has_fixed, node.fixed, node.has_pattern, node.pattern
+    is_extension = m.kind == KIND_EXTENSION
+    sub_rule = None if is_extension else compiler.object_rule(node, t.code)
+    strength = node.binding_strength if node.binding_strength in binding.CHECKED_STRENGTHS and node.binding_vs else None
+    target_profiles = None
+    if m.kind == KIND_REFERENCE:
+        target_profiles = t.target_profiles or tuple(p for x in node.types for p in x.target_profiles)
+    is_coding = t.code == "Coding"
+    constraints = compiler.constraints_for(m)
+    clean = val._clean
+    expander = val.expander
+    memo_size = val.memo_size
+
+    memo_on = context_free
+    tries = hits = 0
+
+    def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
+        nonlocal memo_on, tries, hits
+        memo_key = None
+        if memo_on:  # the same content-keyed memo as Validator._value
+            try:
+                raw = orjson.dumps(v)
+            except (TypeError, orjson.JSONEncodeError):
+                raw = b'"reference"'
+            if b'"reference"' not in raw:
+                memo_key = (id(m), raw)
+                tries += 1
+                if memo_key in clean:
+                    hits += 1
+                    return True
+                if tries == 1000 and hits < 100:
+                    memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
+        if has_fixed and not equals_fixed(v, fixed):
+            return False
+        if has_pattern and not matches_pattern(v, pattern):
+            return False
+        if is_extension:
+            val._extension(v, m, path, ctx, depth, host)
+        else:
+            fast = sub_rule.fast or compile_rule(val, sub_rule)  # type: ignore[union-attr]
+            if not fast(v, path, ctx, depth + 1):
+                return False
+        if strength is not None:
+            binding.check(v, t.code, strength, node.binding_vs, expander, path, ctx.add)
+        if target_profiles is not None:
+            val._reference(v, target_profiles, path, ctx)
+        elif is_coding:
+            codes.check_coding(v, expander, path, ctx.add)
+        if constraints:
+            val._constraints(constraints, v, path, ctx, t.code)
+        if memo_key is not None:
+            if len(clean) >= memo_size:
+                clean.clear()
+            clean[memo_key] = None
+        return True
+    return value
