@@ -261,7 +261,7 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     expander = val.expander
     memo_size = val.memo_size
 
-    memo_on = context_free
+    memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:

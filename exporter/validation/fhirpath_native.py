@@ -54,7 +54,24 @@ def _wrap(b: bool | None) -> Coll:
     return [] if b is None else (_TRUE if b else _FALSE)
 
 
-def _children(item: Item, name: str) -> Coll:
+# The names of every choice element ([x]) of FHIR R4 (hl7.fhir.r4.core 4.0.1), so that navigation
+# looks for `valueQuantity`-style keys only under these names; profiles cannot add elements, and
+# tests/unit/validation/test_fhirpath_native.py recomputes the set from the package.
+R4_CHOICE_NAMES = frozenset({
+    "abatement", "additive", "age", "allowed", "amount", "answer", "asNeeded", "author", "born", "bounds",
+    "characteristic", "chargeItem", "code", "collected", "content", "created", "date", "deceased",
+    "defaultValue", "definingSubstance", "definition", "detail", "diagnosis", "done", "dose", "doseNumber",
+    "due", "effective", "entity", "event", "example", "fastingStatus", "fixed", "identified", "indication",
+    "item", "legallyBinding", "location", "manufacturer", "maxValue", "medication", "minValue",
+    "minimumVolume", "module", "multipleBirth", "name", "occurred", "occurrence", "offset", "onset",
+    "participantEffective", "pattern", "performed", "probability", "procedure", "product", "quantity", "rate",
+    "reported", "scheduled", "seriesDoses", "serviced", "source", "start", "statusReason", "studyEffective",
+    "subject", "substance", "target", "time", "timing", "topic", "used", "value", "what", "when", "where",
+    "why",
+})
+
+
+def _children(item: Item, name: str, choices: frozenset[str] | None = None) -> Coll:
     value, _ = item
     if not isinstance(value, dict):
         return []
@@ -62,6 +79,8 @@ def _children(item: Item, name: str) -> Coll:
         v = value[name]
         vs = v if isinstance(v, list) else [v]
         return [(x, None) for x in vs if x is not None]
+    if choices is not None and name not in choices:
+        return []  # not the name of a choice element: no valueQuantity-style keys to look for
     out: Coll = []
     for k, v in value.items():  # choice element: value -> valueQuantity
         if k.startswith(name) and len(k) > len(name) and k[len(name)].isupper():
@@ -96,7 +115,43 @@ def _num(v: Any) -> Any:
     return v
 
 
+def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) -> Fn:
+    """Member navigation along several steps at once (`resource.meta.profile`), one function
+    instead of one closure and one intermediate collection per step."""
+    def path(focus: Coll, env: dict[str, Any]) -> Coll:
+        current = focus
+        first = root
+        for name in steps:
+            upper = name[:1].isupper()
+            nxt: Coll = []
+            for item in current:
+                v = item[0]
+                if type(v) is dict:
+                    if first and upper and v.get("resourceType") == name:
+                        nxt.append(item)  # `Observation.code` evaluated on an Observation
+                        continue
+                    x = v.get(name)
+                    if x is not None:
+                        if type(x) is list:
+                            nxt.extend((y, None) for y in x if y is not None)
+                        else:
+                            nxt.append((x, None))
+                        continue
+                    if choices is None or name in choices:
+                        nxt.extend(_children(item, name))
+            if not nxt:
+                return nxt
+            current = nxt
+            first = False
+        return current
+    path.steps = (root, steps)  # type: ignore[attr-defined]
+    return path
+
+
 class _Compiler:
+    def __init__(self, choices: frozenset[str] | None = None):
+        self.choices = choices
+
     def compile(self, node: dict[str, Any]) -> Fn:
         kind = node.get("type")
         handler = getattr(self, f"_{kind}", None)
@@ -145,18 +200,13 @@ class _Compiler:
         if kind == "MemberInvocation":
             name = inv["children"][0]["text"].strip("`")
             if root:
-                def member_root(focus: Coll, env: dict[str, Any]) -> Coll:
-                    out: Coll = []
-                    for item in focus:
-                        v = item[0]
-                        if isinstance(v, dict) and v.get("resourceType") == name:
-                            out.append(item)  # `Observation.code` evaluated on an Observation
-                        else:
-                            out.extend(_children(item, name))
-                    return out
-                return member_root
+                return _path(True, (name,), self.choices)
             assert base is not None
-            return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name)]
+            steps = getattr(base, "steps", None)
+            if steps is not None:
+                return _path(steps[0], steps[1] + (name,), self.choices)
+            choices = self.choices
+            return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name, choices)]
         if kind == "ThisInvocation":
             # iterating functions (where, all, exists) evaluate their criteria with the item as focus,
             # so $this is always the focus here; no per-item environment copies are needed
@@ -403,13 +453,16 @@ def _literal_string(node: dict[str, Any]) -> str | None:
     return None
 
 
-def translate(expression: str) -> Callable[[Any, str | None, dict[str, Any]], bool | None] | None:
+def translate(expression: str, choices: frozenset[str] | None = None
+              ) -> Callable[[Any, str | None, dict[str, Any]], bool | None] | None:
     """A native check for `expression`, or None if it uses anything outside the subset.
     The check takes (value, fhir_type, env) and returns True / False, or None when the translated
-    code meets a case it does not model at run time (the caller then asks fhirpathpy)."""
+    code meets a case it does not model at run time (the caller then asks fhirpathpy).
+    `choices`: the names of all choice elements ("value", "effective", …) when known — navigation
+    then looks for `valueQuantity`-style keys only under those names."""
     try:
         ast = parse_strict(expression)
-        fn = _Compiler().compile(ast["children"][0])
+        fn = _Compiler(choices).compile(ast["children"][0])
     except (_Unsupported, FhirPathError, KeyError, IndexError, TypeError, re.error):
         return None
 

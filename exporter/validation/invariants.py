@@ -18,11 +18,12 @@ import contextvars
 from typing import Any, Callable
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
-from exporter.validation.fhirpath_native import translate
+from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, translate
 from exporter.validation.model import Constraint
 from exporter.validation.xhtml import check_xhtml, has_text
 
 CURRENT_CTX: contextvars.ContextVar[Any] = contextvars.ContextVar("validation_ctx")
+_NO_ENV: dict[str, Any] = {}
 
 
 def _has_value_key(obj: dict[str, Any]) -> bool:
@@ -295,15 +296,20 @@ def compile_constraint(c: Constraint) -> Constraint:
             CURRENT_CTX.reset(token)
         return result == [True]
 
-    translated = translate(c.expression)
+    translated = translate(c.expression, R4_CHOICE_NAMES)
     if translated is None:
         c.check = via_fhirpathpy
         return c
 
-    def check(value: Any, ctx: Any) -> bool:
-        verdict = translated(value, ctx.focus_type, {"resource": ctx.resource,
-                                                     "rootResource": ctx.root_resource or ctx.resource})
-        return via_fhirpathpy(value, ctx) if verdict is None else verdict
+    if "%" not in c.expression:  # no %resource / %rootResource: no environment to build per call
+        def check(value: Any, ctx: Any) -> bool:
+            verdict = translated(value, ctx.focus_type, _NO_ENV)
+            return via_fhirpathpy(value, ctx) if verdict is None else verdict
+    else:
+        def check(value: Any, ctx: Any) -> bool:
+            verdict = translated(value, ctx.focus_type, {"resource": ctx.resource,
+                                                         "rootResource": ctx.root_resource or ctx.resource})
+            return via_fhirpathpy(value, ctx) if verdict is None else verdict
 
     c.check = check
     return c

@@ -4,7 +4,7 @@ import pytest
 
 from exporter.fhir.fhirpath import compile_expression, typed
 from exporter.validation import messages as M
-from exporter.validation.fhirpath_native import translate
+from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, translate
 from exporter.validation.invariants import FUNCTIONS, NATIVE
 from tests.unit.validation.conftest import ids
 
@@ -25,12 +25,36 @@ EXPRESSIONS = [
 ]
 
 
+EXPRESSIONS += [
+    "Observation.code.coding.code = '15074-8'", "Observation.status.exists()", "Patient.name.exists()",
+    "component.code.coding.code = '8480-6'", "component.value.exists()", "component.valueInteger = 3",
+    "value.code.exists() and value.value > 5", "%resource.component.code.coding.system.exists()",
+    "effective.exists() and effectiveDateTime.exists()", "dataAbsentReason.coding.exists().not()",
+    "note.text.exists() and note.zz.empty()", "code.text.empty()",
+]
+
+
+@pytest.mark.parametrize("choices", [None, R4_CHOICE_NAMES], ids=["scan-all-keys", "r4-choice-names"])
 @pytest.mark.parametrize("expression", EXPRESSIONS)
-def test_translation_agrees_with_fhirpathpy(expression):
-    native = translate(expression)
+def test_translation_agrees_with_fhirpathpy(expression, choices):
+    native = translate(expression, choices)
     assert native is not None, "expected to be inside the translated subset"
     reference = compile_expression(expression, FUNCTIONS)(typed(OBS, "Observation"), {"resource": OBS})
     assert native(OBS, "Observation", {"resource": OBS}) is (reference == [True])
+
+
+def test_r4_choice_names_are_those_of_the_core_package():
+    from exporter.fhir.definitions import default_store
+    from exporter.settings import get_settings
+    store = default_store(get_settings())
+    names = set()
+    for url in store.urls("StructureDefinition"):
+        if url.startswith("http://hl7.org/fhir/StructureDefinition/"):
+            for e in ((store.structure(url) or {}).get("snapshot") or {}).get("element", []):
+                last = e["path"].rsplit(".", 1)[-1]
+                if last.endswith("[x]"):
+                    names.add(last[:-3])
+    assert names == set(R4_CHOICE_NAMES)
 
 
 @pytest.mark.parametrize("expression", ["name.given.select($this)", "descendants().count() > 1", "today() > @2020"])
