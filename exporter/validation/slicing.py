@@ -195,6 +195,7 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
 
             def type_match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
                 return any(isinstance(v, dict) and v.get("resourceType") in allowed for v in _simple_values(item, parts))
+            type_match.by_type = (parts, allowed)  # type: ignore[attr-defined]  # see _type_dispatch
             return type_match
     return lambda item, item_type, ctx: slice_matches(item, item_type, sl, disc, ctx)
 
@@ -207,12 +208,45 @@ def matchers(base: Node) -> list[tuple[Node, list[Callable[[Any, str | None, Any
     return base.slice_matchers
 
 
+_DISPATCH: dict[int, tuple[Node, Any]] = {}
+
+
+def _type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
+    """When every slice is told apart by one `type` discriminator on the same path (Bundle.entry by
+    resource type), a map resource type -> first slice allowing it decides like the matchers do,
+    in one look-up per item instead of one matcher call per slice."""
+    hit = _DISPATCH.get(id(base))
+    if hit is None or hit[0] is not base:
+        compiled = matchers(base)
+        plan = None
+        specs = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
+        if compiled and all(specs) and len({sp[0] for sp in specs}) == 1:
+            by_type: dict[str, Node] = {}
+            for (sl, _), (_, allowed) in zip(compiled, specs):
+                for t in sorted(allowed):
+                    by_type.setdefault(t, sl)
+            plan = (specs[0][0], by_type)
+        hit = _DISPATCH[id(base)] = (base, plan)
+    return hit[1]
+
+
 def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tuple[list[Node | None], list[str]]:
     """Slice of each item (None = no slice) and problems deciding it."""
     assert base.slicing is not None
     problems: list[str] = []
     result: list[Node | None] = []
     compiled = matchers(base)
+    dispatch = _type_dispatch(base)
+    if dispatch is not None:
+        parts, by_type = dispatch
+        for item, _ in items:
+            found = _simple_values(item, parts)
+            if len(found) == 1:
+                rt = found[0].get("resourceType") if isinstance(found[0], dict) else None
+                result.append(by_type.get(rt) if isinstance(rt, str) else None)
+            else:  # no value or several: the matchers decide
+                result.append(next((sl for sl, fns in compiled if all(fn(item, None, ctx) for fn in fns)), None))
+        return result, problems
     for item, item_type in items:
         chosen = None
         for sl, fns in compiled:

@@ -583,20 +583,22 @@ class Validator:
             report("error", M.REFERENCE_TARGET_TYPE, f"reference to a {rt} where only {', '.join(sorted(types))} "
                    f"is allowed")
             return
-        candidates, core_ok = self._target_candidates(target_profiles, profiles, rt)
-        if candidates and not core_ok and not _claims_any(target, candidates) \
+        candidates, core_ok, bare = self._target_candidates(target_profiles, profiles, rt)
+        if candidates and not core_ok and not _claims_any(target, bare) \
                 and not any(ctx.conforms_to(target, p) for p in candidates):
             report("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
                    f"{' or '.join(candidates)}")
 
     def _target_candidates(self, target_profiles: tuple[str, ...], profiles: list[str],
-                           rt: Any) -> tuple[list[str], bool]:
-        """(profiles of the target's type it must conform to, core type allowed as such?), cached."""
+                           rt: Any) -> tuple[list[str], bool, frozenset[str]]:
+        """(profiles of the target's type it must conform to, core type allowed as such?, those
+        profiles' canonicals without version), cached."""
         key = (target_profiles, rt)
         hit = self._candidates.get(key)
         if hit is None:
-            hit = ([p for p in profiles if (self.store.structure(p) or {}).get("type") == rt],
-                   any(p.split("|")[0] == references.CORE_PREFIX + str(rt) for p in target_profiles))
+            candidates = [p for p in profiles if (self.store.structure(p) or {}).get("type") == rt]
+            hit = (candidates, any(p.split("|")[0] == references.CORE_PREFIX + str(rt) for p in target_profiles),
+                   frozenset(p.split("|", 1)[0] for p in candidates))
             if len(self._candidates) < 10_000:
                 self._candidates[key] = hit
         return hit
@@ -703,15 +705,17 @@ class Validator:
                 ctx.add(sev, M.INVARIANT, f"constraint {c.key} failed: {c.human}", path)
 
 
-def _claims_any(resource: dict[str, Any], profiles: list[str]) -> bool:
-    """A claimed profile is validated on its own, so a claim of any candidate settles a target check
-    without walking the resource against every candidate."""
+def _claims_any(resource: dict[str, Any], bare: frozenset[str]) -> bool:
+    """A claimed profile is validated on its own, so a claim of any candidate (`bare`: canonicals
+    without version) settles a target check without walking the resource against every candidate."""
     meta = resource.get("meta")
     claims = meta.get("profile") if isinstance(meta, dict) else None
     if not isinstance(claims, list):
         return False
-    bare = {p.split("|", 1)[0] for p in profiles}
-    return any(isinstance(c, str) and c.split("|", 1)[0] in bare for c in claims)
+    for c in claims:
+        if isinstance(c, str) and c.split("|", 1)[0] in bare:
+            return True
+    return False
 
 
 def _target_profiles(node: Node) -> tuple[str, ...]:
