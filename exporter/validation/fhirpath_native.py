@@ -230,19 +230,19 @@ class _Compiler:
 
         if name == "exists":
             if params:
-                crit = sub(0)
-                return lambda f, e: _wrap(any(_bool_of(crit([it], e)) is True for it in src(f, e)))
+                test = self.boolean(params[0])
+                return lambda f, e: _wrap(any(test([it], e) is True for it in src(f, e)))
             return lambda f, e: _wrap(bool(src(f, e)))
         if name == "empty" and not params:
             return lambda f, e: _wrap(not src(f, e))
         if name == "not" and not params:
             return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
         if name == "all" and len(params) == 1:
-            crit = sub(0)
-            return lambda f, e: _wrap(all(_bool_of(crit([it], e)) is True for it in src(f, e)))
+            test = self.boolean(params[0])
+            return lambda f, e: _wrap(all(test([it], e) is True for it in src(f, e)))
         if name == "where" and len(params) == 1:
-            crit = sub(0)
-            return lambda f, e: [it for it in src(f, e) if _bool_of(crit([it], e)) is True]
+            test = self.boolean(params[0])
+            return lambda f, e: [it for it in src(f, e) if test([it], e) is True]
         if name in ("matches", "contains", "startsWith", "endsWith") and len(params) == 1:
             arg = sub(0)
             if name == "matches":
@@ -312,6 +312,109 @@ class _Compiler:
         if name == "hasValue" and not params:
             return lambda f, e: _wrap((lambda it: len(it) == 1 and not isinstance(it[0][0], (dict, list)))(src(f, e)))
         raise _Unsupported(f"function {name}")
+
+    # -- boolean mode -------------------------------------------------------------------------
+    def boolean(self, node: dict[str, Any]) -> BFn:
+        """`node` as a function returning its singleton boolean value (True / False / None for
+        empty), as _bool_of(compile(node)(…)) would — but logic, existence tests, string tests and
+        comparisons with a literal are evaluated without building intermediate collections."""
+        kind = node.get("type")
+        if kind in ("TermExpression", "ParenthesizedTerm") and node["children"][0].get("type") in (
+                "ParenthesizedTerm", "AndExpression", "OrExpression", "ImpliesExpression", "EqualityExpression",
+                "InvocationExpression", "TermExpression"):
+            return self.boolean(node["children"][0])
+        if kind in ("AndExpression", "OrExpression", "ImpliesExpression"):
+            left, right = (self.boolean(c) for c in node["children"])
+            return _LOGIC[kind if kind != "OrExpression" or node["terminalNodeText"][0] != "xor" else "xor"](left, right)
+        if kind == "TermExpression" and node["children"][0].get("type") == "InvocationTerm" \
+                and node["children"][0]["children"][0].get("type") == "FunctionInvocation":
+            # a function of the focus itself, e.g. the criteria `matches('…')` of an all()
+            fused = self._boolean_function(None, node["children"][0]["children"][0]["children"][0])
+            if fused is not None:
+                return fused
+        if kind == "EqualityExpression":
+            fused = self._literal_equality(node)
+            if fused is not None:
+                return fused
+        if kind == "InvocationExpression":
+            base_node, inv = node["children"]
+            if inv.get("type") == "FunctionInvocation":
+                fused = self._boolean_function(base_node, inv["children"][0])
+                if fused is not None:
+                    return fused
+        coll = self.compile(node)
+        return lambda f, e: _bool_of(coll(f, e))
+
+    def _source(self, base_node: dict[str, Any] | None) -> Fn:
+        return self.compile(base_node) if base_node is not None else (lambda f, e: f)
+
+    def _boolean_function(self, base_node: dict[str, Any] | None, functn: dict[str, Any]) -> BFn | None:
+        """Boolean mode of `base.name(params)`; base None: the focus."""
+        name = functn["children"][0]["text"]
+        params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+        if name == "not" and base_node is None:
+            return None
+        if name == "exists" and not params:
+            # X.where(c).exists() tests the criteria without collecting the matches
+            if base_node is not None and base_node.get("type") == "InvocationExpression" and base_node["children"][1].get("type") == "FunctionInvocation":
+                inner = base_node["children"][1]["children"][0]
+                inner_params = inner["children"][1]["children"] if len(inner["children"]) > 1 else []
+                if inner["children"][0]["text"] == "where" and len(inner_params) == 1:
+                    src = self.compile(base_node["children"][0])
+                    test = self.boolean(inner_params[0])
+                    return lambda f, e: any(test([it], e) is True for it in src(f, e))
+            src = self._source(base_node)
+            return lambda f, e: bool(src(f, e))
+        if name == "empty" and not params:
+            src = self._source(base_node)
+            return lambda f, e: not src(f, e)
+        if name == "not" and not params:
+            inner_b = self.boolean(base_node)  # type: ignore[arg-type]
+            return lambda f, e: _negate(inner_b(f, e))
+        if name in ("exists", "all") and len(params) == 1:
+            src = self._source(base_node)
+            test = self.boolean(params[0])
+            if name == "exists":
+                return lambda f, e: any(test([it], e) is True for it in src(f, e))
+            return lambda f, e: all(test([it], e) is True for it in src(f, e))
+        if name == "matches" and len(params) == 1:
+            text = _literal_string(params[0])
+            if text is None:
+                return None
+            search = re.compile(text, re.DOTALL).search
+            src = self._source(base_node)
+
+            def matches(f: Coll, e: dict[str, Any]) -> bool | None:
+                items = src(f, e)
+                if not items:
+                    return None
+                if len(items) > 1:
+                    raise _Unsupported("string function on a collection")
+                s = items[0][0]
+                return search(s) is not None if isinstance(s, str) else None
+            return matches
+        return None
+
+    def _literal_equality(self, node: dict[str, Any]) -> BFn | None:
+        """`path = 'text'` / `path != 'text'`: the common comparison, without the literal's
+        collection; anything but two single strings is left to the general equality."""
+        op = node["terminalNodeText"][0]
+        left_node, right_node = node["children"]
+        literal = _literal_string(right_node)
+        if op not in ("=", "!=") or literal is None:
+            return None
+        negate = op == "!="
+        left = self.compile(left_node)
+        general = self._EqualityExpression(node)
+
+        def equals(f: Coll, e: dict[str, Any]) -> bool | None:
+            items = left(f, e)
+            if not items:
+                return None
+            if len(items) == 1 and type(items[0][0]) is str:
+                return (items[0][0] == literal) is not negate
+            return _bool_of(general(f, e))
+        return equals
 
     # -- operators -----------------------------------------------------------------------------
     def _binary(self, node: dict[str, Any]) -> tuple[Fn, Fn, str]:
@@ -429,6 +532,56 @@ class _Compiler:
         return union_fn
 
 
+BFn = Callable[[Coll, dict[str, Any]], "bool | None"]
+
+
+def _and(left: BFn, right: BFn) -> BFn:
+    def both(f: Coll, e: dict[str, Any]) -> bool | None:
+        a = left(f, e)
+        if a is False:
+            return False
+        b = right(f, e)
+        if b is False:
+            return False
+        return True if a is True and b is True else None
+    return both
+
+
+def _or(left: BFn, right: BFn) -> BFn:
+    def either(f: Coll, e: dict[str, Any]) -> bool | None:
+        a = left(f, e)
+        if a is True:
+            return True
+        b = right(f, e)
+        if b is True:
+            return True
+        return False if a is False and b is False else None
+    return either
+
+
+def _xor(left: BFn, right: BFn) -> BFn:
+    def one(f: Coll, e: dict[str, Any]) -> bool | None:
+        a, b = left(f, e), right(f, e)
+        return None if a is None or b is None else a != b
+    return one
+
+
+def _implies(left: BFn, right: BFn) -> BFn:
+    def then(f: Coll, e: dict[str, Any]) -> bool | None:
+        a = left(f, e)
+        if a is False:
+            return True
+        b = right(f, e)
+        if b is True:
+            return True
+        return False if a is True and b is False else None
+    return then
+
+
+_LOGIC: dict[str, Callable[[BFn, BFn], BFn]] = {"AndExpression": _and, "OrExpression": _or, "xor": _xor,
+                                                 "ImpliesExpression": _implies}
+
+
 def _same(a: Any, b: Any) -> bool:
     return a is b or (not isinstance(a, (dict, list)) and _eq(a, b)) or a == b
 
@@ -443,6 +596,25 @@ def _negate(b: bool | None) -> bool | None:
 
 def _unescape(s: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r", "f": "\f"}.get(m.group(1), m.group(1)), s)
+
+
+_BOOLEAN_FUNCTIONS = frozenset({"exists", "empty", "not", "all", "matches"})
+
+
+def _is_boolean(node: dict[str, Any]) -> bool:
+    """Is the value of `node` always a single boolean or empty (so that `is True` of its boolean
+    mode equals "the result is [true]")? Logic, equality, and the test functions are."""
+    kind = node.get("type")
+    if kind in ("TermExpression", "ParenthesizedTerm"):
+        return _is_boolean(node["children"][0])
+    if kind in ("AndExpression", "OrExpression", "ImpliesExpression"):
+        return True
+    if kind == "EqualityExpression":
+        return node["terminalNodeText"][0] in ("=", "!=")
+    if kind == "InvocationExpression":
+        inv = node["children"][1]
+        return inv.get("type") == "FunctionInvocation" and inv["children"][0]["children"][0]["text"] in _BOOLEAN_FUNCTIONS
+    return False
 
 
 def _literal_string(node: dict[str, Any]) -> str | None:
@@ -462,9 +634,20 @@ def translate(expression: str, choices: frozenset[str] | None = None
     then looks for `valueQuantity`-style keys only under those names."""
     try:
         ast = parse_strict(expression)
-        fn = _Compiler(choices).compile(ast["children"][0])
+        top = ast["children"][0]
+        compiler = _Compiler(choices)
+        fn = compiler.compile(top)  # also proves every construct is in the subset
+        test = compiler.boolean(top) if _is_boolean(top) else None
     except (_Unsupported, FhirPathError, KeyError, IndexError, TypeError, re.error):
         return None
+
+    if test is not None:  # a logical expression: its boolean value decides, collections unbuilt
+        def run_boolean(value: Any, fhir_type: str | None, env: dict[str, Any]) -> bool | None:
+            try:
+                return test([(value, fhir_type)], env) is True
+            except _Unsupported:
+                return None
+        return run_boolean
 
     def run(value: Any, fhir_type: str | None, env: dict[str, Any]) -> bool | None:
         try:
