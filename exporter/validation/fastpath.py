@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from exporter.validation import binding, codes
+from exporter.validation.primitives import UUID_RE
+from exporter.validation.references import claims_any
 from exporter.validation.fixed_pattern import equals_fixed, matches_pattern
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 
@@ -238,6 +240,38 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
     return run
 
 
+def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callable[[dict[str, Any], str, Any], None]:
+    """Validator._reference for the common clean case — a urn:uuid that is the fullUrl of an entry
+    of the enclosing Bundle, whose resource has an allowed type and claims an allowed profile —
+    without its message machinery; anything else is handed to Validator._reference."""
+    types, profiles = val._allowed_targets(target_profiles) if target_profiles else (set(), [])
+    any_type = not types or "Resource" in types
+    uuid_match = UUID_RE.match
+    full, candidates_of = val._reference, val._target_candidates
+
+    def check(v: dict[str, Any], path: str, ctx: Any) -> None:
+        ref = v.get("reference")
+        if type(ref) is not str:
+            if isinstance(ref, str):  # a str subclass: the general check
+                full(v, target_profiles, path, ctx)
+            return  # no reference string: nothing to check (as Validator._reference)
+        bundle = ctx.bundle
+        target = bundle.by_full_url.get(ref) if bundle is not None and ref.startswith("urn:uuid:") else None
+        if target is None or uuid_match(ref) is None:
+            full(v, target_profiles, path, ctx)
+            return
+        if not target_profiles:
+            return
+        rt = target.get("resourceType")
+        if not any_type and rt not in types:
+            full(v, target_profiles, path, ctx)
+            return
+        candidates, core_ok, bare = candidates_of(target_profiles, profiles, rt)
+        if candidates and not core_ok and not claims_any(target, bare):
+            full(v, target_profiles, path, ctx)
+    return check
+
+
 def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     """The checks of Validator._value/_complex for one complex value of member `m`."""
     if m.kind == KIND_RESOURCE:
@@ -252,9 +286,9 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     is_extension = m.kind == KIND_EXTENSION
     sub_rule = None if is_extension else compiler.object_rule(node, t.code)
     strength = node.binding_strength if node.binding_strength in binding.CHECKED_STRENGTHS and node.binding_vs else None
-    target_profiles = None
+    reference = None
     if m.kind == KIND_REFERENCE:
-        target_profiles = t.target_profiles or tuple(p for x in node.types for p in x.target_profiles)
+        reference = _reference_fn(val, t.target_profiles or tuple(p for x in node.types for p in x.target_profiles))
     is_coding = t.code == "Coding"
     constraints = compiler.constraints_for(m)
     clean = val._clean
@@ -292,8 +326,8 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
                 return False
         if strength is not None:
             binding.check(v, t.code, strength, node.binding_vs, expander, path, ctx.add)
-        if target_profiles is not None:
-            val._reference(v, target_profiles, path, ctx)
+        if reference is not None:
+            reference(v, path, ctx)
         elif is_coding:
             codes.check_coding(v, expander, path, ctx.add)
         if constraints:

@@ -47,3 +47,16 @@ def allowed_target_types(target_profiles: tuple[str, ...], store: Any) -> tuple[
             types.add(sd.get("type", ""))
         profiles.append(p)
     return types, profiles
+
+
+def claims_any(resource: dict[str, Any], bare: frozenset[str]) -> bool:
+    """A claimed profile is validated on its own, so a claim of any candidate (`bare`: canonicals
+    without version) settles a target check without walking the resource against every candidate."""
+    meta = resource.get("meta")
+    claims = meta.get("profile") if isinstance(meta, dict) else None
+    if not isinstance(claims, list):
+        return False
+    for c in claims:
+        if isinstance(c, str) and c.split("|", 1)[0] in bare:
+            return True
+    return False

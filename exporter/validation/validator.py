@@ -584,7 +584,7 @@ class Validator:
                    f"is allowed")
             return
         candidates, core_ok, bare = self._target_candidates(target_profiles, profiles, rt)
-        if candidates and not core_ok and not _claims_any(target, bare) \
+        if candidates and not core_ok and not references.claims_any(target, bare) \
                 and not any(ctx.conforms_to(target, p) for p in candidates):
             report("error", M.REFERENCE_TARGET_PROFILE, f"referenced {rt} does not conform to "
                    f"{' or '.join(candidates)}")
@@ -703,19 +703,6 @@ class Validator:
             if not ok:
                 sev = "error" if c.severity == "error" else "warning"
                 ctx.add(sev, M.INVARIANT, f"constraint {c.key} failed: {c.human}", path)
-
-
-def _claims_any(resource: dict[str, Any], bare: frozenset[str]) -> bool:
-    """A claimed profile is validated on its own, so a claim of any candidate (`bare`: canonicals
-    without version) settles a target check without walking the resource against every candidate."""
-    meta = resource.get("meta")
-    claims = meta.get("profile") if isinstance(meta, dict) else None
-    if not isinstance(claims, list):
-        return False
-    for c in claims:
-        if isinstance(c, str) and c.split("|", 1)[0] in bare:
-            return True
-    return False
 
 
 def _target_profiles(node: Node) -> tuple[str, ...]:
