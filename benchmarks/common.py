@@ -9,11 +9,14 @@ import time
 from typing import Any, Callable
 
 
-def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+def median_seconds(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
     """Median wall time; like timeit, the cyclic garbage collector is paused while timing (it would
-    otherwise fire at random points of either side of a ratio), and a collection runs before each run."""
+    otherwise fire at random points of either side of a ratio), and a collection runs before each run.
+    `setup` runs before each run, untimed (e.g. to forget what the previous run memoised)."""
     runs = []
     for _ in range(max(1, repeat)):
+        if setup is not None:
+            setup()
         gc.collect()
         gc.disable()
         try:

@@ -36,6 +36,9 @@ class _Unsupported(Exception):
     pass
 
 
+Unsupported = _Unsupported  # raised by a translation's `.test(focus, env)` for cases it does not model
+
+
 _TRUE: Coll = [(True, "boolean")]
 _FALSE: Coll = [(False, "boolean")]
 
@@ -647,6 +650,7 @@ def translate(expression: str, choices: frozenset[str] | None = None
                 return test([(value, fhir_type)], env) is True
             except _Unsupported:
                 return None
+        run_boolean.test = test  # type: ignore[attr-defined]  # for callers that call it directly (see Unsupported)
         return run_boolean
 
     def run(value: Any, fhir_type: str | None, env: dict[str, Any]) -> bool | None:

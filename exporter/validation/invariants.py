@@ -18,7 +18,7 @@ import contextvars
 from typing import Any, Callable
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
-from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, translate
+from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
 from exporter.validation.model import Constraint
 from exporter.validation.xhtml import check_xhtml, has_text
 
@@ -301,7 +301,14 @@ def compile_constraint(c: Constraint) -> Constraint:
         c.check = via_fhirpathpy
         return c
 
-    if "%" not in c.expression:  # no %resource / %rootResource: no environment to build per call
+    test = getattr(translated, "test", None)
+    if "%" not in c.expression and test is not None:  # the boolean test itself, one call per evaluation
+        def check(value: Any, ctx: Any) -> bool:
+            try:
+                return test([(value, ctx.focus_type)], _NO_ENV) is True
+            except Unsupported:
+                return via_fhirpathpy(value, ctx)
+    elif "%" not in c.expression:  # no %resource / %rootResource: no environment to build per call
         def check(value: Any, ctx: Any) -> bool:
             verdict = translated(value, ctx.focus_type, _NO_ENV)
             return via_fhirpathpy(value, ctx) if verdict is None else verdict
