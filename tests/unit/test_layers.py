@@ -12,7 +12,7 @@ PKG = Path(exporter.__file__).parent
 # Layer of each module or sub-package (first match by longest prefix). New modules must be listed.
 LAYERS = {
     "exporter": 0, "exporter.__main__": 4,
-    "exporter.issues": 0, "exporter.settings": 0,
+    "exporter.issues": 0, "exporter.settings": 0, "exporter.domainschema": 0,
     "exporter.fhir": 1, "exporter.terminology": 1, "exporter.mapping": 1,
     "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2,
     "exporter.pipeline": 3, "exporter.auth": 3,
@@ -20,7 +20,8 @@ LAYERS = {
 }
 
 # Third-party libraries that may be imported by exactly one module ("one door per library").
-DOORS = {"fhirpathpy": "exporter.fhir.fhirpath", "jinja2": "exporter.engine.templating"}
+DOORS = {"fhirpathpy": "exporter.fhir.fhirpath", "jinja2": "exporter.engine.templating",
+         "fastjsonschema": "exporter.domainschema"}
 
 
 def _modules():

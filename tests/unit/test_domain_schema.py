@@ -1,0 +1,409 @@
+"""The fast domain-schema checker (exporter/domainschema.py) judges exactly like the schema it was made from.
+
+* equivalence: the three samples and ~900 seeded mutations of them (kinds, units, values out of range or of
+  the wrong type, missing and unknown keys, systolic on scalar kinds, non-object records, questionnaires with
+  the wrong number of answers, ...) — the fast checker accepts exactly when jsonschema (2020-12, the reference)
+  does, and exactly when fastjsonschema compiled as one schema (the former fast path) does. Where those two
+  differ already (an impossible calendar date, a trailing newline: see mutate_edge), it keeps the verdict of
+  the schema compiled as one, and check_domain refuses the document as before;
+* the split is generic: a synthetic schema with another discriminator, `else` branches, an `if` without
+  `required`, a `oneOf` pinned on a second property and a rule for a value the enum does not allow;
+* fallbacks: a schema without the pattern, a def used where the split cannot follow, a $ref outside $defs;
+* Exporter.check_domain uses it, and still names only the JSON path of a fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from functools import cache
+from typing import Any, Callable
+
+import fastjsonschema
+import pytest
+from jsonschema import Draft202012Validator
+
+from exporter.domainschema import FastChecker, compile_checker
+from exporter.pipeline import UUID_PATTERN, Exporter
+from exporter.settings import get_settings
+
+ROOT = get_settings().root
+SAMPLES = ROOT / "samples" / "patients"
+FORMATS = {"uuid": UUID_PATTERN}
+SEED = 20260406
+
+KINDS = ["weight", "height", "heart_rate", "blood_pressure", "glucose"]
+UNITS = {"weight": ["kg", "g"], "height": ["cm", "m"], "heart_rate": ["bpm"], "blood_pressure": ["mmHg"],
+         "glucose": ["mmol/L", "mg/dL"]}
+IN_RANGE = {"kg": (1, 700), "g": (1, 700_000), "cm": (1, 300), "m": (0.5, 3), "bpm": (1, 350), "mmol/L": (1, 100),
+            "mg/dL": (1, 1800)}
+ODD_VALUES = [0, -1, -0.5, 1e-9, 0.5, 1, 3, 3.01, 100, 100.5, 300, 300.1, 350, 351, 700, 700.5, 1800, 1801,
+              700_000, 700_001, 1e12, "5", True, False, None, [5], {"v": 5}]
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads((ROOT / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+class Judges:
+    """The three verdicts on one schema: fast checker, fastjsonschema compiled as one, jsonschema."""
+
+    def __init__(self, s: dict[str, Any]):
+        self.fast = compile_checker(s, formats=FORMATS)
+        self._plain = fastjsonschema.compile(copy.deepcopy(s), formats=FORMATS)
+        self._reference = Draft202012Validator(s)
+
+    def plain(self, doc: Any) -> bool:
+        try:
+            self._plain(doc)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    def reference(self, doc: Any) -> bool:
+        return self._reference.is_valid(doc)
+
+    def agree(self, cases: list[tuple[str, Any, bool]]) -> tuple[int, int]:
+        """(accepted, rejected); `edge` cases are compared with the plain compiled schema only."""
+        accepted = rejected = 0
+        disagree = []
+        for label, doc, edge in cases:
+            fast = self.fast.is_valid(doc)
+            if fast != self.plain(doc) or (not edge and fast != self.reference(doc)):
+                disagree.append(f"{label}: fast={fast} plain={self.plain(doc)} reference={self.reference(doc)}")
+            accepted += fast
+            rejected += not fast
+        assert not disagree, disagree[:10]
+        return accepted, rejected
+
+
+@cache
+def domain_judges() -> Judges:
+    return Judges(schema())
+
+
+# ----------------------------------------------------------------------------- mutations of the samples
+
+def _rekind(m: dict[str, Any], rng: random.Random) -> None:
+    """Another valid measurement in place of m (often of another kind, so keys come and go)."""
+    kind = rng.choice(KINDS)
+    unit = rng.choice(UNITS[kind])
+    new = {"id": m.get("id"), "kind": kind, "measured_at": m.get("measured_at"), "unit": unit, "source": "device"}
+    if kind == "blood_pressure":
+        new["systolic"], new["diastolic"] = rng.randint(90, 200), rng.randint(40, 89)
+    else:
+        lo, hi = IN_RANGE[unit]
+        new["value"] = rng.choice([lo, hi, round(rng.uniform(lo, hi), 2)])
+    m.clear()
+    m.update(new)
+
+
+def _kind(m: dict[str, Any], rng: random.Random) -> None:
+    m["kind"] = rng.choice(KINDS + ["pulse", "", "Weight", 5, None, True, ["weight"]])
+
+
+def _unit(m: dict[str, Any], rng: random.Random) -> None:
+    m["unit"] = rng.choice([u for units in UNITS.values() for u in units] + ["lb", "KG", 1, None])
+
+
+def _value(m: dict[str, Any], rng: random.Random) -> None:
+    m["value"] = rng.choice(ODD_VALUES)
+
+
+def _pressure(m: dict[str, Any], rng: random.Random) -> None:  # also on scalar kinds
+    m[rng.choice(["systolic", "diastolic"])] = rng.choice([120, 80, 0, 301, 401, "120", True, None])
+
+
+def _drop(m: dict[str, Any], rng: random.Random) -> None:
+    m.pop(rng.choice(sorted(m)))
+
+
+def _extra(m: dict[str, Any], rng: random.Random) -> None:
+    m[rng.choice(["comment", "Value", "kind2"])] = rng.choice(["x", 1, None])
+
+
+MEASUREMENT_MUTATIONS = [_rekind, _rekind, _rekind, _kind, _unit, _value, _value, _pressure, _drop, _extra]
+
+
+def mutate_measurement(doc: dict[str, Any], rng: random.Random) -> str:
+    if not doc["measurements"]:
+        return "no measurement"
+    i = rng.randrange(len(doc["measurements"]))
+    m = doc["measurements"][i]
+    if rng.random() < 0.05:
+        doc["measurements"][i] = rng.choice([[], "m", 5, None, [m]])
+        return f"measurements[{i}] not an object"
+    done = []
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        mutation = rng.choice(MEASUREMENT_MUTATIONS)
+        mutation(m, rng)
+        done.append(mutation.__name__)
+    return f"measurements[{i}] {'+'.join(done)}"
+
+
+def mutate_questionnaire(doc: dict[str, Any], rng: random.Random) -> str:
+    if not doc["questionnaires"]:
+        return "no questionnaire"
+    i = rng.randrange(len(doc["questionnaires"]))
+    q = doc["questionnaires"][i]
+    what = rng.choice(["instrument", "count", "count", "answer", "total", "drop", "extra"])
+    if what == "instrument":
+        q["instrument"] = rng.choice(["phq9", "gad7", "PHQ9", "", None, 9])
+    elif what == "count":
+        q["answers"] = [rng.randint(0, 3) for _ in range(rng.choice([0, 6, 7, 7, 8, 9, 9, 10]))]
+        q["total_score"] = sum(q["answers"])
+    elif what == "answer" and q["answers"]:
+        q["answers"][rng.randrange(len(q["answers"]))] = rng.choice([0, 3, 4, -1, 1.0, 1.5, True, "1", None])
+    elif what == "total":
+        q["total_score"] = rng.choice([0, 21, 22, 27, 28, -1, 3.0, "3", True])
+    elif what == "drop":
+        q.pop(rng.choice(sorted(q)))
+    else:
+        q["score"] = 1
+    return f"questionnaires[{i}] {what}"
+
+
+def mutate_elsewhere(doc: dict[str, Any], rng: random.Random) -> str:
+    what = rng.choice(["mood", "diary", "symptoms", "diagnosis", "top", "extra", "patient", "lists"])
+    if what == "mood" and doc["diary_entries"]:
+        doc["diary_entries"][0]["mood"] = rng.choice([0, 1, 5, 6, 3.0, True, "3"])
+    elif what == "diary" and doc["diary_entries"]:
+        e = doc["diary_entries"][0]
+        for key in rng.sample(["mood", "note", "symptoms"], rng.randint(1, 3)):
+            e.pop(key, None)
+    elif what == "symptoms" and doc["diary_entries"]:
+        doc["diary_entries"][0]["symptoms"] = rng.choice([[], ["nausea", "nausea"], ["hiccups"], ["fatigue"], "x"])
+    elif what == "diagnosis" and doc["diagnoses"]:
+        key = rng.choice(["icd10gm_version", "clinical_status"])
+        doc["diagnoses"][0][key] = rng.choice([2003, 2004, 2099, 2100, "x"])
+    elif what == "top":
+        doc.pop(rng.choice(sorted(doc)))
+    elif what == "extra":
+        doc["extra"] = 1
+    elif what == "patient":
+        doc["patient"][rng.choice(["gender", "id", "birth_date"])] = rng.choice(["other", "ABC", "1990-13-01", 5])
+    else:
+        doc[rng.choice(["measurements", "questionnaires", "diary_entries"])] = rng.choice([{}, None, "x"])
+    return what
+
+
+def mutate_edge(doc: dict[str, Any], rng: random.Random) -> str:
+    """Values the patterns allow but the formats refuse (an impossible date), or the pattern's `$` lets
+    through (a trailing newline): fastjsonschema asserts formats and reads `$` as end of text, jsonschema
+    without a format checker does neither. The fast checker keeps the compiled schema's verdict."""
+    what = rng.choice(["date-time", "date", "newline"])
+    if what == "date-time" and doc["measurements"]:
+        doc["measurements"][0]["measured_at"] = rng.choice(["2026-02-30T10:00:00+01:00", "2026-02-28T10:00:00+01:00"])
+    elif what == "date":
+        doc["patient"]["birth_date"] = rng.choice(["1990-02-30", "1990-02-28", "1991-04-31"])
+    elif doc["measurements"]:
+        doc["measurements"][0]["id"] += "\n"
+    return what
+
+
+def domain_cases() -> list[tuple[str, Any, bool]]:
+    rng = random.Random(SEED)
+    cases: list[tuple[str, Any, bool]] = [(name, sample(name), False) for name in ("minimal", "typical", "large")]
+    for n in range(900):
+        base = "minimal" if n % 4 == 0 else "typical"
+        doc = copy.deepcopy(sample(base))
+        mutate = rng.choices([mutate_measurement, mutate_questionnaire, mutate_elsewhere, mutate_edge],
+                             [10, 4, 2, 1])[0]
+        cases.append((f"{base} #{n} {mutate(doc, rng)}", doc, mutate is mutate_edge))
+    for n in range(3):  # jsonschema needs ~1.5 s for the large sample: a few only
+        doc = copy.deepcopy(sample("large"))
+        mutate = [mutate_measurement, mutate_measurement, mutate_questionnaire][n]
+        cases.append((f"large #{n} {mutate(doc, rng)}", doc, False))
+    return cases
+
+
+def test_fast_checker_judges_like_the_schema_on_samples_and_mutations() -> None:
+    accepted, rejected = domain_judges().agree(domain_cases())
+    print(f"domain documents: {accepted} accepted, {rejected} rejected, all alike")
+    assert accepted > 50 and rejected > 50
+
+
+def test_the_domain_schema_is_split_on_kind_and_instrument() -> None:
+    fast = domain_judges().fast
+    assert set(fast.dispatched) == {"measurement", "questionnaire"}
+    m = fast.dispatched["measurement"]
+    assert (m.prop, m.values, m.paths) == ("kind", tuple(sorted(KINDS)), ("measurements[*]",))
+    assert m.leaves == 8  # weight, height and glucose split again on unit
+    assert fast.dispatched["questionnaire"].prop == "instrument"
+
+
+def test_fast_checker_is_a_drop_in_for_the_compiled_validator() -> None:
+    """Called, it returns the document or raises like a fastjsonschema validator (tests/unit/mapping relies on it)."""
+    fast = domain_judges().fast
+    assert fast(sample("typical")) is sample("typical")
+    doc = copy.deepcopy(sample("typical"))
+    doc["measurements"][0]["kind"] = "pulse"
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        fast(doc)
+    assert not fast.is_valid(doc)
+
+
+def test_the_given_schema_is_not_modified() -> None:
+    s = copy.deepcopy(schema())
+    compile_checker(s, formats=FORMATS)
+    assert s == schema()
+
+
+def test_check_domain_uses_it_and_names_paths_only() -> None:
+    exporter = Exporter(None, None, schema())  # type: ignore[arg-type]  # check_domain needs neither
+    assert isinstance(exporter._fast_schema, FastChecker)
+    assert exporter.check_domain(sample("typical")) == []
+    doc = copy.deepcopy(sample("typical"))
+    doc["measurements"][3]["unit"] = "lb"
+    issues = exporter.check_domain(doc)
+    assert issues and {i.message_id for i in issues} == {"DOMAIN_SCHEMA"}
+    assert any("$.measurements[3]" in i.message for i in issues)
+    assert all("lb" not in i.message for i in issues)
+
+
+# ----------------------------------------------------------------------------- a synthetic schema: the split is generic
+
+SHAPES: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["drawing"],
+    "properties": {
+        "drawing": {
+            "type": "object",
+            "required": ["shapes"],
+            "properties": {
+                "shapes": {"type": "array", "items": {"$ref": "#/$defs/shape", "description": "One shape."}},
+            },
+        },
+    },
+    "$defs": {
+        "size": {"type": "number", "minimum": 0},
+        "shape": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["form", "size"],
+            "properties": {
+                "form": {"enum": ["circle", "square", "star"]},
+                "size": {"$ref": "#/$defs/size"},
+                "points": {"type": "integer"},
+                "fill": {"type": "string"},
+                "colour": {"type": "string"},
+            },
+            "allOf": [
+                {"description": "Stars need five points or more; nothing else has points.",
+                 "if": {"properties": {"form": {"const": "star"}}, "required": ["form"]},
+                 "then": {"required": ["points"], "properties": {"points": {"minimum": 5}}},
+                 "else": {"not": {"required": ["points"]}}},
+                {"if": {"properties": {"form": {"enum": ["circle", "square"]}}},  # no `required`
+                 "then": {"properties": {"size": {"maximum": 10}}}},
+                {"if": {"properties": {"form": {"const": "square"}}, "required": ["form"]},
+                 "then": {"oneOf": [
+                     {"properties": {"fill": {"const": "solid"}, "colour": {"enum": ["red", "blue"]}}},
+                     {"properties": {"fill": {"const": "hatched"}, "colour": {"const": "black"}}},
+                 ]}},
+                {"description": "Not a rule on form alone (it also requires colour): stays an `if` in every split.",
+                 "if": {"properties": {"form": {"const": "circle"}}, "required": ["form", "colour"]},
+                 "then": {"required": ["fill"]}},
+                {"description": "A rule for a form the enum no longer allows: such records stay invalid.",
+                 "if": {"properties": {"form": {"const": "hexagon"}}, "required": ["form"]},
+                 "then": {"properties": {"size": {"maximum": 3}}}},
+            ],
+        },
+    },
+}
+
+
+def _random_shape(rng: random.Random) -> Any:
+    if rng.random() < 0.04:
+        return rng.choice([None, "circle", 5, []])
+    shape: dict[str, Any] = {}
+    options = {
+        "form": ["circle", "square", "star", "star", "square", "hexagon", "triangle", "", 3, None],
+        "size": [0, 1, 5, 10, 10.5, 11, 100, -1, "5", True],
+        "points": [4, 5, 6, 5.0, 5.5, "5"],
+        "fill": ["solid", "hatched", "solid", "hatched", "dotted", 1, None],
+        "colour": ["red", "blue", "black", "green", 7],
+    }
+    presence = {"form": 0.95, "size": 0.95, "points": 0.4, "fill": 0.7, "colour": 0.7}
+    for key, values in options.items():
+        if rng.random() < presence[key]:
+            shape[key] = rng.choice(values)
+    if rng.random() < 0.03:
+        shape["extra"] = 1
+    return shape
+
+
+def test_the_split_is_generic() -> None:
+    judges = Judges(SHAPES)
+    d = judges.fast.dispatched["shape"]
+    assert (d.prop, d.values, d.paths) == ("form", ("circle", "hexagon", "square", "star"), ("drawing.shapes[*]",))
+    assert d.leaves == 5  # square split again on fill
+    rng = random.Random(SEED)
+    cases = [(f"#{n}", {"drawing": {"shapes": [_random_shape(rng) for _ in range(rng.choice([0, 1, 1, 1, 2]))]}}, False)
+             for n in range(1500)]
+    accepted, rejected = judges.agree(cases)
+    print(f"shapes: {accepted} accepted, {rejected} rejected, all alike")
+    assert accepted > 50 and rejected > 50
+
+
+# ----------------------------------------------------------------------------- fallbacks
+
+def _shapes_with(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    s = copy.deepcopy(SHAPES)
+    change(s)
+    return s
+
+
+def _fallback_cases(extra: Callable[[random.Random], Any] | None = None) -> list[tuple[str, Any, bool]]:
+    rng = random.Random(SEED)
+    cases = []
+    for n in range(600):
+        doc: dict[str, Any] = {"drawing": {"shapes": [_random_shape(rng) for _ in range(rng.choice([0, 1, 1, 2]))]}}
+        if extra is not None:
+            doc["extra"] = extra(rng)
+        cases.append((f"#{n}", doc, False))
+    return cases
+
+
+def test_a_schema_without_the_pattern_is_compiled_as_it_is() -> None:
+    s = _shapes_with(lambda s: s["$defs"]["shape"].pop("allOf"))
+    judges = Judges(s)
+    assert judges.fast.dispatched == {}
+    accepted, rejected = judges.agree(_fallback_cases())
+    assert accepted > 20 and rejected > 20
+
+
+def _also_under_any_of(s: dict[str, Any]) -> None:
+    s["properties"]["extra"] = {"anyOf": [{"$ref": "#/$defs/shape"}, {"type": "null"}]}
+    s["required"].append("extra")
+
+
+def _ref_with_a_sibling(s: dict[str, Any]) -> None:
+    # fastjsonschema ignores the siblings of a $ref, jsonschema does not: one both judges agree on
+    s["properties"]["drawing"]["properties"]["shapes"]["items"]["type"] = "object"
+
+
+def _ref_outside_defs(s: dict[str, Any]) -> None:
+    s["properties"]["copy"] = {"$ref": "#/properties/drawing"}
+
+
+@pytest.mark.parametrize("change", [_also_under_any_of, _ref_with_a_sibling, _ref_outside_defs])
+def test_a_def_used_where_the_split_cannot_follow_is_not_split(change: Callable[[dict[str, Any]], None]) -> None:
+    judges = Judges(_shapes_with(change))
+    assert judges.fast.dispatched == {}
+    extra = (lambda rng: rng.choice([None, None, None, _random_shape(rng)])) if change is _also_under_any_of else None
+    accepted, rejected = judges.agree(_fallback_cases(extra))
+    assert accepted > 20 and rejected > 20
+
+
+def test_another_draft_is_compiled_as_it_is() -> None:
+    s = _shapes_with(lambda s: s.__setitem__("$schema", "http://json-schema.org/draft-07/schema#"))
+    assert compile_checker(s, formats=FORMATS).dispatched == {}
