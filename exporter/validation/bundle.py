@@ -20,6 +20,8 @@ class BundleIndex:
     by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
     is_document: bool = False
+    # (urn, target-profile token) pairs the clean path found clean in this Bundle (fastpath._reference_fn)
+    clean_references: set[tuple[str, object]] = field(default_factory=set)
 
     @classmethod
     def build(cls, bundle: dict[str, Any]) -> "BundleIndex":

@@ -249,6 +249,8 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
     uuid_match = UUID_RE.match
     full, candidates_of = val._reference, val._target_candidates
 
+    token = object()  # these target profiles, in the per-validation set of references found clean
+
     def check(v: dict[str, Any], path: str, ctx: Any) -> None:
         ref = v.get("reference")
         if type(ref) is not str:
@@ -256,19 +258,26 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
                 full(v, target_profiles, path, ctx)
             return  # no reference string: nothing to check (as Validator._reference)
         bundle = ctx.bundle
-        target = bundle.by_full_url.get(ref) if bundle is not None and ref.startswith("urn:uuid:") else None
+        if bundle is None or not ref.startswith("urn:uuid:"):
+            full(v, target_profiles, path, ctx)
+            return
+        key = (ref, token)
+        clean = bundle.clean_references
+        if key in clean:
+            return  # the same reference, already found clean in this validation (a document's Patient)
+        target = bundle.by_full_url.get(ref)
         if target is None or uuid_match(ref) is None:
             full(v, target_profiles, path, ctx)
             return
-        if not target_profiles:
-            return
-        rt = target.get("resourceType")
-        if not any_type and rt not in types:
-            full(v, target_profiles, path, ctx)
-            return
-        candidates, core_ok, bare = candidates_of(target_profiles, profiles, rt)
-        if candidates and not core_ok and not claims_any(target, bare):
-            full(v, target_profiles, path, ctx)
+        if target_profiles:
+            rt = target.get("resourceType")
+            if not any_type and rt not in types:
+                full(v, target_profiles, path, ctx)
+                return
+            candidates, core_ok, bare = candidates_of(target_profiles, profiles, rt)
+            if candidates and not core_ok and not claims_any(target, bare):
+                full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
+        clean.add(key)
     return check
 
 
