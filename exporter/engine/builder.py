@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from exporter.engine.ids import DEFAULT_NAMESPACE, resource_id, urn
+from exporter.engine.codegen import copy
+from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
 from exporter.engine.templating import Template, TemplateProblem
 from exporter.engine.values import (MISSING, CompileContext, RunContext, Scope, compile_value, condition,
                                     selector)
@@ -39,6 +40,7 @@ class _Compiled:
     singleton: bool
     select: Any
     when: Any
+    prefilter: Any  # when's test on the bare record (None: undecided), or None
     source_id: Any
     body: Any
     narrative: Template | None
@@ -66,6 +68,7 @@ class Engine:
         layout = ms.layout or {}
         self.issues: list[Issue] = list(ms.issues)
         self.namespace = namespace or _namespace(layout.get("id_namespace"), self.issues, ms)
+        self.resource_id = id_maker(self.namespace)  # (resource type, mapping id, source id) -> uuid5
         self.default_timezone = default_timezone or str(layout.get("default_timezone") or "Europe/Berlin")
         self.mapping_set_id = str((layout.get("mapping_set") or {}).get("id", "mappings"))
         self.mapping_set_version = str((layout.get("mapping_set") or {}).get("version", "0"))
@@ -144,28 +147,59 @@ class Engine:
                 cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
-        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, source_id, body, narrative)
+        prefilter = getattr(when, "item_test", None)
+        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
+                         narrative)
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
         """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data."""
-        requested: list[tuple[str, str, SourceLocation | None, str]] = []
+        # every reference, checked after all resources exist; a document has thousands (each resource
+        # refers to the patient), so the target's urn is computed once per (mapping, key) and reused
+        requested: list[tuple[str, str, SourceLocation | None, Any]] = []
+        urns: dict[tuple[str, str], str] = {}
 
-        def resolve(mapping_id: str, key: Any, loc: SourceLocation | None, data_path: str) -> str | None:
-            rtype = self.mapping_types[mapping_id][0]
-            requested.append((mapping_id, str(key), loc, data_path))
-            return urn(resource_id(self.namespace, rtype, mapping_id, str(key)))
+        def resolve(mapping_id: str, key: Any, loc: SourceLocation | None, data_path: Any) -> str | None:
+            target = (mapping_id, str(key))
+            requested.append((target[0], target[1], loc, data_path))
+            found = urns.get(target)
+            if found is None:
+                found = urns[target] = urn(self.resource_id(self.mapping_types[mapping_id][0], *target))
+            return found
 
         run = RunContext(doc, export_time, resolve)
         built = Built()
         produced: set[tuple[str, str]] = set()
+        root = Scope(doc, "$", None, run)
+        # several mappings read the same list (each kind of measurement is one mapping over
+        # `measurements`, filtered by `kind = '…'`): it is selected, and grouped by `kind`, once
+        selections: dict[str, list[tuple[Any, Any]]] = {}
+        groupings: dict[tuple[str, str], dict[str, list[tuple[Any, Any]]] | None] = {}
         for c in self.compiled:
-            root = Scope(doc, "$", None, run)
-            records = c.select(root) if c.select is not None else [(doc, "$")]
+            if c.select is None:
+                records: list[tuple[Any, Any]] = [(doc, "$")]
+            else:
+                path = str(c.m.for_each)  # a valid one is a str; any other selects nothing
+                records = selections.get(path)
+                if records is None:
+                    records = selections[path] = c.select(root)
+            test, when = c.prefilter, c.when
+            if test is not None and c.select is not None:
+                group_key = (path, test.name)
+                if group_key not in groupings:
+                    groupings[group_key] = test.group(records)
+                groups = groupings[group_key]
+                if groups is not None:  # `when` is decided for every record: these are the ones it holds for
+                    records, test, when = groups.get(test.literal, []), None, None
             seen: set[str] = set()
+            narrative = c.narrative
+            section = built.sections.setdefault(c.m.section, []) if c.m.section else None
             for item, data_path in records:
+                verdict = test(item) if test is not None else None
+                if verdict is False:
+                    continue  # decided on the bare record, before making its scope (`when` would say the same)
                 scope = Scope(item, data_path, root, run) if c.select is not None else root
-                if c.when is not None and not c.when(scope):
+                if verdict is None and when is not None and not when(scope):
                     continue
                 sid = c.source_id(scope)
                 if sid is MISSING or isinstance(sid, (dict, list)):
@@ -178,7 +212,7 @@ class Engine:
                                position(c.m.positions, ()), data_path)
                     continue
                 seen.add(sid)
-                rid = resource_id(self.namespace, c.resource_type, c.m.id, sid)
+                rid = self.resource_id(c.resource_type, c.m.id, sid)
                 body = c.body(scope)
                 resource = {"resourceType": c.resource_type, "id": rid, "meta": {"profile": [c.claim]}}
                 if body is not MISSING:
@@ -186,15 +220,16 @@ class Engine:
                 full = urn(rid)
                 built.resources.append((full, resource))
                 produced.add((c.m.id, sid))
-                if c.m.section:
+                if section is not None:
                     line = ""
-                    if c.narrative is not None:
+                    if narrative is not None:
                         try:
-                            line = c.narrative.render({"item": item, "doc": doc, "export_time": export_time})
+                            line = narrative.render({"item": item, "doc": doc, "export_time": export_time})
                         except TemplateProblem as exc:
                             run.report("MAP_TEMPLATE_RENDER", str(exc), position(c.m.positions, ("narrative",)), data_path)
-                    built.sections.setdefault(c.m.section, []).append((full, line))
-        for mapping_id, key, loc, data_path in requested:
+                    section.append((full, line))
+        dangling = any(target not in produced for target in urns)  # urns: every target requested
+        for mapping_id, key, loc, data_path in requested if dangling else ():
             if (mapping_id, key) not in produced:
                 run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
                            "was produced", loc, data_path, IssueCode.NOT_FOUND)
@@ -210,7 +245,7 @@ class Engine:
             p = self.parts.get(name)
             if p is None:
                 return None
-            rid = resource_id(self.namespace, p.resource_type, name, digest)
+            rid = self.resource_id(p.resource_type, name, digest)
             body = p.body(root)
             res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
             if body is not MISSING:
@@ -225,7 +260,7 @@ class Engine:
         if provenance:
             entries.append(provenance)
         bundle_part = self.parts.get("bundle")
-        bid = resource_id(self.namespace, "Bundle", "bundle", digest)
+        bid = self.resource_id("Bundle", "bundle", digest)
         bundle: dict[str, Any] = {"resourceType": "Bundle", "id": bid}
         if bundle_part is not None:
             bundle["meta"] = {"profile": [bundle_part.claim]}
@@ -248,7 +283,7 @@ class Engine:
             if s.get("title"):
                 section["title"] = s["title"]
             if s.get("code"):
-                section["code"] = s["code"]
+                section["code"] = copy(s["code"])  # the Bundle shares no object with the layout
             if not members and not children and not s.get("empty_reason"):
                 continue  # a section without entries is left out (its entries are 1..* when present)
             lines = [line for _, line in members if line]
@@ -263,7 +298,7 @@ class Engine:
             if members:
                 section["entry"] = [{"reference": full} for full, _ in members]
             elif not children:
-                section["emptyReason"] = s["empty_reason"]
+                section["emptyReason"] = copy(s["empty_reason"])
             if children:
                 section["section"] = children
             out.append(section)

@@ -5,18 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Callable
 
 DEFAULT_NAMESPACE = uuid.UUID("5f4b3c2a-9d8e-4f1a-b6c7-d8e9f0a1b2c3")
 
+# uuid5 sets the variant bits of byte 8 to 10xx: the hex digit at position 16 of the digest keeps its
+# low two bits and gets 0b10 on top, i.e. one of 8, 9, a, b
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
+
+
+def id_maker(namespace: uuid.UUID) -> Callable[[str, str, str], str]:
+    """`resource_id` for one namespace: (resource type, mapping id, source id) -> id. The SHA-1 state
+    after the namespace bytes is computed once and copied for each id (an export computes thousands)."""
+    prefix = hashlib.sha1(namespace.bytes)
+
+    def make(resource_type: str, mapping_id: str, source_id: str) -> str:
+        sha = prefix.copy()
+        sha.update(f"{resource_type}|{mapping_id}|{source_id}".encode())
+        h = sha.hexdigest()
+        # version 5: the high nibble of byte 6 (hex digit 12) is 5
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    return make
+
 
 def resource_id(namespace: uuid.UUID, resource_type: str, mapping_id: str, source_id: str) -> str:
-    """uuid5 (RFC 4122: SHA-1 of namespace + name, version and variant bits set), computed directly:
-    identical to uuid.uuid5, about four times faster (an export computes thousands)."""
-    digest = bytearray(hashlib.sha1(namespace.bytes + f"{resource_type}|{mapping_id}|{source_id}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """uuid5 (RFC 4122: SHA-1 of namespace + name, version and variant bits set), computed directly on
+    the hex digest: identical to uuid.uuid5, several times faster."""
+    return id_maker(namespace)(resource_type, mapping_id, source_id)
 
 
 def urn(resource_uuid: str) -> str:

@@ -5,6 +5,10 @@ template *variables*, never as template source, so a patient's note containing `
 exported verbatim. The environment is the immutable sandbox with StrictUndefined (a misspelt
 variable is an error, not an empty string); output length is bounded. `xhtml=True` templates
 autoescape, for narratives.
+
+Most mapping templates are text with a few `{{ item.a.b }}` substitutions; they are rendered
+without jinja2 by two fast paths with jinja2's output (see `_quick` and `_simple`); jinja2 renders
+everything else.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any, Callable, Mapping
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from markupsafe import escape
+
+from exporter.engine.codegen import Code
 
 MAX_OUTPUT = 100_000
 
@@ -30,11 +35,21 @@ class TemplateProblem(Exception):
         super().__init__(message)
 
 
+def escape_text(text: str) -> str:
+    """`str(markupsafe.escape(text))` for a plain str, without building a Markup object: the same five
+    replacements in the same order as markupsafe's `_escape_inner` (`&` first, so nothing is escaped twice)."""
+    return (text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;").replace("'", "&#39;")
+            .replace('"', "&#34;"))
+
+
 _EXPR = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)(?:\[:(\d+)\])?\s*\}\}")
 
 
-def _simple(source: str, xhtml: bool) -> Callable[[Mapping[str, Any]], str] | None:
-    """A fast renderer for templates made only of text and `{{ name.attr.attr }}` / `{{ x[:n] }}`
+Renderer = Callable[[Mapping[str, Any]], str]
+
+
+def _simple(source: str, xhtml: bool) -> Renderer | None:
+    """A renderer for templates made only of text and `{{ name.attr.attr }}` / `{{ x[:n] }}`
     substitutions (most narrative lines), with the same output and the same strictness as jinja2:
     a missing attribute is an error. Anything else returns None and jinja2 renders it."""
     if "{%" in source or "{#" in source:
@@ -68,9 +83,136 @@ def _simple(source: str, xhtml: bool) -> Callable[[Mapping[str, Any]], str] | No
                     raise TemplateProblem("template failed: only strings and lists can be sliced")
                 v = v[:cut]
             text = "None" if v is None else str(v)
-            out.append(str(escape(text)) if xhtml else text)
+            out.append(escape_text(text) if xhtml else text)
         return "".join(out)
     return render
+
+
+# -- the quick path --------------------------------------------------------------------------------
+# `{{ name.attr.attr }}` with an optional `[:n]`, `+ n` or `| upper` / `| lower`
+_QUICK_EXPR = (r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+               r"(?:\[:(\d+)\]|\s*\+\s*(0|[1-9][0-9]{0,8})|\s*\|\s*(upper|lower))?\s*\}\}")
+# `{% if name.attr is [not] defined %}` … `{% endif %}`
+_QUICK_IF = r"\{%\s*if\s+([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s+is\s+(not\s+)?defined\s*%\}"
+_QUICK_ENDIF = r"\{%\s*endif\s*%\}"
+_QUICK_TOKEN = re.compile(f"{_QUICK_EXPR}|{_QUICK_IF}|({_QUICK_ENDIF})")
+_NON_STR_SCALARS = frozenset({int, float, bool, type(None)})  # JSON scalars besides str
+_NO = object()
+# jinja2 reads `x.name` as an attribute first and as a key only when the object has no such attribute;
+# for the names a dict has (`items`, `keys`, `__class__`, ...) the quick path would differ: not taken
+_DICT_ATTRS = frozenset(dir(dict))
+
+
+def _parse_quick(source: str) -> list[Any] | None:
+    """`source` as a tree of text (str), substitutions ("sub", name, attrs, cut, add, filter) and
+    conditions ("if", name, attrs, negated, children); None for anything else."""
+    if "{#" in source or "\r" in source or source.endswith("\n"):
+        return None  # jinja2 normalises line ends and drops a final newline; `_simple` does not
+    stack: list[list[Any]] = [[]]
+    pos = 0
+    for m in _QUICK_TOKEN.finditer(source):
+        text = source[pos:m.start()]
+        if "{{" in text or "{%" in text:
+            return None  # an expression or statement the quick path does not understand
+        stack[-1].append(text)
+        pos = m.end()
+        if m.group(9):  # endif
+            if len(stack) == 1:
+                return None
+            done = stack.pop()
+            stack[-1][-1] = stack[-1][-1] + (done,)
+            continue
+        name, path = (m.group(1), m.group(2)) if m.group(1) else (m.group(6), m.group(7))
+        attrs = tuple(a for a in path.split(".") if a)
+        if any(a in _DICT_ATTRS for a in attrs):
+            return None
+        if m.group(1):
+            stack[-1].append(("sub", name, attrs, int(m.group(3)) if m.group(3) else None,
+                              int(m.group(4)) if m.group(4) is not None else None, m.group(5)))
+        else:
+            stack[-1].append(("if", name, attrs, bool(m.group(8))))
+            stack.append([])
+    tail = source[pos:]
+    if len(stack) != 1 or "{{" in tail or "{%" in tail:
+        return None
+    stack[0].append(tail)
+    return stack[0]
+
+
+def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
+    """The renderer of the common case, or None when `source` has other syntax.
+
+    It renders by itself only when every value it reads is of a type whose rendering it knows exactly
+    as jinja2 renders it (a present key holding a JSON scalar; a str to slice, upper or lower; an int
+    to add to; a dict to test for a key); otherwise — a missing key, a list, a bool to add to — it
+    returns `fallback(variables)`, which renders or reports the error as before. It is straight-line
+    code (see codegen): for each substitution the look-ups, the type test and the conversion, then
+    one `str.format` with the template's text.
+    """
+    tree = _parse_quick(source)
+    if tree is None:
+        return None
+    code = Code(_NO=_NO, _NON_STR_SCALARS=_NON_STR_SCALARS, escape=escape_text, fallback=fallback)
+    undecided = "return fallback(variables)"
+    roots: dict[str, str] = {}
+    body: list[str] = []
+    count = [0]
+
+    def read(name: str, attrs: tuple[str, ...], indent: str) -> None:
+        """Lines setting `v` to name.attrs; a step from anything but a dict is not decided here."""
+        if name not in roots:
+            roots[name] = f"r{len(roots)}"
+            body.insert(0, f"{roots[name]} = variables.get({code.bind(name)}, _NO)")
+        body.append(f"{indent}v = {roots[name]}")
+        for a in attrs:
+            body.extend([f"{indent}if type(v) is not dict: {undecided}", f"{indent}v = v.get({code.bind(a)}, _NO)"])
+
+    def text(out: str, expr: str, indent: str) -> None:
+        """`out` = the str `expr`, escaped in xhtml templates (the template's own text is not, as in
+        jinja2); most values have nothing to escape, which five `in` tests tell faster than a call."""
+        if not xhtml:
+            body.append(f"{indent}{out} = {expr}")
+            return
+        body.extend([f"{indent}t = {expr}",
+                     f"""{indent}{out} = escape(t) if "&" in t or "<" in t or ">" in t or "'" in t or '"' in t else t"""])
+
+    def emit(nodes: list[Any], indent: str) -> tuple[str, list[str]]:
+        """Lines computing the output pieces of `nodes`; returns their format string and its arguments."""
+        layout: list[str] = []
+        args: list[str] = []
+        for node in nodes:
+            if isinstance(node, str):
+                layout.append(node.replace("{", "{{").replace("}", "}}"))
+                continue
+            out = f"s{count[0]}"
+            count[0] += 1
+            layout.append("{}")
+            args.append(out)
+            if node[0] == "if":
+                _, name, attrs, negated, children = node
+                read(name, attrs[:-1], indent)  # jinja2: defined <=> the last key is in the dict
+                body.extend([f"{indent}if type(v) is not dict: {undecided}",
+                             f"{indent}if {code.bind(attrs[-1])} {'not in' if negated else 'in'} v:"])
+                inner, inner_args = emit(children, indent + "    ")
+                body.extend([f"{indent}    {out} = {code.bind(inner)}.format({', '.join(inner_args)})",
+                             f"{indent}else:", f"{indent}    {out} = ''"])
+                continue
+            _, name, attrs, cut, add, flt = node
+            read(name, attrs, indent)
+            if add is not None:  # an int's digits: nothing to escape
+                body.extend([f"{indent}if type(v) is not int: {undecided}", f"{indent}{out} = str(v + {code.bind(add)})"])
+            elif cut is not None or flt is not None:
+                body.append(f"{indent}if type(v) is not str: {undecided}")
+                text(out, f"v[:{code.bind(cut)}]" if cut is not None else f"v.{flt}()", indent)
+            else:  # jinja2 prints str(v); numbers, booleans and None have nothing to escape
+                body.append(f"{indent}if type(v) is str:")
+                text(out, "v", indent + "    ")
+                body.extend([f"{indent}elif type(v) in _NON_STR_SCALARS: {out} = str(v)", f"{indent}else: {undecided}"])
+        return "".join(layout), args
+
+    layout, args = emit(tree, "")
+    body.append(f"return {code.bind(layout)}.format({', '.join(args)})")
+    return code.function("render", "variables", body, "template")
 
 
 class Template:
@@ -80,14 +222,21 @@ class Template:
             self._t = env.from_string(source)  # always compiled: proves the syntax
         except TemplateSyntaxError as exc:
             raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
-        self._fast = _simple(source, xhtml)
+        # the renderer without jinja2 (None: jinja2 renders): the quick path, which leaves what it does
+        # not decide to the strict simple renderer if there is one — the templates it renders already
+        # rendered that way — else to jinja2; or the simple renderer alone
+        simple = _simple(source, xhtml)
+        self._fast = _quick(source, xhtml, simple or self._jinja) or simple
 
     def render(self, variables: Mapping[str, Any]) -> str:
-        if self._fast is not None:
-            out = self._fast(variables)
-            if len(out) > MAX_OUTPUT:
-                raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
-            return out
+        if self._fast is None:
+            return self._jinja(variables)
+        out = self._fast(variables)
+        if len(out) > MAX_OUTPUT:
+            raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
+        return out
+
+    def _jinja(self, variables: Mapping[str, Any]) -> str:
         try:
             out = self._t.render(**variables)
         except SecurityError as exc:

@@ -120,33 +120,50 @@ def _num(v: Any) -> Any:
 
 def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) -> Fn:
     """Member navigation along several steps at once (`resource.meta.profile`), one function
-    instead of one closure and one intermediate collection per step."""
+    instead of one closure and one intermediate collection per step; what each step can be (a
+    resource type at the root, a choice element) is decided here, once."""
+    plan = tuple((name, i == 0 and root and name[:1].isupper(), choices is None or name in choices)
+                 for i, name in enumerate(steps))
+
     def path(focus: Coll, env: dict[str, Any]) -> Coll:
         current = focus
-        first = root
-        for name in steps:
-            upper = name[:1].isupper()
+        for name, type_name, choice in plan:
             nxt: Coll = []
             for item in current:
                 v = item[0]
                 if type(v) is dict:
-                    if first and upper and v.get("resourceType") == name:
+                    if type_name and v.get("resourceType") == name:
                         nxt.append(item)  # `Observation.code` evaluated on an Observation
                         continue
                     x = v.get(name)
                     if x is not None:
                         if type(x) is list:
-                            nxt.extend((y, None) for y in x if y is not None)
+                            nxt.extend([(y, None) for y in x if y is not None])
                         else:
                             nxt.append((x, None))
-                        continue
-                    if choices is None or name in choices:
+                    elif choice:
                         nxt.extend(_children(item, name))
             if not nxt:
                 return nxt
             current = nxt
-            first = False
         return current
+
+    if len(plan) == 1 and not plan[0][1]:  # one step, no resource type: the common `fullUrl`, `text`
+        name, _, choice = plan[0]
+
+        def step(focus: Coll, env: dict[str, Any]) -> Coll:
+            if len(focus) == 1:
+                v = focus[0][0]
+                if type(v) is dict:
+                    x = v.get(name)
+                    if x is not None:
+                        return [(y, None) for y in x if y is not None] if type(x) is list else [(x, None)]
+                    if choice:
+                        return _children(focus[0], name)
+                return []
+            return path(focus, env)
+        step.steps = (root, steps)  # type: ignore[attr-defined]
+        return step
     path.steps = (root, steps)  # type: ignore[attr-defined]
     return path
 
