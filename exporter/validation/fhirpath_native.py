@@ -299,6 +299,13 @@ class _Compiler:
             tname = params[0].get("text") or ""
             if not re.fullmatch(r"[A-Za-z]+", tname):
                 raise _Unsupported("ofType of a qualified type")
+            steps = getattr(base, "steps", None)
+            if steps is not None and self.choices is not None and steps[1][-1] in self.choices \
+                    and not (steps[0] and len(steps[1]) == 1 and steps[1][0][:1].isupper()):
+                # `value.ofType(Quantity)` of a choice element is its `valueQuantity` key: one more
+                # navigation step instead of a scan of the keys and a filter on the types found
+                key = steps[1][-1] + tname[0].upper() + tname[1:]
+                return _path(steps[0], steps[1][:-1] + (key,), self.choices)
             return lambda f, e: [it for it in src(f, e) if it[1] == tname
                                  or (isinstance(it[0], dict) and it[0].get("resourceType") == tname)]
         if name == "floor" and not params:
