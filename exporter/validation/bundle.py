@@ -33,7 +33,7 @@ class BundleIndex:
             res = entry.get("resource")
             if isinstance(full, str) and isinstance(res, dict):
                 index.by_full_url.setdefault(full, res)
-                m = _RESTFUL.match(full)
+                m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # a urn has no base URL
                 if m and m.group(1):
                     index.base_of[id(res)] = m.group(1)
         return index
@@ -59,8 +59,8 @@ def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
         full, res = entry.get("fullUrl"), entry.get("resource")
         if not isinstance(full, str) or not isinstance(res, dict):
             continue
-        m = _RESTFUL.match(full)
-        if m and not full.startswith("urn:"):
+        m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # urn:uuid never matches: no regex
+        if m:
             if res.get("resourceType") != m.group(2) or res.get("id") != m.group(3):
                 out.append(("FULLURL", f"fullUrl {full} does not match the resource's type/id "
                                        f"{res.get('resourceType')}/{res.get('id')}", f"Bundle.entry[{i}].fullUrl"))

@@ -86,9 +86,14 @@ def _bdl7(b: dict[str, Any], ctx: Any) -> bool:
         return True
     seen = set()
     for e in _items(b.get("entry")):
-        if isinstance(e, dict) and e.get("fullUrl") is not None:
-            key = (e.get("fullUrl"), _get(_get(e.get("resource"), "meta"), "versionId"))
-            if key in seen:
+        if isinstance(e, dict):
+            full = e.get("fullUrl")
+            if full is None:
+                continue
+            res = e.get("resource")
+            meta = res.get("meta") if isinstance(res, dict) else None
+            key = (full, meta.get("versionId") if isinstance(meta, dict) else None)
+            if key in seen:  # an object as fullUrl is unhashable: reported as not evaluable, as before
                 return False
             seen.add(key)
     return True
