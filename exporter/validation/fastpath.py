@@ -283,9 +283,19 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
 
 def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     """The checks of Validator._value/_complex for one complex value of member `m`."""
-    if m.kind == KIND_RESOURCE:
+    if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
+        any_type = m.type.code in ("Resource", "DomainResource")
+        code, profiles, contained = m.type.code, m.type.profiles, m.key == "contained"
+        validate_resource = val._validate_resource
+
         def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            val._value(v, m, path, ctx, depth, host)  # for real: see the module docstring
+            if not any_type and type(v) is dict and v.get("resourceType") != code:
+                return False  # the walk reports the type
+            ctx.probing = False  # validated for real: see the module docstring
+            try:
+                validate_resource(v, path, ctx, extra_profiles=profiles, contained=contained)
+            finally:
+                ctx.probing = True
             return True
         return resource
     compiler = val.compiler
@@ -321,7 +331,7 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
                 if memo_key in clean:
                     hits += 1
                     return True
-                if tries == 1000 and hits < 100:
+                if tries == 200 and hits < 20:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
         if has_fixed and not equals_fixed(v, fixed):
             return False

@@ -144,7 +144,7 @@ class Validator:
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
         self._covering: dict[tuple[int, int], bool] = {}
-        self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]]]] = {}
+        self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
@@ -210,7 +210,7 @@ class Validator:
             found = self._resolve_roots(rt, claims, extra_profiles)
             if key is not None and len(self._roots_for) < 10_000:
                 self._roots_for[key] = found
-        roots, problems = found
+        roots, problems, rules = found
         for mid, message, i in problems:
             ctx.add("error", mid, message, f"{path}.meta.profile[{i}]" if i is not None else path)
 
@@ -221,14 +221,14 @@ class Validator:
         if rt == "Bundle":
             ctx.bundle = BundleIndex.build(res)
         try:
-            for root in roots:
+            for root, rule in zip(roots, rules):
                 done = (id(res), id(root))
                 if done in ctx.walked:
                     continue
                 ctx.walked.add(done)
-                rule = self.compiler.object_rule(root, rt)
                 self._walk(res, rule, path, ctx, 1)
-                self._constraints(root.constraints, res, path, ctx, rt)
+                if root.constraints:
+                    self._constraints(root.constraints, res, path, ctx, rt)
             if rt == "QuestionnaireResponse":
                 questionnaire.check(res, self.store, ctx.member_of, path, ctx.add)
             if rt == "Bundle":
@@ -238,10 +238,10 @@ class Validator:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
 
     def _resolve_roots(self, rt: str, claims: tuple[Any, ...], extra_profiles: Sequence[str]
-                       ) -> tuple[list[Node], list[tuple[str, str, int | None]]]:
+                       ) -> tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]:
         """The profile roots a resource is walked against (its claims, then profiles named by the
-        caller or by its element's type; core when there are none) and the problems with them, as
-        (message id, message, index of the meta.profile claim or None)."""
+        caller or by its element's type; core when there are none), the problems with them, as
+        (message id, message, index of the meta.profile claim or None), and the roots' object rules."""
         roots: list[Node] = []
         problems: list[tuple[str, str, int | None]] = []
         named: list[tuple[str, int | None]] = [(c, i) for i, c in enumerate(claims) if isinstance(c, str)]
@@ -260,7 +260,7 @@ class Validator:
             core_root = self.compiler.type_root(rt)
             assert core_root is not None
             roots.append(core_root)
-        return roots, problems
+        return roots, problems, [self.compiler.object_rule(root, rt) for root in roots]
 
     def _is_resource_type(self, rt: str) -> bool:
         hit = self._resource_types.get(rt)
