@@ -221,12 +221,41 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
     return single
 
 
+def constraints_fn(constraints: list[Any], type_code: str | None, objects: bool) -> Callable[[Any, Any], bool]:
+    """The invariants of an element as one generated function: True when all hold (what
+    Validator._constraints would report nothing for); False sends the caller to _constraints,
+    which reports. `objects`: the values are JSON objects, so guards (see invariants.GUARDS) apply."""
+    if any(c.check is None for c in constraints):
+        return lambda v, ctx: False  # a constraint that could not be compiled is always reported
+    env: dict[str, Any] = {"T": type_code}
+    lines = ["def holds(v, ctx):", "    ctx.focus_type = T", "    try:"]
+    for i, c in enumerate(constraints):
+        env[f"C{i}"] = c.check
+        if objects and c.guard is not None:
+            lines.append(f"        if {c.guard!r} in v and not C{i}(v, ctx):")
+        else:
+            lines.append(f"        if not C{i}(v, ctx):")
+        lines.append("            return False")
+    lines += ["    except Exception:", "        return False  # not evaluable: reported as such by _constraints",
+              "    return True"]
+    exec(compile("\n".join(lines), f"<invariants of {type_code}>", "exec"), env)
+    return env["holds"]
+
+
 def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None, Any], None]:
     """Validator._primitive_more (fixed/pattern, binding, invariants, example URLs) for one value,
     memoised per (member, type, value) when it depends on nothing but the value: codes and systems
     recur throughout an export."""
     memo_ok = val.compiler.context_free(m)
     clean, memo_size, more = val._clean, val.memo_size, val._primitive_more
+    node = m.node
+    if not (node.has_fixed or node.has_pattern or node.binding_strength or node.constraints):
+        # only the example-URL rule applies (a uri such as Bundle.entry.fullUrl): two substring tests
+        # decide it, cheaper than any memo
+        def url_only(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
+            if type(v) is not str or "example.org" in v or "acme.com" in v:
+                more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
+        return url_only
 
     def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
         memo_key = (m, type(v), v) if memo_ok and type(v) in _SCALARS else None
@@ -310,6 +339,7 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
         reference = _reference_fn(val, t.target_profiles or tuple(p for x in node.types for p in x.target_profiles))
     is_coding = t.code == "Coding"
     constraints = compiler.constraints_for(m)
+    invariants_hold = constraints_fn(constraints, t.code, True) if constraints else None
     clean = val._clean
     expander = val.expander
     memo_size = val.memo_size
@@ -349,8 +379,8 @@ def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
             reference(v, path, ctx)
         elif is_coding:
             codes.check_coding(v, expander, path, ctx.add)
-        if constraints:
-            val._constraints(constraints, v, path, ctx, t.code)
+        if invariants_hold is not None and not invariants_hold(v, ctx):
+            return False
         if memo_key is not None:
             if len(clean) >= memo_size:
                 clean.clear()

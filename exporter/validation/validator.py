@@ -144,6 +144,7 @@ class Validator:
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
         self._covering: dict[tuple[int, int], bool] = {}
+        self._root_invariants: dict[tuple[int, str], Any] = {}
         self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
@@ -227,7 +228,7 @@ class Validator:
                     continue
                 ctx.walked.add(done)
                 self._walk(res, rule, path, ctx, 1)
-                if root.constraints:
+                if root.constraints and not self._invariants_hold(root, res, ctx, rt):
                     self._constraints(root.constraints, res, path, ctx, rt)
             if rt == "QuestionnaireResponse":
                 questionnaire.check(res, self.store, ctx.member_of, path, ctx.add)
@@ -236,6 +237,15 @@ class Validator:
                     ctx.add("error", M.BUNDLE_RULE, msg, expr)
         finally:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
+
+    def _invariants_hold(self, root: Node, res: dict[str, Any], ctx: _Ctx, rt: str) -> bool:
+        """The resource-level invariants as one generated function (fastpath.constraints_fn);
+        False: let _constraints report."""
+        key = (id(root), rt)
+        fn = self._root_invariants.get(key)
+        if fn is None:
+            fn = self._root_invariants[key] = fastpath.constraints_fn(root.constraints, rt, True)
+        return fn(res, ctx)
 
     def _resolve_roots(self, rt: str, claims: tuple[Any, ...], extra_profiles: Sequence[str]
                        ) -> tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]:
