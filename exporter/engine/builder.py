@@ -192,7 +192,7 @@ class Engine:
                 if groups is not None:  # `when` is decided for every record: these are the ones it holds for
                     records, test, when = groups.get(test.literal, []), None, None
             seen: set[str] = set()
-            narrative = c.narrative
+            narrative = c.narrative.renderer() if c.narrative is not None else None
             section = built.sections.setdefault(c.m.section, []) if c.m.section else None
             for item, data_path in records:
                 verdict = test(item) if test is not None else None
@@ -224,7 +224,7 @@ class Engine:
                     line = ""
                     if narrative is not None:
                         try:
-                            line = narrative.render({"item": item, "doc": doc, "export_time": export_time})
+                            line = narrative({"item": item, "doc": doc, "export_time": export_time})
                         except TemplateProblem as exc:
                             run.report("MAP_TEMPLATE_RENDER", str(exc), position(c.m.positions, ("narrative",)), data_path)
                     section.append((full, line))

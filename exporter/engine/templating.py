@@ -145,27 +145,34 @@ def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
     It renders by itself only when every value it reads is of a type whose rendering it knows exactly
     as jinja2 renders it (a present key holding a JSON scalar; a str to slice, upper or lower; an int
     to add to; a dict to test for a key); otherwise — a missing key, a list, a bool to add to — it
-    returns `fallback(variables)`, which renders or reports the error as before. It is straight-line
-    code (see codegen): for each substitution the look-ups, the type test and the conversion, then
-    one `str.format` with the template's text.
+    returns `fallback(variables)`, which renders (or fails) as before: when to fall back is a
+    question of speed only, never of output. It is straight-line code (see codegen): the variables'
+    look-ups, per substitution the key look-ups, the type test and the conversion, then one f-string
+    of the pieces (the template's text bound to names); it checks the output length like `render`.
     """
     tree = _parse_quick(source)
     if tree is None:
         return None
-    code = Code(_NO=_NO, _NON_STR_SCALARS=_NON_STR_SCALARS, escape=escape_text, fallback=fallback)
+    code = Code(_NO=_NO, _NON_STR_SCALARS=_NON_STR_SCALARS, escape=escape_text, fallback=fallback,
+                too_long=_too_long, MAX_OUTPUT=MAX_OUTPUT)
     undecided = "return fallback(variables)"
     roots: dict[str, str] = {}
+    dict_roots: set[str] = set()  # variables read with a key: one dict test each, at the start
     body: list[str] = []
     count = [0]
 
-    def read(name: str, attrs: tuple[str, ...], indent: str) -> None:
-        """Lines setting `v` to name.attrs; a step from anything but a dict is not decided here."""
+    def read(name: str, attrs: tuple[str, ...], indent: str) -> str:
+        """Lines reading name.attrs into `v` (the expression returned when no line is needed)."""
         if name not in roots:
             roots[name] = f"r{len(roots)}"
-            body.insert(0, f"{roots[name]} = variables.get({code.bind(name)}, _NO)")
-        body.append(f"{indent}v = {roots[name]}")
-        for a in attrs:
+        root = roots[name]
+        if not attrs:
+            return root
+        dict_roots.add(root)
+        body.append(f"{indent}v = {root}.get({code.bind(attrs[0])}, _NO)")
+        for a in attrs[1:]:  # jinja2 reads a key of a dict; from anything else: not decided here
             body.extend([f"{indent}if type(v) is not dict: {undecided}", f"{indent}v = v.get({code.bind(a)}, _NO)"])
+        return "v"
 
     def text(out: str, expr: str, indent: str) -> None:
         """`out` = the str `expr`, escaped in xhtml templates (the template's own text is not, as in
@@ -173,46 +180,54 @@ def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
         if not xhtml:
             body.append(f"{indent}{out} = {expr}")
             return
-        body.extend([f"{indent}t = {expr}",
-                     f"""{indent}{out} = escape(t) if "&" in t or "<" in t or ">" in t or "'" in t or '"' in t else t"""])
+        if expr != "v":
+            body.append(f"{indent}v = {expr}")
+        body.append(f"""{indent}{out} = escape(v) if "&" in v or "<" in v or ">" in v or "'" in v or '"' in v else v""")
 
-    def emit(nodes: list[Any], indent: str) -> tuple[str, list[str]]:
-        """Lines computing the output pieces of `nodes`; returns their format string and its arguments."""
-        layout: list[str] = []
-        args: list[str] = []
+    def emit(nodes: list[Any], indent: str) -> str:
+        """Lines computing the output pieces of `nodes`; returns the f-string joining them."""
+        pieces: list[str] = []
         for node in nodes:
             if isinstance(node, str):
-                layout.append(node.replace("{", "{{").replace("}", "}}"))
+                if node:
+                    pieces.append("{%s}" % code.bind(node))
                 continue
             out = f"s{count[0]}"
             count[0] += 1
-            layout.append("{}")
-            args.append(out)
+            pieces.append("{%s}" % out)
             if node[0] == "if":
                 _, name, attrs, negated, children = node
-                read(name, attrs[:-1], indent)  # jinja2: defined <=> the last key is in the dict
-                body.extend([f"{indent}if type(v) is not dict: {undecided}",
-                             f"{indent}if {code.bind(attrs[-1])} {'not in' if negated else 'in'} v:"])
-                inner, inner_args = emit(children, indent + "    ")
-                body.extend([f"{indent}    {out} = {code.bind(inner)}.format({', '.join(inner_args)})",
-                             f"{indent}else:", f"{indent}    {out} = ''"])
+                v = read(name, attrs[:-1], indent)  # jinja2: defined <=> the last key is in the dict
+                if v == "v":
+                    body.append(f"{indent}if type(v) is not dict: {undecided}")
+                else:
+                    dict_roots.add(v)
+                body.append(f"{indent}if {code.bind(attrs[-1])} {'not in' if negated else 'in'} {v}:")
+                inner = emit(children, indent + "    ")
+                body.extend([f"{indent}    {out} = {inner}", f"{indent}else:", f"{indent}    {out} = ''"])
                 continue
             _, name, attrs, cut, add, flt = node
-            read(name, attrs, indent)
+            v = read(name, attrs, indent)
             if add is not None:  # an int's digits: nothing to escape
-                body.extend([f"{indent}if type(v) is not int: {undecided}", f"{indent}{out} = str(v + {code.bind(add)})"])
+                body.extend([f"{indent}if type({v}) is not int: {undecided}", f"{indent}{out} = str({v} + {code.bind(add)})"])
             elif cut is not None or flt is not None:
-                body.append(f"{indent}if type(v) is not str: {undecided}")
-                text(out, f"v[:{code.bind(cut)}]" if cut is not None else f"v.{flt}()", indent)
+                body.append(f"{indent}if type({v}) is not str: {undecided}")
+                text(out, f"{v}[:{code.bind(cut)}]" if cut is not None else f"{v}.{flt}()", indent)
             else:  # jinja2 prints str(v); numbers, booleans and None have nothing to escape
-                body.append(f"{indent}if type(v) is str:")
-                text(out, "v", indent + "    ")
-                body.extend([f"{indent}elif type(v) in _NON_STR_SCALARS: {out} = str(v)", f"{indent}else: {undecided}"])
-        return "".join(layout), args
+                body.append(f"{indent}if type({v}) is str:")
+                text(out, v, indent + "    ")
+                body.extend([f"{indent}elif type({v}) in _NON_STR_SCALARS: {out} = str({v})", f"{indent}else: {undecided}"])
+        return 'f"' + "".join(pieces) + '"'
 
-    layout, args = emit(tree, "")
-    body.append(f"return {code.bind(layout)}.format({', '.join(args)})")
+    result = emit(tree, "")
+    start = [f"{root} = variables.get({code.bind(name)}, _NO)" for name, root in roots.items()]
+    start += [f"if type({root}) is not dict: {undecided}" for root in sorted(dict_roots)]
+    body = start + body + [f"out = {result}", "return out if len(out) <= MAX_OUTPUT else too_long()"]
     return code.function("render", "variables", body, "template")
+
+
+def _too_long() -> str:
+    raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
 
 
 class Template:
@@ -222,16 +237,28 @@ class Template:
             self._t = env.from_string(source)  # always compiled: proves the syntax
         except TemplateSyntaxError as exc:
             raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
-        # the renderer without jinja2 (None: jinja2 renders): the quick path, which leaves what it does
-        # not decide to the strict simple renderer if there is one — the templates it renders already
-        # rendered that way — else to jinja2; or the simple renderer alone
+        # `_fast` renders without jinja2 (None: jinja2 renders): the quick path, which leaves what it
+        # does not decide to the strict simple renderer if there is one — the templates the quick path
+        # renders were rendered that way before — else to jinja2; or the simple renderer alone
         simple = _simple(source, xhtml)
-        self._fast = _quick(source, xhtml, simple or self._jinja) or simple
+        self._simple = simple
+        self._quick = _quick(source, xhtml, self._render_simple if simple is not None else self._jinja)
+        self._fast = self._quick or simple
 
     def render(self, variables: Mapping[str, Any]) -> str:
         if self._fast is None:
             return self._jinja(variables)
         out = self._fast(variables)
+        if len(out) > MAX_OUTPUT:
+            raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
+        return out
+
+    def renderer(self) -> Renderer:
+        """`render`, for a hot loop: the quick path itself when there is one (it checks the length)."""
+        return self._quick if self._quick is not None and self._fast is self._quick else self.render
+
+    def _render_simple(self, variables: Mapping[str, Any]) -> str:
+        out = self._simple(variables)
         if len(out) > MAX_OUTPUT:
             raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
         return out

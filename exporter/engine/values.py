@@ -588,10 +588,11 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             return lambda scope: MISSING
         loc = cc.loc(here)
         xhtml = op == "xhtml"
+        render_template = tpl.renderer()
 
         def render(scope: Scope) -> Any:
             try:
-                text = tpl.render({"item": scope.item, "parent": scope.parent.item if scope.parent else None,
+                text = render_template({"item": scope.item, "parent": scope.parent.item if scope.parent else None,
                                    "doc": scope.run.doc, "export_time": scope.run.export_time, "index": scope.index})
             except TemplateProblem as exc:
                 scope.run.report("MAP_TEMPLATE_RENDER", str(exc), loc, scope.data_path)

@@ -63,7 +63,7 @@ def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
         if m.kind == KIND_PRIMITIVE and m.check is not None and not m.more and not m.many:
             table[key] = (1, m.check)  # inlined: format check only
         elif m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE) and not m.many and not m.sliced:
-            table[key] = (2, _value_fn(val, m, rule))  # inlined: one complex value
+            table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value
         else:
             table[key] = (0, _handler(val, key, m, rule))
     env: dict[str, Any] = {"H": table, "MAX_DEPTH": val.max_depth}
@@ -203,7 +203,7 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
                 it is not None and type(it) is not list for it in v)
         return lambda v, path, ctx, depth: v is not None and type(v) is not list
 
-    value = _value_fn(val, m, host)
+    value = value_fn(val, m, host)
     if m.many:
         def values(v: Any, path: str, ctx: Any, depth: int) -> bool:
             if type(v) is not list or not v:
@@ -310,7 +310,7 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
     return check
 
 
-def _value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
+def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     """The checks of Validator._value/_complex for one complex value of member `m`."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
         any_type = m.type.code in ("Resource", "DomainResource")

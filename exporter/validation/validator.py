@@ -145,6 +145,7 @@ class Validator:
         self._slice_memo_ok: dict[int, bool] = {}
         self._covering: dict[tuple[int, int], bool] = {}
         self._root_invariants: dict[tuple[int, str], Any] = {}
+        self._clean_values: dict[tuple[int, int], Any] = {}  # (member, host rule) -> fastpath value check
         self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
@@ -650,9 +651,9 @@ class Validator:
                 if t is not None:
                     sm = self._slice_member(base, sl, t)
             if m is not None and (sm is None or not self._covers(sm, m)):
-                self._value(value, m, ipath, ctx, depth, host)
+                self._item(value, m, ipath, ctx, depth, host)
             if sm is not None:
-                self._value(value, sm, ipath, ctx, depth, host)
+                self._item(value, sm, ipath, ctx, depth, host)
         if memo_key is not None and len(ctx.issues) == before:
             if len(self._clean) >= self.memo_size:
                 self._clean.clear()
@@ -664,6 +665,19 @@ class Validator:
         if m is None:
             m = self._slice_members[key] = self.compiler.member(base.name, base, sl, t)
         return m
+
+    def _item(self, value: Any, m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
+        """One sliced item against a member: while probing, a complex value takes the clean path's
+        checks for that member (Bundle entries pass here); otherwise Validator._value."""
+        if ctx.probing and type(value) is dict and m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE):
+            key = (id(m), id(host))
+            fn = self._clean_values.get(key)
+            if fn is None:
+                fn = self._clean_values[key] = fastpath.value_fn(self, m, host)
+            if not fn(value, path, ctx, depth):
+                raise fastpath.Dirty
+            return
+        self._value(value, m, path, ctx, depth, host)
 
     def _covers(self, sm: Member, m: Member) -> bool:
         """Does validating a value against slice member `sm` imply every check of base member `m`?
