@@ -28,6 +28,18 @@ def median_seconds(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] 
     return statistics.median(runs)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int,
+                        setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
+    """Median wall time of each function, timed in interleaved rounds (a, b, a, b, …): both sides
+    of a ratio see the same machine conditions, so a busy neighbour cannot skew one side only.
+    Timing as in median_seconds (garbage collector paused, optional untimed setup per run)."""
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, rounds)):
+        for name, fn in fns.items():
+            runs[name].append(median_seconds(fn, 1, (setups or {}).get(name)))
+    return {name: statistics.median(times) for name, times in runs.items()}
+
+
 def report(figures: dict[str, Any], what: str, ratio: float, target: float, as_json: bool) -> None:
     if as_json:
         print(json.dumps(figures))
