@@ -168,9 +168,40 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
     return path
 
 
+def _remembering(fn: Fn) -> Fn:
+    """A navigation used twice in one expression (`resource.meta.profile.exists() and
+    resource.meta.profile.all(…)`) is evaluated once per focus: the focus collection is created
+    anew for every evaluation and never changed, so its identity tells a repeat."""
+    last_focus: Coll | None = None
+    last_result: Coll = []
+
+    def remembered(focus: Coll, env: dict[str, Any]) -> Coll:
+        nonlocal last_focus, last_result
+        if focus is last_focus:
+            return last_result
+        result = fn(focus, env)
+        last_focus, last_result = focus, result
+        return result
+    remembered.steps = fn.steps  # type: ignore[attr-defined]
+    return remembered
+
+
 class _Compiler:
-    def __init__(self, choices: frozenset[str] | None = None):
+    def __init__(self, choices: frozenset[str] | None = None, repeated: frozenset[Any] = frozenset()):
         self.choices = choices
+        self.repeated = repeated  # (root, steps) navigations that occur more than once: shared, remembered
+        self.uses: dict[tuple[bool, tuple[str, ...]], int] = {}
+        self._shared: dict[tuple[bool, tuple[str, ...]], Fn] = {}
+
+    def path(self, root: bool, steps: tuple[str, ...]) -> Fn:
+        key = (root, steps)
+        self.uses[key] = self.uses.get(key, 0) + 1
+        if key not in self.repeated:
+            return _path(root, steps, self.choices)
+        fn = self._shared.get(key)
+        if fn is None:
+            fn = self._shared[key] = _remembering(_path(root, steps, self.choices))
+        return fn
 
     def compile(self, node: dict[str, Any]) -> Fn:
         kind = node.get("type")
@@ -220,11 +251,11 @@ class _Compiler:
         if kind == "MemberInvocation":
             name = inv["children"][0]["text"].strip("`")
             if root:
-                return _path(True, (name,), self.choices)
+                return self.path(True, (name,))
             assert base is not None
             steps = getattr(base, "steps", None)
             if steps is not None:
-                return _path(steps[0], steps[1] + (name,), self.choices)
+                return self.path(steps[0], steps[1] + (name,))
             choices = self.choices
             return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name, choices)]
         if kind == "ThisInvocation":
@@ -305,7 +336,7 @@ class _Compiler:
                 # `value.ofType(Quantity)` of a choice element is its `valueQuantity` key: one more
                 # navigation step instead of a scan of the keys and a filter on the types found
                 key = steps[1][-1] + tname[0].upper() + tname[1:]
-                return _path(steps[0], steps[1][:-1] + (key,), self.choices)
+                return self.path(steps[0], steps[1][:-1] + (key,))
             return lambda f, e: [it for it in src(f, e) if it[1] == tname
                                  or (isinstance(it[0], dict) and it[0].get("resourceType") == tname)]
         if name == "floor" and not params:
@@ -662,8 +693,11 @@ def translate(expression: str, choices: frozenset[str] | None = None
     try:
         ast = parse_strict(expression)
         top = ast["children"][0]
-        compiler = _Compiler(choices)
-        fn = compiler.compile(top)  # also proves every construct is in the subset
+        _Compiler(choices).compile(top)  # proves every construct is in the subset
+        counter = _Compiler(choices)  # counts the navigations of the form that will run
+        counter.boolean(top) if _is_boolean(top) else counter.compile(top)
+        compiler = _Compiler(choices, frozenset(k for k, n in counter.uses.items() if n > 1))
+        fn = compiler.compile(top)
         test = compiler.boolean(top) if _is_boolean(top) else None
     except (_Unsupported, FhirPathError, KeyError, IndexError, TypeError, re.error):
         return None

@@ -139,3 +139,14 @@ def test_narrative_checks(validator, example):
     assert any("txt-1" in i.message for i in validator.validate(pat) if i.is_error)
     pat["text"]["div"] = '<div xmlns="http://www.w3.org/1999/xhtml"><p>hi</p></div>'
     assert not any("txt-" in i.message for i in validator.validate(pat))
+
+
+def test_a_navigation_used_twice_is_evaluated_per_resource():
+    """Repeated navigations are remembered per evaluation only: one compiled check, many resources."""
+    check = translate("status.exists() and status = 'final' and note.text.exists() and note.text.all(matches('^a'))",
+                      R4_CHOICE_NAMES)
+    final_a = {"resourceType": "Observation", "status": "final", "note": [{"text": "a1"}]}
+    final_b = {"resourceType": "Observation", "status": "final", "note": [{"text": "b1"}]}
+    amended = {"resourceType": "Observation", "status": "amended", "note": [{"text": "a1"}]}
+    assert [check(r, "Observation", {}) for r in (final_a, final_b, amended, final_a, final_a)] == \
+        [True, False, False, True, True]
