@@ -29,7 +29,7 @@ import orjson
 from exporter.validation import binding, codes
 from exporter.validation.primitives import UUID_RE
 from exporter.validation.references import claims_any
-from exporter.validation.fixed_pattern import equals_fixed, matches_pattern
+from exporter.validation.fixed_pattern import equals_fixed, pattern_matcher
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 
 if TYPE_CHECKING:
@@ -331,6 +331,7 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     node, t = m.node, m.type
     context_free = compiler.context_free(m)
     has_fixed, fixed, has_pattern, pattern = node.has_fixed, node.fixed, node.has_pattern, node.pattern
+    pattern_holds = pattern_matcher(pattern) if has_pattern else None
     is_extension = m.kind == KIND_EXTENSION
     sub_rule = None if is_extension else compiler.object_rule(node, t.code)
     strength = node.binding_strength if node.binding_strength in binding.CHECKED_STRENGTHS and node.binding_vs else None
@@ -365,7 +366,7 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
         if has_fixed and not equals_fixed(v, fixed):
             return False
-        if has_pattern and not matches_pattern(v, pattern):
+        if has_pattern and not pattern_holds(v):
             return False
         if is_extension:
             val._extension(v, m, path, ctx, depth, host)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 
 def equals_fixed(value: Any, fixed: Any) -> bool:
@@ -28,6 +28,39 @@ def matches_pattern(value: Any, pattern: Any) -> bool:
     if isinstance(pattern, bool) or isinstance(value, bool):
         return type(pattern) is type(value) and pattern == value
     return value == pattern
+
+
+def pattern_matcher(pattern: Any) -> Callable[[Any], bool]:
+    """matches_pattern(value, pattern) as a function of the value, specialised once for the
+    pattern (slice discriminators and profile patterns test thousands of values per export)."""
+    if isinstance(pattern, dict):
+        subs = tuple((k, pattern_matcher(p)) for k, p in pattern.items())
+
+        def object_matches(value: Any) -> bool:
+            if type(value) is not dict:
+                return isinstance(value, dict) and matches_pattern(value, pattern)
+            for k, sub in subs:
+                if k not in value or not sub(value[k]):
+                    return False
+            return True
+        return object_matches
+    if isinstance(pattern, list):
+        items = tuple(pattern_matcher(p) for p in pattern)
+
+        def list_matches(value: Any) -> bool:
+            if not isinstance(value, list):
+                return False
+            for sub in items:
+                for v in value:
+                    if sub(v):
+                        break
+                else:
+                    return False
+            return True
+        return list_matches
+    if isinstance(pattern, bool):
+        return lambda value: type(value) is bool and value == pattern
+    return lambda value: not isinstance(value, bool) and value == pattern
 
 
 def describe(v: Any) -> str:

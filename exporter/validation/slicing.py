@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Sequence
 
-from exporter.validation.fixed_pattern import equals_fixed, matches_pattern
+from exporter.validation.fixed_pattern import equals_fixed, matches_pattern, pattern_matcher
 from exporter.validation.model import Discriminator, Node
 
 _EXT = re.compile(r"extension\(['\"](.+)['\"]\)\Z")
@@ -177,13 +177,12 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
         patterns = [d.pattern for d in defs if d.has_pattern and not d.has_fixed]
         if (fixed or patterns) and not any(d.binding_strength == "required" and not d.has_fixed and not d.has_pattern
                                            for d in defs):
+            tests = tuple([lambda v, f=f: equals_fixed(v, f) for f in fixed] + [pattern_matcher(p) for p in patterns])
+
             def match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
                 for v in _simple_values(item, parts) if parts else [item]:
-                    for f in fixed:
-                        if equals_fixed(v, f):
-                            return True
-                    for p in patterns:
-                        if matches_pattern(v, p):
+                    for test in tests:
+                        if test(v):
                             return True
                 return False
             return match

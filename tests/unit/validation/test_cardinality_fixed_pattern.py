@@ -40,3 +40,16 @@ def test_fixed_and_pattern_semantics():
                            {"coding": [{"system": "s", "code": "c"}]})
     assert not matches_pattern({"coding": [{"system": "s", "code": "other"}]}, {"coding": [{"system": "s", "code": "c"}]})
     assert not matches_pattern({}, {"coding": [{"code": "c"}]})
+
+
+def test_compiled_pattern_matcher_agrees_with_matches_pattern():
+    import itertools
+
+    from exporter.validation.fixed_pattern import matches_pattern, pattern_matcher
+    patterns = [{"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, {"system": "s"}, [1, {"a": True}],
+                True, 1, "x", None, {"a": [{"b": False}]}, [], {}]
+    values = patterns + [{"coding": [{"system": "http://loinc.org", "code": "8480-6", "display": "d"}, {"code": "x"}]},
+                         {"coding": [{"system": "http://loinc.org"}]}, {"system": "s", "code": 1}, [{"a": True}, 1, 2],
+                         1.0, False, 0, "y", [None], {"a": [{"b": False}, {"b": 0}]}, {"a": [{"b": 0}]}]
+    for pattern, value in itertools.product(patterns, values):
+        assert pattern_matcher(pattern)(value) is matches_pattern(value, pattern), (pattern, value)
