@@ -21,17 +21,32 @@ width xml:lang xmlns""".split())
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
-@lru_cache(maxsize=4096)
 def check_xhtml(text: str) -> str | None:
     """None when the narrative is acceptable, else the reason."""
     if not isinstance(text, str):
         return "narrative div must be a string"
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        return "narrative must not contain DOCTYPE or entity declarations"
+    return _analyse(text)[0]
+
+
+def has_text(text: str) -> bool:
+    return _analyse(text)[1] if isinstance(text, str) else False
+
+
+@lru_cache(maxsize=4096)
+def _analyse(text: str) -> tuple[str | None, bool]:
+    """(problem or None, has content) from one parse: txt-1 and txt-2 ask about the same div."""
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:  # never parsed (entity expansion): txt-1 reports it alone
+        return "narrative must not contain DOCTYPE or entity declarations", True
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        return f"narrative is not well-formed XHTML: {exc}"
+        return f"narrative is not well-formed XHTML: {exc}", False
+    content = any(t.strip() for t in root.itertext()) or any(el.tag.endswith("}img") for el in root.iter()
+                                                             if isinstance(el.tag, str))
+    return _problem(root), content
+
+
+def _problem(root: ET.Element) -> str | None:
     if root.tag != f"{{{XHTML_NS}}}div":
         return "narrative root must be <div xmlns=\"http://www.w3.org/1999/xhtml\">"
     for el in root.iter():
@@ -51,10 +66,3 @@ def check_xhtml(text: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
-def has_text(text: str) -> bool:
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
-        return False
-    return any(t.strip() for t in root.itertext()) or any(el.tag.endswith("}img") for el in root.iter())
