@@ -195,15 +195,15 @@ class Validator:
             return
         if time.monotonic() > ctx.deadline:
             raise _Abort(f"time limit of {self.time_limit_s} s exceeded")
-        if not self._is_resource_type(rt):
+        if not (self._resource_types.get(rt) or self._is_resource_type(rt)):
             ctx.add("error", M.UNKNOWN_RESOURCE_TYPE, f"unknown resourceType '{rt}'", path)
             return
-        if path in ("Resource", rt):
+        if path == "Resource" or path == rt:
             path = rt
         meta = res.get("meta")
-        claims = meta.get("profile") if isinstance(meta, dict) and claims_too else None
+        claims = meta.get("profile") if claims_too and isinstance(meta, dict) else None
         claims = tuple(claims) if isinstance(claims, list) else ()
-        key = (rt, claims, tuple(extra_profiles))
+        key = (rt, claims, extra_profiles if type(extra_profiles) is tuple else tuple(extra_profiles))
         try:
             found = self._roots_for.get(key)
         except TypeError:  # a claim that is not a string (an object): not hashable, not cached
