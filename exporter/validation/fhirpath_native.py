@@ -422,9 +422,15 @@ class _Compiler:
                     test = self.boolean(inner_params[0])
                     return lambda f, e: any(test([it], e) is True for it in src(f, e))
             src = self._source(base_node)
+            key = self._plain_key(src)
+            if key is not None:
+                return lambda f, e: _has_key(f, key) if len(f) == 1 else bool(src(f, e))
             return lambda f, e: bool(src(f, e))
         if name == "empty" and not params:
             src = self._source(base_node)
+            key = self._plain_key(src)
+            if key is not None:
+                return lambda f, e: not _has_key(f, key) if len(f) == 1 else not src(f, e)
             return lambda f, e: not src(f, e)
         if name == "not" and not params:
             inner_b = self.boolean(base_node)  # type: ignore[arg-type]
@@ -441,17 +447,37 @@ class _Compiler:
                 return None
             search = re.compile(text, re.DOTALL).search
             src = self._source(base_node)
+            key = self._plain_key(src)
 
             def matches(f: Coll, e: dict[str, Any]) -> bool | None:
+                if key is not None and len(f) == 1 and type(f[0][0]) is dict:
+                    s = f[0][0].get(key)  # `fullUrl.matches(…)`: the key's string, no collection built
+                    if type(s) is str:
+                        return search(s) is not None
+                    if s is None:
+                        return None
                 items = src(f, e)
                 if not items:
                     return None
                 if len(items) > 1:
                     raise _Unsupported("string function on a collection")
                 s = items[0][0]
-                return search(s) is not None if isinstance(s, str) else None
+                if not isinstance(s, str):
+                    raise _Unsupported("matches() on a value that is not a string")  # fhirpathpy reports it
+                return search(s) is not None
             return matches
         return None
+
+    def _plain_key(self, src: Fn) -> str | None:
+        """The JSON key when `src` is one navigation step that can only mean that key (not a
+        resource type, not a choice element) — tests on it can read the key directly."""
+        steps = getattr(src, "steps", None)
+        if steps is None or len(steps[1]) != 1:
+            return None
+        name = steps[1][0]
+        if (steps[0] and name[:1].isupper()) or self.choices is None or name in self.choices:
+            return None
+        return name
 
     def _literal_equality(self, node: dict[str, Any]) -> BFn | None:
         """`path = 'text'` / `path != 'text'`: the common comparison, without the literal's
@@ -591,6 +617,17 @@ class _Compiler:
 
 
 BFn = Callable[[Coll, dict[str, Any]], "bool | None"]
+
+
+def _has_key(focus: Coll, key: str) -> bool:
+    """exists() of one plain navigation step on a single focus item."""
+    v = focus[0][0]
+    if type(v) is not dict:
+        return False
+    x = v.get(key)
+    if x is None:
+        return False
+    return any(y is not None for y in x) if type(x) is list else True
 
 
 def _and(left: BFn, right: BFn) -> BFn:

@@ -43,6 +43,8 @@ EXPRESSIONS += [  # boolean mode: three-valued logic with empty operands, fused 
     "component.value = 3", "status = 'final' and (issued.empty() or issued = 'x')", "status.matches('x').not()",
     "(status = 'final' or issued = 'x') and code.coding.code.exists()", "status.empty() or status.matches('^f')",
 ]
+EXPRESSIONS += ["note.exists()", "note.empty()", "code.exists()", "zz.exists()", "zz.empty()", "zz.matches('x')",
+                "status.matches('^final$')", "code.matches('x')"]
 SPARSE = {"resourceType": "Observation", "status": "final", "note": [{"text": "a"}], "code": {"text": "x"}}
 
 
