@@ -630,28 +630,25 @@ def _has_key(focus: Coll, key: str) -> bool:
     return any(y is not None for y in x) if type(x) is list else True
 
 
-def _and(left: BFn, right: BFn) -> BFn:
-    def both(f: Coll, e: dict[str, Any]) -> bool | None:
-        a = left(f, e)
-        if a is False:
-            return False
-        b = right(f, e)
-        if b is False:
-            return False
-        return True if a is True and b is True else None
-    return both
+def _short_circuit(decisive: bool) -> Callable[[BFn, BFn], BFn]:
+    """Three-valued `and` (decisive False) / `or` (decisive True): one decisive operand decides,
+    two of the other value give the other value, anything with an empty operand is empty."""
+    other = not decisive
+
+    def combine(left: BFn, right: BFn) -> BFn:
+        def fn(f: Coll, e: dict[str, Any]) -> bool | None:
+            a = left(f, e)
+            if a is decisive:
+                return decisive
+            b = right(f, e)
+            if b is decisive:
+                return decisive
+            return other if a is other and b is other else None
+        return fn
+    return combine
 
 
-def _or(left: BFn, right: BFn) -> BFn:
-    def either(f: Coll, e: dict[str, Any]) -> bool | None:
-        a = left(f, e)
-        if a is True:
-            return True
-        b = right(f, e)
-        if b is True:
-            return True
-        return False if a is False and b is False else None
-    return either
+_and, _or = _short_circuit(False), _short_circuit(True)
 
 
 def _xor(left: BFn, right: BFn) -> BFn:
