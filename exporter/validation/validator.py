@@ -144,9 +144,12 @@ class Validator:
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
         self._covering: dict[tuple[int, int], bool] = {}
-        self._root_invariants: dict[tuple[int, str], Any] = {}
         self._clean_values: dict[tuple[int, int], Any] = {}  # (member, host rule) -> fastpath value check
-        self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]] = {}
+        # (base, slice, value type, base member) -> (slice member, validate against the base too?);
+        # nodes and members live as long as the compiler, so their ids stay theirs
+        self._slice_plans: dict[tuple[int, int, Any, int], tuple[Member | None, bool]] = {}
+        self._roots_for: dict[tuple[Any, ...], tuple[list[Node], list[tuple[str, str, int | None]],
+                                                      list[tuple[Node, ObjectRule, Any]]]] = {}
         self._targets: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}
         self._candidates: dict[tuple[tuple[str, ...], Any], tuple[list[str], bool]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
@@ -223,13 +226,14 @@ class Validator:
         if rt == "Bundle":
             ctx.bundle = BundleIndex.build(res)
         try:
-            for root, rule in zip(roots, rules):
+            for root, rule, invariants_hold in rules:
                 done = (id(res), id(root))
                 if done in ctx.walked:
                     continue
                 ctx.walked.add(done)
-                self._walk(res, rule, path, ctx, 1)
-                if root.constraints and not self._invariants_hold(root, res, ctx, rt):
+                if not (self.clean_path and self._clean_walk(res, rule, path, ctx, 1)):
+                    self._full_walk(res, rule, path, ctx, 1)
+                if invariants_hold is not None and not invariants_hold(res, ctx):
                     self._constraints(root.constraints, res, path, ctx, rt)
             if rt == "QuestionnaireResponse":
                 questionnaire.check(res, self.store, ctx.member_of, path, ctx.add)
@@ -239,20 +243,11 @@ class Validator:
         finally:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
 
-    def _invariants_hold(self, root: Node, res: dict[str, Any], ctx: _Ctx, rt: str) -> bool:
-        """The resource-level invariants as one generated function (fastpath.constraints_fn);
-        False: let _constraints report."""
-        key = (id(root), rt)
-        fn = self._root_invariants.get(key)
-        if fn is None:
-            fn = self._root_invariants[key] = fastpath.constraints_fn(root.constraints, rt, True)
-        return fn(res, ctx)
-
     def _resolve_roots(self, rt: str, claims: tuple[Any, ...], extra_profiles: Sequence[str]
-                       ) -> tuple[list[Node], list[tuple[str, str, int | None]], list[ObjectRule]]:
+                       ) -> tuple[list[Node], list[tuple[str, str, int | None]], list[tuple[Node, ObjectRule, Any]]]:
         """The profile roots a resource is walked against (its claims, then profiles named by the
         caller or by its element's type; core when there are none), the problems with them, as
-        (message id, message, index of the meta.profile claim or None), and the roots' object rules."""
+        (message id, message, index of the meta.profile claim or None), and per root what the walk needs."""
         roots: list[Node] = []
         problems: list[tuple[str, str, int | None]] = []
         named: list[tuple[str, int | None]] = [(c, i) for i, c in enumerate(claims) if isinstance(c, str)]
@@ -271,7 +266,11 @@ class Validator:
             core_root = self.compiler.type_root(rt)
             assert core_root is not None
             roots.append(core_root)
-        return roots, problems, [self.compiler.object_rule(root, rt) for root in roots]
+        # per root: its object rule and its invariants as one generated function (False: let
+        # _constraints report)
+        return roots, problems, [(root, self.compiler.object_rule(root, rt),
+                                  fastpath.constraints_fn(root.constraints, rt, True) if root.constraints else None)
+                                 for root in roots]
 
     def _is_resource_type(self, rt: str) -> bool:
         hit = self._resource_types.get(rt)
@@ -644,14 +643,20 @@ class Validator:
         values = [(v, t) for v, t, _, _ in items]
         where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
         assigned = slicing.check(values, base, ctx, where, ctx.add)
+        plans = self._slice_plans
         for (value, vtype, ipath, m), sl in zip(items, assigned):
-            sm = None
-            if sl is not None:
-                t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
-                if t is not None:
-                    sm = self._slice_member(base, sl, t)
-            if m is not None and (sm is None or not self._covers(sm, m)):
-                self._item(value, m, ipath, ctx, depth, host)
+            key = (id(base), id(sl), vtype, id(m))
+            plan = plans.get(key)
+            if plan is None:  # (slice member or None, validate against the base member too?)
+                sm = None
+                if sl is not None:
+                    t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
+                    if t is not None:
+                        sm = self._slice_member(base, sl, t)
+                plan = plans[key] = (sm, m is not None and (sm is None or not self._covers(sm, m)))
+            sm, with_base = plan
+            if with_base:
+                self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]
             if sm is not None:
                 self._item(value, sm, ipath, ctx, depth, host)
         if memo_key is not None and len(ctx.issues) == before:
