@@ -45,6 +45,34 @@ class Dirty(BaseException):
 
 
 _SCALARS = (str, int, float, bool)
+_REFERENCE_KEY = b'"reference"'
+
+
+class Memo:
+    """The clean path's content memo: one table per element (key: the value's canonical JSON, or the
+    scalar itself), bounded as a whole — when `limit` entries are stored, every table is emptied.
+    A value is stored only after it validated clean, and only when its validation depends on nothing
+    but its content (no "reference" in it), so a hit needs no further test."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self.tables: list[dict[Any, Any]] = []
+
+    def table(self) -> dict[Any, Any]:
+        t: dict[Any, Any] = {}
+        self.tables.append(t)
+        return t
+
+    def stored(self) -> None:
+        self.size += 1
+        if self.size >= self.limit:
+            self.clear()
+
+    def clear(self) -> None:
+        for t in self.tables:
+            t.clear()
+        self.size = 0
 
 
 def _no_problem(v: Any) -> None:
@@ -132,25 +160,23 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
     keys = tuple((k, m) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext)
     memo_ok = val._slices_memoisable(cnode) and all(m.check is not None or val.compiler.context_free(m)
                                                     for _, m in keys)
-    clean, memo_size, slices = val._clean, val.memo_size, val._slices
-    token = object()  # this (element, host rule) pair in the memo
+    memo, slices = val.memo, val._slices
+    seen = memo.table()  # this (element, host rule) pair's memo
 
     def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
-        memo_key = None
+        raw = None
         if memo_ok:
             try:
                 raw = orjson.dumps([obj.get(k) for k, _ in keys])
             except (TypeError, orjson.JSONEncodeError):
-                raw = b'"reference"'
-            if b'"reference"' not in raw:
-                memo_key = (token, raw)
-                if memo_key in clean:
+                raw = None
+            else:
+                if raw in seen:
                     return
         slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule, memo=False)
-        if memo_key is not None:  # reached only when nothing was reported (probing raises)
-            if len(clean) >= memo_size:
-                clean.clear()
-            clean[memo_key] = None
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # reached only when nothing was reported
+            seen[raw] = None
+            memo.stored()
     return run
 
 
@@ -247,7 +273,8 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
     memoised per (member, type, value) when it depends on nothing but the value: codes and systems
     recur throughout an export."""
     memo_ok = val.compiler.context_free(m)
-    clean, memo_size, more = val._clean, val.memo_size, val._primitive_more
+    memo, more = val.memo, val._primitive_more
+    seen = memo.table()  # value -> its type (1 and True are equal keys; the type tells them apart)
     node = m.node
     if not (node.has_fixed or node.has_pattern or node.binding_strength or node.constraints):
         # only the example-URL rule applies (a uri such as Bundle.entry.fullUrl): two substring tests
@@ -258,14 +285,14 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
         return url_only
 
     def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
-        memo_key = (m, type(v), v) if memo_ok and type(v) in _SCALARS else None
-        if memo_key is not None and memo_key in clean:
+        kind = type(v)
+        memo_on = memo_ok and kind in _SCALARS
+        if memo_on and seen.get(v) is kind:
             return
         more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
-        if memo_key is not None:  # reached only when nothing was reported (probing raises)
-            if len(clean) >= memo_size:
-                clean.clear()
-            clean[memo_key] = None
+        if memo_on:  # reached only when nothing was reported (probing raises)
+            seen[v] = kind
+            memo.stored()
     return run
 
 
@@ -341,25 +368,24 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     is_coding = t.code == "Coding"
     constraints = compiler.constraints_for(m)
     invariants_hold = constraints_fn(constraints, t.code, True) if constraints else None
-    clean = val._clean
+    memo = val.memo
+    seen = memo.table()
     expander = val.expander
-    memo_size = val.memo_size
 
     memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
         nonlocal memo_on, tries, hits
-        memo_key = None
-        if memo_on:  # the same content-keyed memo as Validator._value
+        raw = None
+        if memo_on:
             try:
                 raw = orjson.dumps(v)
-            except (TypeError, orjson.JSONEncodeError):
-                raw = b'"reference"'
-            if b'"reference"' not in raw:
-                memo_key = (id(m), raw)
+            except (TypeError, orjson.JSONEncodeError):  # deeper than orjson serialises: just walk it
+                raw = None
+            else:
                 tries += 1
-                if memo_key in clean:
+                if raw in seen:
                     hits += 1
                     return True
                 if tries == 200 and hits < 20:
@@ -382,9 +408,8 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
             codes.check_coding(v, expander, path, ctx.add)
         if invariants_hold is not None and not invariants_hold(v, ctx):
             return False
-        if memo_key is not None:
-            if len(clean) >= memo_size:
-                clean.clear()
-            clean[memo_key] = None
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # a reference's verdict depends on the Bundle
+            seen[raw] = None
+            memo.stored()
         return True
     return value

@@ -140,6 +140,7 @@ class Validator:
         # memo of (member, canonical JSON) of context-free values that validated without any issue
         self._clean: dict[tuple[int, bytes], None] = {}
         self.memo_size = memo_size
+        self.memo = fastpath.Memo(memo_size)  # the clean path's memo, one table per element
         self.clean_path = clean_path  # try fastpath first (False: the walk only — for equivalence tests)
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
@@ -155,8 +156,9 @@ class Validator:
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     def forget(self) -> None:
-        """Drop the content memo of clean values (benchmarks start each run from an empty one)."""
+        """Drop the content memos of clean values (benchmarks start each run from empty ones)."""
         self._clean.clear()
+        self.memo.clear()
 
     @classmethod
     def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
