@@ -306,6 +306,7 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
     full, candidates_of = val._reference, val._target_candidates
 
     token = object()  # these target profiles, in the per-validation set of references found clean
+    by_type: dict[str, tuple[list[str], bool, frozenset[str]]] = {}  # target type -> candidates (fixed per validator)
 
     def check(v: dict[str, Any], path: str, ctx: Any) -> None:
         ref = v.get("reference")
@@ -330,7 +331,12 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
             if not any_type and rt not in types:
                 full(v, target_profiles, path, ctx)
                 return
-            candidates, core_ok, bare = candidates_of(target_profiles, profiles, rt)
+            found = by_type.get(rt) if type(rt) is str else None
+            if found is None:
+                found = candidates_of(target_profiles, profiles, rt)
+                if type(rt) is str:
+                    by_type[rt] = found
+            candidates, core_ok, bare = found
             if candidates and not core_ok and not claims_any(target, bare):
                 full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
         clean.add(key)

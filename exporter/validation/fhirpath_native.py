@@ -449,6 +449,14 @@ class _Compiler:
             src = self._source(base_node)
             key = self._plain_key(src)
 
+            if base_node is None:  # `all(matches('…'))`: the focus item itself
+                def matches_focus(f: Coll, e: dict[str, Any]) -> bool | None:
+                    if len(f) == 1 and type(f[0][0]) is str:
+                        return search(f[0][0]) is not None
+                    return matches(f, e)
+            else:
+                matches_focus = None
+
             def matches(f: Coll, e: dict[str, Any]) -> bool | None:
                 if key is not None and len(f) == 1 and type(f[0][0]) is dict:
                     s = f[0][0].get(key)  # `fullUrl.matches(…)`: the key's string, no collection built
@@ -465,7 +473,7 @@ class _Compiler:
                 if not isinstance(s, str):
                     raise _Unsupported("matches() on a value that is not a string")  # fhirpathpy reports it
                 return search(s) is not None
-            return matches
+            return matches_focus or matches
         return None
 
     def _plain_key(self, src: Fn) -> str | None:
