@@ -172,15 +172,15 @@ def _remembering(fn: Fn) -> Fn:
     """A navigation used twice in one expression (`resource.meta.profile.exists() and
     resource.meta.profile.all(…)`) is evaluated once per focus: the focus collection is created
     anew for every evaluation and never changed, so its identity tells a repeat."""
-    last_focus: Coll | None = None
-    last_result: Coll = []
+    last: tuple[Coll | None, Coll] = (None, [])  # one reference, replaced whole: safe between threads
 
     def remembered(focus: Coll, env: dict[str, Any]) -> Coll:
-        nonlocal last_focus, last_result
-        if focus is last_focus:
-            return last_result
+        nonlocal last
+        seen = last
+        if seen[0] is focus:
+            return seen[1]
         result = fn(focus, env)
-        last_focus, last_result = focus, result
+        last = (focus, result)
         return result
     remembered.steps = fn.steps  # type: ignore[attr-defined]
     return remembered
