@@ -154,88 +154,69 @@ class Engine:
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
         """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data."""
-        # every reference, checked after all resources exist; a document has thousands (each resource
-        # refers to the patient), so the target's urn is computed once per (mapping, key) and reused
-        requested: list[tuple[str, str, SourceLocation | None, Any]] = []
-        urns: dict[tuple[str, str], str] = {}
-
-        def resolve(mapping_id: str, key: Any, loc: SourceLocation | None, data_path: Any) -> str | None:
-            target = (mapping_id, str(key))
-            requested.append((target[0], target[1], loc, data_path))
-            found = urns.get(target)
-            if found is None:
-                found = urns[target] = urn(self.resource_id(self.mapping_types[mapping_id][0], *target))
-            return found
-
-        run = RunContext(doc, export_time, resolve)
+        refs = _References(self)
+        run = RunContext(doc, export_time, refs.resolve)
         built = Built()
         produced: set[tuple[str, str]] = set()
         root = Scope(doc, "$", None, run)
-        # several mappings read the same list (each kind of measurement is one mapping over
-        # `measurements`, filtered by `kind = '…'`): it is selected, and grouped by `kind`, once
-        selections: dict[str, list[tuple[Any, Any]]] = {}
-        groupings: dict[tuple[str, str], dict[str, list[tuple[Any, Any]]] | None] = {}
+        records = _Records(root)
         for c in self.compiled:
-            if c.select is None:
-                records: list[tuple[Any, Any]] = [(doc, "$")]
-            else:
-                path = str(c.m.for_each)  # a valid one is a str; any other selects nothing
-                records = selections.get(path)
-                if records is None:
-                    records = selections[path] = c.select(root)
-            test, when = c.prefilter, c.when
-            if test is not None and c.select is not None:
-                group_key = (path, test.name)
-                if group_key not in groupings:
-                    groupings[group_key] = test.group(records)
-                groups = groupings[group_key]
-                if groups is not None:  # `when` is decided for every record: these are the ones it holds for
-                    records, test, when = groups.get(test.literal, []), None, None
-            seen: set[str] = set()
-            narrative = c.narrative.renderer() if c.narrative is not None else None
-            section = built.sections.setdefault(c.m.section, []) if c.m.section else None
-            for item, data_path in records:
-                verdict = test(item) if test is not None else None
-                if verdict is False:
-                    continue  # decided on the bare record, before making its scope (`when` would say the same)
-                scope = Scope(item, data_path, root, run) if c.select is not None else root
-                if verdict is None and when is not None and not when(scope):
-                    continue
-                sid = c.source_id(scope)
-                if sid is MISSING or isinstance(sid, (dict, list)):
-                    run.report("MAP_SOURCE_ID", "record has no usable source id", position(c.m.positions, ("source_id",))
-                               or position(c.m.positions, ()), data_path)
-                    continue
-                sid = str(sid)
-                if sid in seen:
-                    run.report("MAP_DUPLICATE_SOURCE_ID", f"source id '{sid}' occurs twice for mapping '{c.m.id}'",
-                               position(c.m.positions, ()), data_path)
-                    continue
-                seen.add(sid)
-                rid = self.resource_id(c.resource_type, c.m.id, sid)
-                body = c.body(scope)
-                resource = {"resourceType": c.resource_type, "id": rid, "meta": {"profile": [c.claim]}}
-                if body is not MISSING:
-                    resource.update(body)
-                full = urn(rid)
-                built.resources.append((full, resource))
-                produced.add((c.m.id, sid))
-                if section is not None:
-                    line = ""
-                    if narrative is not None:
-                        try:
-                            line = narrative({"item": item, "doc": doc, "export_time": export_time})
-                        except TemplateProblem as exc:
-                            run.report("MAP_TEMPLATE_RENDER", str(exc), position(c.m.positions, ("narrative",)), data_path)
-                    section.append((full, line))
-        dangling = any(target not in produced for target in urns)  # urns: every target requested
-        for mapping_id, key, loc, data_path in requested if dangling else ():
-            if (mapping_id, key) not in produced:
-                run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
-                           "was produced", loc, data_path, IssueCode.NOT_FOUND)
+            self._produce(c, *records.of(c), root, built, produced)
+        for mapping_id, key, loc, data_path in refs.dangling(produced):
+            run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
+                       "was produced", loc, data_path, IssueCode.NOT_FOUND)
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
             return None, self.issues + run.issues
         return self._assemble(doc, export_time, built, run), run.issues
+
+    def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
+                 built: Built, produced: set[tuple[str, str]]) -> None:
+        """The resources (and section lines) of mapping `c` for `records`, of which `test` and `when`
+        (either may be None) select those to map. The loop runs thousands of times: what it reads of
+        `c` is read once, before it."""
+        run, doc = root.run, root.item
+        export_time = run.export_time
+        m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
+        mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
+        resources = built.resources
+        narrative = c.narrative.renderer(("item", "doc", "export_time")) if c.narrative is not None else None
+        section = built.sections.setdefault(m.section, []) if m.section else None
+        seen: set[str] = set()
+        selective = test is not None or when is not None
+        for item, data_path in records:
+            verdict = test(item) if selective and test is not None else None
+            if verdict is False:
+                continue  # decided on the bare record, before making its scope (`when` would say the same)
+            scope = Scope(item, data_path, root, run) if per_record else root
+            if selective and verdict is None and when is not None and not when(scope):
+                continue
+            sid = source_id(scope)
+            if sid is MISSING or isinstance(sid, (dict, list)):
+                run.report("MAP_SOURCE_ID", "record has no usable source id", position(m.positions, ("source_id",))
+                           or position(m.positions, ()), data_path)
+                continue
+            sid = str(sid)
+            if sid in seen:
+                run.report("MAP_DUPLICATE_SOURCE_ID", f"source id '{sid}' occurs twice for mapping '{mapping_id}'",
+                           position(m.positions, ()), data_path)
+                continue
+            seen.add(sid)
+            rid = make_id(resource_type, mapping_id, sid)
+            body = body_fn(scope)
+            resource = {"resourceType": resource_type, "id": rid, "meta": {"profile": [claim]}}
+            if body is not MISSING:
+                resource.update(body)
+            full = f"urn:uuid:{rid}"  # = urn(rid)
+            resources.append((full, resource))
+            produced.add((mapping_id, sid))
+            if section is not None:
+                line = ""
+                if narrative is not None:
+                    try:
+                        line = narrative(item, doc, export_time)
+                    except TemplateProblem as exc:
+                        run.report("MAP_TEMPLATE_RENDER", str(exc), position(m.positions, ("narrative",)), data_path)
+                section.append((full, line))
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
         digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + export_time.encode()).hexdigest()
@@ -288,7 +269,7 @@ class Engine:
                 continue  # a section without entries is left out (its entries are 1..* when present)
             lines = [line for _, line in members if line]
             if members:
-                body = "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>" if lines else \
+                body = "<ul><li>" + "</li><li>".join(lines) + "</li></ul>" if lines else \
                     f"<p>{len(members)} entries</p>"
             elif children:
                 body = "<p>See the sub-sections.</p>"
@@ -303,6 +284,62 @@ class Engine:
                 section["section"] = children
             out.append(section)
         return out
+
+
+class _References:
+    """The `ref` targets of one export. A document has thousands of references (every resource refers
+    to the patient): each target's urn is computed once. Every reference is kept, with its place, to
+    be checked once all resources exist."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.requested: list[tuple[tuple[str, str], SourceLocation | None, Any]] = []
+        self.urns: dict[tuple[str, str], str] = {}
+
+    def resolve(self, mapping_id: str, key: Any, loc: SourceLocation | None, data_path: Any) -> str:
+        target = (mapping_id, key if type(key) is str else str(key))
+        self.requested.append((target, loc, data_path))
+        found = self.urns.get(target)
+        if found is None:
+            rtype = self.engine.mapping_types[mapping_id][0]
+            found = self.urns[target] = urn(self.engine.resource_id(rtype, *target))
+        return found
+
+    def dangling(self, produced: set[tuple[str, str]]) -> list[tuple[str, str, SourceLocation | None, Any]]:
+        """(mapping id, key, location, data path) of every reference to a resource not produced, in order."""
+        if all(target in produced for target in self.urns):  # urns: every target requested
+            return []
+        return [(*target, loc, data_path) for target, loc, data_path in self.requested if target not in produced]
+
+
+class _Records:
+    """The records each mapping maps. Several mappings read the same list (each kind of measurement
+    is one mapping over `measurements`, filtered by `kind = '…'`): it is selected, and grouped by the
+    filtered field, once."""
+
+    def __init__(self, root: Scope):
+        self.root = root
+        self.selections: dict[str, list[tuple[Any, Any]]] = {}
+        self.groupings: dict[tuple[str, str], dict[str, list[tuple[Any, Any]]] | None] = {}
+
+    def of(self, c: _Compiled) -> tuple[list[tuple[Any, Any]], Any, Any]:
+        """(records, test, when): `test` and `when` still to apply to each record (None: decided)."""
+        if c.select is None:
+            return [(self.root.item, "$")], c.prefilter, c.when
+        path = str(c.m.for_each)  # a valid one is a str; any other selects nothing
+        records = self.selections.get(path)
+        if records is None:
+            records = self.selections[path] = c.select(self.root)
+        test = c.prefilter
+        if test is None:
+            return records, None, c.when
+        group_key = (path, test.name)
+        if group_key not in self.groupings:
+            self.groupings[group_key] = test.group(records)
+        groups = self.groupings[group_key]
+        if groups is None:
+            return records, test, c.when
+        return groups.get(test.literal, []), None, None  # exactly the records `when` holds for
 
 
 def _claim(sd: dict[str, Any]) -> str:

@@ -6,9 +6,11 @@ exported verbatim. The environment is the immutable sandbox with StrictUndefined
 variable is an error, not an empty string); output length is bounded. `xhtml=True` templates
 autoescape, for narratives.
 
-Most mapping templates are text with a few `{{ item.a.b }}` substitutions; they are rendered
-without jinja2 by two fast paths with jinja2's output (see `_quick` and `_simple`); jinja2 renders
-everything else.
+Speed: an export renders some 10,000 templates (two narratives per resource), most of them text
+with a few `{{ item.a.b }}` substitutions. Those are rendered without jinja2 by the quick path
+(`_quick`: generated straight-line code, for the values whose rendering it knows exactly), which
+leaves anything else to the strict simple renderer (`_simple`, for the templates it took before
+the quick path existed) or to jinja2 — so every template renders, and fails, exactly as before.
 """
 
 from __future__ import annotations
@@ -139,7 +141,12 @@ def _parse_quick(source: str) -> list[Any] | None:
     return stack[0]
 
 
-def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
+def _names(tree: list[Any]) -> set[str]:
+    return {n for node in tree if not isinstance(node, str)
+            for n in ({node[1]} | (_names(node[4]) if node[0] == "if" else set()))}
+
+
+def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] | None = None) -> Any:
     """The renderer of the common case, or None when `source` has other syntax.
 
     It renders by itself only when every value it reads is of a type whose rendering it knows exactly
@@ -149,13 +156,21 @@ def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
     question of speed only, never of output. It is straight-line code (see codegen): the variables'
     look-ups, per substitution the key look-ups, the type test and the conversion, then one f-string
     of the pieces (the template's text bound to names); it checks the output length like `render`.
+
+    It takes the variables as a mapping, or with `names` as positional arguments, those variables
+    in that order (see `Template.renderer`).
     """
     tree = _parse_quick(source)
     if tree is None:
         return None
     code = Code(_NO=_NO, _NON_STR_SCALARS=_NON_STR_SCALARS, escape=escape_text, fallback=fallback,
                 too_long=_too_long, MAX_OUTPUT=MAX_OUTPUT)
-    undecided = "return fallback(variables)"
+    if names is None:
+        params, variables = "variables", "variables"
+    else:  # parameters a0, a1, …: the variables `names`
+        params = ", ".join(f"a{i}" for i in range(len(names)))
+        variables = "{" + ", ".join(f"{code.bind(n)}: a{i}" for i, n in enumerate(names)) + "}"
+    undecided = f"return fallback({variables})"
     roots: dict[str, str] = {}
     dict_roots: set[str] = set()  # variables read with a key: one dict test each, at the start
     body: list[str] = []
@@ -174,19 +189,10 @@ def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
             body.extend([f"{indent}if type(v) is not dict: {undecided}", f"{indent}v = v.get({code.bind(a)}, _NO)"])
         return "v"
 
-    def text(out: str, expr: str, indent: str) -> None:
-        """`out` = the str `expr`, escaped in xhtml templates (the template's own text is not, as in
-        jinja2); most values have nothing to escape, which five `in` tests tell faster than a call."""
-        if not xhtml:
-            body.append(f"{indent}{out} = {expr}")
-            return
-        if expr != "v":
-            body.append(f"{indent}v = {expr}")
-        body.append(f"""{indent}{out} = escape(v) if "&" in v or "<" in v or ">" in v or "'" in v or '"' in v else v""")
-
     def emit(nodes: list[Any], indent: str) -> str:
         """Lines computing the output pieces of `nodes`; returns the f-string joining them."""
         pieces: list[str] = []
+        values: list[str] = []  # the substituted values among the pieces
         for node in nodes:
             if isinstance(node, str):
                 if node:
@@ -208,22 +214,34 @@ def _quick(source: str, xhtml: bool, fallback: Renderer) -> Renderer | None:
                 continue
             _, name, attrs, cut, add, flt = node
             v = read(name, attrs, indent)
+            if add is None:
+                values.append(out)
             if add is not None:  # an int's digits: nothing to escape
                 body.extend([f"{indent}if type({v}) is not int: {undecided}", f"{indent}{out} = str({v} + {code.bind(add)})"])
             elif cut is not None or flt is not None:
-                body.append(f"{indent}if type({v}) is not str: {undecided}")
-                text(out, f"{v}[:{code.bind(cut)}]" if cut is not None else f"{v}.{flt}()", indent)
-            else:  # jinja2 prints str(v); numbers, booleans and None have nothing to escape
-                body.append(f"{indent}if type({v}) is str:")
-                text(out, v, indent + "    ")
-                body.extend([f"{indent}elif type({v}) in _NON_STR_SCALARS: {out} = str({v})", f"{indent}else: {undecided}"])
+                body.extend([f"{indent}if type({v}) is not str: {undecided}",
+                             f"{indent}{out} = {v}[:{code.bind(cut)}]" if cut is not None else f"{indent}{out} = {v}.{flt}()"])
+            else:  # jinja2 prints str(v) (numbers, booleans and None have nothing to escape, which is harmless)
+                body.extend([f"{indent}if type({v}) is str: {out} = {v}",
+                             f"{indent}elif type({v}) in _NON_STR_SCALARS: {out} = str({v})", f"{indent}else: {undecided}"])
+        if xhtml and values:
+            # the values are escaped (the template's own text is not, as in jinja2); most have nothing
+            # to escape, which five `in` tests on all of them at once tell faster than a call for each
+            joined = values[0] if len(values) == 1 else "t"
+            if len(values) > 1:
+                body.append(f"{indent}t = f\"{''.join('{%s}' % v for v in values)}\"")
+            body.append(f"""{indent}if "&" in {joined} or "<" in {joined} or ">" in {joined} or "'" in {joined} or '"' in {joined}:""")
+            body.extend(f"{indent}    {v} = escape({v})" for v in values)
         return 'f"' + "".join(pieces) + '"'
 
     result = emit(tree, "")
-    start = [f"{root} = variables.get({code.bind(name)}, _NO)" for name, root in roots.items()]
+    if names is None:
+        start = [f"{root} = variables.get({code.bind(name)}, _NO)" for name, root in roots.items()]
+    else:
+        start = [f"{root} = a{names.index(name)}" if name in names else f"{root} = _NO" for name, root in roots.items()]
     start += [f"if type({root}) is not dict: {undecided}" for root in sorted(dict_roots)]
     body = start + body + [f"out = {result}", "return out if len(out) <= MAX_OUTPUT else too_long()"]
-    return code.function("render", "variables", body, "template")
+    return code.function("render", params, body, "template")
 
 
 def _too_long() -> str:
@@ -240,10 +258,15 @@ class Template:
         # `_fast` renders without jinja2 (None: jinja2 renders): the quick path, which leaves what it
         # does not decide to the strict simple renderer if there is one — the templates the quick path
         # renders were rendered that way before — else to jinja2; or the simple renderer alone
+        self._source, self._xhtml = source, xhtml
         simple = _simple(source, xhtml)
         self._simple = simple
-        self._quick = _quick(source, xhtml, self._render_simple if simple is not None else self._jinja)
+        self._quick_fallback = self._render_simple if simple is not None else self._jinja
+        self._quick = _quick(source, xhtml, self._quick_fallback)
         self._fast = self._quick or simple
+        tree = _parse_quick(source)
+        # the variables the template reads (None: not known); the others need not be passed
+        self.variables: frozenset[str] | None = frozenset(_names(tree)) if tree is not None else None
 
     def render(self, variables: Mapping[str, Any]) -> str:
         if self._fast is None:
@@ -253,9 +276,15 @@ class Template:
             raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
         return out
 
-    def renderer(self) -> Renderer:
-        """`render`, for a hot loop: the quick path itself when there is one (it checks the length)."""
-        return self._quick if self._quick is not None and self._fast is self._quick else self.render
+    def renderer(self, names: tuple[str, ...] | None = None) -> Callable[..., str]:
+        """`render`, for a hot loop: the quick path itself when there is one (it checks the length).
+        With `names`, it takes those variables as positional arguments instead of a mapping — no dict
+        to build per call: `renderer(("item", "doc"))(item, doc)` is `render({"item": item, "doc": doc})`."""
+        if self._quick is None or self._fast is not self._quick:
+            return self.render if names is None else lambda *values: self.render(dict(zip(names, values)))
+        if names is None:
+            return self._quick
+        return _quick(self._source, self._xhtml, self._quick_fallback, names)
 
     def _render_simple(self, variables: Mapping[str, Any]) -> str:
         out = self._simple(variables)

@@ -57,16 +57,14 @@ _SIMPLE_EQ = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^'\\]*)'\s*\Z")
 _PATH = re.compile(r"(\$\.|(\^\.)+)?[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*\Z")
 
 
-class DataPath:
-    """The JSON path of a record, formatted only when an issue needs it (thousands are made per export)."""
+class DataPath(tuple):
+    """The JSON path (base, index) of a list element, formatted only when an issue needs it. Thousands
+    are made per export: as a tuple, `DataPath((base, index))` is made without a Python call."""
 
-    __slots__ = ("base", "index")
-
-    def __init__(self, base: Any, index: int | None = None):
-        self.base, self.index = base, index
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return f"{self.base}[{self.index}]" if self.index is not None else str(self.base)
+        return f"{self[0]}[{self[1]}]"
 
 
 class Scope:
@@ -153,7 +151,9 @@ def _getter(up: int, from_root: bool, steps: tuple[tuple[str, int | None], ...])
     if not from_root and up == 0 and all(index is None for _, index in steps):
         names = tuple(name for name, _ in steps)
         if not names:  # `$this`
-            return lambda scope: MISSING if scope.item is None else scope.item
+            this = lambda scope: MISSING if scope.item is None else scope.item  # noqa: E731
+            setattr(this, "inline", ("this",))  # see `_inline`
+            return this
         if len(names) == 1:  # `field`: a missing key and a null value are both MISSING
             name = names[0]
 
@@ -163,6 +163,7 @@ def _getter(up: int, from_root: bool, steps: tuple[tuple[str, int | None], ...])
                     return MISSING
                 v = v.get(name)
                 return MISSING if v is None else v
+            setattr(get_field, "inline", ("field", name))  # see `_inline`
             return get_field
 
         def get_fields(scope: Scope) -> Any:
@@ -196,6 +197,11 @@ def _getter(up: int, from_root: bool, steps: tuple[tuple[str, int | None], ...])
 _NORMALISED_DATETIME = re.compile(
     r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.(?!000)[0-9]{3})?(?:Z|[+-](?!00:00)(?:[01][0-9]|2[0-3]):[0-5][0-9])").fullmatch
+
+
+# The first test of these converters, inlined by `_compile_op`: values they return as they are.
+_AS_IS = {"dateTime": "type(v) is str and _NORMALISED_DATETIME(v) is not None",
+          "decimal": "type(v) is int or type(v) is float", "integer": "type(v) is int"}
 
 
 def converter(kind: str, tz: str) -> Callable[[Any], Any]:
@@ -292,10 +298,17 @@ def _where(at: tuple[Any, ...], cc: CompileContext) -> str:
 
 
 def _constant(value: Any, where: str = "") -> ValueFn:
-    """The closure of a value known at load. Containers are built anew on every call."""
+    """The closure of a value known at load. Containers are built anew on every call, by a function
+    generated at the first call: most constants are folded into the code of their structure or list
+    and never called on their own."""
     if isinstance(value, _CONTAINERS):
-        code = Code()
-        fn = code.function("constant", "scope", [f"return {code.fresh(value)}"], where)
+        made: list[Callable[[], Any]] = []
+
+        def fn(scope: Scope) -> Any:
+            if not made:
+                code = Code()
+                made.append(code.function("constant", "", [f"return {code.fresh(value)}"], where))
+            return made[0]()
     else:
         fn = lambda scope, _v=value: _v  # noqa: E731
     setattr(fn, "constant", value)
@@ -322,9 +335,7 @@ def _structure(fields: list[tuple[Any, ValueFn]], cond: Callable[[Scope], bool] 
             else:
                 rest.append(f"out[{code.bind(key)}] = {code.fresh(value)}")
             continue
-        rest += [f"v = {code.bind(fn)}(scope)",
-                 "if v is not MISSING and (v or type(v) not in _CONTAINERS):",
-                 f"    out[{code.bind(key)}] = v"]
+        rest += _kept_lines(fn, code, f"out[{code.bind(key)}] = v")
     body += ["out = {" + ", ".join(leading) + "}"] + rest + ["return out" if always else "return out or MISSING"]
     return code.function("structure", "scope", body, where)
 
@@ -346,13 +357,43 @@ def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:
             else:
                 rest.append(f"out.append({code.fresh(value)})")
             continue
-        rest.append(f"v = {code.bind(fn)}(scope)")
         if expand:
-            rest.append("if v is not MISSING: out.extend(v)")
+            rest += [f"v = {code.bind(fn)}(scope)", "if v is not MISSING: out.extend(v)"]
         else:
-            rest += ["if v is not MISSING and (v or type(v) not in _CONTAINERS):", "    out.append(v)"]
+            rest += _kept_lines(fn, code, "out.append(v)")
     body = ["out = [" + ", ".join(leading) + "]"] + rest + ["return out" if always else "return out or MISSING"]
     return code.function("listing", "scope", body, where)
+
+
+def _inline(fn: ValueFn, code: Code, target: str) -> tuple[list[str], str]:
+    """Lines setting `target` to what `fn(scope)` returns, and what then stands for MISSING ("MISSING",
+    or "None" after an inlined path). The most frequent small closures are inlined — one-step paths
+    (most table keys and converted values), `$this`, references to a singleton (every resource refers
+    to the patient): their lines do what their closure does; any other closure is called."""
+    kind = getattr(fn, "inline", None)
+    if kind is None:
+        return [f"{target} = {code.bind(fn)}(scope)"], "MISSING"
+    if kind[0] == "field":  # get_field
+        return [f"{target} = scope.item",
+                f"{target} = {target}.get({code.bind(kind[1])}) if isinstance({target}, dict) else None"], "None"
+    if kind[0] == "this":
+        return [f"{target} = scope.item"], "None"
+    assert kind[0] == "ref"  # reference_singleton
+    mapping = code.bind(kind[1])
+    return [f"{target} = scope.run.ref_resolver({mapping}, {mapping}, {code.bind(kind[2])}, scope.data_path)",
+            f"{target} = {{{code.bind('reference')}: {target}}} if {target} else MISSING"], "MISSING"
+
+
+def _read(fn: ValueFn, code: Code, target: str) -> list[str]:
+    """Lines setting `target` to `fn(scope)` that return MISSING from the function when it is MISSING."""
+    lines, missing = _inline(fn, code, target)
+    return lines + [f"if {target} is {missing}: return MISSING"]
+
+
+def _kept_lines(fn: ValueFn, code: Code, keep: str) -> list[str]:
+    """Lines evaluating `fn` into `v` and, unless it is empty, doing `keep` (a line using `v`)."""
+    lines, missing = _inline(fn, code, "v")
+    return lines + [f"if v is not {missing} and (v or type(v) not in _CONTAINERS):", f"    {keep}"]
 
 
 # -- the compiler ----------------------------------------------------------------------------------
@@ -427,7 +468,7 @@ def selector(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[Sc
             return []
         base = f"$.{label}" if parsed[1] or scope.parent is None else f"{scope.data_path}.{label}"
         if isinstance(v, list):
-            return [(x, DataPath(base, i)) for i, x in enumerate(v) if x is not None]
+            return [(x, DataPath((base, i))) for i, x in enumerate(v) if x is not None]
         return [(v, base)]
     return select
 
@@ -493,7 +534,11 @@ class ItemTest:
                 return None
             v = item.get(name)
             if isinstance(v, str):
-                groups.setdefault(v, []).append(record)
+                group = groups.get(v)
+                if group is None:
+                    groups[v] = [record]
+                else:
+                    group.append(record)
             elif isinstance(v, (list, dict)):
                 return None
         return groups
@@ -523,20 +568,17 @@ def _compile_op(spec: dict[str, Any], ops: list[str], at: tuple[Any, ...], cc: C
         kind = spec["as"]
         if kind not in AS_TYPES:
             return cc.fail("MAP_AS_UNKNOWN", f"unknown type '{kind}' for 'as'{suggest(kind, AS_TYPES)}", at + ("as",))
-        conv = converter(kind, cc.default_timezone)
         loc = cc.loc(at)
-        inner = base
 
-        def converted(scope: Scope) -> Any:
-            v = inner(scope)
-            if v is MISSING:
-                return v
-            try:
-                return conv(v)
-            except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
-                scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}: {exc}", loc, scope.data_path)
-                return MISSING
-        base = converted
+        def failed(scope: Scope, exc: Exception) -> Any:
+            scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}: {exc}", loc, scope.data_path)
+            return MISSING
+        code = Code(MISSING=MISSING, conv=converter(kind, cc.default_timezone), failed=failed,
+                    ERRORS=(ValueError, TypeError, InvalidOperation, OverflowError),
+                    _NORMALISED_DATETIME=_NORMALISED_DATETIME)
+        as_is = [f"if {_AS_IS[kind]}: return v"] if kind in _AS_IS else []
+        base = code.function("converted", "scope", _read(base, code, "v") + as_is + [
+            "try:", "    return conv(v)", "except ERRORS as exc:", "    return failed(scope, exc)"], _where(at, cc))
     if "when" in spec:
         cond = condition(spec["when"], at + ("when",), cc)
         inner2 = base
@@ -587,20 +629,22 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
             return lambda scope: MISSING
         loc = cc.loc(here)
-        xhtml = op == "xhtml"
-        render_template = tpl.renderer()
 
-        def render(scope: Scope) -> Any:
-            try:
-                text = render_template({"item": scope.item, "parent": scope.parent.item if scope.parent else None,
-                                   "doc": scope.run.doc, "export_time": scope.run.export_time, "index": scope.index})
-            except TemplateProblem as exc:
-                scope.run.report("MAP_TEMPLATE_RENDER", str(exc), loc, scope.data_path)
-                return MISSING
-            if xhtml:
-                return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{text}</div>'}
-            return text if text != "" else MISSING
-        return render
+        def failed(scope: Scope, exc: TemplateProblem) -> Any:
+            scope.run.report("MAP_TEMPLATE_RENDER", str(exc), loc, scope.data_path)
+            return MISSING
+        # the variables, as positional arguments: only those the template reads, when it is known which
+        names = tuple(n for n in _TEMPLATE_VARIABLES if tpl.variables is None or n in tpl.variables)
+        code = Code(MISSING=MISSING, render_template=tpl.renderer(names), failed=failed, TemplateProblem=TemplateProblem)
+        variables = ", ".join(_TEMPLATE_VARIABLES[n] for n in names)
+        if op == "xhtml":  # a Narrative
+            result = (f"{{{code.bind('status')}: {code.bind('generated')}, "
+                      f"{code.bind('div')}: {code.bind(XHTML_OPEN)} + text + {code.bind('</div>')}}}")
+        else:
+            result = 'text if text != "" else MISSING'
+        return code.function("render", "scope", [
+            "try:", f"    text = render_template({variables})", "except TemplateProblem as exc:",
+            "    return failed(scope, exc)", f"return {result}"], _where(here, cc))
     if op == "table":
         table = cc.tables.get(arg) if isinstance(arg, str) else None
         if table is None:
@@ -615,15 +659,6 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             spec["key"] if isinstance(spec["key"], (str, int)) else None)
         cc.table_uses.append((table, fld, at, literal_key))
         loc = cc.loc(here)
-        pick = _table_field(table, fld)
-        key = constant_of(key_fn)
-        if key is not _VARIES:  # a constant key: looked up once, at load (tables do not change after load)
-            try:
-                value = pick(key, table.lookup(key)) if key is not MISSING else MISSING
-            except IndexError:  # an entry without codings: fails per record, as before
-                value = _UNMAPPED
-            if value is not _UNMAPPED:
-                return _constant(value, _where(here, cc))  # an unmapped constant key is reported per record, below
 
         def unmapped(scope: Scope, key: Any, codings: list[dict[str, Any]] | None) -> Any:
             if codings is None:
@@ -635,23 +670,34 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
                                  f"attribute '{fld.split(':', 1)[1]}'", loc, scope.data_path, IssueCode.CODE_INVALID)
             return MISSING
 
-        if fld in ("code", "display", "system"):  # the common look-ups, without the call of `pick`
-            def lookup_field(scope: Scope) -> Any:
-                key = key_fn(scope)
-                if key is MISSING:
-                    return MISSING
-                codings = table.lookup(key)
-                return codings[0].get(fld, MISSING) if codings is not None else unmapped(scope, key, None)
-            return lookup_field
-
-        def lookup(scope: Scope) -> Any:
-            key = key_fn(scope)
-            if key is MISSING:
-                return MISSING
-            codings = table.lookup(key)
-            value = pick(key, codings)
-            return value if value is not _UNMAPPED else unmapped(scope, key, codings)
-        return lookup
+        # the value of `field` from the key's codings, as an expression (codings are copied: the Bundle
+        # never shares an object with the table); an attribute may be missing (_UNMAPPED)
+        code = Code(MISSING=MISSING, table=table, unmapped=unmapped, _UNMAPPED=_UNMAPPED,
+                    attribute=_attribute(table, fld[len("attribute:"):]) if fld.startswith("attribute:") else None)
+        value_of = {"codeable": f"{{{code.bind('coding')}: list(map(dict, codings))}}", "codings": "list(map(dict, codings))",
+                    "coding": "dict(codings[0])"}.get(fld, "attribute(key, codings)" if fld.startswith("attribute:")
+                                                      else f"codings[0].get({code.bind(fld)}, MISSING)")
+        key = constant_of(key_fn)
+        if key is not _VARIES:  # a constant key: looked up once, at load (tables do not change after load)
+            value = MISSING if key is MISSING else _UNMAPPED
+            codings = table.lookup(key) if key is not MISSING else None
+            if codings is not None:
+                pick = code.function("pick", "key, codings", [f"return {value_of}"], _where(here, cc))
+                try:
+                    value = pick(key, codings)
+                except IndexError:  # an entry without codings: fails per record, as before
+                    pass
+            if value is not _UNMAPPED:
+                return _constant(value, _where(here, cc))  # an unmapped constant key is reported per record, below
+        body = _read(key_fn, code, "key") + [
+            "codings = table.entries.get(str(key)) if key is not None else None  # = table.lookup(key)",
+            "if codings is None: return unmapped(scope, key, None)"]
+        if fld.startswith("attribute:"):
+            body += ["value = attribute(key, codings)",
+                     "return value if value is not _UNMAPPED else unmapped(scope, key, codings)"]
+        else:
+            body.append(f"return {value_of}")
+        return code.function("lookup", "scope", body, _where(here, cc))
     if op == "ref":
         target = cc.mapping_types.get(arg) if isinstance(arg, str) else None
         if target is None:
@@ -664,6 +710,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             def reference_singleton(scope: Scope) -> Any:
                 urn = scope.run.ref_resolver(arg, arg, loc, scope.data_path)
                 return {"reference": urn} if urn else MISSING
+            setattr(reference_singleton, "inline", ("ref", arg, loc))  # see `_inline`
             return reference_singleton
         key_fn = compile_value(spec["key"], at + ("key",), cc)
 
@@ -678,27 +725,15 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
 
 
 _UNMAPPED: Any = object()
+XHTML_OPEN = '<div xmlns="http://www.w3.org/1999/xhtml">'
+# the variables of a template: how each is read from the scope
+_TEMPLATE_VARIABLES = {"item": "scope.item", "parent": "scope.parent.item if scope.parent else None",
+                       "doc": "scope.run.doc", "export_time": "scope.run.export_time", "index": "scope.index"}
 
 
-def _table_field(table: CodeTable, fld: str) -> Callable[[Any, list[dict[str, Any]] | None], Any]:
-    """(key, the key's codings or None) -> the value of `field`, or _UNMAPPED. Codings are copied: the
-    Bundle never shares an object with the table."""
-    if fld == "codeable":
-        return lambda key, codings: {"coding": list(map(dict, codings))} if codings is not None else _UNMAPPED
-    if fld == "codings":
-        return lambda key, codings: list(map(dict, codings)) if codings is not None else _UNMAPPED
-    if fld == "coding":
-        return lambda key, codings: dict(codings[0]) if codings is not None else _UNMAPPED
-    if fld.startswith("attribute:"):
-        name = fld.split(":", 1)[1]
-
-        def attribute(key: Any, codings: list[dict[str, Any]] | None) -> Any:
-            if codings is None:
-                return _UNMAPPED
-            value = table.attributes.get(str(key), {}).get(name)
-            return _UNMAPPED if value is None else value
-        return attribute
-    return lambda key, codings: codings[0].get(fld, MISSING) if codings is not None else _UNMAPPED
+def _attribute(table: CodeTable, name: str) -> Callable[[Any, Any], Any]:
+    """(key, codings) -> the entry's attribute `name`, or _UNMAPPED."""
+    return lambda key, codings: _UNMAPPED if (v := table.attributes.get(str(key), {}).get(name)) is None else v
 
 
 def _plain(v: Any) -> Any:
