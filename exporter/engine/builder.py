@@ -44,6 +44,7 @@ class _Compiled:
     source_id: Any
     body: Any
     narrative: Template | None
+    narrate: Any  # the narrative's renderer, called with (item, doc, export_time)
 
 
 @dataclass
@@ -148,8 +149,9 @@ class Engine:
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
         prefilter = getattr(when, "item_test", None)
+        narrate = narrative.renderer(("item", "doc", "export_time")) if narrative is not None else None
         return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
-                         narrative)
+                         narrative, narrate)
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
@@ -179,7 +181,7 @@ class Engine:
         m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
         resources = built.resources
-        narrative = c.narrative.renderer(("item", "doc", "export_time")) if c.narrative is not None else None
+        narrative = c.narrate
         section = built.sections.setdefault(m.section, []) if m.section else None
         seen: set[str] = set()
         selective = test is not None or when is not None

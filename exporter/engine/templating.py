@@ -263,6 +263,7 @@ class Template:
         self._simple = simple
         self._quick_fallback = self._render_simple if simple is not None else self._jinja
         self._quick = _quick(source, xhtml, self._quick_fallback)
+        self._positional: dict[tuple[str, ...], Callable[..., str]] = {}
         self._fast = self._quick or simple
         tree = _parse_quick(source)
         # the variables the template reads (None: not known); the others need not be passed
@@ -284,7 +285,9 @@ class Template:
             return self.render if names is None else lambda *values: self.render(dict(zip(names, values)))
         if names is None:
             return self._quick
-        return _quick(self._source, self._xhtml, self._quick_fallback, names)
+        if names not in self._positional:  # generated once per tuple of names
+            self._positional[names] = _quick(self._source, self._xhtml, self._quick_fallback, names)
+        return self._positional[names]
 
     def _render_simple(self, variables: Mapping[str, Any]) -> str:
         out = self._simple(variables)

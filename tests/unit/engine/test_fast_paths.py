@@ -443,3 +443,15 @@ def test_positional_renderer_equals_render(names):
                 except TemplateProblem as exc:
                     got = ("error", str(exc))
                 assert got == want, (source, names, variables)
+
+
+def test_no_code_is_generated_while_mapping(exporter, monkeypatch):
+    """Everything is generated at load (or at a constant's first call): a build compiles nothing."""
+    import exporter.engine.codegen as codegen
+
+    doc = json.loads((SAMPLES / "typical.json").read_text(encoding="utf-8"))
+    exporter.engine.build(doc, EXPORT_TIME)
+    compiled: list = []
+    monkeypatch.setattr(codegen, "compile", lambda *args: compiled.append(args) or compile(*args), raising=False)
+    exporter.engine.build(doc, EXPORT_TIME)
+    assert compiled == []
