@@ -253,14 +253,22 @@ def constraints_fn(constraints: list[Any], type_code: str | None, objects: bool)
     which reports. `objects`: the values are JSON objects, so guards (see invariants.GUARDS) apply."""
     if any(c.check is None for c in constraints):
         return lambda v, ctx: False  # a constraint that could not be compiled is always reported
-    env: dict[str, Any] = {"T": type_code}
-    lines = ["def holds(v, ctx):", "    ctx.focus_type = T", "    try:"]
+    env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
+    lines = ["def holds(v, ctx):", "    ctx.focus_type = T"]
+    if any(c.test is not None for c in constraints):
+        lines.append("    F = [(v, T)]  # the focus of every translated test (each reads, none changes it)")
+    lines.append("    try:")
     for i, c in enumerate(constraints):
-        env[f"C{i}"] = c.check
-        if objects and c.guard is not None:
-            lines.append(f"        if {c.guard!r} in v and not C{i}(v, ctx):")
+        if c.test is not None:  # the translated test itself; where it declines, _constraints decides
+            env[f"C{i}"] = c.test
+            call = f"C{i}(F, NO_ENV) is not True"
         else:
-            lines.append(f"        if not C{i}(v, ctx):")
+            env[f"C{i}"] = c.check
+            call = f"not C{i}(v, ctx)"
+        if objects and c.guard is not None:
+            lines.append(f"        if {c.guard!r} in v and {call}:")
+        else:
+            lines.append(f"        if {call}:")
         lines.append("            return False")
     lines += ["    except Exception:", "        return False  # not evaluable: reported as such by _constraints",
               "    return True"]

@@ -308,6 +308,8 @@ def compile_constraint(c: Constraint) -> Constraint:
 
     test = getattr(translated, "test", None)
     if "%" not in c.expression and test is not None:  # the boolean test itself, one call per evaluation
+        c.test = test
+
         def check(value: Any, ctx: Any) -> bool:
             try:
                 return test([(value, ctx.focus_type)], _NO_ENV) is True

@@ -58,6 +58,9 @@ class Constraint:
     check: Callable[[Any, Any], bool] | None = None  # (value, ctx) -> holds?; None = could not compile
     compile_error: str | None = None
     guard: str | None = None  # the check can only fail when the value (an object) has this key
+    # the translated boolean test (focus collection, env) -> True/False/None, when the expression
+    # needs no environment; raises fhirpath_native.Unsupported where it declines (see invariants)
+    test: Callable[[Any, Any], Any] | None = None
 
     @property
     def uses_context(self) -> bool:
