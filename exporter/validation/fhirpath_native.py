@@ -513,48 +513,12 @@ class _Compiler:
         left, right = (self.compile(c) for c in node["children"])
         return left, right, node["terminalNodeText"][0]
 
-    def _AndExpression(self, node: dict[str, Any]) -> Fn:
-        left, right, _ = self._binary(node)
-        def and_fn(f: Coll, e: dict[str, Any]) -> Coll:
-            a = _bool_of(left(f, e))
-            if a is False:
-                return _FALSE
-            b = _bool_of(right(f, e))
-            if b is False:
-                return _FALSE
-            return _TRUE if a is True and b is True else []
-        return and_fn
+    def _logic(self, node: dict[str, Any]) -> Fn:
+        """and / or / xor / implies as a collection: the boolean mode's three-valued logic, wrapped."""
+        test = self.boolean(node)
+        return lambda f, e: _wrap(test(f, e))
 
-    def _OrExpression(self, node: dict[str, Any]) -> Fn:
-        left, right, op = self._binary(node)
-        if op == "xor":
-            def xor_fn(f: Coll, e: dict[str, Any]) -> Coll:
-                a, b = _bool_of(left(f, e)), _bool_of(right(f, e))
-                return [] if a is None or b is None else _wrap(a != b)
-            return xor_fn
-        def or_fn(f: Coll, e: dict[str, Any]) -> Coll:
-            a = _bool_of(left(f, e))
-            if a is True:
-                return _TRUE
-            b = _bool_of(right(f, e))
-            if b is True:
-                return _TRUE
-            return _FALSE if a is False and b is False else []
-        return or_fn
-
-    def _ImpliesExpression(self, node: dict[str, Any]) -> Fn:
-        left, right, _ = self._binary(node)
-        def implies_fn(f: Coll, e: dict[str, Any]) -> Coll:
-            a = _bool_of(left(f, e))
-            if a is False:
-                return _TRUE
-            b = _bool_of(right(f, e))
-            if b is True:
-                return _TRUE
-            if a is True and b is False:
-                return _FALSE
-            return []
-        return implies_fn
+    _AndExpression = _OrExpression = _ImpliesExpression = _logic
 
     def _EqualityExpression(self, node: dict[str, Any]) -> Fn:
         left, right, op = self._binary(node)
