@@ -354,23 +354,7 @@ class Validator:
                     continue
                 if m.counted:
                     counts[cnode] = counts.get(cnode, 0) + 1
-                # primitive fast path, inlined here and for array items below (the walk's hottest lines):
-                # the path string is only built when an issue or a further check needs it
-                if check is not None:
-                    reason = check(val)
-                    if reason is not None:
-                        ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(val)} {reason}", f"{path}.{key}")
-                    elif m.more:
-                        self._primitive_more(val, m, f"{path}.{key}", ctx)
-                elif m.sliced:  # validated in _slices, once it is known which slice the value belongs to
-                    sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}", m))
-                    continue
-                else:
-                    self._value(val, m, f"{path}.{key}", ctx, depth, rule)
-                if m.sliced:
-                    sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((val, m.type.code, f"{path}.{key}", None))
+                sliced = self._member_value(val, m, f"{path}.{key}", ctx, depth, rule, sliced)
                 continue
             items = self._shape(val, m, key, path, ctx)
             if items is None:
@@ -385,22 +369,7 @@ class Validator:
                     ctx.add("error", M.JSON_NULL, f"{key}: null is not allowed", f"{path}.{key}[{i}]")
                     continue
                 n += 1
-                if check is not None:
-                    reason = check(item)
-                    if reason is not None:
-                        ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(item)} {reason}",
-                                f"{path}.{key}[{i}]")
-                    elif m.more:
-                        self._primitive_more(item, m, f"{path}.{key}[{i}]", ctx)
-                elif m.sliced:  # validated in _slices, once it is known which slice the item belongs to
-                    sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]", m))
-                    continue
-                else:
-                    self._value(item, m, f"{path}.{key}[{i}]", ctx, depth, rule)
-                if m.sliced:
-                    sliced = sliced if sliced is not None else {}
-                    sliced.setdefault(cnode, []).append((item, m.type.code, f"{path}.{key}[{i}]", None))
+                sliced = self._member_value(item, m, f"{path}.{key}[{i}]", ctx, depth, rule, sliced)
             if m.counted:
                 counts[cnode] = counts.get(cnode, 0) + n
         for cnode in rule.counted:
@@ -411,6 +380,26 @@ class Validator:
                     ctx.add("error", *problem)
             if cnode.slicing is not None and cnode.slices:
                 self._slices(cnode, (sliced or {}).get(cnode, []), path, ctx, depth, rule)
+
+    def _member_value(self, v: Any, m: Member, path: str, ctx: _Ctx, depth: int, rule: ObjectRule,
+                      sliced: dict[Node, list[tuple[Any, str | None, str, Member | None]]] | None
+                      ) -> dict[Node, list[tuple[Any, str | None, str, Member | None]]] | None:
+        """One value of member `m` in the walk (a single value or one array item): a primitive is
+        checked here; a complex value of a sliced element is only collected — _slices validates it
+        once its slice is known (the member goes along); any other is validated now. Returns the
+        sliced items collected so far."""
+        if m.check is not None:
+            reason = m.check(v)
+            if reason is not None:
+                ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(v)} {reason}", path)
+            elif m.more:
+                self._primitive_more(v, m, path, ctx)
+        elif not m.sliced:
+            self._value(v, m, path, ctx, depth, rule)
+        if m.sliced:
+            sliced = sliced if sliced is not None else {}
+            sliced.setdefault(m.count_node, []).append((v, m.type.code, path, None if m.check is not None else m))
+        return sliced
 
     @staticmethod
     def _shape(val: Any, m: Member, key: str, path: str, ctx: _Ctx) -> list[Any] | None:
