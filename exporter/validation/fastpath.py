@@ -173,7 +173,7 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
             else:
                 if raw in seen:
                     return
-        slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule, memo=False)
+        slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # reached only when nothing was reported
             seen[raw] = None
             memo.stored()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from typing import Any, Callable, Sequence
 
 from exporter.fhir.definitions import DefinitionStore
@@ -137,10 +136,10 @@ class Validator:
         self.max_depth = max_depth
         self.max_bytes = max_bytes
         self._slice_members: dict[tuple[int, str], Member] = {}
-        # memo of (member, canonical JSON) of context-free values that validated without any issue
-        self._clean: dict[tuple[int, bytes], None] = {}
         self.memo_size = memo_size
-        self.memo = fastpath.Memo(memo_size)  # the clean path's memo, one table per element
+        # content memo of clean context-free values, one table per element; only the clean path
+        # consults it (the walk runs where something is to be reported)
+        self.memo = fastpath.Memo(memo_size)
         self.clean_path = clean_path  # try fastpath first (False: the walk only — for equivalence tests)
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}
@@ -156,8 +155,7 @@ class Validator:
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     def forget(self) -> None:
-        """Drop the content memos of clean values (benchmarks start each run from empty ones)."""
-        self._clean.clear()
+        """Drop the content memo of clean values (benchmarks start each run from an empty one)."""
         self.memo.clear()
 
     @classmethod
@@ -473,22 +471,7 @@ class Validator:
         if not isinstance(item, dict):
             ctx.add("error", M.WRONG_JSON_TYPE, f"{m.key} must be a JSON object ({t.code}), not {json_kind(item)}", path)
             return
-        memo_key = None
-        if (m.context_free if m.context_free is not None else self.compiler.context_free(m)):
-            try:
-                raw = orjson.dumps(item)
-            except (TypeError, orjson.JSONEncodeError):  # deeper than orjson serialises: just walk it
-                raw = b'"reference"'
-            if b'"reference"' not in raw:
-                memo_key = (id(m), raw)
-                if memo_key in self._clean:
-                    return  # this exact value already validated clean at this element
-        before = len(ctx.issues)
         self._complex(item, m, path, ctx, depth, host)
-        if memo_key is not None and len(ctx.issues) == before:
-            if len(self._clean) >= self.memo_size:
-                self._clean.clear()
-            self._clean[memo_key] = None
 
     def _complex(self, item: dict[str, Any], m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
         node, t, kind = m.node, m.type, m.kind
@@ -615,22 +598,11 @@ class Validator:
         return hit
 
     def _slices(self, base: Node, items: list[tuple[Any, str | None, str, Member | None]], path: str, ctx: _Ctx,
-                depth: int, host: ObjectRule, memo: bool = True) -> None:
+                depth: int, host: ObjectRule) -> None:
         """Assign the items of a sliced element to slices, check the slice rules, then validate each
         item: against its slice, and against the base element unless the slice covers it (see
         `_covers`). Items with a member were not validated by the walk yet (complex values); items
-        without one (primitives) were."""
-        memo_key = None
-        if memo and self._slices_memoisable(base) and all(m is None or self.compiler.context_free(m) for _, _, _, m in items):
-            try:
-                raw = orjson.dumps([(v, t) for v, t, _, _ in items])
-            except (TypeError, orjson.JSONEncodeError):
-                raw = b'"reference"'
-            if b'"reference"' not in raw:
-                memo_key = (id(base), raw)
-                if memo_key in self._clean:
-                    return  # these exact items were assigned and validated clean against these slices
-        before = len(ctx.issues)
+        without one (primitives) were. (The clean path memoises clean slices: fastpath._slices_fn.)"""
         values = [(v, t) for v, t, _, _ in items]
         where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
         assigned = slicing.check(values, base, ctx, where, ctx.add)
@@ -650,10 +622,6 @@ class Validator:
                 self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]
             if sm is not None:
                 self._item(value, sm, ipath, ctx, depth, host)
-        if memo_key is not None and len(ctx.issues) == before:
-            if len(self._clean) >= self.memo_size:
-                self._clean.clear()
-            self._clean[memo_key] = None
 
     def _slice_member(self, base: Node, sl: Node, t: Any) -> Member:
         key = (id(sl), t.code)
