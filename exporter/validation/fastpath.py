@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from exporter.validation import binding, codes
-from exporter.validation.primitives import UUID_RE
+from exporter.validation.invariants import NATIVE
+from exporter.validation.primitives import PRIMITIVE_CHECKS, UUID_RE
 from exporter.validation.references import claims_any
 from exporter.validation.fixed_pattern import equals_fixed, pattern_matcher
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
@@ -270,10 +271,30 @@ def constraints_fn(constraints: list[Any], type_code: str | None, objects: bool)
         else:
             lines.append(f"        if {call}:")
         lines.append("            return False")
-    lines += ["    except Exception:", "        return False  # not evaluable: reported as such by _constraints",
-              "    return True"]
+    # a translated test that declines at run time (fhirpath_native.Unsupported, e.g. a temporal
+    # comparison) is no finding: every invariant is then decided the way _constraints decides it
+    env["SLOW"] = _constraints_slowly(constraints, type_code)
+    lines += ["    except Exception:", "        return SLOW(v, ctx)", "    return True"]
     exec(compile("\n".join(lines), f"<invariants of {type_code}>", "exec"), env)
     return env["holds"]
+
+
+def _constraints_slowly(constraints: list[Any], type_code: str | None) -> Callable[[Any, Any], bool]:
+    """What Validator._constraints decides, without reporting: True when every invariant holds
+    (each through its full check, which falls back to fhirpathpy where the translation declines);
+    False when one fails or cannot be evaluated (then _constraints reports it)."""
+    def slowly(v: Any, ctx: Any) -> bool:
+        ctx.focus_type = type_code
+        try:
+            for c in constraints:
+                if c.guard is not None and type(v) is dict and c.guard not in v:
+                    continue  # as _constraints: cannot fail without its key
+                if not c.check(v, ctx):
+                    return False
+        except Exception:
+            return False
+        return True
+    return slowly
 
 
 def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None, Any], None]:
@@ -351,6 +372,31 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
     return check
 
 
+_STRING_CHECK = PRIMITIVE_CHECKS["string"]
+# the invariants a bare urn:uuid Reference satisfies whatever its uuid: ref-1 only constrains
+# references that start with '#'
+_BARE_REFERENCE_HOLDS = frozenset({("ref-1", next(e for k, e in NATIVE if k == "ref-1"))})
+
+
+def _bare_reference_ok(node: Any, sub_rule: ObjectRule | None, constraints: list[Any], strength: str | None) -> bool:
+    """True when a Reference value that is exactly {"reference": <urn:uuid:…>} is clean as soon as its
+    reference resolves (what _reference_fn checks): nothing on the element depends on the uuid (no
+    fixed value, pattern, binding, or invariant other than ref-1), its `reference` member takes any
+    string (a urn:uuid always is one) and the object's cardinalities hold for that one key."""
+    if sub_rule is None or node.has_fixed or node.has_pattern or strength is not None:
+        return False
+    if any((c.key, c.expression) not in _BARE_REFERENCE_HOLDS for c in constraints):
+        return False
+    ref = sub_rule.members.get("reference")
+    if ref is None or ref.kind != KIND_PRIMITIVE or ref.many or ref.more or ref.sliced or ref.check is not _STRING_CHECK:
+        return False
+    for cnode in sub_rule.counted:
+        n = sum(1 for k, mm in sub_rule.members.items() if mm.count_node is cnode and k == "reference")
+        if n < cnode.min or (cnode.max is not None and n > cnode.max) or (cnode.slicing is not None and cnode.slices):
+            return False
+    return True
+
+
 def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     """The checks of Validator._value/_complex for one complex value of member `m`."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
@@ -381,16 +427,23 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
         reference = _reference_fn(val, t.target_profiles or tuple(p for x in node.types for p in x.target_profiles))
     is_coding = t.code == "Coding"
     constraints = compiler.constraints_for(m)
+    bare_ok = reference is not None and _bare_reference_ok(node, sub_rule, constraints, strength)
     invariants_hold = constraints_fn(constraints, t.code, True) if constraints else None
     memo = val.memo
     seen = memo.table()
     expander = val.expander
+    uuid_match = UUID_RE.match
 
     memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
         nonlocal memo_on, tries, hits
+        if bare_ok and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
+            ref = v.get("reference")
+            if type(ref) is str and ref.startswith("urn:uuid:") and uuid_match(ref):
+                reference(v, path, ctx)  # type: ignore[misc]
+                return True
         raw = None
         if memo_on:
             try:

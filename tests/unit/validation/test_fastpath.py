@@ -88,3 +88,52 @@ def test_exported_bundle_with_mutated_entries(pair):
         expected = _issues(walk, mutant)
         assert expected, "the mutation should break something"
         assert _issues(fast, mutant) == expected
+
+
+@pytest.fixture(scope="module")
+def typical_bundle() -> dict[str, Any]:
+    from exporter.pipeline import Exporter
+    settings = get_settings()
+    doc = json.loads((settings.root / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))
+    bundle = Exporter.from_settings(settings).export(doc, export_time="2026-04-06T10:00:00+02:00").bundle
+    assert bundle is not None
+    return bundle
+
+
+def test_clean_export_never_needs_the_walk(pair, typical_bundle, monkeypatch):
+    """A clean export is decided by the clean path alone: no object of it falls back to the walk
+    (an invariant the FHIRPath translator declines at run time, such as per-1's temporal comparison
+    on the Composition's covered period, is decided without leaving the clean path)."""
+    fast, _ = pair
+    walked: list[str] = []
+    original = Validator._full_walk
+
+    def counting(self, obj, rule, path, ctx, depth):
+        walked.append(path)
+        return original(self, obj, rule, path, ctx, depth)
+    monkeypatch.setattr(Validator, "_full_walk", counting)
+    fast.forget()
+    assert fast.validate(copy.deepcopy(typical_bundle)) == []
+    assert walked == []
+
+
+@pytest.mark.parametrize("how", ["unresolved", "wrong-type", "not-a-uuid", "local", "extra-key", "empty", "number"])
+def test_bare_references_same_issues(pair, typical_bundle, how):
+    """A Reference that is just {"reference": "urn:uuid:…"} takes a shortcut in the clean path; when
+    it is not that or does not resolve to an allowed target, both validators report the same."""
+    fast, walk = pair
+    bundle = copy.deepcopy(typical_bundle)
+    obs = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    device = next(e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Device")
+    obs["subject"] = {
+        "unresolved": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
+        "wrong-type": {"reference": device},
+        "not-a-uuid": {"reference": "urn:uuid:NOT-A-UUID"},
+        "local": {"reference": "#p1"},
+        "extra-key": {"reference": obs["subject"]["reference"], "zzUnknown": 1},
+        "empty": {"reference": ""},
+        "number": {"reference": 7},
+    }[how]
+    expected = _issues(walk, bundle)
+    assert expected, "the change should break something"
+    assert _issues(fast, bundle) == expected
