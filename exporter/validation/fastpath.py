@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
-from exporter.validation import binding, codes
+from exporter.validation import binding, codes, slicing
 from exporter.validation.invariants import NATIVE
 from exporter.validation.primitives import PRIMITIVE_CHECKS, UUID_RE
 from exporter.validation.references import claims_any
@@ -163,8 +163,11 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
                                                     for _, m in keys)
     memo, slices = val.memo, val._slices
     seen = memo.table()  # this (element, host rule) pair's memo
+    clean = _clean_slices_fn(val, cnode, rule, keys)
+    tries = hits = 0
 
     def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
+        nonlocal memo_ok, tries, hits
         raw = None
         if memo_ok:
             try:
@@ -172,13 +175,112 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
+                tries += 1
                 if raw in seen:
+                    hits += 1
                     return
-        slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
+                if tries == 200 and hits < 20:
+                    memo_ok = False  # these items hardly repeat as a whole (measured components)
+        if clean is None or not clean(obj, path, ctx, depth):
+            slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # reached only when nothing was reported
             seen[raw] = None
             memo.stored()
     return run
+
+
+def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple[tuple[str, Member], ...]
+                     ) -> Callable[[dict[str, Any], str, Any, int], bool] | None:
+    """Validator._slices for the clean case of one array of complex items: assign each item (type
+    dispatch or the compiled matchers), check the slices' cardinalities, closed/openAtEnd and order,
+    then validate each item through the value checks its slice plan names. True: all clean (an
+    item's problem raises Dirty, as Validator._item does); False: something to report, or a case
+    this does not decide (a discriminator that cannot be evaluated, a non-object item) — then
+    Validator._slices runs and reports. None when the element is not of that kind."""
+    if len(keys) != 1:
+        return None
+    key, m = keys[0]
+    if not m.many or m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None:
+        return None
+    compiled = slicing.matchers(cnode)
+    dispatch = slicing.type_dispatch(cnode)
+    rules, ordered = cnode.slicing.rules, cnode.slicing.ordered
+    closed, open_at_end = rules == "closed", rules == "openAtEnd"
+    positions = {id(sl): i for i, sl in enumerate(cnode.slices)}
+    bounds = [(id(sl), sl.min, sl.max) for sl in cnode.slices if sl.min > 0 or sl.max is not None]
+    vtype = m.type.code
+    plans: dict[int, tuple[Handler, ...] | None] = {}  # id(slice or None) -> the value checks of its items
+
+    def checks_for(sl: Any) -> tuple[Handler, ...] | None:
+        sm, with_base = (val._slice_plans.get((id(cnode), id(sl), vtype, id(m)))
+                         or val._slice_plan(cnode, sl, vtype, m))
+        if sm is not None and sm.kind in (KIND_PRIMITIVE, KIND_RESOURCE):
+            return None  # Validator._item validates such a member with the walk
+        fns = [val.clean_value_fn(m, rule)] if with_base else []
+        if sm is not None:
+            fns.append(val.clean_value_fn(sm, rule))
+        return tuple(fns)
+
+    def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
+        items = obj.get(key)
+        if type(items) is not list:
+            return False
+        assigned = []
+        for it in items:
+            if type(it) is not dict:
+                return False
+            if dispatch is not None:
+                found = slicing.simple_values(it, dispatch[0])
+                if len(found) != 1:
+                    return False
+                rt = found[0].get("resourceType") if type(found[0]) is dict else None
+                chosen = dispatch[1].get(rt) if type(rt) is str else None
+            else:
+                chosen = None
+                for sl, fns in compiled:
+                    if not fns:
+                        return False
+                    verdicts = [fn(it, vtype, ctx) for fn in fns]
+                    if any(v is None for v in verdicts):
+                        return False
+                    if all(verdicts):
+                        chosen = sl
+                        break
+            assigned.append(chosen)
+        counts: dict[int, int] = {}
+        last, unmatched = -1, False
+        for sl in assigned:
+            if sl is None:
+                if closed:
+                    return False
+                unmatched = True
+                continue
+            if open_at_end and unmatched:
+                return False
+            pos = positions[id(sl)]
+            if ordered and pos < last:
+                return False
+            last = pos if pos > last else last
+            counts[id(sl)] = counts.get(id(sl), 0) + 1
+        for sid, lo, hi in bounds:
+            n = counts.get(sid, 0)
+            if n < lo or (hi is not None and n > hi):
+                return False
+        todo = []
+        for sl in assigned:
+            fns = plans.get(id(sl), False)
+            if fns is False:
+                fns = plans[id(sl)] = checks_for(sl)
+            if fns is None:
+                return False
+            todo.append(fns)
+        for i, (it, fns) in enumerate(zip(items, todo)):
+            where = f"{path}.{key}[{i}]"
+            for fn in fns:
+                if not fn(it, where, ctx, depth):
+                    raise Dirty
+        return True
+    return clean
 
 
 def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str) -> list[Any]:
@@ -348,11 +450,31 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
             full(v, target_profiles, path, ctx)
             return
         key = (ref, token)
-        clean = bundle.clean_references
-        if key in clean:
+        if key in bundle.clean_references:
             return  # the same reference, already found clean in this validation (a document's Patient)
+        if uuid_match(ref) is None:
+            full(v, target_profiles, path, ctx)
+            return
+        resolves(v, ref, key, bundle, path, ctx)
+
+    def bare(v: dict[str, Any], ref: str, path: str, ctx: Any) -> bool:
+        """check() for a value known to be {"reference": ref} with ref a str: True when it is a clean
+        urn:uuid reference (a problem with its target raises Dirty), False when it is no urn:uuid
+        of a Bundle (the caller takes the general path)."""
+        bundle = ctx.bundle
+        if bundle is None:
+            return False
+        key = (ref, token)
+        if key in bundle.clean_references:
+            return True  # found clean before: a urn:uuid, resolved, an allowed target
+        if not ref.startswith("urn:uuid:") or uuid_match(ref) is None:
+            return False
+        resolves(v, ref, key, bundle, path, ctx)
+        return True
+
+    def resolves(v: dict[str, Any], ref: str, key: tuple[str, object], bundle: Any, path: str, ctx: Any) -> None:
         target = bundle.by_full_url.get(ref)
-        if target is None or uuid_match(ref) is None:
+        if target is None:
             full(v, target_profiles, path, ctx)
             return
         if target_profiles:
@@ -365,10 +487,11 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
                 found = candidates_of(target_profiles, profiles, rt)
                 if type(rt) is str:
                     by_type[rt] = found
-            candidates, core_ok, bare = found
-            if candidates and not core_ok and not claims_any(target, bare):
+            candidates, core_ok, claimed = found
+            if candidates and not core_ok and not claims_any(target, claimed):
                 full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
-        clean.add(key)
+        bundle.clean_references.add(key)
+    check.bare = bare  # type: ignore[attr-defined]
     return check
 
 
@@ -432,7 +555,7 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     memo = val.memo
     seen = memo.table()
     expander = val.expander
-    uuid_match = UUID_RE.match
+    bare_reference = reference.bare if bare_ok else None  # type: ignore[union-attr]
 
     memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
@@ -441,8 +564,7 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
         nonlocal memo_on, tries, hits
         if bare_ok and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
             ref = v.get("reference")
-            if type(ref) is str and ref.startswith("urn:uuid:") and uuid_match(ref):
-                reference(v, path, ctx)  # type: ignore[misc]
+            if type(ref) is str and bare_reference(v, ref, path, ctx):
                 return True
         raw = None
         if memo_on:

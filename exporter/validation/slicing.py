@@ -151,7 +151,7 @@ def slice_matches(item: Any, item_type: str | None, sl: Node, disc: Discriminato
 _SIMPLE = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*\Z")
 
 
-def _simple_values(item: Any, parts: tuple[str, ...]) -> list[Any]:
+def simple_values(item: Any, parts: tuple[str, ...]) -> list[Any]:
     current = [item]
     for part in parts:
         nxt = []
@@ -180,7 +180,7 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
             tests = tuple([lambda v, f=f: equals_fixed(v, f) for f in fixed] + [pattern_matcher(p) for p in patterns])
 
             def match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
-                for v in _simple_values(item, parts) if parts else [item]:
+                for v in simple_values(item, parts) if parts else [item]:
                     for test in tests:
                         if test(v):
                             return True
@@ -193,8 +193,8 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
             parts = tuple(disc.path.split("."))
 
             def type_match(item: Any, item_type: str | None, ctx: Any) -> bool | None:
-                return any(isinstance(v, dict) and v.get("resourceType") in allowed for v in _simple_values(item, parts))
-            type_match.by_type = (parts, allowed)  # type: ignore[attr-defined]  # see _type_dispatch
+                return any(isinstance(v, dict) and v.get("resourceType") in allowed for v in simple_values(item, parts))
+            type_match.by_type = (parts, allowed)  # type: ignore[attr-defined]  # see type_dispatch
             return type_match
     return lambda item, item_type, ctx: slice_matches(item, item_type, sl, disc, ctx)
 
@@ -210,7 +210,7 @@ def matchers(base: Node) -> list[tuple[Node, list[Callable[[Any, str | None, Any
 _DISPATCH: dict[int, tuple[Node, Any]] = {}
 
 
-def _type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
+def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
     """When every slice is told apart by one `type` discriminator on the same path (Bundle.entry by
     resource type), a map resource type -> first slice allowing it decides like the matchers do,
     in one look-up per item instead of one matcher call per slice."""
@@ -235,11 +235,11 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     problems: list[str] = []
     result: list[Node | None] = []
     compiled = matchers(base)
-    dispatch = _type_dispatch(base)
+    dispatch = type_dispatch(base)
     if dispatch is not None:
         parts, by_type = dispatch
         for item, _ in items:
-            found = _simple_values(item, parts)
+            found = simple_values(item, parts)
             if len(found) == 1:
                 rt = found[0].get("resourceType") if isinstance(found[0], dict) else None
                 result.append(by_type.get(rt) if isinstance(rt, str) else None)

@@ -608,20 +608,24 @@ class Validator:
         assigned = slicing.check(values, base, ctx, where, ctx.add)
         plans = self._slice_plans
         for (value, vtype, ipath, m), sl in zip(items, assigned):
-            key = (id(base), id(sl), vtype, id(m))
-            plan = plans.get(key)
-            if plan is None:  # (slice member or None, validate against the base member too?)
-                sm = None
-                if sl is not None:
-                    t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
-                    if t is not None:
-                        sm = self._slice_member(base, sl, t)
-                plan = plans[key] = (sm, m is not None and (sm is None or not self._covers(sm, m)))
+            plan = plans.get((id(base), id(sl), vtype, id(m))) or self._slice_plan(base, sl, vtype, m)
             sm, with_base = plan
             if with_base:
                 self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]
             if sm is not None:
                 self._item(value, sm, ipath, ctx, depth, host)
+
+    def _slice_plan(self, base: Node, sl: Node | None, vtype: str | None, m: Member | None) -> tuple[Member | None, bool]:
+        """How an item of `base` assigned to slice `sl` is validated: (the slice's member or None,
+        validate against the base member `m` too?). Cached in _slice_plans."""
+        sm = None
+        if sl is not None:
+            t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
+            if t is not None:
+                sm = self._slice_member(base, sl, t)
+        plan = self._slice_plans[(id(base), id(sl), vtype, id(m))] = (
+            sm, m is not None and (sm is None or not self._covers(sm, m)))
+        return plan
 
     def _slice_member(self, base: Node, sl: Node, t: Any) -> Member:
         key = (id(sl), t.code)
@@ -634,14 +638,18 @@ class Validator:
         """One sliced item against a member: while probing, a complex value takes the clean path's
         checks for that member (Bundle entries pass here); otherwise Validator._value."""
         if ctx.probing and type(value) is dict and m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE):
-            key = (id(m), id(host))
-            fn = self._clean_values.get(key)
-            if fn is None:
-                fn = self._clean_values[key] = fastpath.value_fn(self, m, host)
-            if not fn(value, path, ctx, depth):
+            if not self.clean_value_fn(m, host)(value, path, ctx, depth):
                 raise fastpath.Dirty
             return
         self._value(value, m, path, ctx, depth, host)
+
+    def clean_value_fn(self, m: Member, host: ObjectRule) -> Any:
+        """The clean path's check of one complex value of `m` in an object of `host` (cached)."""
+        key = (id(m), id(host))
+        fn = self._clean_values.get(key)
+        if fn is None:
+            fn = self._clean_values[key] = fastpath.value_fn(self, m, host)
+        return fn
 
     def _covers(self, sm: Member, m: Member) -> bool:
         """Does validating a value against slice member `sm` imply every check of base member `m`?
