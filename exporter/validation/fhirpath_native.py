@@ -125,7 +125,28 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
     plan = tuple((name, i == 0 and root and name[:1].isupper(), choices is None or name in choices)
                  for i, name in enumerate(steps))
 
+    names = tuple(name for name, _, _ in plan)
+    direct = not any(type_name or choice for _, type_name, choice in plan[:-1]) and not plan[-1][1]
+    last_choice = plan[-1][2]
+
     def path(focus: Coll, env: dict[str, Any]) -> Coll:
+        if direct and len(focus) == 1:
+            # one object and a chain of plain keys (`resource.meta.profile`): follow single objects
+            # without building a collection per step; a list or a choice on the way takes the general loop
+            v = focus[0][0]
+            for name in names:
+                if type(v) is not dict:
+                    break
+                x = v.get(name)
+                if x is None:
+                    if name is names[-1] and last_choice:
+                        break
+                    return []
+                v = x
+            else:
+                if type(v) is list:
+                    return [(y, None) for y in v if y is not None]
+                return [(v, None)]
         current = focus
         for name, type_name, choice in plan:
             nxt: Coll = []
