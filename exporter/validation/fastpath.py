@@ -318,6 +318,18 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
                 return True
             return primitives
 
+        known = getattr(more_fn, "seen", None) if more else None
+        if known is not None:  # a value found clean before passed its format check too
+            def primitive_memo(v: Any, path: str, ctx: Any, depth: int) -> bool:
+                t = type(v)
+                if (t is str or t is bool or t is int or t is float) and known.get(v) is t:
+                    return True
+                if v is None or type(v) is list or check(v) is not None:
+                    return False
+                more_fn(v, path, key, None, ctx)
+                return True
+            return primitive_memo
+
         def primitive(v: Any, path: str, ctx: Any, depth: int) -> bool:
             if v is None or type(v) is list or check(v) is not None:
                 return False
@@ -424,6 +436,8 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
         if memo_on:  # reached only when nothing was reported (probing raises)
             seen[v] = kind
             memo.stored()
+    if memo_ok:
+        run.seen = seen  # type: ignore[attr-defined]  # (every caller checks the format first: see _handler)
     return run
 
 
