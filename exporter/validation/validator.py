@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, Severity
 from exporter.terminology.valuesets import ValueSetExpander
-from exporter.validation import binding, cardinality, codes, extensions, fastpath, questionnaire, references, slicing
+from exporter.validation import binding, cardinality, codes, extensions, fastpath, questionnaire, references, slicing, xhtml
 from exporter.validation import messages as M
 from exporter.validation.bundle import BundleIndex, entry_issues
 from exporter.validation.compiler import Compiler
@@ -155,8 +155,10 @@ class Validator:
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     def forget(self) -> None:
-        """Drop the content memo of clean values (benchmarks start each run from an empty one)."""
+        """Drop what validations remember of content: the memo of clean values and the analysed
+        narratives (benchmarks start each run from none, as the export of an unseen patient does)."""
         self.memo.clear()
+        xhtml.forget()
 
     @classmethod
     def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
