@@ -31,7 +31,9 @@ def check_xhtml(text: str) -> str | None:
 
 def forget() -> None:
     """Empty the cache of analysed divs (see Validator.forget)."""
+    global _last
     _analysed.cache_clear()
+    _last = (None, (None, False))
 
 
 def has_text(text: str) -> bool:
@@ -53,11 +55,20 @@ def _analyse(text: str) -> tuple[str | None, bool]:
     is analysed once. A run holds no markup, quote or entity, so the shape parses exactly as the div
     does, with the same elements, attributes and non-empty texts. Only a clean verdict is taken from
     the shape: a problem is reported from the div itself (a parse error's position is the div's)."""
+    global _last
+    last = _last
+    if last[0] is text:  # txt-2 right after txt-1 on the same div
+        return last[1]
+    found = None
     if "<!" not in text and "<?" not in text:
         found = _analysed(_RUN.sub(_run_shape, text))
-        if found[0] is None:
-            return found
-    return _analysed(text)
+    if found is None or found[0] is not None:
+        found = _analysed(text)
+    _last = (text, found)  # one reference, replaced whole: safe between threads
+    return found
+
+
+_last: tuple[str | None, tuple[str | None, bool]] = (None, (None, False))
 
 
 @lru_cache(maxsize=4096)
