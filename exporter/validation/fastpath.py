@@ -427,11 +427,19 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
                 more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
         return url_only
 
+    storing, tries, hits = memo_ok, 0, 0
+
     def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
+        nonlocal storing, tries, hits
         kind = type(v)
-        memo_on = memo_ok and kind in _SCALARS
-        if memo_on and seen.get(v) is kind:
-            return
+        memo_on = storing and kind in _SCALARS
+        if memo_on:
+            tries += 1
+            if seen.get(v) is kind:
+                hits += 1
+                return
+            if tries == 200 and hits < 20:
+                storing = False  # values that hardly repeat (narrative divs): stop storing them
         more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
         if memo_on:  # reached only when nothing was reported (probing raises)
             seen[v] = kind
