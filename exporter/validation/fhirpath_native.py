@@ -303,7 +303,8 @@ class _Compiler:
         if name == "exists":
             if params:
                 test = self.boolean(params[0])
-                return lambda f, e: _wrap(any(test([it], e) is True for it in src(f, e)))
+                some = _some(src, test)
+                return lambda f, e: _wrap(some(f, e))
             return lambda f, e: _wrap(bool(src(f, e)))
         if name == "empty" and not params:
             return lambda f, e: _wrap(not src(f, e))
@@ -311,7 +312,8 @@ class _Compiler:
             return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
         if name == "all" and len(params) == 1:
             test = self.boolean(params[0])
-            return lambda f, e: _wrap(all(test([it], e) is True for it in src(f, e)))
+            every = _every(src, test)
+            return lambda f, e: _wrap(every(f, e))
         if name == "where" and len(params) == 1:
             test = self.boolean(params[0])
             return lambda f, e: [it for it in src(f, e) if test([it], e) is True]
@@ -441,7 +443,7 @@ class _Compiler:
                 if inner["children"][0]["text"] == "where" and len(inner_params) == 1:
                     src = self.compile(base_node["children"][0])
                     test = self.boolean(inner_params[0])
-                    return lambda f, e: any(test([it], e) is True for it in src(f, e))
+                    return _some(src, test)
             src = self._source(base_node)
             key = self._plain_key(src)
             if key is not None:
@@ -460,8 +462,8 @@ class _Compiler:
             src = self._source(base_node)
             test = self.boolean(params[0])
             if name == "exists":
-                return lambda f, e: any(test([it], e) is True for it in src(f, e))
-            return lambda f, e: all(test([it], e) is True for it in src(f, e))
+                return _some(src, test)
+            return _every(src, test)
         if name == "matches" and len(params) == 1:
             text = _literal_string(params[0])
             if text is None:
@@ -621,6 +623,26 @@ def _has_key(focus: Coll, key: str) -> bool:
     if x is None:
         return False
     return any(y is not None for y in x) if type(x) is list else True
+
+
+def _some(src: Fn, test: BFn) -> BFn:
+    """exists(criteria) / where(criteria).exists(): does the criteria hold for some item?"""
+    def some(f: Coll, e: dict[str, Any]) -> bool:
+        for it in src(f, e):
+            if test([it], e) is True:
+                return True
+        return False
+    return some
+
+
+def _every(src: Fn, test: BFn) -> BFn:
+    """all(criteria): does the criteria hold for every item (true for none)?"""
+    def every(f: Coll, e: dict[str, Any]) -> bool:
+        for it in src(f, e):
+            if test([it], e) is not True:
+                return False
+        return True
+    return every
 
 
 def _short_circuit(decisive: bool) -> Callable[[BFn, BFn], BFn]:
