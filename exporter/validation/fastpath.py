@@ -340,8 +340,14 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
 
     if m.sliced:  # shape only: the items are validated by _slices once assigned
         if m.many:
-            return lambda v, path, ctx, depth: type(v) is list and bool(v) and all(
-                it is not None and type(it) is not list for it in v)
+            def shape(v: Any, path: str, ctx: Any, depth: int) -> bool:
+                if type(v) is not list or not v:
+                    return False
+                for it in v:
+                    if it is None or type(it) is list:
+                        return False
+                return True
+            return shape
         return lambda v, path, ctx, depth: v is not None and type(v) is not list
 
     value = value_fn(val, m, host)
