@@ -238,10 +238,18 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
             else:
                 chosen = None
                 for sl, fns in compiled:
+                    if len(fns) == 1:  # one discriminator, the common case
+                        verdict = fns[0](it, vtype, ctx)
+                        if verdict is None:
+                            return False
+                        if verdict:
+                            chosen = sl
+                            break
+                        continue
                     if not fns:
                         return False
                     verdicts = [fn(it, vtype, ctx) for fn in fns]
-                    if any(v is None for v in verdicts):
+                    if None in verdicts:
                         return False
                     if all(verdicts):
                         chosen = sl

@@ -57,6 +57,15 @@ def claims_any(resource: dict[str, Any], bare: frozenset[str]) -> bool:
     if not isinstance(claims, list):
         return False
     for c in claims:
-        if isinstance(c, str) and c.split("|", 1)[0] in bare:
-            return True
+        if isinstance(c, str):
+            unversioned = _UNVERSIONED.get(c)
+            if unversioned is None:
+                unversioned = c.split("|", 1)[0]
+                if len(_UNVERSIONED) < 10_000:
+                    _UNVERSIONED[c] = unversioned
+            if unversioned in bare:
+                return True
     return False
+
+
+_UNVERSIONED: dict[str, str] = {}  # claimed canonical -> without |version (a handful per export, met thousands of times)
