@@ -41,12 +41,16 @@ def has_text(text: str) -> bool:
 
 
 # A run of text between two tags that cannot change how the div parses: no markup or quote
-# characters, no entity references, no characters XML forbids.
-_RUN = re.compile(">([^<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+)<")
+# characters, no entity references, no characters XML forbids — and not only whitespace (a run of
+# whitespace is kept as it is: whether a div has content depends on it).
+_PLAIN = "[^<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_SAFE = "[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_RUN = re.compile(f">{_PLAIN}*{_SAFE}{_PLAIN}*<")
 
 
-def _run_shape(m: re.Match[str]) -> str:
-    return ">x<" if m.group(1).strip() else m.group(0)
+def shape(text: str) -> str:
+    """The div with each text run that has content replaced by "x"."""
+    return _RUN.sub(">x<", text)
 
 
 def _analyse(text: str) -> tuple[str | None, bool]:
@@ -61,7 +65,7 @@ def _analyse(text: str) -> tuple[str | None, bool]:
         return last[1]
     found = None
     if "<!" not in text and "<?" not in text:
-        found = _analysed(_RUN.sub(_run_shape, text))
+        found = _analysed(shape(text))
     if found is None or found[0] is not None:
         found = _analysed(text)
     _last = (text, found)  # one reference, replaced whole: safe between threads

@@ -20,7 +20,7 @@ DIVS = [
 ]
 PIECES = ["<", ">", "&", "&amp;", "&lt;", '"', "'", "-", "--", "<!-- c -->", "<![CDATA[x]]>", "]]>", "<?pi x?>",
           "\x01", "\x0b", "\ufffe", " ", "\t", "x", "<b>", "</b>", "<script>", 'onclick="z"', "<br/>", "=", "/",
-          "<!DOCTYPE x>", "\u00e4", "<p title='a>b'>", "<i>"]
+          "<!DOCTYPE x>", "\u00e4", "\u00a0", "\u2003", "\r", "\n", "<p title='a>b'>", "<i>"]
 
 
 def _mutants(seed: int, n: int) -> list[str]:
