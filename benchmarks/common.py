@@ -28,16 +28,29 @@ def median_seconds(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] 
     return statistics.median(runs)
 
 
-def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int,
-                        setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
-    """Median wall time of each function, timed in interleaved rounds (a, b, a, b, …): both sides
-    of a ratio see the same machine conditions, so a busy neighbour cannot skew one side only.
+def interleaved_runs(fns: dict[str, Callable[[], Any]], rounds: int,
+                     setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, list[float]]:
+    """Wall time of each function per round, timed in interleaved rounds (a, b, a, b, …): both
+    sides of a ratio see the same machine conditions, so a busy neighbour cannot skew one side only.
     Timing as in median_seconds (garbage collector paused, optional untimed setup per run)."""
     runs: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(max(1, rounds)):
         for name, fn in fns.items():
             runs[name].append(median_seconds(fn, 1, (setups or {}).get(name)))
-    return {name: statistics.median(times) for name, times in runs.items()}
+    return runs
+
+
+def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int,
+                        setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
+    """Median of interleaved_runs per function."""
+    return {name: statistics.median(times) for name, times in interleaved_runs(fns, rounds, setups).items()}
+
+
+def paired_ratio(ours: list[float], floor: list[float]) -> float:
+    """Median over the rounds of ours / floor, each pair timed back to back (interleaved_runs). On a
+    shared host whose speed drifts during a run, a ratio of two medians can pair a fast round of one
+    side with a slow round of the other; a per-round ratio compares like with like."""
+    return statistics.median(a / b for a, b in zip(ours, floor))
 
 
 def report(figures: dict[str, Any], what: str, ratio: float, target: float, as_json: bool) -> None:
