@@ -204,6 +204,7 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
         return None
     compiled = slicing.matchers(cnode)
     dispatch = slicing.type_dispatch(cnode)
+    one_step = dispatch[0][0] if dispatch is not None and len(dispatch[0]) == 1 else None
     rules, ordered = cnode.slicing.rules, cnode.slicing.ordered
     closed, open_at_end = rules == "closed", rules == "openAtEnd"
     positions = {id(sl): i for i, sl in enumerate(cnode.slices)}
@@ -230,10 +231,14 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
             if type(it) is not dict:
                 return False
             if dispatch is not None:
-                found = slicing.simple_values(it, dispatch[0])
-                if len(found) != 1:
-                    return False
-                rt = found[0].get("resourceType") if type(found[0]) is dict else None
+                if one_step:  # `resource`: the item's own key, no collection
+                    target = it.get(one_step)
+                else:
+                    found = slicing.simple_values(it, dispatch[0])
+                    target = found[0] if len(found) == 1 else None
+                if type(target) is not dict:
+                    return False  # no value, several, a list or a non-object: Validator._slices decides
+                rt = target.get("resourceType")
                 chosen = dispatch[1].get(rt) if type(rt) is str else None
             else:
                 chosen = None
