@@ -46,13 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     # each export starts with an empty content memo, as the export of a patient the service has not
     # seen before would (compiled mappings and profiles stay: that is start-up work); the floor and
     # the steps are timed in alternation, so that all see the same machine conditions
+    # also shown, not the target's figure: the export by a service that has just exported another
+    # patient (the typical sample) — what remains in its memo is what other patients share with
+    # this one (codes, units, narrative shapes), never this patient's own values
+    other = json.loads((settings.root / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))
+
+    def after_other_patient() -> None:
+        exporter.validator.forget()
+        exporter.export(other, export_time=EXPORT_TIME)
+
+    export = lambda: orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle)  # noqa: E731
     runs = interleaved_runs({  # the floor right before the export it is compared with
         "schema": lambda: exporter.check_domain(doc),
         "map": lambda: exporter.engine.build(doc, EXPORT_TIME),
         "validate": lambda: exporter.validator.validate(first.bundle),
+        "warm": export,
         "floor": lambda: orjson.dumps(orjson.loads(raw)),
-        "full": lambda: orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle),
-    }, args.repeat * 2, setups={"validate": exporter.validator.forget, "full": exporter.validator.forget})
+        "full": export,
+    }, args.repeat * 2, setups={"validate": exporter.validator.forget, "full": exporter.validator.forget,
+                                "warm": after_other_patient})
     timed = {name: statistics.median(times) for name, times in runs.items()}
     floor, mapping, full = timed["floor"], timed["map"], timed["full"]
     ratio = paired_ratio(runs["full"], runs["floor"])
@@ -63,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                "ratio_to_orjson": round(ratio, 2), "ratio_of_medians": round(full / floor, 2),
                "ratio_per_round_min_max": [round(min(a / b for a, b in zip(runs["full"], runs["floor"])), 2),
                                            round(max(a / b for a, b in zip(runs["full"], runs["floor"])), 2)],
-               "target_ratio": TARGET_RATIO}
+               "target_ratio": TARGET_RATIO,
+               "after_other_patient_export_ms": round(timed["warm"] * 1000, 1),
+               "after_other_patient_ratio": round(paired_ratio(runs["warm"], runs["floor"]), 2)}
     report(figures, "export", ratio, TARGET_RATIO, args.json)
     return 0
 
