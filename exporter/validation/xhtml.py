@@ -48,6 +48,9 @@ _SAFE = "[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 _RUN = re.compile(f">{_PLAIN}*{_SAFE}{_PLAIN}*<")
 
 
+_SHAPED = 4096  # longer divs (a section's list of thousands of entries) hardly share a shape: parsed as they are
+
+
 def shape(text: str) -> str:
     """The div with each text run that has content replaced by "x"."""
     return _RUN.sub(">x<", text)
@@ -64,7 +67,7 @@ def _analyse(text: str) -> tuple[str | None, bool]:
     if last[0] is text:  # txt-2 right after txt-1 on the same div
         return last[1]
     found = None
-    if "<!" not in text and "<?" not in text:
+    if len(text) <= _SHAPED and "<!" not in text and "<?" not in text:
         found = _analysed(shape(text))
     if found is None or found[0] is not None:
         found = _analysed(text)
