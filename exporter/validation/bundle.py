@@ -22,6 +22,8 @@ class BundleIndex:
     is_document: bool = False
     # (urn, target-profile token) pairs the clean path found clean in this Bundle (fastpath._reference_fn)
     clean_references: set[tuple[str, object]] = field(default_factory=set)
+    # reference -> is it a well-formed urn:uuid (asked once per reference, whatever the target profiles)
+    uuid_urns: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, bundle: dict[str, Any]) -> "BundleIndex":

@@ -523,7 +523,10 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
         key = (ref, token)
         if key in bundle.clean_references:
             return True  # found clean before: a urn:uuid, resolved, an allowed target
-        if not ref.startswith("urn:uuid:") or uuid_match(ref) is None:
+        well_formed = bundle.uuid_urns.get(ref)  # shared by all target profiles (Composition, Provenance)
+        if well_formed is None:
+            well_formed = bundle.uuid_urns[ref] = ref.startswith("urn:uuid:") and uuid_match(ref) is not None
+        if not well_formed:
             return False
         resolves(v, ref, key, bundle, path, ctx)
         return True
