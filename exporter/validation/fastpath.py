@@ -461,6 +461,10 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
         return url_only
 
     storing, tries, hits = memo_ok, 0, 0
+    # only invariants (a narrative's div: txt-1, txt-2): their generated function decides, and
+    # _primitive_more runs only to report
+    only_invariants = not (node.has_fixed or node.has_pattern or node.binding_strength) and m.type.code not in ("uri", "url")
+    holds = constraints_fn(node.constraints, m.type.code, False) if only_invariants and node.constraints else None
 
     def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
         nonlocal storing, tries, hits
@@ -473,7 +477,8 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
                 return
             if tries == 200 and hits < 20:
                 storing = False  # values that hardly repeat (narrative divs): stop storing them
-        more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
+        if holds is None or not holds(v, ctx):
+            more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
         if memo_on:  # reached only when nothing was reported (probing raises)
             seen[v] = kind
             memo.stored()
