@@ -25,19 +25,33 @@ class BundleIndex:
     # reference -> is it a well-formed urn:uuid (asked once per reference, whatever the target profiles)
     uuid_urns: dict[str, bool] = field(default_factory=dict)
 
+    # the Bundle indexed, and whether its entries' fullUrls are all strings and distinct (then bdl-7,
+    # distinct fullUrl + versionId, holds without a second pass: invariants._bdl7)
+    source: Any = None
+    distinct_full_urls: bool = False
+
     @classmethod
     def build(cls, bundle: dict[str, Any]) -> "BundleIndex":
-        index = cls(is_document=bundle.get("type") == "document")
-        for entry in bundle.get("entry") or []:
+        index = cls(is_document=bundle.get("type") == "document", source=bundle)
+        entries = bundle.get("entry") or []
+        seen: set[str] = set()
+        distinct = type(entries) is list
+        for entry in entries:
             if not isinstance(entry, dict):
                 continue
             full = entry.get("fullUrl")
+            if distinct and full is not None:
+                if type(full) is not str or full in seen:
+                    distinct = False
+                else:
+                    seen.add(full)
             res = entry.get("resource")
             if isinstance(full, str) and isinstance(res, dict):
                 index.by_full_url.setdefault(full, res)
                 m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # a urn has no base URL
                 if m and m.group(1):
                     index.base_of[id(res)] = m.group(1)
+        index.distinct_full_urls = distinct
         return index
 
     def resolve(self, ref: str, from_resource: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -84,6 +84,9 @@ _CLIN = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 def _bdl7(b: dict[str, Any], ctx: Any) -> bool:
     if b.get("type") == "history":
         return True
+    index = getattr(ctx, "bundle", None)
+    if index is not None and index.source is b and index.distinct_full_urls:
+        return True  # indexing this Bundle found every fullUrl a distinct string: so are the pairs
     seen = set()
     for e in _items(b.get("entry")):
         if isinstance(e, dict):

@@ -133,6 +133,20 @@ def test_document_bundle_rules(validator, example):
     assert any("bdl-9" in m for m in messages) and any("bdl-11" in m for m in messages)
 
 
+def test_duplicate_full_urls_break_bdl7(validator, example):
+    """bdl-7 is settled by the Bundle index when every fullUrl is a distinct string; a repeated one
+    (same versionId: none) is still found."""
+    doc = example("Bundle-ExampleDocumentBundle")
+    assert not any("bdl-7" in i.message for i in validator.validate(doc))
+    doc["entry"].append(dict(doc["entry"][-1]))
+    assert any("bdl-7" in i.message for i in validator.validate(doc) if i.is_error)
+    with_versions = example("Bundle-ExampleDocumentBundle")
+    twin = {**with_versions["entry"][-1], "resource": {**with_versions["entry"][-1]["resource"], "meta": {
+        **with_versions["entry"][-1]["resource"].get("meta", {}), "versionId": "2"}}}
+    with_versions["entry"].append(twin)  # same fullUrl, another version: bdl-7 holds, and is not settled by the index
+    assert not any("bdl-7" in i.message for i in validator.validate(with_versions))
+
+
 def test_narrative_checks(validator, example):
     pat = example("Patient-ExamplePatient")
     pat["text"] = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>x()</script></div>'}
