@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import sys
 import time
 import tracemalloc
@@ -25,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.common import interleaved_medians, median_seconds, report
+from benchmarks.common import interleaved_runs, median_seconds, paired_ratio, report
 from exporter.settings import get_settings
 from exporter.validation.validator import Validator
 
@@ -92,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parsed = orjson.loads(raw)  # validation works on the parsed dict (the exporter hands it over as such)
     # each run starts with an empty content memo, as for a Bundle the service has not seen before
     # (compiled profiles stay: that is start-up work); floor and validation are timed in alternation
-    timed = interleaved_medians({"floor": lambda: orjson.dumps(orjson.loads(raw)),
-                                 "ours": lambda: validator.validate(parsed)},
-                                args.repeat * 2, setups={"ours": validator.forget})
-    floor, ours = timed["floor"], timed["ours"]
+    runs = interleaved_runs({"floor": lambda: orjson.dumps(orjson.loads(raw)),
+                             "ours": lambda: validator.validate(parsed)},
+                            args.repeat * 2, setups={"ours": validator.forget})
+    floor, ours = statistics.median(runs["floor"]), statistics.median(runs["ours"])
+    ratio = paired_ratio(runs["ours"], runs["floor"])
     try:
         from fhir.resources.R4B.bundle import Bundle as R4BBundle
         model = median_seconds(lambda: R4BBundle.model_validate(orjson.loads(raw)), max(1, args.repeat // 2))
@@ -110,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "resources": n, "bundle_bytes": len(raw), "startup_ms": round(load_s * 1000, 1),
         "orjson_floor_ms": round(floor * 1000, 2), "validate_ms": round(ours * 1000, 1),
-        "us_per_resource": round(ours / n * 1e6, 1), "ratio_to_orjson": round(ours / floor, 2),
+        "us_per_resource": round(ours / n * 1e6, 1), "ratio_to_orjson": round(ratio, 2),
+        "ratio_of_medians": round(ours / floor, 2),
         "r4b_model_validate_ms": round(model * 1000, 1), "ratio_to_r4b_models": round(ours / model, 2),
         "peak_mem_mib": round(peak / 2**20, 1), "target_ratio": TARGET_RATIO,
     }
-    report(figures, "validation", ours / floor, TARGET_RATIO, args.json)
+    report(figures, "validation", ratio, TARGET_RATIO, args.json)
     return 0
 
 

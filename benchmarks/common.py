@@ -40,12 +40,6 @@ def interleaved_runs(fns: dict[str, Callable[[], Any]], rounds: int,
     return runs
 
 
-def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int,
-                        setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
-    """Median of interleaved_runs per function."""
-    return {name: statistics.median(times) for name, times in interleaved_runs(fns, rounds, setups).items()}
-
-
 def paired_ratio(ours: list[float], floor: list[float]) -> float:
     """Median over the rounds of ours / floor, each pair timed back to back (interleaved_runs). On a
     shared host whose speed drifts during a run, a ratio of two medians can pair a fast round of one

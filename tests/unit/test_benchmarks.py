@@ -16,3 +16,17 @@ def test_validation_benchmark_bundle_is_valid():
 def test_benchmarks_run_and_report(capsys):
     assert bench_validation.main(["--repeat", "1", "--json"]) == 0
     assert '"ratio_to_orjson"' in capsys.readouterr().out
+
+
+def test_paired_ratio_compares_each_round_with_its_own_floor():
+    from benchmarks.common import paired_ratio
+    # the host slows down in round 3: per-round ratios stay 2, the ratio of medians would not
+    assert paired_ratio([2.0, 2.0, 8.0], [1.0, 1.0, 4.0]) == 2.0
+    assert paired_ratio([3.0, 1.0], [1.0, 1.0]) == 2.0  # median of 3 and 1
+
+
+def test_export_benchmark_runs_and_reports(capsys):
+    from benchmarks import bench_export
+    assert bench_export.main(["--repeat", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"ratio_to_orjson"' in out and '"after_other_patient_ratio"' in out
