@@ -166,12 +166,14 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
     clean = _clean_slices_fn(val, cnode, rule, keys)
     tries = hits = 0
 
+    single = keys[0][0] if len(keys) == 1 else None
+
     def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
         nonlocal memo_ok, tries, hits
         raw = None
         if memo_ok:
             try:
-                raw = orjson.dumps([obj.get(k) for k, _ in keys])
+                raw = orjson.dumps([obj.get(single)] if single is not None else [obj.get(k) for k, _ in keys])
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
