@@ -117,6 +117,57 @@ def test_clean_export_never_needs_the_walk(pair, typical_bundle, monkeypatch):
     assert walked == []
 
 
+def _first(bundle: dict[str, Any], profile: str) -> dict[str, Any]:
+    return next(e["resource"] for e in bundle["entry"] if profile in (e["resource"].get("meta", {}).get("profile") or [""])[0])
+
+
+@pytest.mark.parametrize("how", ["performer-unresolved", "performer-second-bad", "target-claims-other-profile",
+                                 "target-claims-nothing"])
+def test_reference_lists_and_target_claims_same_issues(pair, typical_bundle, how):
+    """Reference lists are checked without per-item paths, target claims decided once per type: a
+    problem is still reported by the walk, with its real path."""
+    fast, walk = pair
+    bundle = copy.deepcopy(typical_bundle)
+    obs = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    if how == "performer-unresolved":
+        obs["performer"] = [{"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}]
+    elif how == "performer-second-bad":
+        obs["performer"] = [obs["subject"], {"reference": "urn:uuid:NOT-A-UUID"}]
+    elif how == "target-claims-other-profile":
+        patient["meta"]["profile"] = [patient["meta"]["profile"][0].replace("diga-patient", "diga-device")]
+    else:
+        del patient["meta"]
+    expected = _issues(walk, bundle)
+    assert expected, "the change should break something"
+    assert _issues(fast, bundle) == expected
+
+
+@pytest.mark.parametrize("how", ["third-systolic", "no-diastolic", "unknown-component", "swapped", "component-string"])
+def test_component_slices_same_issues(pair, typical_bundle, how):
+    """Slices assigned and counted by the clean path: a broken slicing is reported by the walk."""
+    fast, walk = pair
+    bundle = copy.deepcopy(typical_bundle)
+    bp = _first(bundle, "diga-blood-pressure")
+    systolic, diastolic = bp["component"]
+    if how == "third-systolic":
+        bp["component"].append(copy.deepcopy(systolic))
+    elif how == "no-diastolic":
+        bp["component"] = [systolic]
+    elif how == "unknown-component":
+        bp["component"].append({"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                                "valueQuantity": {"value": 60, "unit": "/min", "system": "http://unitsofmeasure.org",
+                                                  "code": "/min"}})
+    elif how == "swapped":
+        bp["component"] = [diastolic, systolic]
+    else:
+        bp["component"].append("systolic")
+    expected = _issues(walk, bundle)
+    assert _issues(fast, bundle) == expected
+    if how in ("third-systolic", "no-diastolic", "component-string"):
+        assert expected, "the change should break something"
+
+
 @pytest.mark.parametrize("how", ["unresolved", "wrong-type", "not-a-uuid", "local", "extra-key", "empty", "number"])
 def test_bare_references_same_issues(pair, typical_bundle, how):
     """A Reference that is just {"reference": "urn:uuid:…"} takes a shortcut in the clean path; when
