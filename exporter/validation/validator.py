@@ -55,6 +55,9 @@ class _Abort(Exception):
 class _Ctx:
     """Per-call state: collected issues, the resource being walked, the enclosing Bundle."""
 
+    __slots__ = ("v", "issues", "seen", "resource", "root_resource", "bundle", "deadline", "max_issues",
+                 "conformance_cache", "focus_type", "walked", "references", "probing")
+
     def __init__(self, validator: "Validator", deadline: float, max_issues: int):
         self.v = validator
         self.issues: list[Issue] = []
