@@ -12,6 +12,7 @@ entries and a generated, escaped narrative), then every mapped resource, Provena
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,7 +222,7 @@ class Engine:
                 section.append((full, line))
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
-        digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + export_time.encode()).hexdigest()
+        digest = hashlib.sha256(_canonical(doc) + export_time.encode()).hexdigest()
         root = Scope(doc, "$", None, run)
 
         def part(name: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -286,6 +287,16 @@ class Engine:
                 section["section"] = children
             out.append(section)
         return out
+
+
+def _canonical(doc: Any) -> bytes:
+    """The document as sorted-key JSON, for the Bundle identifier's digest. orjson refuses integers
+    beyond 64 bits (the schema check stops them before an export; a direct caller of build() may
+    not have run it): the standard library writes those."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
 class _References:

@@ -95,6 +95,8 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
                     issues.append(error(IssueCode.STRUCTURE, f"unknown key '{k}' in a coding{suggest(k, CODING_KEYS)}",
                                         "MAP_UNKNOWN_KEY", location=position(pos, where + ("codings", i, k))))
             good.append({k: (str(v) if k in ("code", "version") else v) for k, v in c.items() if k in CODING_KEYS})
+        if not good:
+            continue  # every coding was reported above: an entry with none would be a code without codings
         entries[str(key)] = good
         if isinstance(entry.get("equivalence"), str):
             equivalence[str(key)] = entry["equivalence"]

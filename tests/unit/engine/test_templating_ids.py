@@ -55,3 +55,25 @@ def test_resource_id_is_uuid5():
     for i in range(200):
         assert resource_id(DEFAULT_NAMESPACE, "Observation", "m", str(i)) == \
             str(uuid.uuid5(DEFAULT_NAMESPACE, f"Observation|m|{i}"))
+
+
+def test_bundle_digest_of_a_document_with_an_integer_beyond_64_bits():
+    """build() is also called without the schema check (tests, tools): a number orjson refuses
+    still gets a deterministic Bundle identifier instead of an exception."""
+    import copy
+    import json
+
+    from exporter.engine.builder import _canonical
+    from exporter.pipeline import Exporter
+    from exporter.settings import get_settings
+
+    assert _canonical({"b": 1, "a": 2**70}) == b'{"a":1180591620717411303424,"b":1}'
+    assert _canonical({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
+    settings = get_settings()
+    doc = json.loads((settings.root / "samples" / "patients" / "minimal.json").read_text(encoding="utf-8"))
+    doc = copy.deepcopy(doc)
+    doc["zz_note"] = 2**70
+    engine = Exporter.from_settings(settings).engine
+    first, _ = engine.build(doc, "2026-04-06T10:00:00+02:00")
+    again, _ = engine.build(copy.deepcopy(doc), "2026-04-06T10:00:00+02:00")
+    assert first["identifier"] == again["identifier"]

@@ -78,6 +78,21 @@ def test_load_errors_name_code_and_line(case, scratch_mappings):
     assert result.bundle is None and not result.ok
 
 
+def test_table_entry_without_a_usable_coding(scratch_mappings):
+    """An entry whose every coding is broken is reported and left out: nothing downstream (the
+    mapping check, the binding check, an export) meets a code without codings."""
+    _edit(scratch_mappings, "codes/ucum-units.yaml", "  kg:\n    codings:\n      - system: http://unitsofmeasure.org\n",
+          "  kg:\n    codings:\n      - sytem: http://unitsofmeasure.org\n")
+    exporter = load(scratch_mappings)
+    hits = [i for i in exporter.load_issues if i.message_id == "MAP_TABLE_SHAPE"]
+    assert hits and "coding 0 of entry 'kg'" in hits[0].message
+    assert hits[0].location.line == _line_of(scratch_mappings, "codes/ucum-units.yaml", "sytem:")
+    issues = check_bindings(exporter.engine, exporter.validator.compiler, exporter.validator.expander)
+    assert isinstance(issues, list)  # no IndexError on the entry
+    result = exporter.export(copy.deepcopy(TYPICAL), export_time=EXPORT_TIME)
+    assert result.bundle is None and not result.ok
+
+
 def test_unknown_key_gets_a_suggestion(scratch_mappings):
     _edit(scratch_mappings, "resources/body-weight.yaml", "for_each: measurements", "for_eahc: measurements")
     issue = next(i for i in load(scratch_mappings).load_issues if i.message_id == "MAP_UNKNOWN_KEY")
