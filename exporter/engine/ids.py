@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 DEFAULT_NAMESPACE = uuid.UUID("5f4b3c2a-9d8e-4f1a-b6c7-d8e9f0a1b2c3")
 
@@ -18,10 +18,17 @@ def id_maker(namespace: uuid.UUID) -> Callable[[str, str, str], str]:
     """`resource_id` for one namespace: (resource type, mapping id, source id) -> id. The SHA-1 state
     after the namespace bytes is computed once and copied for each id (an export computes thousands)."""
     prefix = hashlib.sha1(namespace.bytes)
+    per_mapping: dict[tuple[str, str], Any] = {}  # (resource type, mapping id) -> SHA-1 state after "type|mapping|"
 
     def make(resource_type: str, mapping_id: str, source_id: str) -> str:
-        sha = prefix.copy()
-        sha.update(f"{resource_type}|{mapping_id}|{source_id}".encode())
+        state = per_mapping.get((resource_type, mapping_id))
+        if state is None:
+            state = prefix.copy()
+            state.update(f"{resource_type}|{mapping_id}|".encode())
+            if len(per_mapping) < 10_000:
+                per_mapping[(resource_type, mapping_id)] = state
+        sha = state.copy()
+        sha.update(source_id.encode())
         h = sha.hexdigest()
         # version 5: the high nibble of byte 6 (hex digit 12) is 5
         return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
