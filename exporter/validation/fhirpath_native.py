@@ -674,15 +674,8 @@ def _xor(left: BFn, right: BFn) -> BFn:
 
 
 def _implies(left: BFn, right: BFn) -> BFn:
-    def then(f: Coll, e: dict[str, Any]) -> bool | None:
-        a = left(f, e)
-        if a is False:
-            return True
-        b = right(f, e)
-        if b is True:
-            return True
-        return False if a is True and b is False else None
-    return then
+    """`a implies b` is `(not a) or b` in three-valued logic, with the same short circuit."""
+    return _or(lambda f, e: _negate(left(f, e)), right)
 
 
 _LOGIC: dict[str, Callable[[BFn, BFn], BFn]] = {"AndExpression": _and, "OrExpression": _or, "xor": _xor,
