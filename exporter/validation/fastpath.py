@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from exporter.validation import binding, codes, slicing
-from exporter.validation.invariants import NATIVE
+from exporter.validation.invariants import NATIVE, unmet
 from exporter.validation.primitives import PRIMITIVE_CHECKS, UUID_RE
 from exporter.validation.references import claims_any
 from exporter.validation.fixed_pattern import equals_fixed, pattern_matcher
@@ -430,19 +430,9 @@ def constraints_fn(constraints: list[Any], type_code: str | None, objects: bool)
 
 def _constraints_slowly(constraints: list[Any], type_code: str | None) -> Callable[[Any, Any], bool]:
     """What Validator._constraints decides, without reporting: True when every invariant holds
-    (each through its full check, which falls back to fhirpathpy where the translation declines);
-    False when one fails or cannot be evaluated (then _constraints reports it)."""
+    (each through its full check, which falls back to fhirpathpy where the translation declines)."""
     def slowly(v: Any, ctx: Any) -> bool:
-        ctx.focus_type = type_code
-        try:
-            for c in constraints:
-                if c.guard is not None and type(v) is dict and c.guard not in v:
-                    continue  # as _constraints: cannot fail without its key
-                if not c.check(v, ctx):
-                    return False
-        except Exception:
-            return False
-        return True
+        return next(unmet(constraints, v, ctx, type_code), None) is None
     return slowly
 
 

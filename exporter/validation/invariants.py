@@ -15,7 +15,7 @@ member_of(value, vs_url) -> bool|None, conforms_to(resource, url) -> bool.
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
@@ -280,6 +280,29 @@ GUARDS: dict[str, str] = {"dom-2": "contained", "dom-3": "contained", "dom-4": "
                           "obs-6": "dataAbsentReason", "obs-7": "component", "cmp-2": "emptyReason", "qty-3": "code",
                           "sqty-1": "comparator", "cpt-2": "value", "att-1": "data", "bdl-1": "total",
                           "qrs-1": "answer", "ref-1": "reference"}
+
+
+def unmet(constraints: list[Constraint], value: Any, ctx: Any, type_code: str | None
+          ) -> Iterator[tuple[Constraint, Exception | None]]:
+    """The invariants `value` does not satisfy, in order: (c, None) when c fails or could not be
+    compiled (c.check is None), (c, the exception) when it could not be evaluated. A guarded
+    invariant (see GUARDS) is skipped on an object without its key. Validator._constraints reports
+    each; the clean path only asks whether there is one."""
+    ctx.focus_type = type_code
+    is_object = type(value) is dict
+    for c in constraints:
+        if is_object and c.guard is not None and c.guard not in value:
+            continue  # cannot fail without its key
+        if c.check is None:
+            yield c, None
+            continue
+        try:
+            ok = c.check(value, ctx)
+        except Exception as exc:  # an invariant that cannot be evaluated is reported, never passed silently
+            yield c, exc
+            continue
+        if not ok:
+            yield c, None
 
 
 def compile_constraint(c: Constraint) -> Constraint:

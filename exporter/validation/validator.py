@@ -23,6 +23,7 @@ from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import binding, cardinality, codes, extensions, fastpath, questionnaire, references, slicing, xhtml
 from exporter.validation import messages as M
 from exporter.validation.bundle import BundleIndex, entry_issues
+from exporter.validation.invariants import unmet
 from exporter.validation.compiler import Compiler
 from exporter.validation.fixed_pattern import describe, equals_fixed, matches_pattern
 from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE,
@@ -692,20 +693,12 @@ class Validator:
     # -- invariants ---------------------------------------------------------------------------
     def _constraints(self, constraints: list[Constraint], value: Any, path: str, ctx: _Ctx,
                      type_code: str | None = None) -> None:
-        ctx.focus_type = type_code
-        is_object = type(value) is dict
-        for c in constraints:
-            if is_object and c.guard is not None and c.guard not in value:
-                continue  # cannot fail without its key (see invariants.GUARDS)
+        for c, exc in unmet(constraints, value, ctx, type_code):
             if c.check is None:
                 ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be compiled: {c.compile_error}", path)
-                continue
-            try:
-                ok = c.check(value, ctx)
-            except Exception as exc:  # an invariant that cannot be evaluated is reported, never passed silently
+            elif exc is not None:
                 ctx.add("warning", M.INVARIANT_ERROR, f"constraint {c.key} could not be evaluated: {exc}", path)
-                continue
-            if not ok:
+            else:
                 sev = "error" if c.severity == "error" else "warning"
                 ctx.add(sev, M.INVARIANT, f"constraint {c.key} failed: {c.human}", path)
 
