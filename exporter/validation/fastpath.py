@@ -333,19 +333,13 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
                 return True
             return primitives
 
-        known = getattr(more_fn, "seen", None) if more else None
-        if known is not None:  # a value found clean before passed its format check too
-            def primitive_memo(v: Any, path: str, ctx: Any, depth: int) -> bool:
-                t = type(v)
-                if (t is str or t is bool or t is int or t is float) and known.get(v) is t:
-                    return True
-                if v is None or type(v) is list or check(v) is not None:
-                    return False
-                more_fn(v, path, key, None, ctx)
-                return True
-            return primitive_memo
+        known = getattr(more_fn, "seen", None) if more else None  # values found clean before
 
         def primitive(v: Any, path: str, ctx: Any, depth: int) -> bool:
+            if known is not None:
+                t = type(v)
+                if (t is str or t is bool or t is int or t is float) and known.get(v) is t:
+                    return True  # it passed its format check too
             if v is None or type(v) is list or check(v) is not None:
                 return False
             if more:
@@ -366,28 +360,24 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
         return lambda v, path, ctx, depth: v is not None and type(v) is not list
 
     value = value_fn(val, m, host)
-    if m.many and m.kind == KIND_REFERENCE:
-        # a Reference holds no resource, so nothing validated for real inside it needs the item's
-        # path; while probing a problem only raises Dirty: the walk then reports with real paths
-        def references(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if type(v) is not list or not v:
-                return False
-            if len(v) > deadline_guard and time.monotonic() > ctx.deadline:
-                return False  # the walk raises the time-limit abort
-            where = f"{path}.{key}"
-            for it in v:
-                if type(it) is not dict or not value(it, where, ctx, depth):
-                    return False
-            return True
-        return references
     if m.many:
+        # a Reference holds no resource, so nothing validated for real inside it needs the item's
+        # own path; while probing a problem only raises Dirty: the walk then reports with real paths
+        item_paths = m.kind != KIND_REFERENCE
+
         def values(v: Any, path: str, ctx: Any, depth: int) -> bool:
             if type(v) is not list or not v:
                 return False
             if len(v) > deadline_guard and time.monotonic() > ctx.deadline:
                 return False  # the walk raises the time-limit abort
+            where = f"{path}.{key}"
+            if not item_paths:
+                for it in v:
+                    if type(it) is not dict or not value(it, where, ctx, depth):
+                        return False
+                return True
             for i, it in enumerate(v):
-                if type(it) is not dict or not value(it, f"{path}.{key}[{i}]", ctx, depth):
+                if type(it) is not dict or not value(it, f"{where}[{i}]", ctx, depth):
                     return False
             return True
         return values
