@@ -215,8 +215,7 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
     plans: dict[int, tuple[Handler, ...] | None] = {}  # id(slice or None) -> the value checks of its items
 
     def checks_for(sl: Any) -> tuple[Handler, ...] | None:
-        sm, with_base = (val._slice_plans.get((id(cnode), id(sl), vtype, id(m)))
-                         or val._slice_plan(cnode, sl, vtype, m))
+        sm, with_base = val._slice_plan(cnode, sl, vtype, m)
         if sm is not None and sm.kind in (KIND_PRIMITIVE, KIND_RESOURCE):
             return None  # Validator._item validates such a member with the walk
         fns = [val.clean_value_fn(m, rule)] if with_base else []
@@ -488,22 +487,13 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
             if isinstance(ref, str):  # a str subclass: the general check
                 full(v, target_profiles, path, ctx)
             return  # no reference string: nothing to check (as Validator._reference)
-        bundle = ctx.bundle
-        if bundle is None or not ref.startswith("urn:uuid:"):
+        if not bare(v, ref, path, ctx):
             full(v, target_profiles, path, ctx)
-            return
-        key = (ref, token)
-        if key in bundle.clean_references:
-            return  # the same reference, already found clean in this validation (a document's Patient)
-        if uuid_match(ref) is None:
-            full(v, target_profiles, path, ctx)
-            return
-        resolves(v, ref, key, bundle, path, ctx)
 
     def bare(v: dict[str, Any], ref: str, path: str, ctx: Any) -> bool:
-        """check() for a value known to be {"reference": ref} with ref a str: True when it is a clean
-        urn:uuid reference (a problem with its target raises Dirty), False when it is no urn:uuid
-        of a Bundle (the caller takes the general path)."""
+        """The check of reference string `ref` of value `v`: True when it is a urn:uuid of the
+        enclosing Bundle, checked here (a problem with its target raises Dirty); False when it is no
+        urn:uuid of a Bundle (the caller takes the general path)."""
         bundle = ctx.bundle
         if bundle is None:
             return False

@@ -612,10 +612,8 @@ class Validator:
         values = [(v, t) for v, t, _, _ in items]
         where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
         assigned = slicing.check(values, base, ctx, where, ctx.add)
-        plans = self._slice_plans
         for (value, vtype, ipath, m), sl in zip(items, assigned):
-            plan = plans.get((id(base), id(sl), vtype, id(m))) or self._slice_plan(base, sl, vtype, m)
-            sm, with_base = plan
+            sm, with_base = self._slice_plan(base, sl, vtype, m)
             if with_base:
                 self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]
             if sm is not None:
@@ -624,13 +622,16 @@ class Validator:
     def _slice_plan(self, base: Node, sl: Node | None, vtype: str | None, m: Member | None) -> tuple[Member | None, bool]:
         """How an item of `base` assigned to slice `sl` is validated: (the slice's member or None,
         validate against the base member `m` too?). Cached in _slice_plans."""
+        key = (id(base), id(sl), vtype, id(m))
+        plan = self._slice_plans.get(key)
+        if plan is not None:
+            return plan
         sm = None
         if sl is not None:
             t = next((x for x in sl.types if x.code == vtype), sl.types[0] if sl.types else None)
             if t is not None:
                 sm = self._slice_member(base, sl, t)
-        plan = self._slice_plans[(id(base), id(sl), vtype, id(m))] = (
-            sm, m is not None and (sm is None or not self._covers(sm, m)))
+        plan = self._slice_plans[key] = (sm, m is not None and (sm is None or not self._covers(sm, m)))
         return plan
 
     def _slice_member(self, base: Node, sl: Node, t: Any) -> Member:
