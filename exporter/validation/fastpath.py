@@ -46,6 +46,9 @@ class Dirty(BaseException):
 
 
 _SCALARS = (str, int, float, bool)
+# a memo table whose first MEMO_TRIAL look-ups found fewer than MEMO_MIN_HITS values seen before
+# stops storing: that element's values hardly repeat (times, measured values, narrative divs)
+MEMO_TRIAL, MEMO_MIN_HITS = 200, 20
 _REFERENCE_KEY = b'"reference"'
 
 
@@ -181,7 +184,7 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
                 if raw in seen:
                     hits += 1
                     return
-                if tries == 200 and hits < 20:
+                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_ok = False  # these items hardly repeat as a whole (measured components)
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
@@ -456,7 +459,7 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
             if seen.get(v) is kind:
                 hits += 1
                 return
-            if tries == 200 and hits < 20:
+            if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                 storing = False  # values that hardly repeat (narrative divs): stop storing them
         if holds is None or not holds(v, ctx):
             more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
@@ -625,7 +628,7 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
                 if raw in seen:
                     hits += 1
                     return True
-                if tries == 200 and hits < 20:
+                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
         if has_fixed and not equals_fixed(v, fixed):
             return False
