@@ -482,7 +482,6 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
 
     token = object()  # these target profiles, in the per-validation set of references found clean
     by_type: dict[str, tuple[list[str], bool, frozenset[str]]] = {}  # target type -> candidates (fixed per validator)
-    claim_verdicts: dict[tuple[Any, str], bool] = {}  # (target type, its only claim) -> does the claim settle the check?
 
     def check(v: dict[str, Any], path: str, ctx: Any) -> None:
         ref = v.get("reference")
@@ -527,20 +526,8 @@ def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callabl
                 if type(rt) is str:
                     by_type[rt] = found
             candidates, core_ok, claimed = found
-            if candidates and not core_ok:
-                meta = target.get("meta")
-                claims = meta.get("profile") if type(meta) is dict else None
-                if type(claims) is list and len(claims) == 1 and type(claims[0]) is str:
-                    ckey = (rt, claims[0])  # one claim, as every exported resource has
-                    ok = claim_verdicts.get(ckey)
-                    if ok is None:
-                        ok = claims_any(target, claimed)
-                        if len(claim_verdicts) < 1000:
-                            claim_verdicts[ckey] = ok
-                else:
-                    ok = claims_any(target, claimed)
-                if not ok:
-                    full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
+            if candidates and not core_ok and not claims_any(target, claimed):
+                full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
         bundle.clean_references.add(key)
     check.bare = bare  # type: ignore[attr-defined]
     return check
