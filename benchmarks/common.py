@@ -40,11 +40,16 @@ def interleaved_runs(fns: dict[str, Callable[[], Any]], rounds: int,
     return runs
 
 
+def round_ratios(ours: list[float], floor: list[float]) -> list[float]:
+    """ours / floor per round of interleaved_runs, each pair timed back to back."""
+    return [a / b for a, b in zip(ours, floor)]
+
+
 def paired_ratio(ours: list[float], floor: list[float]) -> float:
-    """Median over the rounds of ours / floor, each pair timed back to back (interleaved_runs). On a
-    shared host whose speed drifts during a run, a ratio of two medians can pair a fast round of one
-    side with a slow round of the other; a per-round ratio compares like with like."""
-    return statistics.median(a / b for a, b in zip(ours, floor))
+    """Median of round_ratios. On a shared host whose speed drifts during a run, a ratio of two
+    medians can pair a fast round of one side with a slow round of the other; a per-round ratio
+    compares like with like."""
+    return statistics.median(round_ratios(ours, floor))
 
 
 def report(figures: dict[str, Any], what: str, ratio: float, target: float, as_json: bool) -> None:
