@@ -80,7 +80,7 @@ _last: tuple[str | None, tuple[str | None, bool]] = (None, (None, False))
 
 @lru_cache(maxsize=4096)
 def _analysed(text: str) -> tuple[str | None, bool]:
-    """(problem or None, has content) from one parse: txt-1 and txt-2 ask about the same div."""
+    """(problem or None, has content) from one parse of `text`: a div, or a div's shape."""
     if "<!DOCTYPE" in text or "<!ENTITY" in text:  # never parsed (entity expansion): txt-1 reports it alone
         return "narrative must not contain DOCTYPE or entity declarations", True
     try:
