@@ -12,6 +12,7 @@ input collection as plain data.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Callable, Mapping
 
@@ -19,6 +20,7 @@ from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import ParseTreeWalker
 from fhirpathpy import apply_parsed_path  # type: ignore[attr-defined]
+from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.engine.util import set_paths
 from fhirpathpy.models import models
@@ -46,7 +48,47 @@ class _Raise(ErrorListener):
         self.expression = expression
 
     def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 (ANTLR API)
-        raise FhirPathError(f"FHIRPath syntax error at {line}:{column + 1}: {msg}", self.expression, f"{line}:{column + 1}")
+        where = f"column {column + 1}" if line == 1 else f"line {line}, column {column + 1}"
+        raise FhirPathError(f"FHIRPath syntax error at {where} of {self.expression!r}: "
+                            f"{readable_syntax_error(msg, self.expression, line, column)}",
+                            self.expression, f"{line}:{column + 1}")
+
+
+_INPUT = re.compile(r"(?:extraneous|mismatched) input '(.*)' expecting (.*)\Z", re.DOTALL)
+
+
+def readable_syntax_error(msg: str, expression: str, line: int, column: int) -> str:
+    """ANTLR's message (`token recognition error at: ''spo2'`, `extraneous input '=' expecting {…}`)
+    as one sentence for a mapping author: what is wrong and how to write it instead."""
+    lines = expression.split("\n")
+    before = lines[line - 1][:column] if 0 < line <= len(lines) else ""
+    if msg.startswith("token recognition error at: '"):
+        bad = msg[len("token recognition error at: '"):-1]  # the text the lexer could not read
+        if bad.startswith("'"):
+            return "the string that starts here is not closed; write strings in single quotes: 'text'"
+        if bad.startswith('"'):
+            return "double quotes do not make a string in FHIRPath; write strings in single quotes: 'text'"
+        return f"the character {bad[:1]!r} is not part of FHIRPath"
+    if msg.startswith("missing ')'"):
+        return "a '(' is not closed; add the missing ')'"
+    m = _INPUT.match(msg)
+    if m is None:
+        return "the expression cannot be read here"
+    token, expecting = m.group(1), m.group(2)
+    prev = before.rstrip()[-1:]
+    if token == "<EOF>":
+        return "the expression ends too early; an operand or a closing ')' is missing"
+    if token == "=" and prev in ("=", "!"):
+        return "compare with a single '=' (and '!=' for 'not equal'), not '=='"
+    if token == "&" and prev == "&":
+        return "'&&' is not FHIRPath; write 'and'"
+    if token == "|" and prev == "|":
+        return "'||' is not FHIRPath; write 'or'"
+    if token == ")" and expecting == "<EOF>":
+        return "this ')' closes no '('"
+    if expecting == "<EOF>":
+        return f"unexpected {token!r} after a complete expression; is an operator such as 'and' or '=' missing?"
+    return f"unexpected {token!r}"
 
 
 def parse_strict(expression: str) -> dict[str, Any]:
@@ -70,6 +112,22 @@ def parse_strict(expression: str) -> dict[str, Any]:
     ParseTreeWalker().walk(ast_listener, tree)
     entire = ast_listener.parentStack[0]["children"][0]
     return {"children": [entire["children"][0]]}
+
+
+def functions() -> dict[str, dict[int, tuple[str, ...]] | None]:
+    """The functions fhirpathpy evaluates: name → {number of arguments: their kinds} (an 'Expr'
+    argument is evaluated once per input item, as in `where(…)`); None: any number of arguments.
+    A function not listed fails every evaluation ("Not implemented")."""
+    out: dict[str, dict[int, tuple[str, ...]] | None] = {}
+    for name, entry in invocation_registry.items():
+        if not name.isidentifier() or name.endswith("Op") or name in ("and", "or", "xor", "implies"):
+            continue  # operators (`=`, `and`, `inOp`, …) are not called by name
+        if "variadic" in entry:
+            out[name] = None
+            continue
+        out[name] = {n: tuple(k if isinstance(k, str) else "Any" for k in kinds)
+                     for n, kinds in (entry.get("arity") or {0: []}).items()}
+    return out
 
 
 def _no_trace(label: Any, value: Any) -> None:
