@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from exporter.engine.codegen import Code
@@ -307,3 +307,43 @@ class Template:
         if len(out) > MAX_OUTPUT:
             raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
         return out
+
+
+def template_reads(source: str) -> tuple[set[str], list[tuple[str, tuple[str | int, ...], int]]]:
+    """What a template reads from its variables, for `fhir-export check`: the variables it uses
+    without defining them itself, and each chain of look-ups on one of them — (variable,
+    keys and indexes, template line): `{{ item.measured_at[:10] }}` reads ("item", ("measured_at",)).
+    A chain stops at a computed key or a slice. Raises TemplateProblem on a syntax error."""
+    try:
+        tree = _PLAIN.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
+    free = set(meta.find_undeclared_variables(tree))
+    reads: list[tuple[str, tuple[str | int, ...], int]] = []
+
+    def visit(node: nodes.Node) -> None:
+        if isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            steps: list[str | int] = []
+            base: nodes.Node = node
+            while isinstance(base, (nodes.Getattr, nodes.Getitem)):
+                if isinstance(base, nodes.Getattr):
+                    steps.append(base.attr)
+                elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, (str, int)):
+                    steps.append(base.arg.value)
+                else:  # a slice or a computed key: the chain is read up to here
+                    steps.clear()
+                    visit(base.arg)
+                base = base.node
+            if isinstance(base, nodes.Name) and base.name in free:
+                reads.append((base.name, tuple(reversed(steps)), node.lineno))
+            elif not isinstance(base, nodes.Name):
+                visit(base)
+            return
+        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in free:
+            reads.append((node.name, (), node.lineno))
+            return
+        for child in node.iter_child_nodes():
+            visit(child)
+
+    visit(tree)
+    return free, reads

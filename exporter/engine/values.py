@@ -116,6 +116,9 @@ class CompileContext:
     # for `fhir-export check`: every table lookup (table, field, YAML path, literal key or None)
     table_uses: list[tuple[CodeTable, str, tuple[Any, ...], Any]] = field(default_factory=list)
     each_items: set[tuple[Any, ...]] = field(default_factory=set)  # YAML paths of for_each `item:` bodies
+    # for `fhir-export check` (exporter/engine/static_check.py): every expression that reads the domain
+    # document — (operator: path, fhirpath, template, xhtml, when or for_each; its text; YAML path)
+    expressions: list[tuple[str, str, tuple[Any, ...]]] = field(default_factory=list)
 
     def loc(self, at: tuple[Any, ...]) -> SourceLocation | None:
         return position(self.positions, at)
@@ -455,6 +458,8 @@ def _compile_list_item(spec: Any, at: tuple[Any, ...], cc: CompileContext) -> tu
 def selector(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[Scope], list[tuple[Any, Any]]]:
     """A for_each selection: a simple path to a list (or a single record)."""
     parsed = compile_path(text) if isinstance(text, str) else None
+    if parsed is not None:
+        cc.expressions.append(("for_each", text, at))
     if parsed is None:
         cc.fail("MAP_PATH_SYNTAX", f"for_each needs a simple path such as 'measurements' or '$.diagnoses', "
                 f"not {text!r}", at)
@@ -482,6 +487,7 @@ def condition(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[S
     except FhirPathError as exc:
         cc.fail("MAP_FHIRPATH_SYNTAX", f"{exc}", at)
         return lambda scope: False
+    cc.expressions.append(("when", text, at))
     loc = cc.loc(at)
     quick = item_test(text)
     native = translate(text)  # e.g. exists(), and/or: ~1 µs instead of ~40 µs through fhirpathpy
@@ -597,6 +603,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
         parsed = compile_path(arg)
         if parsed is None:
             return cc.fail("MAP_PATH_SYNTAX", f"not a simple path: {arg!r} (use 'fhirpath' for expressions)", here)
+        cc.expressions.append(("path", arg, here))
         return _getter(*parsed)
     if op == "fhirpath":
         if not isinstance(arg, str):
@@ -605,6 +612,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             fn = compile_expression(arg)
         except FhirPathError as exc:
             return cc.fail("MAP_FHIRPATH_SYNTAX", str(exc), here)
+        cc.expressions.append(("fhirpath", arg, here))
         loc = cc.loc(here)
 
         def evaluate(scope: Scope) -> Any:
@@ -628,6 +636,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             loc = SourceLocation(base_loc.file, (base_loc.line or 1) + (exc.line or 1) - 1, None) if base_loc else None
             cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
             return lambda scope: MISSING
+        cc.expressions.append((op, arg, here))
         loc = cc.loc(here)
 
         def failed(scope: Scope, exc: TemplateProblem) -> Any:

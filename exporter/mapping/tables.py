@@ -30,6 +30,7 @@ class CodeTable:
     equivalence: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     comments: dict[str, str] = field(default_factory=dict)
+    positions: Positions = field(default_factory=dict)  # file:line:column of every node of the file
 
     def lookup(self, key: Any) -> list[dict[str, Any]] | None:
         return self.entries.get(str(key)) if key is not None else None
@@ -105,7 +106,8 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
         if isinstance(entry.get("attributes"), dict):
             attributes[str(key)] = {str(k): str(v) for k, v in entry["attributes"].items()}
     table = CodeTable(tid, display, str(data.get("title", tid)), entries, str(data.get("description", "")),
-                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes, comments)
+                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes, comments,
+                      pos)
     return table, issues
 
 

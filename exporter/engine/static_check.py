@@ -1,0 +1,492 @@
+"""What `fhir-export check` proves before any data arrives (layer L2).
+
+The domain schema is closed (`additionalProperties: false`), so every field a record can have is
+known. Every expression of a compiled mapping set (recorded by the compiler in
+`CompileContext.expressions`) is read against it, in the scope it is evaluated in — the document,
+a record of a mapping's `for_each` list, an item of a nested `for_each`:
+
+* `path`, `for_each`, the fields a `fhirpath`/`when` expression navigates and the look-ups of a
+  template (`item.x`, `doc.patient.y`, `parent.z`) must name fields the schema has (with a
+  suggestion when they do not), and templates may only use the variables the engine passes;
+* FHIRPath functions must exist in the evaluator with that number of arguments, string functions
+  must not be applied to numbers (and the reverse), and a comparison must be able to hold: a field
+  compared with a value of another type, or with a value its enum does not allow
+  (`kind = 'spo2'`), can never be true;
+* records of a list no mapping and no `ignore:` rule selects are found where the conditions are
+  `field = 'literal'` tests (see exporter/engine/coverage.py for the run-time counterpart);
+* a code table's `target` element must be an element id of the target profile's snapshot.
+
+Every problem is an issue with the file:line:column of the YAML node and a fix hint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from exporter.engine.builder import Engine
+from exporter.engine.templating import TemplateProblem, template_reads
+from exporter.engine.values import CompileContext, compile_path, item_test
+from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
+from exporter.issues import Issue, IssueCode, SourceLocation, error
+from exporter.mapping.fields import ANY, Field, fields_of
+from exporter.mapping.tables import suggest
+from exporter.mapping.yamlsrc import position
+
+# the variables a template may use, per kind of template (see values._TEMPLATE_VARIABLES, builder narrate)
+VALUE_TEMPLATE_VARIABLES = ("item", "parent", "doc", "export_time", "index")
+NARRATIVE_VARIABLES = ("item", "doc", "export_time")
+FHIRPATH_VARIABLES = ("doc", "parent", "ucum", "sct", "loinc")
+_STRING_FUNCTIONS = frozenset({"upper", "lower", "trim", "substring", "startsWith", "endsWith", "matches", "replace",
+                               "replaceMatches", "length", "indexOf", "split", "toChars", "encode", "decode"})
+_MATH_FUNCTIONS = frozenset({"abs", "ceiling", "floor", "round", "sqrt", "ln", "exp", "log", "power", "truncate"})
+_BOOLEAN_FUNCTIONS = frozenset({"exists", "empty", "not", "all", "allTrue", "anyTrue", "allFalse", "anyFalse", "subsetOf",
+                                "supersetOf", "isDistinct", "startsWith", "endsWith", "matches", "is",
+                                "convertsToBoolean", "convertsToDate", "convertsToDateTime", "convertsToDecimal",
+                                "convertsToInteger", "convertsToQuantity", "convertsToString", "convertsToTime"})
+_SAME_FUNCTIONS = frozenset({"where", "first", "last", "single", "tail", "skip", "take", "distinct", "trace"})
+_RESULT = {"count": "integer", "length": "integer", "indexOf": "integer", "toInteger": "integer", "toDecimal": "number",
+           "upper": "string", "lower": "string", "trim": "string", "substring": "string", "replace": "string",
+           "replaceMatches": "string", "toString": "string", "join": "string"}
+_NUMBERS = ("number", "integer")
+
+
+@dataclass
+class _Scope:
+    """Where an expression is evaluated: the record's Field, the enclosing scope, the root."""
+
+    field: Field
+    parent: "_Scope | None"
+
+    def up(self, n: int) -> "_Scope":
+        s = self
+        for _ in range(n):
+            s = s.parent if s.parent is not None else s
+        return s
+
+    @property
+    def root(self) -> "_Scope":
+        s = self
+        while s.parent is not None:
+            s = s.parent
+        return s
+
+
+class _Literal(Field):
+    """A literal of a FHIRPath expression."""
+
+
+def check_static(engine: Engine, schema: dict[str, Any] | None) -> list[Issue]:
+    """Every problem `check` can prove without data (see the module docstring)."""
+    issues: list[Issue] = []
+    issues += check_table_targets(engine)
+    if not isinstance(schema, dict):
+        return issues
+    root = _Scope(fields_of(schema), None)
+    for mapping, cc in engine.contexts:
+        record = _inner(root, mapping.for_each) if mapping is not None and mapping.for_each is not None else root
+        _Reader(cc, root, record, issues).run()
+        if mapping is not None and isinstance(mapping.narrative, str):
+            _template(mapping.narrative, position(mapping.positions, ("narrative",)), record, NARRATIVE_VARIABLES,
+                      issues)
+    issues += _coverage(engine, root)
+    return issues
+
+
+# -- fields ----------------------------------------------------------------------------------------
+def _element(f: Field | None) -> Field:
+    """The Field of a list's elements (a single record stands for itself)."""
+    if f is None:
+        return ANY
+    return f.items if f.is_("array") and f.items is not None else f
+
+
+def _member(f: Field, name: str) -> tuple[Field | None, str | None]:
+    """(the Field of `f.name`, or None when unknown; a problem text, or None)."""
+    if f.is_("array") and f.items is not None:
+        f = f.items
+    if not f.types and not f.properties:
+        return None, None  # nothing known about it
+    if f.properties and name in f.properties:
+        return f.properties[name], None
+    if not f.may_be("object"):
+        kind = " or ".join(sorted(f.types))
+        return None, f"'{f.name}' is a {kind}; it has no field '{name}'"
+    if f.closed:
+        return None, f"the domain schema has no field '{name}' in {f.name}{suggest(name, f.properties)}"
+    return None, None
+
+
+def _resolve(f: Field, parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope: _Scope,
+             report: Any, loc: SourceLocation | None) -> tuple[Field | None, bool]:
+    """The Field a simple path reaches (None: unknown) and whether it is fine."""
+    up, from_root, steps = parsed
+    current: Field | None = scope.root.field if from_root else scope.up(up).field
+    for name, index in steps:
+        if current is None:
+            return None, True
+        found, problem = _member(current, name)
+        if problem is not None:
+            if report is not None:
+                report("MAP_FIELD_UNKNOWN", problem, loc)
+            return None, False
+        current = found
+        if index is not None and current is not None:
+            current = current.items if current.is_("array") else None
+    return current, True
+
+
+def _inner(scope: _Scope, for_each: str | None) -> _Scope:
+    """The scope of the elements `for_each` selects in `scope`."""
+    parsed = compile_path(for_each) if for_each else None
+    if parsed is None:
+        return _Scope(ANY, scope)
+    return _Scope(_element(_resolve(scope.field, parsed, scope, None, None)[0]), scope)
+
+
+# -- expressions of one compiled mapping -----------------------------------------------------------
+class _Reader:
+    def __init__(self, cc: CompileContext, root: _Scope, record: _Scope, issues: list[Issue]):
+        self.cc, self.root, self.record, self.issues = cc, root, record, issues
+        self.each_for = {at[:-1]: text for op, text, at in cc.expressions if op == "for_each" and len(at) > 1}
+
+    def report(self, message_id: str, message: str, loc: SourceLocation | None) -> None:
+        self.issues.append(error(IssueCode.INVALID, message, message_id, location=loc))
+
+    def scope_of(self, at: tuple[Any, ...]) -> _Scope:
+        """The scope the expression at YAML path `at` is evaluated in: a mapping's own `for_each` and
+        an ignore rule's are read from the document; the body of a nested `for_each` item and its
+        `when` from the selected element; everything else from the record."""
+        if at == ("for_each",) or at[:1] == ("ignore",) and at[2:] == ("for_each",):
+            return self.root
+        if at[:1] == ("ignore",):
+            return _inner(self.root, self.each_for.get(at[:2]))
+        scope = self.record
+        for i in range(1, len(at)):
+            if at[:i] in self.each_for and at[i] in ("item", "when"):
+                scope = _inner(scope, self.each_for[at[:i]])
+        return scope
+
+    def run(self) -> None:
+        for op, text, at in self.cc.expressions:
+            scope = self.scope_of(at)
+            loc = self.cc.loc(at)
+            if op in ("path", "for_each"):
+                parsed = compile_path(text)
+                if parsed is not None:
+                    _resolve(scope.field, parsed, scope, self.report, loc)
+            elif op in ("fhirpath", "when"):
+                _FhirPath(scope, self.report, loc).check(text)
+            elif op in ("template", "xhtml"):
+                _template(text, loc, scope, VALUE_TEMPLATE_VARIABLES, self.issues)
+
+
+def _template(source: str, loc: SourceLocation | None, scope: _Scope, variables: tuple[str, ...],
+              issues: list[Issue]) -> None:
+    try:
+        free, reads = template_reads(source)
+    except TemplateProblem:
+        return  # reported by the compiler (MAP_TEMPLATE_SYNTAX)
+
+    def at_line(line: int) -> SourceLocation | None:
+        if loc is None or loc.line is None or line <= 1:
+            return loc
+        return SourceLocation(loc.file, loc.line + line - 1, None)
+
+    for name in sorted(free - set(variables)):
+        line = next((ln for n, _, ln in reads if n == name), 1)
+        issues.append(error(IssueCode.INVALID, f"template variable '{name}' does not exist here (there are "
+                            f"{', '.join(variables)}){suggest(name, variables)}", "MAP_TEMPLATE_VARIABLE",
+                            location=at_line(line)))
+    fields = {"item": scope.field, "doc": scope.root.field,
+              "parent": scope.parent.field if scope.parent is not None else None}
+    for name, steps, line in reads:
+        current = fields.get(name)
+        for step in steps:
+            if current is None:
+                break
+            if isinstance(step, int):
+                current = current.items if current.is_("array") else None
+                continue
+            found, problem = _member(current, step)
+            if problem is not None:
+                issues.append(error(IssueCode.INVALID, f"template reads {name}.{'.'.join(map(str, steps))}: {problem}",
+                                    "MAP_FIELD_UNKNOWN", location=at_line(line)))
+                break
+            current = found
+
+
+class _FhirPath:
+    """Reads a FHIRPath expression against the Fields of its scope, reporting what cannot work."""
+
+    def __init__(self, scope: _Scope, report: Any, loc: SourceLocation | None):
+        self.scope, self.report, self.loc, self.text = scope, report, loc, ""
+        self.known = functions()
+
+    def check(self, text: str) -> None:
+        self.text = text
+        try:
+            ast = parse_strict(text)
+        except FhirPathError:
+            return  # reported by the compiler (MAP_FHIRPATH_SYNTAX)
+        for node in ast["children"]:
+            self.expr(node, self.scope.field)
+
+    def say(self, message_id: str, message: str) -> None:
+        self.report(message_id, f"in {self.text!r}: {message}", self.loc)
+
+    def expr(self, node: dict[str, Any], focus: Field | None) -> Field | None:
+        kind = node.get("type")
+        children = node.get("children") or []
+        if kind in ("TermExpression", "ParenthesizedTerm") and children:
+            return self.expr(children[0], focus)
+        if kind == "InvocationTerm":
+            return self.invoke(children[0], focus, focus)
+        if kind == "LiteralTerm":
+            return _literal(children[0])
+        if kind == "ExternalConstantTerm":
+            name = children[0]["children"][0].get("text", "").strip("`'")
+            if name == "doc":
+                return self.scope.root.field
+            if name == "parent":
+                return self.scope.parent.field if self.scope.parent is not None else None
+            if name not in FHIRPATH_VARIABLES:
+                self.say("MAP_FHIRPATH_VARIABLE", f"variable %{name} does not exist here (there are "
+                         f"%{', %'.join(FHIRPATH_VARIABLES)}){suggest(name, FHIRPATH_VARIABLES)}")
+            return Field("string", frozenset({"string"})) if name in ("ucum", "sct", "loinc") else None
+        if kind == "InvocationExpression":
+            base = self.expr(children[0], focus)
+            return self.invoke(children[1], focus, base)
+        if kind == "IndexerExpression":
+            base = self.expr(children[0], focus)
+            self.expr(children[1], focus)
+            return _element(base) if base is not None else None
+        if kind == "EqualityExpression":
+            left, right = (self.expr(c, focus) for c in children)
+            op = (node.get("terminalNodeText") or ["="])[0]
+            if op in ("=", "!="):
+                self.compare(left, right, children, op)
+            return Field("boolean", frozenset({"boolean"}))
+        if kind == "InequalityExpression":
+            left, right = (self.expr(c, focus) for c in children)
+            if _clash(left, right):
+                self.say("MAP_FHIRPATH_TYPE", f"{_show(left)} and {_show(right)} cannot be ordered")
+            return Field("boolean", frozenset({"boolean"}))
+        if kind in ("AdditiveExpression", "MultiplicativeExpression"):
+            left, right = (self.expr(c, focus) for c in children)
+            op = (node.get("terminalNodeText") or ["+"])[0]
+            strings = [f for f in (left, right) if f is not None and f.is_("string")]
+            numbers = [f for f in (left, right) if f is not None and f.is_(*_NUMBERS)]
+            if op != "&" and strings and (numbers or op != "+"):
+                self.say("MAP_FHIRPATH_TYPE", f"'{op}' cannot combine {_show(left)} and {_show(right)}"
+                         + ("; join strings with '&'" if op == "+" else ""))
+                return None
+            if op == "&":
+                return Field("string", frozenset({"string"}))
+            return Field("number", frozenset(_NUMBERS)) if len(numbers) == 2 else None
+        for child in children:
+            if isinstance(child, dict):
+                self.expr(child, focus)
+        if kind in ("AndExpression", "OrExpression", "ImpliesExpression", "MembershipExpression"):
+            return Field("boolean", frozenset({"boolean"}))
+        return None
+
+    def invoke(self, inv: dict[str, Any], focus: Field | None, base: Field | None) -> Field | None:
+        kind = inv.get("type")
+        if kind == "MemberInvocation":
+            name = inv["children"][0].get("text", "").strip("`")
+            if base is None:
+                return None
+            found, problem = _member(base, name)
+            if problem is not None:
+                self.say("MAP_FIELD_UNKNOWN", problem)
+            return found
+        if kind == "ThisInvocation":
+            return focus
+        if kind == "FunctionInvocation":
+            return self.function(inv["children"][0], focus, base)
+        return None
+
+    def function(self, functn: dict[str, Any], focus: Field | None, base: Field | None) -> Field | None:
+        name = functn["children"][0].get("text", "")
+        params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+        if name not in self.known:
+            self.say("MAP_FHIRPATH_FUNCTION", f"there is no FHIRPath function {name}(){suggest(name, self.known)}")
+            return None
+        arities = self.known[name]
+        if arities is not None and len(params) not in arities:
+            counts = " or ".join(str(n) for n in sorted(arities))
+            self.say("MAP_FHIRPATH_FUNCTION", f"{name}() takes {counts} argument(s), not {len(params)}")
+            return None
+        kinds = arities[len(params)] if arities is not None else ("Expr",) * len(params)
+        each = _element(base) if base is not None else None
+        results = []
+        for param, k in zip(params, kinds):
+            results.append(self.expr(param, each if k == "Expr" else focus))
+        if base is not None and base.types:
+            element = _element(base)
+            if name in _STRING_FUNCTIONS and element.types and not element.may_be("string"):
+                self.say("MAP_FHIRPATH_TYPE", f"{name}() works on strings, {_show(element)} is not one")
+            if name in _MATH_FUNCTIONS and element.types and not element.may_be(*_NUMBERS):
+                self.say("MAP_FHIRPATH_TYPE", f"{name}() works on numbers, {_show(element)} is not one")
+        if name in _BOOLEAN_FUNCTIONS or name == "contains" and base is not None and _element(base).is_("string"):
+            return Field("boolean", frozenset({"boolean"}))
+        if name in _RESULT:
+            return Field(_RESULT[name], frozenset({_RESULT[name]}) | (frozenset({"number"}) if _RESULT[name] == "integer" else frozenset()))
+        if name in _SAME_FUNCTIONS:
+            return base
+        if name == "select" and results:
+            return results[0]
+        return None
+
+    def compare(self, left: Field | None, right: Field | None, nodes: list[dict[str, Any]], op: str) -> None:
+        if _clash(left, right):
+            self.say("MAP_FHIRPATH_TYPE", f"{_show(left)} is compared with {_show(right)}: "
+                     f"{'never equal' if op == '=' else 'always different'}")
+            return
+        for field, other in ((left, right), (right, left)):
+            if isinstance(other, _Literal) and field is not None and not isinstance(field, _Literal):
+                allowed = _element(field).values
+                value = other.values[0] if other.values else None
+                if allowed is not None and value not in allowed:
+                    shown = ", ".join(repr(v) for v in allowed)
+                    self.say("MAP_CONDITION_NEVER", f"'{_element(field).name}' is never {value!r} (the domain schema "
+                             f"allows {shown}), so this comparison is {'never true' if op == '=' else 'always true'}"
+                             f"{suggest(value, allowed)}")
+
+
+def _literal(node: dict[str, Any]) -> Field | None:
+    kind, text = node.get("type"), node.get("text", "")
+    if kind == "StringLiteral":
+        return _Literal(text, frozenset({"string"}), values=(text[1:-1].replace("\\'", "'"),))
+    if kind == "NumberLiteral":
+        value: Any = int(text) if text.isdigit() else float(text)
+        return _Literal(text, frozenset({"integer", "number"} if isinstance(value, int) else {"number"}), values=(value,))
+    if kind == "BooleanLiteral":
+        return _Literal(text, frozenset({"boolean"}), values=(text == "true",))
+    return None
+
+
+def _kind(f: Field) -> str | None:
+    """'string', 'number' or 'boolean' when `f` (or its elements) can only be that, else None."""
+    f = _element(f)
+    for kind, types in (("string", ("string",)), ("number", _NUMBERS), ("boolean", ("boolean",))):
+        if f.is_(*types):
+            return kind
+    return None
+
+
+def _clash(a: Field | None, b: Field | None) -> bool:
+    """Two known scalar kinds that never compare equal (a date string with a date literal is a
+    string here: FHIRPath compares those, so they never clash)."""
+    if a is None or b is None:
+        return False
+    ka, kb = _kind(a), _kind(b)
+    return ka is not None and kb is not None and ka != kb
+
+
+def _show(f: Field | None) -> str:
+    if f is None:
+        return "a value"
+    if isinstance(f, _Literal):
+        return f"the {_kind(f) or 'value'} {f.name}"
+    return f"'{_element(f).name}' (a {_kind(f) or 'value'})"
+
+
+# -- records no mapping selects --------------------------------------------------------------------
+def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
+    """Lists of the document read by no mapping; records of a list whose conditions are all
+    `field = 'literal'` tests on one field that no mapping (and no ignore rule) selects; two
+    mappings, or a mapping and an ignore rule, that select the same records."""
+    issues: list[Issue] = []
+    lists = engine.coverage.lists
+    read = {str(text).removeprefix("$.").split(".")[0].split("[")[0]
+            for _, cc in engine.contexts for op, text, at in cc.expressions
+            if op == "for_each" and (at == ("for_each",) or str(text).startswith("$."))}
+    read |= {str(rule.for_each).removeprefix("$.").split(".")[0] for rule in engine.coverage.ignores}
+    layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
+    for name, f in root.field.properties.items():
+        if f.is_("array") and name not in read:
+            issues.append(error(IssueCode.INVALID, f"the domain schema's list '{name}' is read by no mapping: its "
+                                "records would be left out of every export; map it, or add an `ignore:` rule with "
+                                "a reason to bundle.yaml", "MAP_LIST_UNMAPPED", location=layout_loc))
+    for path, group in lists.items():
+        if group.unconditional or not group.mappings:
+            continue
+        tests = [(c, item_test(c.m.when)) for c in group.mappings]
+        ignores = [(r, item_test(r.when) if r.when is not None else None) for r in engine.coverage.ignores
+                   if r.for_each == path]
+        if any(r.when is None for r, _ in ignores):
+            continue  # every record not mapped is ignored
+        names = {t.name for _, t in tests if t is not None} | {t.name for _, t in ignores if t is not None}
+        if len(names) != 1 or any(t is None for _, t in tests) or any(t is None for _, t in ignores):
+            continue  # decided per record at run time (coverage.py)
+        (name,) = names
+        seen: dict[str, str] = {}
+        for c, t in tests:
+            loc = position(c.m.positions, ("when",))
+            if t.literal in seen:
+                issues.append(error(IssueCode.INVALID, f"mapping '{c.m.id}' selects the same records of '{path}' as "
+                                    f"mapping '{seen[t.literal]}' ({name} = {t.literal!r}): each record must be mapped "
+                                    "by exactly one mapping with a `when`", "MAP_RECORDS_OVERLAP", location=loc))
+            seen.setdefault(t.literal, c.m.id)
+        for r, t in ignores:
+            if t.literal in seen:
+                issues.append(error(IssueCode.INVALID, f"the ignore rule for {name} = {t.literal!r} contradicts "
+                                    f"mapping '{seen[t.literal]}', which exports those records; remove one of them",
+                                    "MAP_IGNORE_MAPPED", location=r.location))
+            seen.setdefault(t.literal, "ignore")
+        allowed = _member(_inner(root, path).field, name)[0]
+        values = allowed.values if allowed is not None else None
+        missing = [v for v in values or () if v not in seen]
+        if missing:
+            first = group.mappings[0].m
+            shown = ", ".join(repr(v) for v in missing)
+            issues.append(error(IssueCode.INVALID, f"records of '{path}' with {name} {shown} (allowed by the domain "
+                                "schema) are selected by no mapping: an export with one would fail; add a mapping "
+                                f"(`when: \"{name} = '{missing[0]}'\"`) or an `ignore:` rule with a reason to bundle.yaml",
+                                "MAP_RECORDS_UNMAPPED", location=position(first.positions, ("for_each",))))
+    return issues
+
+
+# -- code table targets ----------------------------------------------------------------------------
+def check_table_targets(engine: Engine) -> list[Issue]:
+    """Each `target` of a code table names a profile we have and one of its snapshot element ids."""
+    issues: list[Issue] = []
+    for table in engine.ms.tables.values():
+        for i, target in enumerate(table.targets):
+            at = ("target", i)
+            if not isinstance(target, dict):
+                continue
+            profile = str(target.get("profile", "")).split("|")[0]
+            sd = engine.store.structure(profile) if profile else None
+            if sd is None:
+                issues.append(error(IssueCode.NOT_FOUND, f"target profile '{profile}' is not in igs/ or the FHIR core "
+                                    "package", "MAP_TABLE_TARGET", location=position(table.positions, at + ("profile",))))
+                continue
+            element = str(target.get("element", ""))
+            ids = [e.get("id", "") for e in (sd.get("snapshot") or {}).get("element", [])]
+            if element not in ids:
+                issues.append(error(IssueCode.VALUE, f"'{element}' is not an element id of {profile}; "
+                                    f"{_closest_id(element, ids)}", "MAP_TABLE_TARGET",
+                                    location=position(table.positions, at + ("element",))))
+            for key in target.get("keys") or []:
+                if str(key) not in table.entries:
+                    issues.append(error(IssueCode.VALUE, f"target key '{key}' is not an entry of table '{table.id}'"
+                                        f"{suggest(key, table.entries)}", "MAP_TABLE_TARGET",
+                                        location=position(table.positions, at + ("keys",))))
+    return issues
+
+
+def _unsliced(element_id: str) -> str:
+    return re.sub(r":[^.]+", "", element_id)
+
+
+def _closest_id(element: str, ids: Iterable[str]) -> str:
+    ids = list(ids)
+    same = [i for i in ids if _unsliced(i) == _unsliced(element)]
+    if same:
+        return f"did you mean '{same[0]}'? (write the snapshot id, with the slice name)"
+    hint = suggest(element, ids)
+    return hint.removeprefix("; ") if hint else "element ids are listed in the profile's snapshot"
