@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.engine.builder import Engine
+from exporter.engine.origin import Origins, trace
+from exporter.engine.static_check import check_static
 from exporter.fhir.definitions import default_store
 from exporter.fhir.packages import ig_canonical
 from exporter.issues import Issue, IssueCode, Severity, error, to_operation_outcome
@@ -67,6 +69,7 @@ class Exporter:
                         ig_canonical=ig_canonical(settings.igs_dir))
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"
         schema = json.loads(schema_path.read_text(encoding="utf-8")) if schema_path.is_file() else None
+        engine.issues.extend(check_static(engine, schema))  # the mappings read only what the schema has
         return cls(engine, validator, schema)
 
     def check_domain(self, doc: Any) -> list[Issue]:
@@ -95,10 +98,14 @@ class Exporter:
         problems = self.check_domain(doc)
         if problems:
             return ExportResult(None, problems)
-        bundle, issues = self.engine.build(doc, export_time)
+        origins = Origins()
+        bundle, issues = self.engine.build(doc, export_time, origins)
         if bundle is None:
             return ExportResult(None, issues)
-        issues = issues + self.validator.validate(bundle)
+        found = self.validator.validate(bundle)
+        if found:  # each issue also names the mapping line and the record that produced the element
+            found = trace(found, origins)
+        issues = issues + found
         if any(i.is_error for i in issues):
             return ExportResult(None, issues)
         return ExportResult(bundle, issues)

@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from exporter.engine.codegen import copy
+from exporter.engine.coverage import Coverage
 from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
+from exporter.engine.origin import Origin, Origins
 from exporter.engine.templating import Template, TemplateProblem
 from exporter.engine.values import (MISSING, CompileContext, RunContext, Scope, compile_value, condition,
                                     selector)
@@ -58,6 +60,8 @@ class _Part:
 @dataclass
 class Built:
     resources: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (fullUrl, resource)
+    paths: list[Any] = field(default_factory=list)  # the JSON path of each resource's record
+    spans: list[tuple[Any, int, int]] = field(default_factory=list)  # (compiled mapping, first, end) in resources
     sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key -> [(fullUrl, narrative line)]
 
 
@@ -86,7 +90,13 @@ class Engine:
             heads.append((m, sd))
         self.mapping_types = types
         self.table_uses: list[tuple[MappingFile, str, CompileContext]] = []
+        # every compile context, with its mapping (None: bundle.yaml), for `fhir-export check`
+        self.contexts: list[tuple[MappingFile | None, CompileContext]] = []
         self.compiled = [self._compile(m, sd) for m, sd in heads]
+        ignore_cc = self._cc(ms.layout_file, ms.layout_positions)
+        self.coverage = Coverage(self.compiled, layout.get("ignore"), ignore_cc)
+        self.issues.extend(ignore_cc.issues)
+        self.contexts.append((None, ignore_cc))
         self.parts: dict[str, _Part] = {}
         for part in ("composition", "provenance", "bundle"):
             spec = layout.get(part) if isinstance(layout.get(part), dict) else None
@@ -98,6 +108,7 @@ class Engine:
             cc = self._cc(ms.layout_file, ms.layout_positions)
             body = compile_value(spec.get("resource", {}), (part, "resource"), cc) if spec.get("resource") else (lambda s: {})
             self.issues.extend(cc.issues)
+            self.contexts.append((None, cc))
             self.parts[part] = _Part(sd["type"], _claim(sd), body)
 
     # -- compile --------------------------------------------------------------------------------
@@ -149,14 +160,17 @@ class Engine:
                 cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
+        self.contexts.append((m, cc))
         prefilter = getattr(when, "item_test", None)
         narrate = narrative.renderer(("item", "doc", "export_time")) if narrative is not None else None
         return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
                          narrative, narrate)
 
     # -- run ------------------------------------------------------------------------------------
-    def build(self, doc: dict[str, Any], export_time: str) -> tuple[dict[str, Any] | None, list[Issue]]:
-        """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data."""
+    def build(self, doc: dict[str, Any], export_time: str,
+              origins: Origins | None = None) -> tuple[dict[str, Any] | None, list[Issue]]:
+        """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data.
+        `origins`, if given, can then tell what produced each Bundle entry (see origin.py)."""
         refs = _References(self)
         run = RunContext(doc, export_time, refs.resolve)
         built = Built()
@@ -165,12 +179,31 @@ class Engine:
         records = _Records(root)
         for c in self.compiled:
             self._produce(c, *records.of(c), root, built, produced)
+        self.coverage.check(records.selections, records.groupings, root, run)
         for mapping_id, key, loc, data_path in refs.dangling(produced):
             run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
                        "was produced", loc, data_path, IssueCode.NOT_FOUND)
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
             return None, self.issues + run.issues
-        return self._assemble(doc, export_time, built, run), run.issues
+        bundle = self._assemble(doc, export_time, built, run)
+        if origins is not None:
+            origins.make = lambda: self._origins(built)  # worked out only on the error path
+        return bundle, run.issues
+
+    def _origins(self, built: Built) -> list[Origin]:
+        """What produced each entry of the assembled Bundle, in entry order."""
+        layout = self.ms.layout or {}
+
+        def part(name: str) -> list[Origin]:
+            if name not in self.parts:
+                return []
+            return [Origin(self.ms.layout_file, self.ms.layout_positions, (name, "resource"),
+                           (layout.get(name) or {}).get("resource"), "$")]
+        out = part("composition")
+        for c, first, end in built.spans:
+            out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(built.paths[i]))
+                    for i in range(first, end)]
+        return out + part("provenance")
 
     def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
                  built: Built, produced: set[tuple[str, str]]) -> None:
@@ -184,6 +217,7 @@ class Engine:
         resources = built.resources
         narrative = c.narrate
         section = built.sections.setdefault(m.section, []) if m.section else None
+        paths, first = built.paths, len(resources)
         seen: set[str] = set()
         selective = test is not None or when is not None
         for item, data_path in records:
@@ -211,6 +245,7 @@ class Engine:
                 resource.update(body)
             full = f"urn:uuid:{rid}"  # = urn(rid)
             resources.append((full, resource))
+            paths.append(data_path)
             produced.add((mapping_id, sid))
             if section is not None:
                 line = ""
@@ -220,6 +255,7 @@ class Engine:
                     except TemplateProblem as exc:
                         run.report("MAP_TEMPLATE_RENDER", str(exc), position(m.positions, ("narrative",)), data_path)
                 section.append((full, line))
+        built.spans.append((c, first, len(resources)))
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
         digest = hashlib.sha256(_canonical(doc) + export_time.encode()).hexdigest()

@@ -16,9 +16,10 @@ from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, p
 
 MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "narrative",
                 "resource"}
-BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance"}
+BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance", "ignore"}
 PART_KEYS = {"profile", "resource", "sections"}
 SECTION_KEYS = {"key", "code", "title", "sections", "empty_reason"}
+IGNORE_KEYS = {"for_each", "when", "reason"}
 
 
 @dataclass
@@ -100,6 +101,7 @@ def load_mapping_set(root: Path) -> MappingSet:
         _unknown(value, PART_KEYS, (part,), pos, part, ms.issues)
     _check_sections(layout.get("composition", {}).get("sections") if isinstance(layout.get("composition"), dict) else None,
                     ("composition", "sections"), pos, ms.issues)
+    _check_ignore(layout.get("ignore"), pos, ms.issues)
     ms.layout = layout
     return ms
 
@@ -117,6 +119,31 @@ def _check_sections(sections: Any, at: tuple[Any, ...], pos: Positions, issues: 
             continue
         _unknown(s, SECTION_KEYS, at + (i,), pos, f"section '{s['key']}'", issues)
         _check_sections(s.get("sections"), at + (i, "sections"), pos, issues)
+
+
+def _check_ignore(rules: Any, pos: Positions, issues: list[Issue]) -> None:
+    """`ignore:` — records a DiGA deliberately does not export: `for_each` (a list), optional `when`,
+    and the `reason` (required: the decision is documented where it is made)."""
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        issues.append(error(IssueCode.STRUCTURE, "'ignore' must be a list of rules", "MAP_SHAPE",
+                            location=position(pos, ("ignore",))))
+        return
+    for i, rule in enumerate(rules):
+        at = ("ignore", i)
+        if not isinstance(rule, dict):
+            issues.append(error(IssueCode.STRUCTURE, "an ignore rule is a mapping with 'for_each', 'when' and 'reason'",
+                                "MAP_SHAPE", location=position(pos, at)))
+            continue
+        _unknown(rule, IGNORE_KEYS, at, pos, "ignore rule", issues)
+        for key in ("for_each", "reason"):
+            if not isinstance(rule.get(key), str) or not rule[key].strip():
+                issues.append(error(IssueCode.REQUIRED, f"an ignore rule needs '{key}' (a non-empty string)",
+                                    "MAP_SHAPE", location=position(pos, at + ((key,) if key in rule else ()))))
+        if "when" in rule and not isinstance(rule["when"], str):
+            issues.append(error(IssueCode.STRUCTURE, "'when' must be a FHIRPath string", "MAP_SHAPE",
+                                location=position(pos, at + ("when",))))
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], at: tuple[Any, ...], pos: Positions, what: str,
