@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from exporter import __version__
-from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError
+from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError, Severity
 from exporter.settings import get_settings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -34,6 +34,17 @@ class _Progress:
     def done(self) -> None:
         if self.on:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def _counts(issues: Sequence[Issue], shown: int, flag: str) -> str:
+    """'E error(s), W warning(s)' for a summary line, and how many of those issues were not printed
+    (warnings and notes are printed with `flag`): a count never includes an issue silently."""
+    errors = sum(i.is_error for i in issues)
+    warnings = sum(i.severity is Severity.WARNING for i in issues)
+    notes = len(issues) - errors - warnings
+    text = f"{errors} error(s), {warnings} warning(s)" + (f", {notes} note(s)" if notes else "")
+    hidden = len(issues) - shown
+    return text + (f"; {hidden} not shown, add {flag} to list them" if hidden else "")
 
 
 def _print_issues(issues: Sequence[Issue], *, stream=None, warnings: bool = True) -> None:
@@ -110,8 +121,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for issue in shown:
             print(f"{name}: {issue.format()}")
         errors = sum(i.is_error for i in issues)
-        warnings = sum(i.severity.value == "warning" for i in issues)
-        print(f"{name}: {'INVALID' if errors else 'valid'} ({errors} error(s), {warnings} warning(s))")
+        print(f"{name}: {'INVALID' if errors else 'valid'} ({_counts(issues, len(shown), '-w')})")
     progress.done()
     if args.format == "json":
         doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
@@ -156,20 +166,19 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
         return EXIT_USAGE
     result = exporter.export(doc, export_time=export_time)
-    for issue in result.issues:
-        if issue.is_error or args.verbose:
-            print(f"{args.input}: {issue.format()}", file=sys.stderr)
-    errors = sum(i.is_error for i in result.issues)
-    warnings = sum(i.severity.value == "warning" for i in result.issues)
+    shown = [i for i in result.issues if i.is_error or args.verbose]
+    for issue in shown:
+        print(f"{args.input}: {issue.format()}", file=sys.stderr)
+    counts = _counts(result.issues, len(shown), "-v")
     if not result.ok:
-        print(f"{args.input}: export FAILED ({errors} error(s), {warnings} warning(s)); no Bundle written", file=sys.stderr)
+        print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
     text = _json.dumps(result.bundle, indent=2, ensure_ascii=False) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-    print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({warnings} warning(s))"
+    print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({counts})"
           + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
     return EXIT_OK
 

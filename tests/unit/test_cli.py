@@ -23,3 +23,17 @@ def test_help_exits_zero(capsys):
 def test_fetch_core_is_idempotent(capsys):
     assert main(["fetch-core"]) == 0
     assert capsys.readouterr().out.startswith("present: ")
+
+
+def test_validate_table_prints_every_issue_it_counts(tmp_path, capsys):
+    """An Observation without narrative: one warning (dom-6). Without -w it is not listed, and the
+    summary says so; with -w every counted issue is printed."""
+    path = tmp_path / "obs.json"
+    path.write_text('{"resourceType": "Observation", "status": "final", "code": {"text": "x"}}', encoding="utf-8")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{path}: valid (0 error(s), 1 warning(s); 1 not shown, add -w to list them)"]
+    assert main(["validate", "-w", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "warning VAL_INVARIANT" in out[0] and "dom-6" in out[0]
+    assert out[1] == f"{path}: valid (0 error(s), 1 warning(s))"
