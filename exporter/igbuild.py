@@ -6,6 +6,12 @@ root and FSH in `profiles_fsh/`. So the build stages a temporary SUSHI project, 
 registry pointed at a closed loopback port, and writes the result as a FHIR package folder
 `igs/<id>/` (package.json, .index.json, one deterministically formatted JSON file per resource).
 
+Offline by construction: SUSHI asks for its latest version on every run (`npm view fsh-sushi
+version`, then an HTTPS request to the npm registry); npm would write its logs and cache below HOME,
+i.e. into the FHIR package cache. So SUSHI runs with a PATH holding only `node` (no npm to start)
+and every HTTP(S) proxy set to the closed registry port (the fallback request fails at once, on
+loopback), and npm's cache and logs, were anything to start it, go to the build's temporary folder.
+
 The target folder is replaced atomically and only after a successful build: a broken FSH file
 leaves the committed igs/ untouched. SUSHI's messages are turned into issues whose locations name
 the files under profiles_fsh/, not the staging copy.
@@ -35,6 +41,7 @@ _LEVELS = {"error": Severity.ERROR, "warn": Severity.WARNING}
 _MSG = re.compile(r"^(error|warn)\s+(.*)$")
 _FILE = re.compile(r"^\s+File:\s+(.*)$")
 _LINE = re.compile(r"^\s+Line:\s+(\d+)")
+_NO_UPDATE_CHECK = "Unable to determine the latest version of sushi"
 
 
 @dataclass
@@ -76,6 +83,10 @@ def parse_sushi_log(text: str, staged_fsh: Path, settings: Settings) -> list[Iss
 
     for raw in text.splitlines():
         m = _MSG.match(raw)
+        if m and m.group(2).startswith(_NO_UPDATE_CHECK):
+            flush()
+            current = None  # its update check, prevented on purpose (see offline_env)
+            continue
         if m:
             flush()
             current = {"severity": _LEVELS[m.group(1)], "message": m.group(2).strip()}
@@ -120,15 +131,35 @@ def _run_sushi(settings: Settings, project: Path) -> subprocess.CompletedProcess
         raise ConfigurationError(error(IssueCode.NOT_FOUND,
                                        f"SUSHI not found at {settings.sushi_bin}; run `make setup` (npm ci)",
                                        "IG_SUSHI_MISSING"))
-    env = dict(os.environ)
-    env["HOME"] = str(settings.home)
-    env["FPL_REGISTRY"] = settings.package_registry
+    env = offline_env(settings, project.parent)
     try:
         return subprocess.run([str(settings.sushi_bin), "build", str(project), "-s"], env=env,
                               capture_output=True, text=True, timeout=SUSHI_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(error(IssueCode.TOO_COSTLY, f"SUSHI did not finish within {SUSHI_TIMEOUT_S} s",
                                "IG_SUSHI_TIMEOUT")) from exc
+
+
+def offline_env(settings: Settings, workdir: Path) -> dict[str, str]:
+    """The environment SUSHI runs in: no npm on PATH (only a link to `node` in `workdir/bin`), every
+    proxy at the closed registry port, npm's cache and logs in `workdir` (see the module docstring)."""
+    node = shutil.which("node")
+    if node is None:
+        raise ConfigurationError(error(IssueCode.NOT_FOUND, "node not found on PATH; SUSHI needs Node.js",
+                                       "IG_NODE_MISSING"))
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "node").symlink_to(Path(node).resolve())
+    env = {k: v for k, v in os.environ.items() if k.lower() not in _NETWORK_VARIABLES and not k.lower().startswith("npm_")}
+    env.update({"PATH": str(bin_dir), "HOME": str(settings.home), "FPL_REGISTRY": settings.package_registry,
+                "npm_config_cache": str(workdir / "npm-cache"), "npm_config_logs_dir": str(workdir / "npm-logs"),
+                "npm_config_offline": "true", "npm_config_update_notifier": "false"})
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        env[proxy] = settings.package_registry
+    return env
+
+
+_NETWORK_VARIABLES = frozenset({"no_proxy", "https_proxy", "http_proxy", "all_proxy", "path"})
 
 
 def package_manifest(config: dict[str, Any]) -> dict[str, Any]:

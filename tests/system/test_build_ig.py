@@ -106,3 +106,31 @@ def test_missing_core_package_is_a_setup_error(project_copy, tmp_path):
     proc = _cli("build-ig", env_overrides=env)
     assert proc.returncode == 2
     assert "error PKG_MISSING" in proc.stderr and "make setup" in proc.stderr
+
+
+def test_build_starts_no_npm_and_leaves_the_package_cache_alone(project_copy, tmp_path):
+    """Offline by construction: SUSHI's update check (`npm view fsh-sushi version`) finds no npm to
+    start, even with an `npm` first on PATH and the registry variable at a closed port; nothing of
+    npm's (logs, cache) lands in the FHIR home."""
+    import socket
+
+    root, env = project_copy
+    called = tmp_path / "npm-called"
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "npm").write_text(f'#!/bin/sh\necho "$@" >> {called}\necho 3.21.0\n', encoding="utf-8")
+    (fake / "npm").chmod(0o755)
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    home = tmp_path / "fhir-home"
+    (home / ".fhir").mkdir(parents=True)
+    (home / ".fhir" / "packages").symlink_to(get_settings().package_cache)
+    env = dict(env, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", DIGA_EXPORTER_FHIR_HOME=str(home),
+               DIGA_EXPORTER_PACKAGE_REGISTRY=f"http://127.0.0.1:{closed}/")
+    proc = _cli("build-ig", "-v", "--out", str(tmp_path / "out"), env_overrides=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not called.exists(), called.read_text()
+    assert sorted(p.name for p in home.iterdir()) == [".fhir"]
+    assert sorted(p.name for p in (home / ".fhir").iterdir()) == ["packages"]
+    assert "latest version of sushi" not in proc.stderr
