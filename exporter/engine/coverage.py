@@ -33,10 +33,9 @@ _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 class IgnoreRule:
     """`ignore:` in bundle.yaml: records of `for_each` (those `when` holds for) not exported, on purpose."""
 
-    for_each: str
+    list: str  # the `for_each` path, without `$.`
     when: str | None
     reason: str
-    select: Any
     condition: Any  # compiled `when`, or None: every record of the list
     location: SourceLocation | None
 
@@ -45,7 +44,7 @@ class IgnoreRule:
 class ListGroup:
     """The mappings reading one list (by their `for_each` text)."""
 
-    path: str
+    path: str  # the `for_each` path as the mappings write it (the engine's key of the selected records)
     mappings: list[Any] = field(default_factory=list)  # compiled mappings with a `when`
     unconditional: bool = False  # a mapping without `when` maps every record
     test_field: str | None = None  # the field every `when` tests against a literal, if there is one
@@ -74,9 +73,9 @@ class Coverage:
                 continue  # reported by the registry
             at = ("ignore", i)
             when = spec.get("when")
+            selector(spec["for_each"], at + ("for_each",), cc)  # the same paths as a mapping's for_each
             self.ignores.append(IgnoreRule(
-                spec["for_each"], when if isinstance(when, str) else None, str(spec.get("reason", "")),
-                selector(spec["for_each"], at + ("for_each",), cc),
+                spec["for_each"].removeprefix("$."), when if isinstance(when, str) else None, str(spec.get("reason", "")),
                 condition(when, at + ("when",), cc) if isinstance(when, str) else None, cc.loc(at)))
         self.checked = [g for g in self.lists.values() if not g.unconditional and g.mappings]
 
@@ -97,7 +96,7 @@ class Coverage:
 
     def _per_record(self, group: ListGroup, records: list[tuple[Any, Any]], root: Scope, run: RunContext) -> None:
         scratch = RunContext(run.doc, run.export_time, run.ref_resolver)  # a condition's own errors: reported by its mapping
-        ignores = [r for r in self.ignores if r.for_each == group.path]
+        ignores = [r for r in self.ignores if r.list == group.path.removeprefix("$.")]
         unmapped = 0
         for item, data_path in records:
             scope = Scope(item, data_path, root, scratch)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 from exporter.engine.builder import Engine
@@ -118,23 +119,24 @@ def _member(f: Field, name: str) -> tuple[Field | None, str | None]:
     return None, None
 
 
-def _resolve(f: Field, parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope: _Scope,
-             report: Any, loc: SourceLocation | None) -> tuple[Field | None, bool]:
-    """The Field a simple path reaches (None: unknown) and whether it is fine."""
+def _resolve(parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope: _Scope,
+             report: Any = None, loc: SourceLocation | None = None) -> Field | None:
+    """The Field a simple path (see values.compile_path) reaches from `scope`; None: not known.
+    A field the schema does not have goes to `report`."""
     up, from_root, steps = parsed
     current: Field | None = scope.root.field if from_root else scope.up(up).field
     for name, index in steps:
         if current is None:
-            return None, True
+            return None
         found, problem = _member(current, name)
         if problem is not None:
             if report is not None:
                 report("MAP_FIELD_UNKNOWN", problem, loc)
-            return None, False
+            return None
         current = found
         if index is not None and current is not None:
             current = current.items if current.is_("array") else None
-    return current, True
+    return current
 
 
 def _inner(scope: _Scope, for_each: str | None) -> _Scope:
@@ -142,7 +144,7 @@ def _inner(scope: _Scope, for_each: str | None) -> _Scope:
     parsed = compile_path(for_each) if for_each else None
     if parsed is None:
         return _Scope(ANY, scope)
-    return _Scope(_element(_resolve(scope.field, parsed, scope, None, None)[0]), scope)
+    return _Scope(_element(_resolve(parsed, scope)), scope)
 
 
 # -- expressions of one compiled mapping -----------------------------------------------------------
@@ -175,7 +177,7 @@ class _Reader:
             if op in ("path", "for_each"):
                 parsed = compile_path(text)
                 if parsed is not None:
-                    _resolve(scope.field, parsed, scope, self.report, loc)
+                    _resolve(parsed, scope, self.report, loc)
             elif op in ("fhirpath", "when"):
                 _FhirPath(scope, self.report, loc).check(text)
             elif op in ("template", "xhtml"):
@@ -222,7 +224,7 @@ class _FhirPath:
 
     def __init__(self, scope: _Scope, report: Any, loc: SourceLocation | None):
         self.scope, self.report, self.loc, self.text = scope, report, loc, ""
-        self.known = functions()
+        self.known = _functions()
 
     def check(self, text: str) -> None:
         self.text = text
@@ -323,7 +325,8 @@ class _FhirPath:
         each = _element(base) if base is not None else None
         results = []
         for param, k in zip(params, kinds):
-            results.append(self.expr(param, each if k == "Expr" else focus))
+            if k != "TypeSpecifier":  # ofType(Quantity) names a type, not a field
+                results.append(self.expr(param, each if k == "Expr" else focus))
         if base is not None and base.types:
             element = _element(base)
             if name in _STRING_FUNCTIONS and element.types and not element.may_be("string"):
@@ -333,7 +336,7 @@ class _FhirPath:
         if name in _BOOLEAN_FUNCTIONS or name == "contains" and base is not None and _element(base).is_("string"):
             return Field("boolean", frozenset({"boolean"}))
         if name in _RESULT:
-            return Field(_RESULT[name], frozenset({_RESULT[name]}) | (frozenset({"number"}) if _RESULT[name] == "integer" else frozenset()))
+            return Field(_RESULT[name], frozenset({_RESULT[name]}))
         if name in _SAME_FUNCTIONS:
             return base
         if name == "select" and results:
@@ -354,6 +357,11 @@ class _FhirPath:
                     self.say("MAP_CONDITION_NEVER", f"'{_element(field).name}' is never {value!r} (the domain schema "
                              f"allows {shown}), so this comparison is {'never true' if op == '=' else 'always true'}"
                              f"{suggest(value, allowed)}")
+
+
+@lru_cache(maxsize=1)
+def _functions() -> dict[str, dict[int, tuple[str, ...]] | None]:
+    return functions()
 
 
 def _literal(node: dict[str, Any]) -> Field | None:
@@ -401,13 +409,11 @@ def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
     mappings, or a mapping and an ignore rule, that select the same records."""
     issues: list[Issue] = []
     lists = engine.coverage.lists
-    read = {str(text).removeprefix("$.").split(".")[0].split("[")[0]
-            for _, cc in engine.contexts for op, text, at in cc.expressions
-            if op == "for_each" and (at == ("for_each",) or str(text).startswith("$."))}
-    read |= {str(rule.for_each).removeprefix("$.").split(".")[0] for rule in engine.coverage.ignores}
+    texts = [str(text) for _, cc in engine.contexts for _, text, _ in cc.expressions]
+    texts += [m.narrative for m in engine.ms.mappings if isinstance(m.narrative, str)]
     layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
     for name, f in root.field.properties.items():
-        if f.is_("array") and name not in read:
+        if f.is_("array") and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):
             issues.append(error(IssueCode.INVALID, f"the domain schema's list '{name}' is read by no mapping: its "
                                 "records would be left out of every export; map it, or add an `ignore:` rule with "
                                 "a reason to bundle.yaml", "MAP_LIST_UNMAPPED", location=layout_loc))
@@ -416,7 +422,7 @@ def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
             continue
         tests = [(c, item_test(c.m.when)) for c in group.mappings]
         ignores = [(r, item_test(r.when) if r.when is not None else None) for r in engine.coverage.ignores
-                   if r.for_each == path]
+                   if r.list == path.removeprefix("$.")]
         if any(r.when is None for r, _ in ignores):
             continue  # every record not mapped is ignored
         names = {t.name for _, t in tests if t is not None} | {t.name for _, t in ignores if t is not None}
