@@ -22,13 +22,12 @@ Every problem is an issue with the file:line:column of the YAML node and a fix h
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
 from exporter.engine.builder import Engine
 from exporter.engine.templating import TemplateProblem, template_reads
-from exporter.engine.values import CompileContext, compile_path, item_test
+from exporter.engine.values import CompileContext, Scope, compile_path, item_test
 from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
 from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.fields import ANY, Field, fields_of
@@ -53,25 +52,16 @@ _RESULT = {"count": "integer", "length": "integer", "indexOf": "integer", "toInt
 _NUMBERS = ("number", "integer")
 
 
-@dataclass
-class _Scope:
-    """Where an expression is evaluated: the record's Field, the enclosing scope, the root."""
+def _scope(field: Field, parent: Scope | None) -> Scope:
+    """The engine's Scope, holding the Field of the records it will hold at run time: an expression
+    is read in the scope it runs in (`^.`, `parent`, `%parent` go up as they do then)."""
+    return Scope(field, None, parent, None)  # type: ignore[arg-type]  # no run: nothing is evaluated
 
-    field: Field
-    parent: "_Scope | None"
 
-    def up(self, n: int) -> "_Scope":
-        s = self
-        for _ in range(n):
-            s = s.parent if s.parent is not None else s
-        return s
-
-    @property
-    def root(self) -> "_Scope":
-        s = self
-        while s.parent is not None:
-            s = s.parent
-        return s
+def _root(scope: Scope) -> Scope:
+    while scope.parent is not None:
+        scope = scope.parent
+    return scope
 
 
 class _Literal(Field):
@@ -84,7 +74,7 @@ def check_static(engine: Engine, schema: dict[str, Any] | None) -> list[Issue]:
     issues += check_table_targets(engine)
     if not isinstance(schema, dict):
         return issues
-    root = _Scope(fields_of(schema), None)
+    root = _scope(fields_of(schema), None)
     for mapping, cc in engine.contexts:
         record = _inner(root, mapping.for_each) if mapping is not None and mapping.for_each is not None else root
         _Reader(cc, root, record, issues).run()
@@ -119,12 +109,12 @@ def _member(f: Field, name: str) -> tuple[Field | None, str | None]:
     return None, None
 
 
-def _resolve(parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope: _Scope,
+def _resolve(parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope: Scope,
              report: Any = None, loc: SourceLocation | None = None) -> Field | None:
     """The Field a simple path (see values.compile_path) reaches from `scope`; None: not known.
     A field the schema does not have goes to `report`."""
     up, from_root, steps = parsed
-    current: Field | None = scope.root.field if from_root else scope.up(up).field
+    current: Field | None = _root(scope).item if from_root else scope.up(up).item
     for name, index in steps:
         if current is None:
             return None
@@ -139,24 +129,24 @@ def _resolve(parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope
     return current
 
 
-def _inner(scope: _Scope, for_each: str | None) -> _Scope:
+def _inner(scope: Scope, for_each: str | None) -> Scope:
     """The scope of the elements `for_each` selects in `scope`."""
     parsed = compile_path(for_each) if for_each else None
     if parsed is None:
-        return _Scope(ANY, scope)
-    return _Scope(_element(_resolve(parsed, scope)), scope)
+        return _scope(ANY, scope)
+    return _scope(_element(_resolve(parsed, scope)), scope)
 
 
 # -- expressions of one compiled mapping -----------------------------------------------------------
 class _Reader:
-    def __init__(self, cc: CompileContext, root: _Scope, record: _Scope, issues: list[Issue]):
+    def __init__(self, cc: CompileContext, root: Scope, record: Scope, issues: list[Issue]):
         self.cc, self.root, self.record, self.issues = cc, root, record, issues
         self.each_for = {at[:-1]: text for op, text, at in cc.expressions if op == "for_each" and len(at) > 1}
 
     def report(self, message_id: str, message: str, loc: SourceLocation | None) -> None:
         self.issues.append(error(IssueCode.INVALID, message, message_id, location=loc))
 
-    def scope_of(self, at: tuple[Any, ...]) -> _Scope:
+    def scope_of(self, at: tuple[Any, ...]) -> Scope:
         """The scope the expression at YAML path `at` is evaluated in: a mapping's own `for_each` and
         an ignore rule's are read from the document; the body of a nested `for_each` item and its
         `when` from the selected element; everything else from the record."""
@@ -184,7 +174,7 @@ class _Reader:
                 _template(text, loc, scope, VALUE_TEMPLATE_VARIABLES, self.issues)
 
 
-def _template(source: str, loc: SourceLocation | None, scope: _Scope, variables: tuple[str, ...],
+def _template(source: str, loc: SourceLocation | None, scope: Scope, variables: tuple[str, ...],
               issues: list[Issue]) -> None:
     try:
         free, reads = template_reads(source)
@@ -201,8 +191,8 @@ def _template(source: str, loc: SourceLocation | None, scope: _Scope, variables:
         issues.append(error(IssueCode.INVALID, f"template variable '{name}' does not exist here (there are "
                             f"{', '.join(variables)}){suggest(name, variables)}", "MAP_TEMPLATE_VARIABLE",
                             location=at_line(line)))
-    fields = {"item": scope.field, "doc": scope.root.field,
-              "parent": scope.parent.field if scope.parent is not None else None}
+    fields = {"item": scope.item, "doc": _root(scope).item,
+              "parent": scope.parent.item if scope.parent is not None else None}
     for name, steps, line in reads:
         current = fields.get(name)
         for step in steps:
@@ -222,7 +212,7 @@ def _template(source: str, loc: SourceLocation | None, scope: _Scope, variables:
 class _FhirPath:
     """Reads a FHIRPath expression against the Fields of its scope, reporting what cannot work."""
 
-    def __init__(self, scope: _Scope, report: Any, loc: SourceLocation | None):
+    def __init__(self, scope: Scope, report: Any, loc: SourceLocation | None):
         self.scope, self.report, self.loc, self.text = scope, report, loc, ""
         self.known = _functions()
 
@@ -233,7 +223,7 @@ class _FhirPath:
         except FhirPathError:
             return  # reported by the compiler (MAP_FHIRPATH_SYNTAX)
         for node in ast["children"]:
-            self.expr(node, self.scope.field)
+            self.expr(node, self.scope.item)
 
     def say(self, message_id: str, message: str) -> None:
         self.report(message_id, f"in {self.text!r}: {message}", self.loc)
@@ -250,9 +240,9 @@ class _FhirPath:
         if kind == "ExternalConstantTerm":
             name = children[0]["children"][0].get("text", "").strip("`'")
             if name == "doc":
-                return self.scope.root.field
+                return _root(self.scope).item
             if name == "parent":
-                return self.scope.parent.field if self.scope.parent is not None else None
+                return self.scope.parent.item if self.scope.parent is not None else None
             if name not in FHIRPATH_VARIABLES:
                 self.say("MAP_FHIRPATH_VARIABLE", f"variable %{name} does not exist here (there are "
                          f"%{', %'.join(FHIRPATH_VARIABLES)}){suggest(name, FHIRPATH_VARIABLES)}")
@@ -403,7 +393,7 @@ def _show(f: Field | None) -> str:
 
 
 # -- records no mapping selects --------------------------------------------------------------------
-def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
+def _coverage(engine: Engine, root: Scope) -> list[Issue]:
     """Lists of the document read by no mapping; records of a list whose conditions are all
     `field = 'literal'` tests on one field that no mapping (and no ignore rule) selects; two
     mappings, or a mapping and an ignore rule, that select the same records."""
@@ -412,7 +402,7 @@ def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
     texts = [str(text) for _, cc in engine.contexts for _, text, _ in cc.expressions]
     texts += [m.narrative for m in engine.ms.mappings if isinstance(m.narrative, str)]
     layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
-    for name, f in root.field.properties.items():
+    for name, f in root.item.properties.items():
         if f.is_("array") and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):
             issues.append(error(IssueCode.INVALID, f"the domain schema's list '{name}' is read by no mapping: its "
                                 "records would be left out of every export; map it, or add an `ignore:` rule with "
@@ -443,7 +433,7 @@ def _coverage(engine: Engine, root: _Scope) -> list[Issue]:
                                     f"mapping '{seen[t.literal]}', which exports those records; remove one of them",
                                     "MAP_IGNORE_MAPPED", location=r.location))
             seen.setdefault(t.literal, "ignore")
-        allowed = _member(_inner(root, path).field, name)[0]
+        allowed = _member(_inner(root, path).item, name)[0]
         values = allowed.values if allowed is not None else None
         missing = [v for v in values or () if v not in seen]
         if missing:
