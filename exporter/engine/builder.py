@@ -33,6 +33,7 @@ from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
 
 XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
+NARRATIVE_VARIABLES = ("item", "doc", "export_time")  # what a mapping's `narrative` template is given
 
 
 @dataclass
@@ -162,7 +163,7 @@ class Engine:
         self.table_uses.append((m, sd["url"], cc))
         self.contexts.append((m, cc))
         prefilter = getattr(when, "item_test", None)
-        narrate = narrative.renderer(("item", "doc", "export_time")) if narrative is not None else None
+        narrate = narrative.renderer(NARRATIVE_VARIABLES) if narrative is not None else None
         return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
                          narrative, narrate)
 

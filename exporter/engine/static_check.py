@@ -25,18 +25,17 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from exporter.engine.builder import Engine
+from exporter.engine.builder import NARRATIVE_VARIABLES, Engine
 from exporter.engine.templating import TemplateProblem, template_reads
-from exporter.engine.values import CompileContext, Scope, compile_path, item_test
+from exporter.engine.values import _TEMPLATE_VARIABLES, CompileContext, Scope, compile_path, item_test
 from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
 from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.fields import ANY, Field, fields_of
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
 
-# the variables a template may use, per kind of template (see values._TEMPLATE_VARIABLES, builder narrate)
-VALUE_TEMPLATE_VARIABLES = ("item", "parent", "doc", "export_time", "index")
-NARRATIVE_VARIABLES = ("item", "doc", "export_time")
+# the variables a value template is given (a narrative's: builder.NARRATIVE_VARIABLES)
+VALUE_TEMPLATE_VARIABLES = tuple(_TEMPLATE_VARIABLES)
 FHIRPATH_VARIABLES = ("doc", "parent", "ucum", "sct", "loinc")
 _STRING_FUNCTIONS = frozenset({"upper", "lower", "trim", "substring", "startsWith", "endsWith", "matches", "replace",
                                "replaceMatches", "length", "indexOf", "split", "toChars", "encode", "decode"})

@@ -318,7 +318,7 @@ def template_reads(source: str) -> tuple[set[str], list[tuple[str, tuple[str | i
         tree = _PLAIN.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
-    free = set(meta.find_undeclared_variables(tree))
+    free = set(meta.find_undeclared_variables(tree)) - set(_PLAIN.globals)  # range, dict, … are jinja2's own
     reads: list[tuple[str, tuple[str | int, ...], int]] = []
 
     def visit(node: nodes.Node) -> None:
