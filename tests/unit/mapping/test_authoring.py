@@ -258,3 +258,19 @@ def test_a_list_no_mapping_reads_fails_check(scratch_mappings):
     layout.write_text(layout.read_text(encoding="utf-8") + "\nignore:\n  - for_each: diagnoses\n"
                       "    reason: diagnoses are not part of this DiGA's export\n", encoding="utf-8")
     assert _issues(scratch_mappings, "MAP_LIST_UNMAPPED") == []
+
+
+def test_element_node_follows_lists_as_far_as_they_tell():
+    from exporter.engine.origin import element_node
+
+    body = {"component": [{"code": {"literal": "a"}, "valueQuantity": {"value": {"path": "systolic"}}},
+                          {"code": {"literal": "b"}, "valueQuantity": {"value": {"path": "diastolic"}}}],
+            "identifier": [{"value": "x"}, {"value": {"path": "kvnr"}, "when": "kvnr.exists()"}],
+            "note": [{"when": "mood.exists()", "text": "m"}, {"for_each": "symptoms", "item": {"text": {"path": "$this"}}}]}
+    at = ("resource",)
+    assert element_node(body, at, "component[1].valueQuantity.value") == at + ("component", 1, "valueQuantity", "value")
+    assert element_node(body, at, "component[1].valueQuantity.value.extension") == \
+        at + ("component", 1, "valueQuantity", "value")  # below an operator: the operator's node
+    assert element_node(body, at, "identifier[1].value") == at + ("identifier", 1, "value")  # the last one left
+    assert element_node(body, at, "note[1].text") == at + ("note",)  # a conditional item, then a for_each: not told
+    assert element_node(body, at, "status") == at  # an element the mapping does not write
