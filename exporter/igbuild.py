@@ -9,8 +9,10 @@ registry pointed at a closed loopback port, and writes the result as a FHIR pack
 Offline by construction: SUSHI asks for its latest version on every run (`npm view fsh-sushi
 version`, then an HTTPS request to the npm registry); npm would write its logs and cache below HOME,
 i.e. into the FHIR package cache. So SUSHI runs with a PATH holding only `node` (no npm to start)
-and every HTTP(S) proxy set to the closed registry port (the fallback request fails at once, on
-loopback), and npm's cache and logs, were anything to start it, go to the build's temporary folder.
+and, while the registry is the closed loopback port, every HTTP(S) proxy set to it (the fallback
+request fails at once, on loopback); npm's cache and logs, were anything to start it, go to the
+build's temporary folder. A registry on the network (set on purpose to fetch packages) keeps the
+environment's proxies.
 
 The target folder is replaced atomically and only after a successful build: a broken FSH file
 leaves the committed igs/ untouched. SUSHI's messages are turned into issues whose locations name
@@ -27,6 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -150,16 +153,19 @@ def offline_env(settings: Settings, workdir: Path) -> dict[str, str]:
     bin_dir = workdir / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "node").symlink_to(Path(node).resolve())
-    env = {k: v for k, v in os.environ.items() if k.lower() not in _NETWORK_VARIABLES and not k.lower().startswith("npm_")}
+    offline = urlsplit(settings.package_registry).hostname in ("127.0.0.1", "localhost", "::1")
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() != "path" and not k.lower().startswith("npm_") and not (offline and k.lower() in _PROXIES)}
     env.update({"PATH": str(bin_dir), "HOME": str(settings.home), "FPL_REGISTRY": settings.package_registry,
                 "npm_config_cache": str(workdir / "npm-cache"), "npm_config_logs_dir": str(workdir / "npm-logs"),
                 "npm_config_offline": "true", "npm_config_update_notifier": "false"})
-    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        env[proxy] = settings.package_registry
+    if offline:  # a registry on the network was chosen on purpose: its requests may not go to a closed port
+        env.update({proxy: settings.package_registry for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                                                  "http_proxy", "ALL_PROXY", "all_proxy")})
     return env
 
 
-_NETWORK_VARIABLES = frozenset({"no_proxy", "https_proxy", "http_proxy", "all_proxy", "path"})
+_PROXIES = frozenset({"no_proxy", "https_proxy", "http_proxy", "all_proxy"})
 
 
 def package_manifest(config: dict[str, Any]) -> dict[str, Any]:
