@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from exporter.fhir.snapshot import generate_snapshot
 from exporter.issues import ConfigurationError, IssueCode, SourceLocation, error
 
 CONFORMANCE_TYPES = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", "Questionnaire", "ImplementationGuide"})
@@ -139,6 +140,15 @@ class DefinitionStore:
 
     def structure(self, canonical: str) -> dict[str, Any] | None:
         return self.get(canonical, "StructureDefinition")
+
+    def snapshot(self, sd: dict[str, Any]) -> list[dict[str, Any]]:
+        """The snapshot elements of `sd`; generated from its differential (and kept on it) when it has
+        none. Raises `snapshot.SnapshotError` naming the definition and element when that fails."""
+        elements = (sd.get("snapshot") or {}).get("element")
+        if not elements:
+            elements = generate_snapshot(sd, self.structure, self.origin)
+            sd["snapshot"] = {"element": elements}
+        return elements
 
     def structure_for_type(self, type_code: str) -> dict[str, Any] | None:
         return self.structure(type_code if ":" in type_code else CORE_SD_BASE + type_code)

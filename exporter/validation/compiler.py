@@ -80,7 +80,7 @@ class Compiler:
         return self.root(type_code if ":" in type_code else "http://hl7.org/fhir/StructureDefinition/" + type_code)
 
     def _compile_sd(self, sd: dict[str, Any]) -> Node:
-        elements = (sd.get("snapshot") or {}).get("element") or []
+        elements = self.store.snapshot(sd)
         if not elements:
             raise CompileError(f"StructureDefinition {sd.get('url')} has no snapshot")
         url = sd["url"]

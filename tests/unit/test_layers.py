@@ -13,7 +13,7 @@ PKG = Path(exporter.__file__).parent
 LAYERS = {
     "exporter": 0, "exporter.__main__": 4,
     "exporter.issues": 0, "exporter.settings": 0, "exporter.domainschema": 0,
-    "exporter.fhir": 1, "exporter.terminology": 1, "exporter.mapping": 1,
+    "exporter.fhir": 1, "exporter.fhir.snapshot": 1, "exporter.terminology": 1, "exporter.mapping": 1,
     "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2,
     "exporter.pipeline": 3, "exporter.auth": 3,
     "exporter.api": 4, "exporter.cli": 4,
