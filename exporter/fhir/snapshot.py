@@ -154,6 +154,11 @@ def _fhir_type(t: dict[str, Any]) -> str | None:
     return code
 
 
+def _is_slice_id(eid: str) -> bool:
+    """Whether an element id names a slice ('Obs.component:sys'), so that its slices are re-slices."""
+    return ":" in eid.rsplit(".", 1)[-1]
+
+
 def _larger_max(derived: str, base: str) -> bool:
     if base == "*":
         return False
@@ -396,7 +401,9 @@ class _Generator:
             el["type"] = [copy.deepcopy(t) for name in diff.renamed for t in diff.slices[name].el["type"]]  # type: ignore[index]
 
     def merge_slices(self, base: _Node, out: _Node, diff: _Diff, eid: str) -> None:
-        base_slices = {s.el.get("sliceName"): s for s in base.slices}
+        """Slices of `out`: the base's, each merged with the differential's of that name, then the
+        differential's new ones. Slices of a slice (re-slicing) are named `slice/reslice`."""
+        base_slices = {str(s.el.get("sliceName")).rsplit("/", 1)[-1]: s for s in base.slices}
         dslices = diff.slices
         if dslices and "slicing" not in out.el:
             if base.name in ("extension", "modifierExtension"):
@@ -405,9 +412,9 @@ class _Generator:
                 first = next(iter(dslices))
                 raise self.fail("SNAP_SLICE_WITHOUT_SLICING", f"{eid}:{first}",
                                 f"slice {first} of {eid}, but neither the differential nor the base defines slicing for {eid}")
-        for s in base.slices:
-            name = s.el.get("sliceName")
-            out.slices.append(self.merge(s, dslices.get(name), f"{eid}:{name}", is_slice=True, in_slice=True))
+        for name, s in base_slices.items():
+            out.slices.append(self.merge(s, dslices.get(name), f"{eid}/{name}" if _is_slice_id(eid) else f"{eid}:{name}",
+                                         is_slice=True, in_slice=True))
         new = [n for n in dslices if n not in base_slices]
         if new and (base.el.get("slicing") or {}).get("rules") == "closed":
             raise self.fail("SNAP_SLICE_CLOSED", f"{eid}:{new[0]}",
@@ -417,8 +424,9 @@ class _Generator:
             template.el.pop("slicing", None)
             template.el["min"] = base.el.get("min", 0)
             template.el["max"] = base.el.get("max", "*")
-            template.el["sliceName"] = name
-            sliced = self.merge(template, dslices[name], f"{eid}:{name}", is_slice=True, in_slice=True)
+            template.el["sliceName"] = f"{out.el['sliceName']}/{name}" if out.el.get("sliceName") else name
+            sliced = self.merge(template, dslices[name], f"{eid}/{name}" if _is_slice_id(eid) else f"{eid}:{name}",
+                                is_slice=True, in_slice=True)
             if base.slices or "slicing" in base.el:
                 self.extension_children(sliced, f"{eid}:{name}")
             out.slices.append(sliced)

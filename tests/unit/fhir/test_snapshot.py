@@ -164,12 +164,61 @@ def test_validator_uses_a_generated_snapshot():
     assert sorted(i.message_id for i in validator.validate(obs) if i.is_error) == ["VAL_CARD_MAX", "VAL_FIXED"]
 
 
+def test_igs_profiles_validate_the_same_from_their_differentials():
+    """The validator over igs/ with every profile's snapshot removed (and so generated) reports
+    exactly what it reports over SUSHI's snapshots: IG examples, broken variants, the invalid IG
+    cases and seeded mutations."""
+    from tests.system.test_differential import _broken, _examples, _mutate
+    from tests.unit.validation.test_ig_invalid_cases import MANIFEST, _load
+
+    settings = get_settings()
+    stripped = default_store(settings)
+    for f in sorted(settings.igs_dir.glob("*/StructureDefinition-*.json")):
+        sd = json.loads(f.read_text(encoding="utf-8"))
+        del sd["snapshot"]
+        stripped.add_resource(sd, str(f))
+    shipped_v, generated_v = Validator(default_store(settings)), Validator(stripped)
+    examples = _examples()
+    corpus = {**examples, **_broken(examples), **{c["file"]: _load(c["file"]) for c in MANIFEST["cases"]}}
+    rng = random.Random(16)
+    for i in range(100):
+        name = rng.choice(sorted(examples))
+        corpus[f"mutant {i} of {name}"] = _mutate(examples[name], rng)[0]
+
+    def issues(v: Validator, resource: Any) -> list[str]:
+        return sorted(f"{i.severity.value} {i.message_id} {i.message} {i.expression}" for i in v.validate(copy.deepcopy(resource)))
+
+    differing = [name for name, res in corpus.items() if issues(shipped_v, res) != issues(generated_v, res)]
+    assert len(corpus) > 150 and differing == []
+    assert sum(bool(issues(shipped_v, r)) for r in corpus.values()) > 100  # most cases do report something
+
+
 def test_core_examples_without_snapshot_compile():
     """hl7.fhir.r4.core ships two profiles without a snapshot; they validate now."""
     validator = Validator(default_store(get_settings()))
     doc = {"resourceType": "Composition", "meta": {"profile": [CORE + "example-composition"]}, "status": "final",
            "type": {"text": "x"}, "date": "2020-01-01", "author": [{"display": "a"}], "title": "t"}
     assert {i.message_id for i in validator.validate(doc) if i.is_error} == {"VAL_SLICE_MIN"}
+
+
+def test_reslicing_names_slices_of_a_slice():
+    sliced = _profile(EX + "sliced", CORE + "Observation", [
+        {"id": "Observation.component", "path": "Observation.component",
+         "slicing": {"discriminator": [{"type": "pattern", "path": "code"}], "rules": "open"}},
+        {"id": "Observation.component:a", "path": "Observation.component", "sliceName": "a", "max": "3"}])
+    resliced = _profile(EX + "resliced", EX + "sliced", [
+        {"id": "Observation.component:a", "path": "Observation.component", "sliceName": "a",
+         "slicing": {"discriminator": [{"type": "value", "path": "value"}], "rules": "closed"}},
+        {"id": "Observation.component:a/b", "path": "Observation.component", "sliceName": "a/b", "min": 1, "max": "1"},
+        {"id": "Observation.component:a/b.code", "path": "Observation.component.code", "patternCodeableConcept": {"text": "b"}}])
+    store = _store(sliced, resliced)
+    elements = store.snapshot(store.structure(EX + "resliced"))  # type: ignore[arg-type]
+    by_id = {e["id"]: e for e in elements}
+    assert by_id["Observation.component:a/b"]["sliceName"] == "a/b"
+    assert (by_id["Observation.component:a/b"]["min"], by_id["Observation.component:a/b"]["max"]) == (1, "1")
+    assert by_id["Observation.component:a/b.code"]["patternCodeableConcept"] == {"text": "b"}
+    ids = [e["id"] for e in elements]
+    assert ids.index("Observation.component:a") < ids.index("Observation.component:a.code") < ids.index("Observation.component:a/b")
 
 
 # -- bad differentials --------------------------------------------------------------------------
