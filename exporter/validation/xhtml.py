@@ -43,17 +43,28 @@ def has_text(text: str) -> bool:
 # A run of text between two tags that cannot change how the div parses: no markup or quote
 # characters, no entity references, no characters XML forbids — and not only whitespace (a run of
 # whitespace is kept as it is: whether a div has content depends on it).
-_PLAIN = "[^<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
-_SAFE = "[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
-_RUN = re.compile(f">{_PLAIN}*{_SAFE}{_PLAIN}*<")
+# Both tests look at one run at a time and each is a single character class, so the work is linear
+# in the div's length (a regex spanning `>…<` backtracked quadratically over a long unclosed run).
+_NOT_PLAIN = re.compile("[<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SAFE = re.compile("[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 _SHAPED = 4096  # longer divs (a section's list of thousands of entries) hardly share a shape: parsed as they are
 
 
 def shape(text: str) -> str:
-    """The div with each text run that has content replaced by "x"."""
-    return _RUN.sub(">x<", text)
+    """The div with each text run that has content replaced by "x". A run is the text between a `>`
+    and the next `<`; one piece of `text.split("<")` holds at most one, after its last `>`."""
+    pieces = text.split("<")
+    for i in range(len(pieces) - 1):  # the last piece is followed by no "<": it holds no run
+        piece = pieces[i]
+        gt = piece.rfind(">")
+        if gt < 0 or gt == len(piece) - 1:
+            continue
+        run = piece[gt + 1:]
+        if _SAFE.search(run) and not _NOT_PLAIN.search(run):
+            pieces[i] = piece[:gt + 1] + "x"
+    return "<".join(pieces)
 
 
 def _analyse(text: str) -> tuple[str | None, bool]:
@@ -70,7 +81,7 @@ def _analyse(text: str) -> tuple[str | None, bool]:
     if len(text) <= _SHAPED and "<!" not in text and "<?" not in text:
         found = _analysed(shape(text))
     if found is None or found[0] is not None:
-        found = _analysed(text)
+        found = _analysed(text) if len(text) <= _CACHED else _parsed(text)
     _last = (text, found)  # one reference, replaced whole: safe between threads
     return found
 
@@ -78,8 +89,10 @@ def _analyse(text: str) -> tuple[str | None, bool]:
 _last: tuple[str | None, tuple[str | None, bool]] = (None, (None, False))
 
 
-@lru_cache(maxsize=4096)
-def _analysed(text: str) -> tuple[str | None, bool]:
+_CACHED = 4 * _SHAPED  # longer divs are parsed uncached: the cache holds at most 4096 × 16 KiB of input
+
+
+def _parsed(text: str) -> tuple[str | None, bool]:
     """(problem or None, has content) from one parse of `text`: a div, or a div's shape."""
     if "<!DOCTYPE" in text or "<!ENTITY" in text:  # never parsed (entity expansion): txt-1 reports it alone
         return "narrative must not contain DOCTYPE or entity declarations", True
@@ -90,6 +103,9 @@ def _analysed(text: str) -> tuple[str | None, bool]:
     content = any(t.strip() for t in root.itertext()) or any(el.tag.endswith("}img") for el in root.iter()
                                                              if isinstance(el.tag, str))
     return _problem(root), content
+
+
+_analysed = lru_cache(maxsize=4096)(_parsed)
 
 
 def _problem(root: ET.Element) -> str | None:
