@@ -56,3 +56,19 @@ def test_narratives_of_one_shape_are_parsed_once():
     for value in range(50):
         assert xhtml.check_xhtml(f'<div {NS}>glucose {value} mmol/L</div>') is None
     assert xhtml._analysed.cache_info().misses == 1
+
+
+def test_shapes_are_found_in_linear_time():
+    """A long text run that never reaches a tag, or ends in an entity: the old `>…<` regex backtracked
+    quadratically on both (~40 ms for 4 KB). 1 MB of them must take well under a second."""
+    import time
+
+    hostile = [f'<div {NS}><p>{i:04d}' + "a" * 3950 + "&amp;</p></div>" for i in range(125)]
+    hostile += [f'<div {NS}>{i:04d}' + "a" * 4000 for i in range(125)]
+    assert sum(map(len, hostile)) > 1_000_000
+    xhtml.forget()
+    t0 = time.perf_counter()
+    verdicts = [xhtml.check_xhtml(d) for d in hostile]
+    assert time.perf_counter() - t0 < 0.5
+    assert verdicts[0] is None and "not well-formed" in verdicts[-1]
+    assert xhtml.shape(f'<div {NS}>a<b>c &amp; d</b>e</div>') == f'<div {NS}>x<b>c &amp; d</b>x</div>'
