@@ -83,20 +83,39 @@ class Issue:
         return f"{where}{self.severity.value}{mid}: {self.message}{at}"
 
     def to_fhir(self) -> dict[str, Any]:
+        """The OperationOutcome.issue; texts and expressions are cut at MAX_ECHO characters (a message
+        may quote a value of the input, and an answer never echoes megabytes of it back)."""
         out: dict[str, Any] = {"severity": self.severity.value, "code": self.code.value}
         if self.message_id:
             out["details"] = {
                 "coding": [{"system": "urn:diga-exporter:message-id", "code": self.message_id}],
-                "text": self.message,
+                "text": truncate(self.message),
             }
         else:
-            out["details"] = {"text": self.message}
+            out["details"] = {"text": truncate(self.message)}
         diagnostics = self.diagnostics or (str(self.location) if self.location else None)
         if diagnostics:
-            out["diagnostics"] = diagnostics
+            out["diagnostics"] = truncate(diagnostics)
         if self.expression:
-            out["expression"] = list(self.expression)
+            out["expression"] = [truncate(e) for e in self.expression]
         return out
+
+
+MAX_ECHO = 300
+"""Characters of a message, expression or diagnostics an OperationOutcome carries at most."""
+
+
+def truncate(text: str, limit: int = MAX_ECHO) -> str:
+    """`text`, cut to `limit` characters with a marker that says how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def issues_stopped(limit: int) -> Issue:
+    """The last issue of a stage that stopped collecting at `limit` issues."""
+    return Issue(Severity.ERROR, IssueCode.TOO_COSTLY, f"stopped after {limit} issues; there may be more",
+                 "ISSUES_STOPPED")
 
 
 def error(code: IssueCode, message: str, message_id: str = "", **kw: Any) -> Issue:

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     jwks_max_age_seconds: float = 300.0
     """Known keys are refreshed after this age; on a failed refresh they are kept."""
 
-    oidc_timeout_seconds: float = 5.0
-    """Timeout of each request to Keycloak (discovery, JWKS, token endpoint)."""
+    oidc_timeout_seconds: float = 3.0
+    """Timeout of each request to Keycloak (discovery, JWKS, token endpoint). A token with an unknown kid
+    waits at most this long for the one key fetch in flight; tokens of known keys never wait."""
 
     source_kind: Literal["directory", "http"] = "directory"
     """Where GET /patient/export reads the patient's domain document from."""
@@ -100,7 +101,44 @@ class Settings(BaseSettings):
     """Time bound of one export or validation request."""
 
     export_concurrency: int = 2
-    """CPU-bound exports running at once (a timed-out export keeps its slot until it has finished)."""
+    """CPU-bound exports and validations running at once. A request whose deadline passed stops its work
+    at the next deadline check (exporter/deadline.py) and so frees its slot within a fraction of a second."""
+
+    max_issues: int = 100
+    """The service stops collecting issues at this many, in each stage (domain schema, mapping,
+    validation), and reports that it stopped: the work per request is bounded, not the input's errors."""
+
+    validation_time_limit_seconds: float = 10.0
+    """Time budget of one validation (the Bundle of an export, or one `$validate` resource); also
+    bounded by the request's own deadline, whichever comes first."""
+
+    # ---------------------------------------------------------------- HTTP connections (exporter/api/server.py)
+
+    http_header_timeout_seconds: float = 10.0
+    """A connection must deliver a complete request head (request line and headers) within this many
+    seconds of being opened or of its previous response; otherwise it is closed (slow clients)."""
+
+    http_body_timeout_seconds: float = 30.0
+    """A request body must be complete within this many seconds of its head; otherwise the connection
+    is closed."""
+
+    http_keep_alive_seconds: float = 5.0
+    """An idle keep-alive connection is closed after this many seconds without a new request."""
+
+    http_max_requests_per_connection: int = 1000
+    """After this many requests on one connection its last response says `Connection: close`."""
+
+    http_max_connections: int = 1024
+    """Open connections in total. At the limit a new connection closes the oldest connection that is
+    waiting for a request (idle or still sending its head); if every connection is busy, it gets 503."""
+
+    http_max_connections_per_client: int = 32
+    """Open connections per client address, with the same rule as http_max_connections. 0: no limit
+    (behind a reverse proxy every connection comes from the proxy's address; let the proxy limit then)."""
+
+    denial_floor_seconds: float = 0.05
+    """Every silent denial (401) on the protected routes is sent no earlier than this long after the
+    request arrived, so the time of a denial does not tell which check refused it."""
 
     audit_pseudonym_key: SecretStr | None = None
     """HMAC key that turns patient ids into pseudonyms for audit lines. Unset: a random key per process

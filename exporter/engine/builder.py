@@ -19,15 +19,16 @@ from typing import Any
 
 import orjson
 
+from exporter.deadline import check as check_deadline
 from exporter.engine.codegen import copy
 from exporter.engine.coverage import Coverage
 from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
 from exporter.engine.origin import Origin, Origins
 from exporter.engine.templating import Template, TemplateProblem
-from exporter.engine.values import (MISSING, CompileContext, RunContext, Scope, compile_value, condition,
-                                    selector)
+from exporter.engine.values import (MISSING, CompileContext, IssueLimit, RunContext, Scope, compile_value,
+                                    condition, selector)
 from exporter.fhir.definitions import DefinitionStore
-from exporter.issues import Issue, IssueCode, SourceLocation, error
+from exporter.issues import Issue, IssueCode, SourceLocation, error, issues_stopped
 from exporter.mapping.registry import MappingFile, MappingSet
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
@@ -168,22 +169,26 @@ class Engine:
                          narrative, narrate)
 
     # -- run ------------------------------------------------------------------------------------
-    def build(self, doc: dict[str, Any], export_time: str,
-              origins: Origins | None = None) -> tuple[dict[str, Any] | None, list[Issue]]:
-        """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data.
+    def build(self, doc: dict[str, Any], export_time: str, origins: Origins | None = None, *,
+              max_issues: int = 10_000) -> tuple[dict[str, Any] | None, list[Issue]]:
+        """Map one domain document. Returns (Bundle or None, issues). Never raises for bad data; stops
+        at `max_issues` issues (and raises deadline.DeadlineExceeded when the caller's deadline passed).
         `origins`, if given, can then tell what produced each Bundle entry (see origin.py)."""
         refs = _References(self)
-        run = RunContext(doc, export_time, refs.resolve)
+        run = RunContext(doc, export_time, refs.resolve, max_issues=max_issues)
         built = Built()
         produced: set[tuple[str, str]] = set()
         root = Scope(doc, "$", None, run)
         records = _Records(root)
-        for c in self.compiled:
-            self._produce(c, *records.of(c), root, built, produced)
-        self.coverage.check(records.selections, records.groupings, root, run)
-        for mapping_id, key, loc, data_path in refs.dangling(produced):
-            run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
-                       "was produced", loc, data_path, IssueCode.NOT_FOUND)
+        try:
+            for c in self.compiled:
+                self._produce(c, *records.of(c), root, built, produced)
+            self.coverage.check(records.selections, records.groupings, root, run)
+            for mapping_id, key, loc, data_path in refs.dangling(produced):
+                run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
+                           "was produced", loc, data_path, IssueCode.NOT_FOUND)
+        except IssueLimit:
+            run.issues.append(issues_stopped(max_issues))
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
             return None, self.issues + run.issues
         bundle = self._assemble(doc, export_time, built, run)
@@ -222,6 +227,7 @@ class Engine:
         seen: set[str] = set()
         selective = test is not None or when is not None
         for item, data_path in records:
+            check_deadline()
             verdict = test(item) if selective and test is not None else None
             if verdict is False:
                 continue  # decided on the bare record, before making its scope (`when` would say the same)

@@ -95,12 +95,20 @@ class RunContext:
     export_time: str
     ref_resolver: Callable[[str, Any, SourceLocation | None, str], str | None]
     issues: list[Issue] = field(default_factory=list)
+    max_issues: int = 10_000
+    """report() raises IssueLimit when this many issues are collected (the build stops there)."""
 
     def report(self, message_id: str, message: str, where: SourceLocation | None, data_path: Any,
                code: IssueCode = IssueCode.VALUE) -> None:
         path = str(data_path) if data_path is not None else ""
         self.issues.append(Issue(Severity.ERROR, code, message, message_id,
                                  expression=(path,) if path else (), location=where))
+        if len(self.issues) >= self.max_issues:
+            raise IssueLimit()
+
+
+class IssueLimit(Exception):
+    """The run collected its maximum number of issues: the build stops (Engine.build reports it)."""
 
 ValueFn = Callable[[Scope], Any]
 

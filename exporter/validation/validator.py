@@ -17,6 +17,7 @@ import time
 
 from typing import Any, Callable, Sequence
 
+from exporter import deadline
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, Severity
 from exporter.terminology.valuesets import ValueSetExpander
@@ -182,7 +183,7 @@ class Validator:
         if not isinstance(resource, dict):
             return [Issue(Severity.FATAL, IssueCode.STRUCTURE,
                           f"a FHIR resource must be a JSON object, not {json_kind(resource)}", M.NOT_OBJECT)]
-        ctx = _Ctx(self, time.monotonic() + self.time_limit_s, self.max_issues)
+        ctx = _Ctx(self, min(time.monotonic() + self.time_limit_s, deadline.at()), self.max_issues)  # or the request's
         try:
             self._validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
                                     extra_profiles=tuple(profiles))
