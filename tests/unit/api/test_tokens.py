@@ -181,3 +181,72 @@ def test_a_client_on_both_allow_lists_is_a_configuration_error(idp):
 
     with pytest.raises(ValueError, match="both"):
         verifier_for(idp, settings_for(service_clients=["x"], patient_clients=["x"]))
+
+
+class HangingIdp(FakeIdp):
+    """A JWKS endpoint that answers only when `release` is set (discovery answers at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+        self.release = threading.Event()
+        self.hang = False
+
+    def __call__(self, url):
+        if self.hang and url.endswith("/certs"):
+            self.release.wait(10)
+        return super().__call__(url)
+
+
+def test_a_hanging_key_fetch_never_delays_a_known_key_and_is_fetched_once():
+    import asyncio
+    import threading
+
+    idp = HangingIdp()
+    v = verifier_for(idp, min_refresh=0)
+    v.keys.wait = 0.5
+    assert v.verify(idp.token()).kind == "service"
+    idp.hang = True
+    n = len(idp.fetched)
+    denied = []
+
+    def unknown() -> None:
+        try:
+            v.verify(idp.token(headers={"kid": "kid-unknown"}))
+        except AuthError as e:
+            denied.append((e.reason, time.monotonic() - t0))
+
+    t0 = time.monotonic()
+    waiting = [threading.Thread(target=unknown) for _ in range(5)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.05)
+    known = time.monotonic()
+    assert v.verify(idp.token()).kind == "service"  # no lock, no wait
+    assert asyncio.run(v.averify(idp.token())).kind == "service"
+    assert time.monotonic() - known < 0.05
+    with pytest.raises(AuthError):  # on the event loop: waits for the same fetch, then refuses
+        asyncio.run(v.averify(idp.token(headers={"kid": "kid-other"})))
+    for t in waiting:
+        t.join(5)
+    assert [r for r, _ in denied] == ["unknown_kid"] * 5 and max(d for _, d in denied) < 1.5
+    idp.release.set()
+    time.sleep(0.1)
+    assert [u for u in idp.fetched[n:] if u.endswith("/certs")] == [idp.fetched[-1]]  # one fetch for all
+
+
+def test_an_aged_key_set_is_refreshed_in_the_background(idp):
+    clock = Clock()
+    v = verifier_for(idp, clock=clock, min_refresh=10)
+    v.verify(idp.token())
+    n = len(idp.fetched)
+    clock.t += 10_000
+    assert v.verify(idp.token()).kind == "service"
+    time.sleep(0.2)
+    assert len(idp.fetched) == n + 1
+
+
+@pytest.mark.parametrize("claim, value", [("exp", "9999999999"), ("iat", "1"), ("nbf", "1"), ("exp", True),
+                                          ("exp", 1e400)])
+def test_time_claims_must_be_json_numbers(idp, claim, value):
+    assert reason(verifier_for(idp), idp.token(**{claim: value})) in ("claims", "expired")
