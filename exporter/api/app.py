@@ -5,8 +5,12 @@ loaded once; the Keycloak keys are fetched once (failure is not fatal: requests 
 until keys can be loaded, /readyz says not ready). The app refuses to be built when any route
 declares no policy or more than one (auth.policies.route_policy).
 
-One middleware gives every request an id, catches whatever escaped the routes (rendered by the one
-handler, errors.error_response) and writes one JSON request-log line. FastAPI's own /docs and
+One middleware gives every request an id of its own (a client's X-Request-ID, if well-formed, is only
+logged beside it as `client_request_id`) and its deadline, catches whatever escaped the routes
+(rendered by the one handler, errors.error_response), holds every silent denial until
+`denial_floor_seconds` after arrival (so its timing does not tell which check refused), sets
+`Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every response and writes one JSON
+request-log line. No redirects: a trailing slash is just an unknown path. FastAPI's own /docs and
 /openapi.json are replaced by a policy-declaring /openapi.json route.
 """
 
@@ -15,12 +19,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import threading
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -28,7 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exporter import __version__
 from exporter.api.conformance import ConformanceIndex
-from exporter.api.errors import ApiError, error_response
+from exporter.api.errors import DENIED_STATUS, NO_STORE, ApiError, error_response, is_protected_path
+from exporter.api.limits import ExportPool
 from exporter.api.logs import Pseudonymizer, request_log
 from exporter.api.routes import register
 from exporter.api.sources import Source, source_from_settings
@@ -70,15 +75,18 @@ def create_app(settings: Settings | None = None, *, exporter: Any = None, verifi
         keys = app.state.verifier.keys.ensure_loaded()
         log.info("service started", extra={"event": "startup", "duration_ms": round((time.monotonic() - t0) * 1000),
                                            "kids": app.state.verifier.keys.kids, "result": "keys" if keys else "no_keys"})
-        yield
+        try:
+            yield
+        finally:
+            app.state.export_pool.shutdown()
 
     app = FastAPI(title="DiGA FHIR exporter", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.settings = settings
     app.state.exporter = exporter
     app.state.verifier = verifier or TokenVerifier.from_settings(settings)
     app.state.source = source or source_from_settings(settings)
-    app.state.slots = threading.BoundedSemaphore(max(1, settings.export_concurrency))
+    app.state.export_pool = ExportPool(settings.export_concurrency)
     key = settings.audit_pseudonym_key.get_secret_value().encode() if settings.audit_pseudonym_key else None
     app.state.pseudonymize = Pseudonymizer(key)
     app.state.conformance = None
@@ -91,22 +99,30 @@ def create_app(settings: Settings | None = None, *, exporter: Any = None, verifi
     @app.middleware("http")
     async def request_context(request: Request, call_next: Any) -> Any:
         t0 = time.monotonic()
+        rid = secrets.token_hex(12)  # ours, never the client's: a client's id is logged beside it, if well-formed
         incoming = request.headers.get("x-request-id", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(12)
         request.state.request_id = rid
+        request.state.deadline = t0 + settings.request_timeout_seconds
         request.state.principal = None
         request.state.outcome = None
         try:
             response = await call_next(request)
         except Exception as exc:  # noqa: BLE001 - everything becomes an OperationOutcome, never a traceback
             response = error_response(request, exc)
+        if response.status_code == DENIED_STATUS and is_protected_path(request.scope.get("path", "")):
+            hold = t0 + settings.denial_floor_seconds - time.monotonic()
+            if hold > 0:
+                await anyio.sleep(hold)
         response.headers["X-Request-ID"] = rid
+        for name, value in NO_STORE.items():
+            response.headers.setdefault(name, value)
         route = request.scope.get("route")
         principal = getattr(request.state, "principal", None)
         outcome = getattr(request.state, "outcome", None) or ("ok" if response.status_code < 400 else
                                                               f"http_{response.status_code}")
         request_log.info("request", extra={
-            "event": "request", "request_id": rid, "method": request.method,
+            "event": "request", "request_id": rid, "client_request_id": incoming if _REQUEST_ID.match(incoming) else None,
+            "method": request.method,
             "route": getattr(route, "path", None) or "<unmatched>", "status": response.status_code,
             "principal": principal.kind if principal else "none",
             "client": principal.client_id if principal and principal.kind == "service" else None,

@@ -4,7 +4,8 @@ Called inside a route, i.e. only AFTER its policy has accepted the caller, so an
 caller never learns anything from body errors. Checks: content type (application/json or
 application/fhir+json), size (Content-Length and the bytes actually received, `max_body_bytes` →
 413), well-formed JSON (orjson, which never evaluates anything → 400), nesting depth
-(`max_json_depth` → 400). Issues name the rule, never a value from the body.
+(`max_json_depth` → 400). Issues name the rule, never a value from the body. Parsing runs on the
+export pool under the request's deadline (exporter/api/limits.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from fastapi import Request
 
 from exporter.api.errors import ApiError
+from exporter.api.limits import run_bounded
 from exporter.issues import IssueCode
 from exporter.validation.structure import depth_exceeds
 
@@ -45,6 +47,12 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
                            text=f"The body exceeds {max_bytes} bytes.")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    # parsing megabytes is CPU work: on the export pool, not the event loop, and not more at once than
+    # there are export slots (each parsed body may hold tens of MB)
+    return await run_bounded(request, _parse, raw, max_depth), raw
+
+
+def _parse(raw: bytes, max_depth: int) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -53,4 +61,4 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
     if depth_exceeds(value, max_depth):
         raise ApiError(400, code=IssueCode.TOO_COSTLY, message_id="API_JSON_TOO_DEEP",
                        text=f"The body nests deeper than {max_depth} levels.")
-    return value, raw
+    return value

@@ -86,7 +86,7 @@ def _denied_response() -> Response:
 def error_response(request: Request, exc: Exception) -> Response:
     """THE exception handler: any exception → an OperationOutcome response. Records the outcome
     (a fixed word) in request.state for the request log; never logs the exception's message."""
-    path = request.url.path
+    path = request.scope.get("path", "")  # never request.url: it is built from the Host header
     state = request.state
     if isinstance(exc, AuthError) or (isinstance(exc, ApiError) and exc.denied):
         state.outcome = f"denied:{getattr(exc, 'reason', 'auth')}"

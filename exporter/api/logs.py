@@ -18,8 +18,9 @@ import secrets
 import sys
 import time
 
-FIELDS = ("event", "request_id", "method", "route", "status", "principal", "client", "outcome", "duration_ms",
-          "caller", "patient", "size", "result", "error", "kids", "known_keys", "host", "port", "source")
+FIELDS = ("event", "request_id", "client_request_id", "method", "route", "status", "principal", "client", "outcome",
+          "duration_ms", "caller", "patient", "size", "result", "error", "kids", "known_keys", "host", "port", "source",
+          "phase")
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,7 +5,6 @@ answers FHIR JSON. Errors are raised (ApiError / AuthError) and rendered by erro
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from exporter.api.bodies import read_json_body
 from exporter.api.errors import DENIED_BODY, FHIR_JSON, PATIENT_FAILED_BODY, ApiError, denied, fhir_response
+from exporter.api.limits import run_bounded
 from exporter.api.logs import audit_export
 from exporter.api.sources import SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
@@ -63,21 +63,9 @@ def _deadline(request: Request) -> float:
 
 
 async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run CPU-bound or blocking work in the thread pool; at most `export_concurrency` at once (a slot
-    stays taken until the work has really finished, even after its request timed out)."""
-    slots: threading.BoundedSemaphore = request.app.state.slots
-    wait = _deadline(request)
-
-    def work() -> Any:
-        if not slots.acquire(timeout=wait):
-            raise ApiError(503, code=IssueCode.TOO_COSTLY, text="The service is busy.", message_id="API_BUSY",
-                           headers={"Retry-After": "5"})
-        try:
-            return fn(*args)
-        finally:
-            slots.release()
-
-    return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    """Run CPU-bound or blocking work on the export pool (exporter/api/limits.py) under the request's
+    deadline; the work stops at that deadline and frees its slot."""
+    return await run_bounded(request, fn, *args)
 
 
 def _timed_out(request: Request) -> ApiError:
@@ -217,19 +205,20 @@ def register(app: FastAPI) -> None:
     for rtype in ("StructureDefinition", "ValueSet", "CodeSystem"):
         _conformance_route(rtype)
 
+    # health answers on the event loop: no thread pool, no export slot, no wait for Keycloak
     @app.get("/healthz", summary="Liveness")
-    def healthz(_: Principal = Depends(public)) -> dict[str, str]:
+    async def healthz(_: Principal = Depends(public)) -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Readiness: mappings, IG and Keycloak keys loaded",
                 responses={503: {"description": "Not ready"}})
-    def readyz(request: Request, _: Principal = Depends(public)) -> JSONResponse:
+    async def readyz(request: Request, _: Principal = Depends(public)) -> JSONResponse:
         state = request.app.state
         exporter = getattr(state, "exporter", None)
         checks = {
             "mappings": exporter is not None and not any(i.is_error for i in exporter.load_issues),
             "ig": getattr(state, "conformance", None) is not None and state.conformance.count > 0,
-            "keys": state.verifier.keys.ensure_loaded(),
+            "keys": state.verifier.keys.ensure_loaded(wait=False),  # no keys yet: a load starts in the background
         }
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
