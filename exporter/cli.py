@@ -226,17 +226,13 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from exporter.api import create_app
     from exporter.api.logs import configure_logging
+    from exporter.api.server import serve
 
     configure_logging(args.log_level.upper())
     settings = get_settings()
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
-                date_header=True, limit_concurrency=args.limit_concurrency, timeout_keep_alive=5,
-                h11_max_incomplete_event_size=64 * 1024)
+    serve(create_app(settings), settings, host=args.host, port=args.port)  # limits: DIGA_EXPORTER_HTTP_*
     return EXIT_OK
 
 
@@ -286,12 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canonical", metavar="URL", help="canonical base of the ConceptMaps (default: the IG's)")
     p.set_defaults(func=cmd_concept_maps)
 
-    p = sub.add_parser("serve", help="run the HTTP service (uvicorn; loopback unless --host is given)")
+    p = sub.add_parser("serve", help="run the HTTP service (uvicorn, guarded; loopback unless --host is given)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.add_argument("--limit-concurrency", type=int, default=64, metavar="N",
-                   help="answer 503 beyond N concurrent connections (default: 64)")
     p.set_defaults(func=cmd_serve)
     return parser
 
