@@ -47,12 +47,14 @@ _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; char
 
 @dataclass(frozen=True)
 class Limits:
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive: float = 5.0
-    max_requests_per_connection: int = 1000
-    max_connections: int = 1024
-    max_connections_per_client: int = 32
+    """The connection limits of one server (defaults and meaning: Settings.http_*)."""
+
+    header_timeout: float
+    body_timeout: float
+    keep_alive: float
+    max_requests_per_connection: int
+    max_connections: int
+    max_connections_per_client: int
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Limits":
@@ -91,8 +93,8 @@ class _Registry:
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with the timeouts, limits and framing rule of the module docstring."""
 
-    limits = Limits()
-    registry = _Registry()
+    limits: Limits  # set per server by guarded_protocol()
+    registry: _Registry
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
