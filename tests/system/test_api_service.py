@@ -207,7 +207,7 @@ def call(svc: Service, method: str, path: str, token: str | None = None, *, body
         h.setdefault("Content-Type", FHIR)
         body = TYPICAL if body is None else body
     r = requests.request(method, svc.base_url + path, data=body, headers=h, timeout=60)
-    r.request_id = h["X-Request-ID"]  # type: ignore[attr-defined]
+    r.request_id = r.headers.get("x-request-id")  # type: ignore[attr-defined]  # the service's own id, not ours
     return r
 
 
