@@ -121,8 +121,8 @@ def create_app(settings: Settings | None = None, *, exporter: Any = None, verifi
         outcome = getattr(request.state, "outcome", None) or ("ok" if response.status_code < 400 else
                                                               f"http_{response.status_code}")
         request_log.info("request", extra={
-            "event": "request", "request_id": rid, "client_request_id": incoming if _REQUEST_ID.match(incoming) else None,
-            "method": request.method,
+            "event": "request", "request_id": rid, "method": request.method,
+            "client_request_id": incoming if _REQUEST_ID.match(incoming) else None,
             "route": getattr(route, "path", None) or "<unmatched>", "status": response.status_code,
             "principal": principal.kind if principal else "none",
             "client": principal.client_id if principal and principal.kind == "service" else None,

@@ -322,8 +322,23 @@ def test_2_a_request_past_its_deadline_frees_its_slot(keycloak, tmp_path, tokens
         good = doc["measurements"][0]
         doc["measurements"] = [dict(good, id=f"{i:08x}-0000-4000-8000-000000000000") for i in range(30_000)]
         token = tokens.backend
+        health: list[float] = []
+        busy_pool = threading.Event()
+
+        def poll() -> None:  # while the one export slot is taken: health is not served from that pool
+            while not busy_pool.is_set() and len(health) < 200:
+                health.append(_timed_get(service.base_url + "/healthz")[0])
+                time.sleep(0.05)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
         r = _post(service, "/internal/export", token, json.dumps(doc).encode())
+        busy_pool.set()
+        poller.join(10)
         assert r.status_code == 408, r.text[:300]
+        # answered beside the full pool, not after it (the GIL the export thread holds still shows in
+        # single samples: see docs/security.md "Not covered yet")
+        assert len(health) >= 5 and statistics.median(health) < 0.1 and max(health) < 1.0, health
         time.sleep(0.2)
         pid = service.process.pid
         cpu0, t0 = _cpu_seconds(pid), time.monotonic()
