@@ -193,10 +193,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     issues = list(exporter.load_issues)
     issues += check_bindings(exporter.engine, validator.compiler, validator.expander)
     _print_issues(issues, stream=sys.stdout, warnings=True)
+    for rule in exporter.rules.rules:  # what the exporter checks beyond the schema, where it is written
+        flags = rule.severity.value + (", configurable" if rule.configurable else "")
+        print(f"{rule.location}: rule {rule.id} [{flags}]: {rule.explain()}")
     errors = sum(i.is_error for i in issues)
     ms = exporter.engine.ms
-    print(f"checked {len(ms.mappings)} mappings, {len(ms.tables)} code tables, bundle layout: "
-          f"{errors} error(s), {len(issues) - errors} warning(s)")
+    print(f"checked {len(ms.mappings)} mappings, {len(ms.tables)} code tables, bundle layout, "
+          f"{len(exporter.rules.rules)} rules: {errors} error(s), {len(issues) - errors} warning(s)")
     return EXIT_ERRORS if errors else EXIT_OK
 
 

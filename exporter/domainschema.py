@@ -1,6 +1,7 @@
-"""Compile the domain-document JSON Schema into a fast checker (imports no exporter module).
+"""Compile the domain-document JSON Schema into a fast checker, and the checker that explains it
+(imports no exporter module; the one door to fastjsonschema and jsonschema).
 
-    check = compile_checker(schema, formats={"uuid": UUID_PATTERN})
+    check = compile_checker(schema, formats=FORMATS)
     check.is_valid(doc)   # True iff fastjsonschema.compile(schema, formats=...)(doc) accepts doc
     check(doc)            # like that compiled validator: returns doc, or raises JsonSchemaValueException
     check.dispatched      # {"measurement": Dispatch(prop="kind", values=(...), leaves=8, paths=("measurements[*]",))}
@@ -21,6 +22,12 @@ used goes to the validator its values select. A record that is not an object, or
 discriminator is missing, not a string or another value, is checked by the less decided schema.
 Every compiled schema has its `$ref`s to acyclic `$defs` inlined (saves a call per value).
 
+One judge: `FORMATS` (uuid, date, date-time, fhir-string) are plain functions handed to both
+fastjsonschema and jsonschema, and `explaining_validator(schema)` is jsonschema with fastjsonschema's
+reading of `pattern` (`$` is the end of the text, as in ECMA-262, not "before a final newline"); so
+the fast checker decides and jsonschema names the path and keyword of every fault of the same
+documents (tests/unit/test_domain_property.py checks they agree).
+
 Only what is provably equivalent is rewritten; the rest is compiled as it is, just slower. The
 def must be used only at `properties`/`items` paths from the root, with no `$ref` on the way and
 annotation-only siblings; every `$ref` must point into the document's `$defs`; no `$id`, anchors,
@@ -33,12 +40,18 @@ never rewritten.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 import threading
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urldefrag, urljoin
 
 import fastjsonschema
+from fastjsonschema.draft04 import DOLLAR_FINDER
+
+from exporter import deadline
 
 Validator = Callable[[Any], Any]
 
@@ -566,3 +579,91 @@ class _Inliner:
             self._bodies[name] = self.expand(self._schema["$defs"][name])
             self._open.discard(name)
         return self._bodies[name]
+
+
+# ----------------------------------------------------------------------------- formats, and the explaining checker
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID = re.compile(UUID_PATTERN[1:-1] + r"\Z")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})\Z",
+                        re.IGNORECASE)
+# FHIR strings: no character below U+0020 but tab, line feed and carriage return; and text must be
+# Unicode scalar values: an unpaired surrogate (a JSON "\ud800" escape) cannot be written as UTF-8
+_NOT_FHIR_STRING = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def _is_uuid(v: Any) -> bool:
+    return not isinstance(v, str) or bool(_UUID.match(v))
+
+
+def _is_date(v: Any) -> bool:
+    """A calendar date that exists (no 30 February)."""
+    if not isinstance(v, str):
+        return True
+    if not _DATE.match(v):
+        return False
+    try:
+        date.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date_time(v: Any) -> bool:
+    """RFC 3339 date-time that exists: a real calendar date, hours 00-23, seconds 00-59 (a leap
+    second, :60, cannot be represented by the FHIR tools downstream)."""
+    if not isinstance(v, str):
+        return True
+    if not _DATE_TIME.match(v):
+        return False
+    try:
+        datetime.fromisoformat(v.upper())
+    except ValueError:
+        return False
+    return True
+
+
+def _is_fhir_string(v: Any) -> bool:
+    return not isinstance(v, str) or not _NOT_FHIR_STRING.search(v)
+
+
+FORMATS: dict[str, Callable[[Any], bool]] = {
+    "uuid": _is_uuid, "date": _is_date, "date-time": _is_date_time, "fhir-string": _is_fhir_string}
+"""The formats of the domain schema, as functions both checkers call."""
+
+FORMAT_HINTS = {
+    "uuid": "not a lower-case UUID",
+    "date": "not a calendar date that exists",
+    "date-time": "not a date and time that exist: seconds 00-59, no leap second",
+    "fhir-string": "a control character or an unpaired surrogate",
+}
+"""Why a value breaks a format, in words that never quote the value."""
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(DOLLAR_FINDER.sub(r"\\Z", text))  # as fastjsonschema reads it
+
+
+def explaining_validator(schema: dict[str, Any]) -> Any:
+    """A jsonschema validator (draft 2020-12) that judges like `compile_checker(schema, formats=FORMATS)`
+    and lists every fault with its path and keyword."""
+    from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+
+    checker = FormatChecker(formats=())
+    for name, fn in FORMATS.items():
+        checker.checks(name)(fn)
+
+    def pattern(validator: Any, text: str, instance: Any, subschema: Any) -> Iterable[Any]:
+        if isinstance(instance, str) and not _pattern(text).search(instance):
+            yield ValidationError("does not match the pattern")
+
+    follow = Draft202012Validator.VALIDATORS["$ref"]
+
+    def ref_within_deadline(validator: Any, ref: Any, instance: Any, subschema: Any) -> Iterable[Any]:
+        deadline.check()  # every record is reached through a $ref: a check per record
+        yield from follow(validator, ref, instance, subschema)
+
+    cls = validators.extend(Draft202012Validator, {"pattern": pattern, "$ref": ref_within_deadline})
+    return cls(schema, format_checker=checker)

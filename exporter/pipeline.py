@@ -5,8 +5,9 @@
     result.ok, result.bundle, result.issues, result.operation_outcome()
 
 Steps: the domain document is checked against schemas/domain-patient.schema.json (errors name the
-JSON path and the rule, never the value — values are patient data); the mappings build the
-resources and the document; our validator checks the Bundle. An export with any error issue is
+JSON path and the rule, never the value — values are patient data), then against the cross-field
+rules of the mapping set (`mappings/rules.yaml`, exporter/rules/: errors name the rule's line and the
+record's path); the mappings build the resources and the document; our validator checks the Bundle. An export with any error issue is
 never successful: `bundle` is then None, so a partial Bundle cannot be returned as a success.
 """
 
@@ -19,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from exporter import deadline
+from exporter.domainschema import FORMAT_HINTS, FORMATS, UUID_PATTERN, compile_checker, explaining_validator
 from exporter.engine.builder import Engine
 from exporter.engine.origin import Origins, trace
 from exporter.engine.static_check import check_static
 from exporter.fhir.definitions import default_store
 from exporter.fhir.packages import ig_canonical
-from exporter.issues import Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
+from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
 from exporter.mapping.registry import load_mapping_set
+from exporter.rules import RuleSet, load_rules
 from exporter.validation.validator import Validator
 
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 EXPLAIN_SECONDS = 2.0
 """Time jsonschema may take to explain a document the compiled check rejected (then: what it found)."""
 
@@ -47,31 +49,24 @@ class ExportResult:
 
 
 class Exporter:
-    def __init__(self, engine: Engine, validator: Validator, schema: dict[str, Any] | None, *, max_issues: int = 100):
+    def __init__(self, engine: Engine, validator: Validator, schema: dict[str, Any] | None,
+                 rules: RuleSet | None = None, *, max_issues: int = 100):
         self.engine = engine
         self.max_issues = max_issues
         """Issues collected per stage at most (domain schema and mapping here, the validator its own)."""
         self.validator = validator
+        self.rules = rules or RuleSet()
         self._schema_validator = None
         self._fast_schema = None
         if schema is not None:
-            from jsonschema import Draft202012Validator, validators
-
-            from exporter.domainschema import compile_checker
-            follow = Draft202012Validator.VALIDATORS["$ref"]
-
-            def ref_within_deadline(validator: Any, ref: Any, instance: Any, subschema: Any) -> Any:
-                deadline.check()  # every record is reached through a $ref: a check per record
-                yield from follow(validator, ref, instance, subschema)
-
-            self._schema_validator = validators.extend(Draft202012Validator, {"$ref": ref_within_deadline})(schema)
             # compiled to Python once and split per record kind (exporter/domainschema.py): ~4x faster than
-            # the schema compiled as one on the large sample; jsonschema only explains failures
-            self._fast_schema = compile_checker(schema, formats={"uuid": UUID_PATTERN})
+            # the schema compiled as one on the large sample; jsonschema, made to judge alike, explains failures
+            self._schema_validator = explaining_validator(schema)
+            self._fast_schema = compile_checker(schema, formats=FORMATS)
 
     @property
     def load_issues(self) -> list[Issue]:
-        return self.engine.issues
+        return self.engine.issues + self.rules.issues
 
     @classmethod
     def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> "Exporter":
@@ -82,7 +77,12 @@ class Exporter:
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"
         schema = json.loads(schema_path.read_text(encoding="utf-8")) if schema_path.is_file() else None
         engine.issues.extend(check_static(engine, schema))  # the mappings read only what the schema has
-        return cls(engine, validator, schema, max_issues=settings.max_issues)
+        root = mappings_dir or settings.root / "mappings"
+        rules = load_rules(root / "rules.yaml", f"{root.name}/rules.yaml", schema)
+        problems = rules.set_severities(settings.rule_severity)
+        if problems:
+            raise ConfigurationError(problems)
+        return cls(engine, validator, schema, rules, max_issues=settings.max_issues)
 
     def check_domain(self, doc: Any) -> list[Issue]:
         if not isinstance(doc, dict):
@@ -91,7 +91,7 @@ class Exporter:
             return []
         if self._fast_schema.is_valid(doc):
             return []
-        found: list[tuple[list[str], Any, list[Any]]] = []
+        found: list[tuple[list[str], Any, Any, list[Any]]] = []
         # jsonschema yields its errors lazily: stop at the cap (sorting them all first cost minutes
         # and gigabytes on a body of 100,000 broken records), after EXPLAIN_SECONDS (it takes ~0.3 ms
         # per record, so a broken record after 30,000 good ones costs seconds) and at the request's deadline
@@ -102,16 +102,17 @@ class Exporter:
                 for e in self._schema_validator.iter_errors(doc):
                     if len(found) >= self.max_issues:
                         break
-                    found.append((list(map(str, e.absolute_path)), e.validator, list(e.absolute_path)))
+                    found.append((list(map(str, e.absolute_path)), e.validator, e.validator_value, list(e.absolute_path)))
         except deadline.DeadlineExceeded:
             if time.monotonic() > request_deadline:
                 raise
             out_of_time = True
         issues = []
-        for _, rule, path in sorted(found, key=lambda f: f[0]):
+        for _, keyword, value, path in sorted(found, key=lambda f: f[0]):
             where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
             # the rule, never the value: the value may be a name, a birth date or a KVNR
-            issues.append(error(IssueCode.INVALID, f"domain document breaks schema rule '{rule}' at {where}",
+            rule = f"'{keyword}'" + (f" ({FORMAT_HINTS.get(value, value)})" if keyword == "format" else "")
+            issues.append(error(IssueCode.INVALID, f"domain document breaks schema rule {rule} at {where}",
                                 "DOMAIN_SCHEMA", expression=(where,)))
         if not issues:  # the two implementations disagree, or explaining ran out of time: refuse all the same
             issues.append(error(IssueCode.INVALID, "domain document breaks the schema", "DOMAIN_SCHEMA"))
@@ -129,8 +130,12 @@ class Exporter:
         problems = self.check_domain(doc)
         if problems:
             return ExportResult(None, problems)
+        findings = self.rules.check(doc)
+        if any(i.is_error for i in findings):
+            return ExportResult(None, findings)
         origins = Origins()
         bundle, issues = self.engine.build(doc, export_time, origins, max_issues=self.max_issues)
+        issues = findings + issues
         if bundle is None:
             return ExportResult(None, issues)
         found = self.validator.validate(bundle)

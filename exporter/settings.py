@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     """Registry URL handed to SUSHI for packages missing from the cache. The default is a closed
     loopback port so that nothing is ever fetched; point it at a FHIR package registry to go online."""
 
+    rule_severity: dict[str, Literal["error", "warning"]] = {}
+    """Severity per rule id of mappings/rules.yaml, for the rules marked `configurable` (the plausibility
+    ranges), e.g. DIGA_EXPORTER_RULE_SEVERITY='{"plausible-weight-kg": "error"}'. An unknown or
+    non-configurable rule id stops start-up."""
+
     # ---------------------------------------------------------------- HTTP service (exporter/api, exporter/auth)
 
     keycloak_url: str = "http://127.0.0.1:8080"

@@ -1,4 +1,4 @@
-"""Offline plausibility checks for SNOMED CT identifiers and LOINC codes (layer L1; imports only the stdlib).
+"""Offline check digits of SNOMED CT identifiers, LOINC codes, KVNR and PZN (layer L1; imports only the stdlib).
 
 Neither check proves that a code exists or means what we think it means -- only a terminology server
 can do that. They catch the typical mistakes offline: a mistyped or truncated code, swapped digits,
@@ -12,6 +12,12 @@ a code copied with the wrong check digit.
   each character to ``ord(ch) - 48`` before weighting; for all-digit codes it equals plain Luhn.
   LOINC lists 14 deprecated codes whose published check digit is wrong (``LOINC_BAD_CHECK_DIGITS``);
   they fail this check on purpose -- none of them may be used anyway.
+* KVNR (KVID-10, the unchangeable part of the German health insurance number): a capital letter and
+  nine digits. The letter becomes two digits (A = 01 ... Z = 26); those two and the first eight digits
+  are weighted 1, 2, 1, 2, ...; the digit sums of the products are added; the sum mod 10 is the tenth
+  character (GKV-Spitzenverband, Richtlinien zur Krankenversichertennummer, Anlage 1: A12345678 -> 0).
+* PZN (Pharmazentralnummer, 8 digits): digits 1..7 weighted 1..7, the sum mod 11 is digit 8; a
+  remainder of 10 is never issued (IFA, PZN-Codierung: 1234567 -> 8).
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import re
 
 __all__ = [
     "LOINC_BAD_CHECK_DIGITS",
+    "kvid10_check_digit",
+    "kvid10_ok",
+    "pzn_check_digit",
+    "pzn_ok",
     "SCTID_CONCEPT_PARTITIONS",
     "loinc_check_digit",
     "loinc_check_digit_ok",
@@ -56,6 +66,8 @@ _INV = (0, 4, 3, 2, 1, 5, 6, 7, 8, 9)
 
 _SCTID = re.compile(r"[1-9][0-9]{5,17}")
 _LOINC = re.compile(r"(?:[0-9]{1,7}|L[APL][0-9]{1,8})-[0-9]")
+_KVID10 = re.compile(r"[A-Z][0-9]{9}")
+_PZN = re.compile(r"[0-9]{8}")
 
 SCTID_CONCEPT_PARTITIONS = frozenset({"00", "10"})
 """Partition identifiers of concept ids (short and long/namespaced format)."""
@@ -117,3 +129,33 @@ def loinc_check_digit_ok(code: str) -> bool:
         return False
     body, check = code.split("-")
     return loinc_check_digit(body) == int(check)
+
+
+def kvid10_check_digit(body: str) -> int:
+    """The KVID-10 check digit of `body`: a capital letter and eight digits (e.g. ``A12345678`` -> 0)."""
+    if not isinstance(body, str) or not re.fullmatch(r"[A-Z][0-9]{8}", body):
+        raise ValueError("not a KVID-10 body: a capital letter and eight digits")
+    digits = f"{ord(body[0]) - 64:02d}" + body[1:]
+    total = 0
+    for i, ch in enumerate(digits):
+        product = int(ch) * (1 if i % 2 == 0 else 2)
+        total += product // 10 + product % 10
+    return total % 10
+
+
+def kvid10_ok(kvnr: str) -> bool:
+    """True if `kvnr` is a capital letter and nine digits whose last digit is the KVID-10 check digit."""
+    return isinstance(kvnr, str) and bool(_KVID10.fullmatch(kvnr)) and kvid10_check_digit(kvnr[:9]) == int(kvnr[9])
+
+
+def pzn_check_digit(body: str) -> int | None:
+    """The PZN check digit of seven digits, or None where the remainder is 10 (such numbers are never issued)."""
+    if not isinstance(body, str) or not re.fullmatch(r"[0-9]{7}", body):
+        raise ValueError("not a PZN body: seven digits")
+    check = sum(int(ch) * (i + 1) for i, ch in enumerate(body)) % 11
+    return None if check == 10 else check
+
+
+def pzn_ok(pzn: str) -> bool:
+    """True if `pzn` is eight digits whose last is the check digit of the first seven."""
+    return isinstance(pzn, str) and bool(_PZN.fullmatch(pzn)) and pzn_check_digit(pzn[:7]) == int(pzn[7])

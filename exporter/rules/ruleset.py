@@ -1,0 +1,398 @@
+"""Load, check and run `mappings/rules.yaml` (layer L1).
+
+A rule file is YAML with one key, `rules`, a list of rules::
+
+    - id: blood-pressure-order            # unique, lower-case words joined by '-'
+      description: Systolic above diastolic.
+      records: measurements               # optional: run per item of this list (else once on the document)
+      when: {kind: blood_pressure}        # optional: only records whose fields have these values (or lists)
+      check: {greater: {field: systolic, than: diastolic}}   # one kind of exporter/rules/checks.py
+      severity: error                     # optional: error (default) or warning
+      configurable: true                  # optional: a deployment may change the severity (settings)
+
+Loading collects every problem with file:line:column (unknown keys with a suggestion, unknown check
+kinds, missing or mistyped arguments, and — given the domain schema — fields, lists and `when` values
+the schema does not know). Running is cheap: each list's rules are indexed by the `when` field they
+test first, so a record only meets the rules that apply to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
+from exporter.mapping.tables import suggest
+from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
+from exporter.rules.checks import KINDS, CheckFn, Field, Kind, parse_field, parse_items_path
+
+RULE_KEYS = ("id", "description", "records", "when", "check", "severity", "configurable")
+SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
+MAX_FINDINGS = 100  # broken rules reported per document at most (the last issue says there were more)
+_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
+_RANGE = re.compile(r"[A-Z][0-9]{2}-[A-Z][0-9]{2}\Z")
+
+
+@dataclass
+class Rule:
+    id: str
+    description: str
+    kind: Kind
+    args: dict[str, Any]
+    fn: CheckFn
+    location: SourceLocation | None
+    records: str | None = None
+    when: tuple[tuple[str, frozenset[Any]], ...] = ()
+    severity: Severity = Severity.ERROR
+    configurable: bool = False
+
+    def explain(self) -> str:
+        """What the rule requires, in one line (for `fhir-export check` and the docs)."""
+        scope = f"each of `{self.records}`" if self.records else "the document"
+        if self.when:
+            scope += " where " + " and ".join(
+                f"{k} = {'|'.join(sorted(map(str, v)))}" for k, v in self.when)
+        return f"{scope}: {self.kind.explain(self.args)}"
+
+
+@dataclass
+class RuleSet:
+    file: str = ""
+    rules: list[Rule] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._plan()
+
+    def set_severities(self, overrides: dict[str, str]) -> list[Issue]:
+        """Apply a deployment's severities (settings `rule_severity`); problems are returned, not applied."""
+        by_id = {r.id: r for r in self.rules}
+        problems = []
+        for rule_id, level in overrides.items():
+            rule = by_id.get(rule_id)
+            if rule is None:
+                problems.append(error(IssueCode.NOT_FOUND, f"rule_severity names no rule '{rule_id}'"
+                                      f"{suggest(rule_id, by_id)}", "RULE_SEVERITY"))
+            elif not rule.configurable:
+                problems.append(error(IssueCode.NOT_SUPPORTED, f"rule '{rule_id}' is not configurable", "RULE_SEVERITY",
+                                      location=rule.location))
+            elif level not in SEVERITIES:
+                problems.append(error(IssueCode.INVALID, f"rule_severity of '{rule_id}' must be error or warning",
+                                      "RULE_SEVERITY"))
+        if not problems:
+            for rule_id, level in overrides.items():
+                by_id[rule_id].severity = SEVERITIES[level]
+        return problems
+
+    def _plan(self) -> None:
+        """Index the rules: document rules; per list, rules without `when` and rules by their first `when` field."""
+        self._document = [r for r in self.rules if r.records is None]
+        self._lists: dict[str, tuple[list[Rule], dict[str, list[Rule]]]] = {}
+        for r in self.rules:
+            if r.records is None:
+                continue
+            always, indexed = self._lists.setdefault(r.records, ([], {}))
+            if r.when:
+                indexed.setdefault(r.when[0][0], []).append(r)
+            else:
+                always.append(r)
+
+    def check(self, doc: Any) -> list[Issue]:
+        """Every broken rule of a schema-valid document (at most MAX_FINDINGS), errors and warnings."""
+        found: list[Issue] = []
+        if type(doc) is not dict:
+            return found
+        for rule in self._document:
+            for _, failure in rule.fn([(0, doc)], doc):
+                if self._report(found, rule, "$", failure):
+                    return found
+        for name, (always, indexed) in self._lists.items():
+            records = doc.get(name)
+            if type(records) is not list:
+                continue
+            items = [(i, r) for i, r in enumerate(records) if type(r) is dict]
+            runs = [(rule, items) for rule in always]
+            for key, rules in indexed.items():
+                groups: dict[Any, list[tuple[int, Any]]] = {}
+                for pair in items:
+                    value = pair[1].get(key)
+                    if type(value) in (str, int, bool):
+                        groups.setdefault(value, []).append(pair)
+                for rule in rules:
+                    chosen = [p for v in rule.when[0][1] for p in groups.get(v, ())]
+                    if len(rule.when) > 1:
+                        chosen = [p for p in chosen if _matches(p[1], rule.when[1:])]
+                    if len(rule.when[0][1]) > 1:
+                        chosen.sort(key=lambda p: p[0])
+                    runs.append((rule, chosen))
+            for rule, chosen in runs:
+                for i, failure in rule.fn(chosen, doc):
+                    if self._report(found, rule, f"$.{name}[{i}]", failure):
+                        return found
+        return found
+
+    @staticmethod
+    def _report(found: list[Issue], rule: Rule, at: str, failure: tuple[str, str]) -> bool:
+        """Add the issue; True once the cap is reached (then a last issue says so)."""
+        where, reason = failure
+        path = where if where.startswith("$") else f"{at}.{where}"
+        found.append(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
+                           expression=(path,), location=rule.location))
+        if len(found) >= MAX_FINDINGS:
+            found.append(Issue(Severity.INFORMATION, IssueCode.TOO_COSTLY,
+                               f"more broken rules not listed (at most {MAX_FINDINGS})", "DOMAIN_RULE_LIMIT"))
+            return True
+        return False
+
+
+def _matches(record: dict[str, Any], when: tuple[tuple[str, frozenset[Any]], ...]) -> bool:
+    for key, values in when:
+        v = record.get(key)
+        if type(v) not in (str, int, bool) or v not in values:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_rules(path: Path, display: str | None = None, schema: dict[str, Any] | None = None) -> RuleSet:
+    """The rules of `path` (a missing file is an empty rule set); problems go to `.issues`."""
+    file = display or str(path)
+    if not path.is_file():
+        return RuleSet(file)
+    try:
+        data, pos = load_yaml(path, file)
+    except MappingSourceError as exc:
+        return RuleSet(file, issues=list(exc.issues))
+    return parse_rules(data, pos, file, schema)
+
+
+def parse_rules(data: Any, pos: Positions, file: str, schema: dict[str, Any] | None = None) -> RuleSet:
+    issues: list[Issue] = []
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        issues.append(_bad("a rule file is a YAML mapping with a list 'rules'", "RULE_SHAPE", pos, ()))
+        return RuleSet(file, issues=issues)
+    for k in data:
+        if k != "rules":
+            issues.append(_bad(f"unknown key '{k}' in the rule file{suggest(k, ['rules'])}", "RULE_UNKNOWN_KEY",
+                               pos, (k,)))
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["rules"]):
+        rule = _parse_rule(raw, ("rules", i), pos, schema, issues)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            issues.append(_bad(f"rule id '{rule.id}' is used twice", "RULE_DUPLICATE_ID", pos, ("rules", i, "id")))
+            continue
+        seen.add(rule.id)
+        rules.append(rule)
+    return RuleSet(file, rules, issues)
+
+
+def _bad(message: str, message_id: str, pos: Positions, at: tuple[Any, ...],
+         code: IssueCode = IssueCode.STRUCTURE) -> Issue:
+    return error(code, message, message_id, location=position(pos, at))
+
+
+def _parse_rule(raw: Any, at: tuple[Any, ...], pos: Positions, schema: dict[str, Any] | None,
+                issues: list[Issue]) -> Rule | None:
+    if not isinstance(raw, dict):
+        issues.append(_bad("a rule is a YAML mapping", "RULE_SHAPE", pos, at))
+        return None
+    before = len(issues)
+    for k in raw:
+        if k not in RULE_KEYS:
+            issues.append(_bad(f"unknown key '{k}' in a rule{suggest(k, RULE_KEYS)}", "RULE_UNKNOWN_KEY", pos, at + (k,)))
+    rule_id, description = raw.get("id"), raw.get("description")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        issues.append(_bad("a rule needs an 'id' of lower-case words joined by '-'", "RULE_SHAPE", pos, at + ("id",)))
+    if not isinstance(description, str) or not description.strip():
+        issues.append(_bad("a rule needs a 'description'", "RULE_SHAPE", pos, at + ("description",)))
+    severity = raw.get("severity", "error")
+    if severity not in SEVERITIES:
+        issues.append(_bad("'severity' is error or warning", "RULE_SHAPE", pos, at + ("severity",)))
+    if not isinstance(raw.get("configurable", False), bool):
+        issues.append(_bad("'configurable' is true or false", "RULE_SHAPE", pos, at + ("configurable",)))
+
+    scope = _Scope(schema)
+    records = raw.get("records")
+    if records is not None:
+        if not isinstance(records, str) or not records.isidentifier():
+            issues.append(_bad("'records' names a list of the document", "RULE_SHAPE", pos, at + ("records",)))
+        elif not scope.enter(records):
+            issues.append(_bad(f"the domain schema has no list '{records}'{suggest(records, scope.lists())}",
+                               "RULE_FIELD", pos, at + ("records",), IssueCode.NOT_FOUND))
+    when = _parse_when(raw.get("when"), records, scope, at + ("when",), pos, issues)
+
+    check = raw.get("check")
+    kind: Kind | None = None
+    args: dict[str, Any] = {}
+    if not isinstance(check, dict) or len(check) != 1 or not isinstance(next(iter(check.values())), dict):
+        issues.append(_bad(f"'check' is one of {', '.join(KINDS)} with its arguments, e.g. "
+                           "{greater: {field: a, than: b}}", "RULE_SHAPE", pos, at + ("check",)))
+    else:
+        [(name, given)] = check.items()
+        kind = KINDS.get(name)
+        if kind is None:
+            issues.append(_bad(f"unknown check '{name}'{suggest(name, KINDS)}", "RULE_UNKNOWN_CHECK", pos,
+                               at + ("check", name)))
+        else:
+            args = _parse_args(kind, given, records, scope, at + ("check", name), pos, issues)
+    if len(issues) > before or kind is None:
+        return None
+    return Rule(rule_id, description.strip(), kind, args, kind.compile(args), position(pos, at), records, when,
+                SEVERITIES[severity], raw.get("configurable", False))
+
+
+def _parse_when(raw: Any, records: Any, scope: "_Scope", at: tuple[Any, ...], pos: Positions,
+                issues: list[Issue]) -> tuple[tuple[str, frozenset[Any]], ...]:
+    if raw is None:
+        return ()
+    if records is None or not isinstance(raw, dict) or not raw:
+        issues.append(_bad("'when' is a mapping of record fields to a value or a list of values, and needs 'records'",
+                           "RULE_SHAPE", pos, at))
+        return ()
+    out = []
+    for key, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(type(v) in (str, int, bool) for v in values):
+            issues.append(_bad(f"'when.{key}' is a value or a list of values", "RULE_SHAPE", pos, at + (key,)))
+            continue
+        problem = scope.check_field((key,), values)
+        if problem:
+            issues.append(_bad(problem, "RULE_FIELD", pos, at + (key,), IssueCode.NOT_FOUND))
+            continue
+        out.append((key, frozenset(values)))
+    return tuple(out)
+
+
+def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope", at: tuple[Any, ...],
+                pos: Positions, issues: list[Issue]) -> dict[str, Any]:
+    if records is not None and not kind.record_level:
+        issues.append(_bad(f"'{kind.name}' checks the whole document: leave out 'records'", "RULE_SHAPE", pos, at))
+    names = [a.name for a in kind.args]
+    for k in given:
+        if k not in names:
+            issues.append(_bad(f"unknown argument '{k}' of '{kind.name}'{suggest(k, names)}", "RULE_UNKNOWN_KEY",
+                               pos, at + (k,)))
+    args: dict[str, Any] = {}
+    for arg in kind.args:
+        where = at + (arg.name,)
+        if arg.name not in given:
+            if arg.required:
+                issues.append(_bad(f"'{kind.name}' needs '{arg.name}'", "RULE_SHAPE", pos, at))
+            continue
+        value = given[arg.name]
+        if arg.type == "field":
+            parsed = parse_field(value) if isinstance(value, str) else None
+            problem = "a field path (a.b, or $.a.b from the document root)" if parsed is None else \
+                scope.check_field(parsed.steps, root=parsed.root)
+            if problem:
+                issues.append(_bad(f"'{arg.name}': {problem}", "RULE_FIELD", pos, where, IssueCode.NOT_FOUND))
+                continue
+            args[arg.name] = parsed
+        elif arg.type == "fields":
+            paths = [(v, parse_items_path(v)) if isinstance(v, str) else (v, None) for v in value] \
+                if isinstance(value, list) and value else [(value, None)]
+            bad = [str(v) for v, p in paths if p is None or scope.check_items(p)]
+            if bad:
+                issues.append(_bad(f"'{arg.name}' lists paths from the document root (a.b, list[*].c) the schema "
+                                   f"knows; not: {', '.join(bad)}", "RULE_FIELD", pos, where, IssueCode.NOT_FOUND))
+                continue
+            args[arg.name] = paths
+        elif arg.type in ("number", "integer"):
+            types = (int,) if arg.type == "integer" else (int, float)
+            if type(value) not in types:
+                issues.append(_bad(f"'{arg.name}' is {'an integer' if arg.type == 'integer' else 'a number'}",
+                                   "RULE_SHAPE", pos, where))
+                continue
+            args[arg.name] = value
+        elif arg.type == "ranges":
+            if not isinstance(value, list) or not value or not all(
+                    isinstance(v, str) and _RANGE.match(v) and v[:3] <= v[4:] for v in value):
+                issues.append(_bad(f"'{arg.name}' lists ranges like A00-B99 (first ≤ last)", "RULE_SHAPE", pos, where))
+                continue
+            args[arg.name] = value
+        elif arg.type == "choice":
+            if value not in arg.choices:
+                issues.append(_bad(f"'{arg.name}' is one of {', '.join(arg.choices)}{suggest(value, arg.choices)}",
+                                   "RULE_SHAPE", pos, where))
+                continue
+            args[arg.name] = value
+    if kind.name == "range" and {"min", "max"} <= args.keys() and args["min"] > args["max"]:
+        issues.append(_bad("'min' is above 'max'", "RULE_SHAPE", pos, at))
+    return args
+
+
+class _Scope:
+    """What the domain schema knows at a rule's place: the document, or the items of one of its lists.
+    Without a schema everything is accepted."""
+
+    def __init__(self, schema: dict[str, Any] | None):
+        self.schema = schema
+        self.root = schema
+        self.here = schema
+
+    def _resolve(self, node: Any) -> Any:
+        for _ in range(16):
+            if not isinstance(node, dict) or not isinstance(node.get("$ref"), str):
+                return node
+            ref = node["$ref"]
+            if not ref.startswith("#/$defs/"):
+                return None
+            node = (self.schema or {}).get("$defs", {}).get(ref[len("#/$defs/"):])
+        return None
+
+    def _child(self, node: Any, step: str) -> Any:
+        node = self._resolve(node)
+        props = node.get("properties") if isinstance(node, dict) else None
+        return self._resolve(props.get(step)) if isinstance(props, dict) and step in props else None
+
+    def lists(self) -> list[str]:
+        props = (self.root or {}).get("properties") or {}
+        return [k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"]
+
+    def enter(self, name: str) -> bool:
+        if self.schema is None:
+            return True
+        node = self._child(self.root, name)
+        if not isinstance(node, dict) or node.get("type") != "array":
+            return False
+        self.here = self._resolve(node.get("items"))
+        return True
+
+    def check_field(self, steps: tuple[str, ...], values: list[Any] | None = None, root: bool = False) -> str | None:
+        if self.schema is None:
+            return None
+        node = self.root if root else self.here
+        for step in steps:
+            child = self._child(node, step)
+            if child is None:
+                known = list(((self._resolve(node) or {}).get("properties") or {}))
+                return f"the domain schema has no field '{'.'.join(steps)}'{suggest(step, known)}"
+            node = child
+        allowed = node.get("enum") if isinstance(node, dict) else None
+        if values and isinstance(allowed, list):
+            unknown = [str(v) for v in values if v not in allowed]
+            if unknown:
+                return f"'{'.'.join(steps)}' is never {', '.join(unknown)}{suggest(unknown[0], allowed)}"
+        return None
+
+    def check_items(self, parts: tuple[tuple[str, ...], ...]) -> bool:
+        """True if the schema does NOT know this `a[*].b` path."""
+        if self.schema is None:
+            return False
+        node = self.root
+        for n, steps in enumerate(parts):
+            for step in steps:
+                node = self._child(node, step)
+                if node is None:
+                    return True
+            if n < len(parts) - 1:
+                if not isinstance(node, dict) or node.get("type") != "array":
+                    return True
+                node = self._resolve(node.get("items"))
+        return False
