@@ -124,7 +124,7 @@ class Exporter:
         return issues
 
     def export(self, doc: Any, *, export_time: str) -> ExportResult:
-        if any(i.is_error for i in self.engine.issues):
+        if any(i.is_error for i in self.load_issues):
             return ExportResult(None, [error(IssueCode.EXCEPTION, "the mapping set has errors; run `fhir-export check`",
                                              "MAP_SET_INVALID")])
         problems = self.check_domain(doc)

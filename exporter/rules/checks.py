@@ -190,14 +190,15 @@ class InsidePeriod(Kind):
         failure = (field.text, f"{field.text} lies outside {period.text} (or is not a date or date-time)")
 
         def inside(value, start, end) -> bool:
-            return value is _MISSING or bool(_not_after(start, value) and _not_after(value, end))
+            return value is _MISSING or not _not_after(start, end) or bool(
+                _not_after(start, value) and _not_after(value, end))
 
         def run(items, doc):
             if not period.root:
                 return [(i, failure) for i, r in items if not inside(get(r, doc), lo(r, doc), hi(r, doc))]
             start, end = lo(None, doc), hi(None, doc)
-            if _not_after(start, start) is None or _not_after(end, end) is None:
-                return []  # no readable period: another rule (or the schema) says so
+            if not _not_after(start, end):
+                return []  # no readable period, or one that ends before it starts: a rule of its own says so
             if len(start) == len(end) == 10:  # two dates: compare the records' dates as written
                 return [(i, failure) for i, r in items
                         if (v := get(r, doc)) is not _MISSING

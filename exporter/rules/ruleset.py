@@ -217,7 +217,7 @@ def _parse_rule(raw: Any, at: tuple[Any, ...], pos: Positions, schema: dict[str,
     if not isinstance(raw.get("configurable", False), bool):
         issues.append(_bad("'configurable' is true or false", "RULE_SHAPE", pos, at + ("configurable",)))
 
-    scope = _Scope(schema)
+    scope = _Scope(schema if len(issues) == before else None)  # after an unknown key, fields would only echo it
     records = raw.get("records")
     if records is not None:
         if not isinstance(records, str) or not records.isidentifier():
@@ -225,6 +225,7 @@ def _parse_rule(raw: Any, at: tuple[Any, ...], pos: Positions, schema: dict[str,
         elif not scope.enter(records):
             issues.append(_bad(f"the domain schema has no list '{records}'{suggest(records, scope.lists())}",
                                "RULE_FIELD", pos, at + ("records",), IssueCode.NOT_FOUND))
+            scope = _Scope(None)
     when = _parse_when(raw.get("when"), records, scope, at + ("when",), pos, issues)
 
     check = raw.get("check")
@@ -273,6 +274,7 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
                 pos: Positions, issues: list[Issue]) -> dict[str, Any]:
     if records is not None and not kind.record_level:
         issues.append(_bad(f"'{kind.name}' checks the whole document: leave out 'records'", "RULE_SHAPE", pos, at))
+        return {}
     names = [a.name for a in kind.args]
     for k in given:
         if k not in names:

@@ -8,6 +8,10 @@ from hypothesis import strategies as st
 
 from exporter.terminology.checkdigits import (
     LOINC_BAD_CHECK_DIGITS,
+    kvid10_check_digit,
+    kvid10_ok,
+    pzn_check_digit,
+    pzn_ok,
     loinc_check_digit,
     loinc_check_digit_ok,
     sctid_partition,
@@ -151,3 +155,51 @@ def test_loinc_mod10_catches_every_single_digit_error(body: str, data: st.DataOb
     pos = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
     wrong = data.draw(st.sampled_from([d for d in "0123456789" if d != body[pos]]))
     assert not loinc_check_digit_ok(f"{body[:pos]}{wrong}{body[pos + 1:]}-{loinc_check_digit(body)}")
+
+
+# ----------------------------------------------------------------------------- KVNR (KVID-10) and PZN
+
+def test_kvid10_published_example() -> None:
+    # GKV-Spitzenverband's worked example: A12345678 -> A = 01; 0 1 1 2 3 4 5 6 7 8 weighted 1 2 1 2 ...
+    # -> 0 2 1 4 3 8 5 12 7 16 -> digit sums 0+2+1+4+3+8+5+3+7+7 = 40 -> 40 mod 10 = 0
+    assert kvid10_check_digit("A12345678") == 0
+    assert kvid10_ok("A123456780")
+    assert not kvid10_ok("A123456781")
+
+
+def test_pzn_published_example() -> None:
+    # IFA: PZN 1234567 -> 1*1 + 2*2 + 3*3 + 4*4 + 5*5 + 6*6 + 7*7 = 140 -> 140 mod 11 = 8
+    assert pzn_check_digit("1234567") == 8
+    assert pzn_ok("12345678") and not pzn_ok("12345679")
+    assert pzn_ok("17654326")  # the reference DiGA's PZN in samples/ and docs/domain.md
+
+
+def test_pzn_remainder_ten_is_never_valid() -> None:
+    body = next(f"{n:07d}" for n in range(10_000_000) if pzn_check_digit(f"{n:07d}") is None)
+    assert not any(pzn_ok(body + str(d)) for d in range(10))
+
+
+@pytest.mark.parametrize("bad", ["a123456780", "A12345678", "A1234567800", "1123456780", "Ä123456780", "", 123])
+def test_kvid10_shape(bad) -> None:
+    assert not kvid10_ok(bad)
+
+
+@pytest.mark.parametrize("bad", ["1234567", "123456789", "1234567a", "", 12345678, "１２３４５６７８"])
+def test_pzn_shape(bad) -> None:
+    assert not pzn_ok(bad)
+
+
+@given(st.from_regex(r"[A-Z][0-9]{8}", fullmatch=True), st.integers(1, 9))
+def test_kvid10_catches_every_single_digit_error(body: str, delta: int) -> None:
+    good = body + str(kvid10_check_digit(body))
+    assert kvid10_ok(good)
+    assert not kvid10_ok(good[:9] + str((int(good[9]) + delta) % 10))
+
+
+@given(st.from_regex(r"[0-9]{7}", fullmatch=True), st.integers(0, 6), st.integers(1, 9))
+def test_pzn_catches_every_single_digit_error(body: str, at: int, delta: int) -> None:
+    check = pzn_check_digit(body)
+    if check is None:
+        return
+    wrong = body[:at] + str((int(body[at]) + delta) % 10) + body[at + 1:]
+    assert not pzn_ok(wrong + str(check))

@@ -1,0 +1,356 @@
+"""The cross-field rules of mappings/rules.yaml (exporter/rules/).
+
+* every rule of the file has a failing input here (a test fails on a rule without one): the export is
+  refused (error rules) or carries a warning (plausibility), the issue names the rule's file:line and
+  the record's JSON path, and never the value;
+* the situations of issue 13 that used to export as "valid (0 warnings)" no longer do;
+* the samples break no rule; a deployment can raise or lower the severity of configurable rules only;
+* a broken rule file is reported like a mapping: file:line:column, message id, a suggestion;
+* `fhir-export check` lists the rules, and docs/domain.md names every rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from exporter.cli import main
+from exporter.issues import ConfigurationError, Severity
+from exporter.pipeline import Exporter
+from exporter.rules import load_rules
+from exporter.rules.ruleset import MAX_FINDINGS, parse_rules
+from exporter.mapping.yamlsrc import parse_yaml
+from exporter.settings import Settings, get_settings
+
+ROOT = get_settings().root
+RULES = ROOT / "mappings" / "rules.yaml"
+EXPORT_TIME = "2026-04-06T10:00:00+02:00"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads((ROOT / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "samples" / "patients" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Exporter:
+    return Exporter.from_settings(get_settings())
+
+
+def rule_lines() -> dict[str, int]:
+    """Rule id → line of its `- id:` in mappings/rules.yaml (read independently of the loader)."""
+    lines = {}
+    for n, line in enumerate(RULES.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip().startswith("- id:"):
+            lines[line.split(":", 1)[1].strip()] = n
+    return lines
+
+
+def _set(path: tuple, value: Any) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        node = doc
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+    return mutate
+
+
+def _both(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        for m in mutations:
+            m(doc)
+    return mutate
+
+
+TYP = sample("typical")
+KVNR = TYP["patient"]["kvnr"]
+WRONG_KVNR = KVNR[:9] + str((int(KVNR[9]) + 1) % 10)
+# a canary of the samples, to show values never appear in messages
+SECOND_MEASUREMENT_ID = TYP["measurements"][1]["id"]
+
+# rule id → (mutation of typical.json, JSON path the finding must name, severity)
+BREAKS: dict[str, tuple[Callable[[dict], None], str, Severity]] = {
+    "unique-ids": (_set(("diary_entries", 2, "id"), SECOND_MEASUREMENT_ID), "$.diary_entries[2].id", Severity.ERROR),
+    "period-order": (_set(("export_period", "from"), "2026-04-06"), "$.export_period.from", Severity.ERROR),
+    "born-before-period-end": (_set(("patient", "birth_date"), "2026-04-06"), "$.patient.birth_date", Severity.ERROR),
+    "measurement-in-period": (_set(("measurements", 4, "measured_at"), "2025-12-14T09:00:00+01:00"),
+                              "$.measurements[4].measured_at", Severity.ERROR),
+    "diary-entry-in-period": (_set(("diary_entries", 3, "recorded_at"), "2026-04-06T00:00:01+02:00"),
+                              "$.diary_entries[3].recorded_at", Severity.ERROR),
+    "questionnaire-in-period": (_set(("questionnaires", 1, "completed_at"), "2026-03-08T23:59:59+01:00"),
+                                "$.questionnaires[1].completed_at", Severity.ERROR),
+    "diagnosis-recorded-by-period-end": (_set(("diagnoses", 1, "recorded_at"), "2026-04-06"),
+                                         "$.diagnoses[1].recorded_at", Severity.ERROR),
+    "total-score-is-sum": (_both(_set(("questionnaires", 0, "answers"), [0] * 9),
+                                 _set(("questionnaires", 0, "total_score"), 20)),
+                           "$.questionnaires[0].total_score", Severity.ERROR),
+    "blood-pressure-order": (_both(_set(("measurements", 6, "systolic"), 60), _set(("measurements", 6, "diastolic"), 120)),
+                             "$.measurements[6].systolic", Severity.ERROR),
+    "kvnr-check-digit": (_set(("patient", "kvnr"), WRONG_KVNR), "$.patient.kvnr", Severity.ERROR),
+    "pzn-check-digit": (_set(("diga", "pzn"), "17654327"), "$.diga.pzn", Severity.ERROR),
+    "icd10gm-chapter": (_set(("diagnoses", 1, "icd10gm_code"), "E95.1"), "$.diagnoses[1].icd10gm_code", Severity.ERROR),
+    "icd10gm-year": (_set(("diagnoses", 0, "icd10gm_version"), 2028), "$.diagnoses[0].icd10gm_version", Severity.ERROR),
+    "plausible-weight-kg": (_set(("measurements", 1, "value"), 700), "$.measurements[1].value", Severity.WARNING),
+    "plausible-weight-g": (_set(("measurements", 8, "value"), 1.0), "$.measurements[8].value", Severity.WARNING),
+    "plausible-height-cm": (_set(("measurements", 0, "value"), 290), "$.measurements[0].value", Severity.WARNING),
+    "plausible-height-m": (_set(("measurements", 15, "value"), 0.1), "$.measurements[15].value", Severity.WARNING),
+    "plausible-heart-rate": (_set(("measurements", 7, "value"), 300), "$.measurements[7].value", Severity.WARNING),
+    "plausible-systolic": (_both(_set(("measurements", 12, "systolic"), 400), _set(("measurements", 12, "diastolic"), 150)),
+                           "$.measurements[12].systolic", Severity.WARNING),
+    "plausible-diastolic": (_both(_set(("measurements", 12, "systolic"), 290), _set(("measurements", 12, "diastolic"), 250)),
+                            "$.measurements[12].diastolic", Severity.WARNING),
+    "plausible-glucose-mmol": (_set(("measurements", 2, "value"), 90), "$.measurements[2].value", Severity.WARNING),
+    "plausible-glucose-mg": (_set(("measurements", 11, "value"), 1700), "$.measurements[11].value", Severity.WARNING),
+}
+
+
+def test_every_rule_has_a_failing_input() -> None:
+    assert set(BREAKS) == set(rule_lines()), "add a failing input to BREAKS for each rule of mappings/rules.yaml"
+
+
+@pytest.mark.parametrize("rule_id", list(BREAKS))
+def test_rule_fails_on_its_input(rule_id: str, exporter: Exporter) -> None:
+    mutate, path, severity = BREAKS[rule_id]
+    doc = copy.deepcopy(TYP)
+    mutate(doc)
+    assert exporter.check_domain(doc) == [], "the input is schema-valid: only the rule may object"
+    result = exporter.export(doc, export_time=EXPORT_TIME)
+    findings = [i for i in result.issues if i.message_id == "DOMAIN_RULE"]
+    assert [(i.message.split(":")[0], i.expression, i.severity) for i in findings] == [
+        (f"rule {rule_id}", (path,), severity)], [i.format() for i in findings]
+    issue = findings[0]
+    assert issue.location is not None and issue.location.file == "mappings/rules.yaml"
+    assert issue.location.line == rule_lines()[rule_id]
+    assert result.ok == (severity is Severity.WARNING)
+    assert (result.bundle is None) == (severity is Severity.ERROR)
+    text = issue.format() + json.dumps(result.operation_outcome() if not result.ok else issue.to_fhir())
+    changed = {json.dumps(v) for v in _leaves(doc)} - {json.dumps(v) for v in _leaves(TYP)}
+    for value in changed:  # the changed values are never quoted (numbers could appear as rule bounds)
+        assert not isinstance(json.loads(value), str) or json.loads(value) not in text, value
+
+
+def _leaves(node: Any):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _leaves(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _leaves(v)
+    else:
+        yield node
+
+
+def test_the_samples_break_no_rule(exporter: Exporter) -> None:
+    for name in ("minimal", "typical", "large"):
+        assert exporter.rules.check(sample(name)) == [], name
+
+
+def test_the_situations_of_issue_13_are_no_longer_valid(exporter: Exporter) -> None:
+    """What exported as "valid (0 warnings)" before the rules existed."""
+    cases = {
+        "PHQ-9 total 20 with all answers 0": BREAKS["total-score-is-sum"][0],
+        "blood pressure 60/120": BREAKS["blood-pressure-order"][0],
+        "KVNR with a wrong check digit": BREAKS["kvnr-check-digit"][0],
+        "PZN with a wrong check digit": BREAKS["pzn-check-digit"][0],
+        "a December measurement in a March period": BREAKS["measurement-in-period"][0],
+        "the same id in two lists": BREAKS["unique-ids"][0],
+    }
+    for name, mutate in cases.items():
+        doc = copy.deepcopy(TYP)
+        mutate(doc)
+        result = exporter.export(doc, export_time=EXPORT_TIME)
+        assert not result.ok and result.bundle is None, name
+    implausible = {"700 kg": _set(("measurements", 1, "value"), 700),
+                   "1e-9 kg": _set(("measurements", 1, "value"), 1e-9),
+                   "400/300 mmHg": _both(_set(("measurements", 12, "systolic"), 400),
+                                         _set(("measurements", 12, "diastolic"), 300))}
+    for name, mutate in implausible.items():
+        doc = copy.deepcopy(TYP)
+        mutate(doc)
+        result = exporter.export(doc, export_time=EXPORT_TIME)
+        warnings = [i for i in result.issues if i.severity is Severity.WARNING and i.message_id == "DOMAIN_RULE"]
+        assert warnings, f"{name}: no warning"
+
+
+def test_a_date_bound_covers_its_whole_day_in_the_records_offset(exporter: Exporter) -> None:
+    doc = copy.deepcopy(TYP)
+    doc["export_period"] = {"from": "2026-03-09", "to": "2026-04-05"}
+    doc["measurements"][4]["measured_at"] = "2026-04-05T23:59:59+02:00"  # 21:59:59Z: inside
+    doc["measurements"][7]["measured_at"] = "2026-03-09T00:00:00+01:00"  # 2026-03-08T23:00Z: inside (its own day)
+    assert exporter.rules.check(doc) == []
+    doc["measurements"][4]["measured_at"] = "2026-04-06T00:30:00+02:00"  # 2026-04-05T22:30Z, but 6 April locally
+    assert [i.expression for i in exporter.rules.check(doc)] == [("$.measurements[4].measured_at",)]
+
+
+def test_date_time_bounds_compare_as_instants(exporter: Exporter) -> None:
+    doc = copy.deepcopy(TYP)
+    doc["export_period"] = {"from": "2026-03-09T00:00:00+01:00", "to": "2026-04-05T23:59:59+02:00"}
+    doc["measurements"][4]["measured_at"] = "2026-04-05T21:59:59Z"  # = the end, written in UTC
+    doc["measurements"][7]["measured_at"] = "2026-03-08T23:00:00.000Z"  # = the start, with a fraction
+    assert exporter.rules.check(doc) == []
+    doc["measurements"][4]["measured_at"] = "2026-04-05T22:00:00Z"
+    doc["measurements"][7]["measured_at"] = "2026-03-08T22:59:59.999Z"
+    assert [i.expression for i in exporter.rules.check(doc)] == [("$.measurements[4].measured_at",),
+                                                                ("$.measurements[7].measured_at",)]
+
+
+def test_findings_are_capped(exporter: Exporter) -> None:
+    doc = copy.deepcopy(sample("large"))
+    for m in doc["measurements"]:
+        if "value" in m:
+            m["value"] = 1e-9
+    findings = exporter.rules.check(doc)
+    assert len(findings) == MAX_FINDINGS + 1 and findings[-1].message_id == "DOMAIN_RULE_LIMIT"
+
+
+# ----------------------------------------------------------------------------- severities per deployment
+
+def _settings(**kw: Any) -> Settings:
+    return Settings(**kw)
+
+
+def test_a_deployment_can_make_a_plausibility_rule_an_error() -> None:
+    strict = Exporter.from_settings(_settings(rule_severity={"plausible-weight-kg": "error"}))
+    doc = copy.deepcopy(TYP)
+    BREAKS["plausible-weight-kg"][0](doc)
+    result = strict.export(doc, export_time=EXPORT_TIME)
+    assert result.bundle is None and result.issues[0].severity is Severity.ERROR
+
+
+@pytest.mark.parametrize("overrides, word", [({"kvnr-check-digit": "warning"}, "not configurable"),
+                                             ({"plausible-weight": "error"}, "did you mean"),
+                                             ({"plausible-weight-kg": "fatal"}, None)])
+def test_only_configurable_rules_can_change(overrides: dict[str, str], word: str | None) -> None:
+    if word is None:  # not a severity at all: the settings refuse it
+        with pytest.raises(Exception):
+            _settings(rule_severity=overrides)
+        return
+    with pytest.raises(ConfigurationError) as info:
+        Exporter.from_settings(_settings(rule_severity=overrides))
+    assert word in str(info.value)
+
+
+def test_severity_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("DIGA_EXPORTER_RULE_SEVERITY", '{"plausible-heart-rate": "error"}')
+    assert Settings().rule_severity == {"plausible-heart-rate": "error"}
+
+
+# ----------------------------------------------------------------------------- the rule file itself
+
+def _load(text: str):
+    data, pos = parse_yaml(text, "mappings/rules.yaml")
+    return parse_rules(data, pos, "mappings/rules.yaml", schema())
+
+
+def _one(text: str) -> str:
+    rs = _load(text)
+    assert len(rs.issues) == 1, [i.format() for i in rs.issues]
+    return rs.issues[0].format()
+
+
+BROKEN_FILES = {
+    "unknown key": ("rules:\n  - id: a\n    description: x\n    recrods: measurements\n"
+                    "    check: {greater: {field: systolic, than: diastolic}}\n",
+                    "mappings/rules.yaml:4:5: error RULE_UNKNOWN_KEY", "did you mean 'records'"),
+    "unknown check": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                      "    check: {greatr: {field: systolic, than: diastolic}}\n",
+                      "mappings/rules.yaml:5:13: error RULE_UNKNOWN_CHECK", "did you mean 'greater'"),
+    "field the schema does not know": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                                       "    check: {greater: {field: systolc, than: diastolic}}\n",
+                                       "mappings/rules.yaml:5:23: error RULE_FIELD", "did you mean 'systolic'"),
+    "list the schema does not know": ("rules:\n  - id: a\n    description: x\n    records: measurement\n"
+                                      "    check: {greater: {field: systolic, than: diastolic}}\n",
+                                      "mappings/rules.yaml:4:5: error RULE_FIELD", "did you mean 'measurements'"),
+    "when value the schema never has": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                                        "    when: {kind: blood_presure}\n"
+                                        "    check: {greater: {field: systolic, than: diastolic}}\n",
+                                        "mappings/rules.yaml:5:12: error RULE_FIELD", "did you mean 'blood_pressure'"),
+    "missing argument": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                         "    check: {range: {field: value, max: 3}}\n",
+                         "mappings/rules.yaml:5:13: error RULE_SHAPE", "needs 'min'"),
+    "min above max": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                      "    check: {range: {field: value, min: 4, max: 3}}\n",
+                      "mappings/rules.yaml:5:13: error RULE_SHAPE", "above"),
+    "bad category range": ("rules:\n  - id: a\n    description: x\n    records: diagnoses\n"
+                           "    check: {category_in: {field: icd10gm_code, ranges: [B99-A00]}}\n",
+                           "mappings/rules.yaml:5:48: error RULE_SHAPE", "first ≤ last"),
+    "unknown check digit": ("rules:\n  - id: a\n    description: x\n"
+                            "    check: {check_digit: {field: diga.pzn, algorithm: pzm}}\n",
+                            "mappings/rules.yaml:4:44: error RULE_SHAPE", "did you mean 'pzn'"),
+    "unique per record": ("rules:\n  - id: a\n    description: x\n    records: measurements\n"
+                          "    check: {unique: {fields: [id]}}\n",
+                          "mappings/rules.yaml:5:13: error RULE_SHAPE", "leave out 'records'"),
+    "unique path the schema does not know": ("rules:\n  - id: a\n    description: x\n"
+                                             "    check: {unique: {fields: [\"measurements[*].uid\"]}}\n",
+                                             "mappings/rules.yaml:4:22: error RULE_FIELD", "measurements[*].uid"),
+    "bad severity": ("rules:\n  - id: a\n    description: x\n    check: {check_digit: {field: diga.pzn, algorithm: pzn}}\n"
+                     "    severity: fatal\n", "mappings/rules.yaml:5:5: error RULE_SHAPE", "error or warning"),
+    "no description": ("rules:\n  - id: a\n    check: {check_digit: {field: diga.pzn, algorithm: pzn}}\n",
+                       "mappings/rules.yaml:2:5: error RULE_SHAPE", "'description'"),
+    "bad id": ("rules:\n  - id: Bad_Id\n    description: x\n    check: {check_digit: {field: diga.pzn, algorithm: pzn}}\n",
+               "mappings/rules.yaml:2:5: error RULE_SHAPE", "lower-case"),
+    "duplicate id": ("rules:\n  - id: a\n    description: x\n    check: {check_digit: {field: diga.pzn, algorithm: pzn}}\n"
+                     "  - id: a\n    description: y\n    check: {check_digit: {field: diga.pzn, algorithm: pzn}}\n",
+                     "mappings/rules.yaml:5:5: error RULE_DUPLICATE_ID", "twice"),
+    "not a list": ("rules: {}\n", "mappings/rules.yaml:1:1: error RULE_SHAPE", "list 'rules'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_FILES))
+def test_a_broken_rule_file_is_reported_with_its_line(name: str) -> None:
+    text, start, word = BROKEN_FILES[name]
+    message = _one(text)
+    assert message.startswith(start) and word in message, message
+
+
+def test_a_broken_rule_file_stops_exports_and_check(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    (target / "rules.yaml").write_text(RULES.read_text(encoding="utf-8").replace("than: diastolic", "than: diastolc"),
+                                       encoding="utf-8")
+    broken = Exporter.from_settings(get_settings(), target)
+    assert [i.message_id for i in broken.load_issues if i.is_error] == ["RULE_FIELD"]
+    assert broken.export(copy.deepcopy(TYP), export_time=EXPORT_TIME).bundle is None
+    assert main(["check", "--mappings", str(target)]) == 1
+    assert "mappings/rules.yaml:" in capsys.readouterr().out
+
+
+def test_the_loaded_rules_are_those_of_the_file() -> None:
+    rs = load_rules(RULES, "mappings/rules.yaml", schema())
+    assert rs.issues == []
+    raw = yaml.safe_load(RULES.read_text(encoding="utf-8"))["rules"]
+    assert [r.id for r in rs.rules] == [r["id"] for r in raw]
+    assert {r.id: r.severity.value for r in rs.rules} == {r["id"]: r.get("severity", "error") for r in raw}
+
+
+# ----------------------------------------------------------------------------- listing and docs
+
+def test_check_lists_every_rule(capsys) -> None:
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    for rule_id, line in rule_lines().items():
+        assert f"mappings/rules.yaml:{line}:5: rule {rule_id} [" in out, rule_id
+    assert f"{len(rule_lines())} rules" in out
+
+
+def test_docs_domain_md_names_every_rule_and_what_it_checks() -> None:
+    text = (ROOT / "docs" / "domain.md").read_text(encoding="utf-8")
+    rs = load_rules(RULES, "mappings/rules.yaml", schema())
+    for rule in rs.rules:
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{rule.id}` |")), None)
+        assert row is not None, f"docs/domain.md has no row for rule {rule.id}"
+        assert rule.kind.explain(rule.args) in row, f"the row of {rule.id} does not say what it checks"
+        assert f"| {rule.severity.value}" in row
