@@ -185,8 +185,8 @@ class Engine:
                 self._produce(c, *records.of(c), root, built, produced)
             self.coverage.check(records.selections, records.groupings, root, run)
             for mapping_id, key, loc, data_path in refs.dangling(produced):
-                run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with key '{key}', but no such resource "
-                           "was produced", loc, data_path, IssueCode.NOT_FOUND)
+                run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with a key no such resource was produced for",
+                           loc, data_path, IssueCode.NOT_FOUND)
         except IssueLimit:
             run.issues.append(issues_stopped(max_issues))
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
@@ -241,7 +241,7 @@ class Engine:
                 continue
             sid = str(sid)
             if sid in seen:
-                run.report("MAP_DUPLICATE_SOURCE_ID", f"source id '{sid}' occurs twice for mapping '{mapping_id}'",
+                run.report("MAP_DUPLICATE_SOURCE_ID", f"the source id occurs twice for mapping '{mapping_id}'",
                            position(m.positions, ()), data_path)
                 continue
             seen.add(sid)
@@ -260,7 +260,7 @@ class Engine:
                     try:
                         line = narrative(item, doc, export_time)
                     except TemplateProblem as exc:
-                        run.report("MAP_TEMPLATE_RENDER", str(exc), position(m.positions, ("narrative",)), data_path)
+                        run.report("MAP_TEMPLATE_RENDER", exc.summary, position(m.positions, ("narrative",)), data_path)
                 section.append((full, line))
         built.spans.append((c, first, len(resources)))
 

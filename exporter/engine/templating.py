@@ -36,6 +36,12 @@ class TemplateProblem(Exception):
         self.line = line
         super().__init__(message)
 
+    @property
+    def summary(self) -> str:
+        """The message without its detail after ': ', which may quote rendered data: what a run-time
+        issue says (a record's values are patient data)."""
+        return str(self).split(": ", 1)[0]
+
 
 def escape_text(text: str) -> str:
     """`str(markupsafe.escape(text))` for a plain str, without building a Markup object: the same five

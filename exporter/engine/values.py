@@ -512,7 +512,7 @@ def condition(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[S
         try:
             result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
         except FhirPathError as exc:
-            scope.run.report("MAP_FHIRPATH_EVAL", str(exc), loc, scope.data_path)
+            scope.run.report("MAP_FHIRPATH_EVAL", "the condition failed for this record", loc, scope.data_path)
             return False
         return result == [True]
     setattr(holds, "item_test", quick)  # lets the engine decide before it makes a record's scope
@@ -585,7 +585,7 @@ def _compile_op(spec: dict[str, Any], ops: list[str], at: tuple[Any, ...], cc: C
         loc = cc.loc(at)
 
         def failed(scope: Scope, exc: Exception) -> Any:
-            scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}: {exc}", loc, scope.data_path)
+            scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}", loc, scope.data_path)
             return MISSING
         code = Code(MISSING=MISSING, conv=converter(kind, cc.default_timezone), failed=failed,
                     ERRORS=(ValueError, TypeError, InvalidOperation, OverflowError),
@@ -627,7 +627,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             try:
                 result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
             except FhirPathError as exc:
-                scope.run.report("MAP_FHIRPATH_EVAL", str(exc), loc, scope.data_path)
+                scope.run.report("MAP_FHIRPATH_EVAL", "the expression failed for this record", loc, scope.data_path)
                 return MISSING
             result = [_plain(r) for r in result]
             if not result:
@@ -648,7 +648,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
         loc = cc.loc(here)
 
         def failed(scope: Scope, exc: TemplateProblem) -> Any:
-            scope.run.report("MAP_TEMPLATE_RENDER", str(exc), loc, scope.data_path)
+            scope.run.report("MAP_TEMPLATE_RENDER", exc.summary, loc, scope.data_path)
             return MISSING
         # the variables, as positional arguments: only those the template reads, when it is known which
         names = tuple(n for n in _TEMPLATE_VARIABLES if tpl.variables is None or n in tpl.variables)
@@ -679,11 +679,10 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
 
         def unmapped(scope: Scope, key: Any, codings: list[dict[str, Any]] | None) -> Any:
             if codings is None:
-                scope.run.report("MAP_CODE_UNMAPPED", f"value '{key}' is not in code table '{table.id}' "
-                                 f"({table.file}){suggest(key, table.entries)}", loc, scope.data_path,
-                                 IssueCode.CODE_INVALID)
+                scope.run.report("MAP_CODE_UNMAPPED", f"the value is not in code table '{table.id}' ({table.file})",
+                                 loc, scope.data_path, IssueCode.CODE_INVALID)
             else:
-                scope.run.report("MAP_CODE_UNMAPPED", f"entry '{key}' of code table '{table.id}' has no "
+                scope.run.report("MAP_CODE_UNMAPPED", f"the entry of code table '{table.id}' for the value has no "
                                  f"attribute '{fld.split(':', 1)[1]}'", loc, scope.data_path, IssueCode.CODE_INVALID)
             return MISSING
 

@@ -44,7 +44,9 @@ def check(value: Any, type_code: str, strength: str | None, vs_url: str | None, 
     verdicts = [exp.contains(s, c) for s, c in pairs]
     if any(v is True for v in verdicts):
         return
-    shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in pairs)
+    # the code systems, never the codes: a code in a patient's document is patient data (a diagnosis)
+    systems = sorted({str(s) for s, _ in pairs if s})
+    shown = "the code" + (f" of {', '.join(systems)}" if systems else "")
     if any(v is None for v in verdicts):
         why = exp.problem or "its code system is not available offline"
         report("warning", M.BINDING_UNCHECKED, f"cannot check {shown} against {vs_url}: {why}", path)

@@ -113,11 +113,9 @@ def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bo
                     if p.options is not None:
                         pair = (value.get("system"), value.get("code"))
                         if not (pair[0].__hash__ and pair[1].__hash__ and pair in p.options):  # a dict as code: no
-                            report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} "
-                                   f"is not in the set of permitted values of item '{link}'", f"{path}[{i}].answer[{j}]")
+                            report("error", M.QUESTIONNAIRE, f"the code is not in the set of permitted values of item '{link}'", f"{path}[{i}].answer[{j}]")
                     elif p.value_set and member_of(value, p.value_set) is False:
-                        report("error", M.QUESTIONNAIRE, f"the code {value.get('system')}::{value.get('code')} is "
-                               f"not in {p.value_set}", f"{path}[{i}].answer[{j}]")
+                        report("error", M.QUESTIONNAIRE, f"the code is not in {p.value_set}", f"{path}[{i}].answer[{j}]")
                 if "item" in a:
                     _walk(a["item"], plan, member_of, f"{path}[{i}].answer[{j}].item", report, answered)
         if "item" in item:

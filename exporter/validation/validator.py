@@ -396,7 +396,7 @@ class Validator:
         if m.check is not None:
             reason = m.check(v)
             if reason is not None:
-                ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {_short(v)} {reason}", path)
+                ctx.add("error", M.PRIMITIVE_INVALID, f"{m.type.code} value {reason}", path)
             elif m.more:
                 self._primitive_more(v, m, path, ctx)
         elif not m.sliced:
@@ -426,7 +426,7 @@ class Validator:
         if m.type.code in ("uri", "url") and ("example.org" in item or "acme.com" in item) \
                 and not node.path.endswith(".system") and not (node.path.count(".") == 1 and node.name == "url") \
                 and self.store.get(item) is None:
-            ctx.add("error", M.EXAMPLE_URL, f"example URLs are not allowed here ({item}): nothing is known at "
+            ctx.add("error", M.EXAMPLE_URL, "example URLs are not allowed here: nothing is known at "
                     "that address; use the real canonical of the resource", path)
         if node.has_fixed or node.has_pattern:
             self._fixed_pattern(item, node, path, ctx)
@@ -460,7 +460,7 @@ class Validator:
         if kind == KIND_PRIMITIVE:
             reason = m.check(item) if m.check is not None else None
             if reason is not None:
-                ctx.add("error", M.PRIMITIVE_INVALID, f"{t.code} value {_short(item)} {reason}", path)
+                ctx.add("error", M.PRIMITIVE_INVALID, f"{t.code} value {reason}", path)
             elif m.more:
                 self._primitive_more(item, m, path, ctx)
             return
@@ -500,10 +500,10 @@ class Validator:
 
     def _fixed_pattern(self, item: Any, node: Node, path: str, ctx: _Ctx) -> None:
         if node.has_fixed and not equals_fixed(item, node.fixed):
-            ctx.add("error", M.FIXED_MISMATCH, f"value {describe(item)} must be exactly {describe(node.fixed)} "
+            ctx.add("error", M.FIXED_MISMATCH, f"the value must be exactly {describe(node.fixed)} "
                     f"(fixed in {node.sd_url})", path)
         if node.has_pattern and not matches_pattern(item, node.pattern):
-            ctx.add("error", M.PATTERN_MISMATCH, f"value {describe(item)} does not match the pattern {describe(node.pattern)} "
+            ctx.add("error", M.PATTERN_MISMATCH, f"the value does not match the pattern {describe(node.pattern)} "
                     f"required by {node.sd_url}", path)
 
     def _extension(self, item: dict[str, Any], m: Member, path: str, ctx: _Ctx, depth: int, host: ObjectRule) -> None:
@@ -555,7 +555,7 @@ class Validator:
                           report: Callable[[str, str, str], None]) -> None:
         problem = references.format_problem(ref)
         if problem is not None:
-            report("error", M.REFERENCE_FORMAT, f"reference '{_short(ref)}' {problem}")
+            report("error", M.REFERENCE_FORMAT, f"the reference {problem}")
             return
         target = ctx.resolve(ref)
         if target is None:
@@ -708,7 +708,3 @@ class Validator:
 def _target_profiles(node: Node) -> tuple[str, ...]:
     return tuple(p for t in node.types for p in t.target_profiles)
 
-
-def _short(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."

@@ -420,7 +420,7 @@ def test_converted_values_give_what_they_gave():
                         try:
                             expected = conv(v)
                         except (ValueError, TypeError, ArithmeticError) as exc:
-                            scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}: {exc}", None, "$.x")
+                            scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}", None, "$.x")
                             expected = MISSING
                     assert fn(_scope(item, got)) == expected and got == want, (kind, path, item)
 
