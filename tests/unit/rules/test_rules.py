@@ -22,11 +22,12 @@ import yaml
 
 from exporter.cli import main
 from exporter.issues import ConfigurationError, Severity
+from exporter.mapping.yamlsrc import parse_yaml
 from exporter.pipeline import Exporter
 from exporter.rules import load_rules
 from exporter.rules.ruleset import MAX_FINDINGS, parse_rules
-from exporter.mapping.yamlsrc import parse_yaml
 from exporter.settings import Settings, get_settings
+from tests.unit.test_domain_samples import _set
 
 ROOT = get_settings().root
 RULES = ROOT / "mappings" / "rules.yaml"
@@ -55,15 +56,6 @@ def rule_lines() -> dict[str, int]:
         if line.strip().startswith("- id:"):
             lines[line.split(":", 1)[1].strip()] = n
     return lines
-
-
-def _set(path: tuple, value: Any) -> Callable[[dict], None]:
-    def mutate(doc: dict) -> None:
-        node = doc
-        for step in path[:-1]:
-            node = node[step]
-        node[path[-1]] = value
-    return mutate
 
 
 def _both(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
