@@ -160,6 +160,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{args.input}: fatal MAP_INPUT: not JSON: {exc}", file=sys.stderr)
         return EXIT_ERRORS
+    except RecursionError:
+        print(f"{args.input}: fatal MAP_INPUT: not JSON this exporter reads: nested too deeply", file=sys.stderr)
+        return EXIT_ERRORS
     try:
         export_time = _export_time(args.export_time)
     except ValueError:

@@ -131,3 +131,15 @@ def test_an_edge_input_gets_one_clear_error_at_its_path(name: str, exporter: Exp
     text = json.dumps(result.operation_outcome(), ensure_ascii=False)
     assert value not in text
     text.encode("utf-8")
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"schema_version": "1.0\xff"}', b"\xef\xbb\xbf{}",
+                                 b'{"patient": {"given_name": "\\ud800"}}', b"", b"null"])
+def test_fhir_export_map_never_ends_in_a_traceback(raw: bytes, tmp_path, capsys) -> None:
+    from exporter.cli import main
+
+    path = tmp_path / "in.json"
+    path.write_bytes(raw)
+    assert main(["map", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err and ("MAP_INPUT" in err or "DOMAIN_" in err), err[-300:]
