@@ -130,7 +130,7 @@ class Exporter:
         problems = self.check_domain(doc)
         if problems:
             return ExportResult(None, problems)
-        findings = self.rules.check(doc)
+        findings = self.rules.check(doc, self.max_issues)
         if any(i.is_error for i in findings):
             return ExportResult(None, findings)
         origins = Origins()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
+from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error, issues_stopped
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 from exporter.rules.checks import KINDS, CheckFn, Field, Kind, parse_field, parse_items_path
@@ -99,14 +99,15 @@ class RuleSet:
             else:
                 always.append(r)
 
-    def check(self, doc: Any) -> list[Issue]:
-        """Every broken rule of a schema-valid document (at most MAX_FINDINGS), errors and warnings."""
+    def check(self, doc: Any, max_issues: int = MAX_FINDINGS) -> list[Issue]:
+        """Every broken rule of a schema-valid document (at most `max_issues`, then a last issue says
+        there may be more), errors and warnings."""
         found: list[Issue] = []
         if type(doc) is not dict:
             return found
         for rule in self._document:
             for _, failure in rule.fn([(0, doc)], doc):
-                if self._report(found, rule, "$", failure):
+                if self._report(found, rule, "$", failure, max_issues):
                     return found
         for name, (always, indexed) in self._lists.items():
             records = doc.get(name)
@@ -129,20 +130,19 @@ class RuleSet:
                     runs.append((rule, chosen))
             for rule, chosen in runs:
                 for i, failure in rule.fn(chosen, doc):
-                    if self._report(found, rule, f"$.{name}[{i}]", failure):
+                    if self._report(found, rule, f"$.{name}[{i}]", failure, max_issues):
                         return found
         return found
 
     @staticmethod
-    def _report(found: list[Issue], rule: Rule, at: str, failure: tuple[str, str]) -> bool:
+    def _report(found: list[Issue], rule: Rule, at: str, failure: tuple[str, str], limit: int) -> bool:
         """Add the issue; True once the cap is reached (then a last issue says so)."""
         where, reason = failure
         path = where if where.startswith("$") else f"{at}.{where}"
         found.append(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
                            expression=(path,), location=rule.location))
-        if len(found) >= MAX_FINDINGS:
-            found.append(Issue(Severity.INFORMATION, IssueCode.TOO_COSTLY,
-                               f"more broken rules not listed (at most {MAX_FINDINGS})", "DOMAIN_RULE_LIMIT"))
+        if len(found) >= limit:
+            found.append(issues_stopped(limit))
             return True
         return False
 

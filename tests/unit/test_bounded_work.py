@@ -48,10 +48,20 @@ def test_the_domain_check_stops_at_the_cap_on_100000_broken_records(exporter):
     assert [i.expression for i in result.issues[:-1]] == sorted(i.expression for i in result.issues[:-1])
 
 
-def test_mapping_stops_at_the_cap(exporter):
+def test_the_rules_stop_at_the_cap(exporter):
     doc = copy.deepcopy(TYPICAL)  # schema-valid, but every copy repeats the same source id
     doc["measurements"] = [copy.deepcopy(doc["measurements"][0]) for _ in range(500)]
     result = exporter.export(doc, export_time=EXPORT_TIME)
+    assert not result.ok and len(result.issues) == 51
+    assert {i.message_id for i in result.issues[:-1]} == {"DOMAIN_RULE"}
+    assert result.issues[-1].message_id == "ISSUES_STOPPED"
+
+
+def test_mapping_stops_at_the_cap(exporter):
+    doc = copy.deepcopy(TYPICAL)  # past the rules (none here): every copy repeats the same source id
+    doc["measurements"] = [copy.deepcopy(doc["measurements"][0]) for _ in range(500)]
+    bare = Exporter(exporter.engine, exporter.validator, None, max_issues=50)
+    result = bare.export(doc, export_time=EXPORT_TIME)
     assert not result.ok and len(result.issues) == 51
     assert {i.message_id for i in result.issues[:-1]} == {"MAP_DUPLICATE_SOURCE_ID"}
     assert result.issues[-1].message_id == "ISSUES_STOPPED"

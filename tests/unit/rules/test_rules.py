@@ -203,7 +203,7 @@ def test_findings_are_capped(exporter: Exporter) -> None:
         if "value" in m:
             m["value"] = 1e-9
     findings = exporter.rules.check(doc)
-    assert len(findings) == MAX_FINDINGS + 1 and findings[-1].message_id == "DOMAIN_RULE_LIMIT"
+    assert len(findings) == MAX_FINDINGS + 1 and findings[-1].message_id == "ISSUES_STOPPED"
 
 
 # ----------------------------------------------------------------------------- severities per deployment
