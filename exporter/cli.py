@@ -94,6 +94,7 @@ def cmd_build_ig(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import json as _json
 
+    from exporter.fhir.positions import attach
     from exporter.issues import to_operation_outcome
     from exporter.validation.validator import Validator
 
@@ -111,7 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{name}: fatal VAL_READ: cannot read file: {exc.strerror or exc}", file=sys.stderr)
             worst = EXIT_ERRORS
             continue
-        issues = validator.validate_json(data, args.profile)
+        issues = attach(validator.validate_json(data, args.profile), data, file=name, max_bytes=validator.max_bytes)
         if any(i.is_error for i in issues):
             worst = EXIT_ERRORS
         if args.format == "json":
@@ -119,7 +120,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         shown = [i for i in issues if i.is_error or args.warnings]
         for issue in shown:
-            print(f"{name}: {issue.format()}")
+            print(issue.format())
         errors = sum(i.is_error for i in issues)
         print(f"{name}: {'INVALID' if errors else 'valid'} ({_counts(issues, len(shown), '-w')})")
     progress.done()

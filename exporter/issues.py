@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 
+EXT_ISSUE_LINE = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"
+EXT_ISSUE_COL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col"
+"""The extensions (valueInteger, on OperationOutcome.issue) the HL7 validator writes positions in."""
+
+
 class Severity(str, enum.Enum):
     FATAL = "fatal"
     ERROR = "error"
@@ -70,6 +75,10 @@ class Issue:
     expression: tuple[str, ...] = ()
     location: SourceLocation | None = None
     diagnostics: str | None = None
+    position: SourceLocation | None = None
+    """Where the offending node starts in the validated document (input file or request body), set by
+    `exporter.fhir.positions.attach`; `location` is where the problem comes from (a mapping's YAML
+    node). Rendered as the operationoutcome-issue-line/-col extensions."""
 
     @property
     def is_error(self) -> bool:
@@ -77,15 +86,22 @@ class Issue:
 
     def format(self) -> str:
         """Compiler-style one-liner: `file:line:col: error MSG_ID message`."""
-        where = f"{self.location}: " if self.location else ""
+        loc = self.location or self.position
+        where = f"{loc}: " if loc else ""
         mid = f" {self.message_id}" if self.message_id else ""
         at = f" (at {', '.join(self.expression)})" if self.expression else ""
         return f"{where}{self.severity.value}{mid}: {self.message}{at}"
 
     def to_fhir(self) -> dict[str, Any]:
         """The OperationOutcome.issue; texts and expressions are cut at MAX_ECHO characters (a message
-        may quote a value of the input, and an answer never echoes megabytes of it back)."""
-        out: dict[str, Any] = {"severity": self.severity.value, "code": self.code.value}
+        may quote a value of the input, and an answer never echoes megabytes of it back). A position in
+        the validated document becomes the HL7 operationoutcome-issue-line/-col extensions."""
+        out: dict[str, Any] = {}
+        if self.position is not None and self.position.line is not None:
+            out["extension"] = [{"url": EXT_ISSUE_LINE, "valueInteger": self.position.line}]
+            if self.position.column is not None:
+                out["extension"].append({"url": EXT_ISSUE_COL, "valueInteger": self.position.column})
+        out.update(severity=self.severity.value, code=self.code.value)
         if self.message_id:
             out["details"] = {
                 "coding": [{"system": "urn:diga-exporter:message-id", "code": self.message_id}],

@@ -3,7 +3,8 @@
 Called inside a route, i.e. only AFTER its policy has accepted the caller, so an unauthorised
 caller never learns anything from body errors. Checks: content type (application/json or
 application/fhir+json), size (Content-Length and the bytes actually received, `max_body_bytes` →
-413), well-formed JSON (orjson, which never evaluates anything → 400), nesting depth
+413), well-formed JSON (orjson, which never evaluates anything → 400, with the line and column of
+the first syntax error), nesting depth
 (`max_json_depth` → 400). Issues name the rule, never a value from the body. Parsing runs on the
 export pool under the request's deadline (exporter/api/limits.py).
 """
@@ -17,7 +18,8 @@ from fastapi import Request
 
 from exporter.api.errors import ApiError
 from exporter.api.limits import run_bounded
-from exporter.issues import IssueCode
+from exporter.fhir.positions import json_syntax_error
+from exporter.issues import Issue, IssueCode, Severity, SourceLocation
 from exporter.validation.structure import depth_exceeds
 
 JSON_TYPES = ("application/json", "application/fhir+json")
@@ -56,8 +58,11 @@ def _parse(raw: bytes, max_depth: int) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, code=IssueCode.STRUCTURE, message_id="API_MALFORMED_JSON",
-                       text="The body is not well-formed JSON.") from None
+        found = json_syntax_error(raw)
+        where = SourceLocation("", *found[0]) if found else None
+        raise ApiError(400, Issue(Severity.ERROR, IssueCode.STRUCTURE, "The body is not well-formed JSON"
+                                  + (f" ({found[1]})." if found else "."), "API_MALFORMED_JSON", position=where),
+                       reason="API_MALFORMED_JSON") from None
     if depth_exceeds(value, max_depth):
         raise ApiError(400, code=IssueCode.TOO_COSTLY, message_id="API_JSON_TOO_DEEP",
                        text=f"The body nests deeper than {max_depth} levels.")

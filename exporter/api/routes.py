@@ -20,6 +20,7 @@ from exporter.api.logs import audit_export
 from exporter.api.sources import SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
 from exporter.auth.principal import Principal
+from exporter.fhir.positions import attach
 from exporter.issues import IssueCode, to_operation_outcome
 
 _OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}}}
@@ -168,14 +169,19 @@ def register(app: FastAPI) -> None:
             with anyio.fail_after(settings.request_timeout_seconds):
                 value, raw = await read_json_body(request, max_bytes=settings.max_body_bytes,
                                                   max_depth=settings.max_json_depth)
+                root = ""
                 if isinstance(value, dict) and value.get("resourceType") == "Parameters":
-                    params = [p for p in value.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "resource"]
-                    value = params[0].get("resource") if len(params) == 1 else None
+                    params = [(k, p) for k, p in enumerate(value.get("parameter") or [])
+                              if isinstance(p, dict) and p.get("name") == "resource"]
+                    value = params[0][1].get("resource") if len(params) == 1 else None
+                    root = f"Parameters.parameter[{params[0][0]}].resource" if len(params) == 1 else ""
                 if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
                     raise ApiError(400, code=IssueCode.STRUCTURE, message_id="API_NOT_A_RESOURCE",
                                    text="The body is not a FHIR resource (a JSON object with a resourceType).")
                 validator = request.app.state.exporter.validator
-                issues = await _in_thread(request, validator.validate, value)
+                media_type = request.headers.get("content-type", "")
+                issues = await _in_thread(request, lambda: attach(validator.validate(value), raw,
+                                                                  media_type=media_type, root=root))
         except TimeoutError:
             raise _timed_out(request) from None
         if any(i.message_id == "VAL_UNKNOWN_RESOURCE_TYPE" and i.is_error for i in issues):
