@@ -159,7 +159,11 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(f"{args.input}: fatal MAP_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"{args.input}: fatal MAP_INPUT: not JSON: {exc}", file=sys.stderr)
+        from exporter.fhir.positions import json_syntax_error
+
+        found = json_syntax_error(raw)
+        where = f"{args.input}:{found[0][0]}:{found[0][1]}" if found else args.input
+        print(f"{where}: fatal MAP_INPUT: not JSON: {found[1] if found else exc}", file=sys.stderr)
         return EXIT_ERRORS
     except RecursionError:
         print(f"{args.input}: fatal MAP_INPUT: not JSON this exporter reads: nested too deeply", file=sys.stderr)

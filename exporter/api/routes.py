@@ -45,7 +45,9 @@ _EXPORT_EXAMPLE = {
 _VALIDATE_EXAMPLE = {"resourceType": "Patient", "name": [{"family": "Musterfrau", "given": ["Erika"]}],
                      "gender": "female", "birthDate": "1964-08-12"}
 _OUTCOME_EXAMPLE = {"resourceType": "OperationOutcome", "issue": [
-    {"severity": "error", "code": "required", "details": {"text": "Observation.subject: minimum required = 1, but only found 0"},
+    {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line", "valueInteger": 12},
+                   {"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col", "valueInteger": 19}],
+     "severity": "error", "code": "required", "details": {"text": "Observation.subject: minimum required = 1, but only found 0"},
      "expression": ["Bundle.entry[4].resource.subject"]}]}
 
 
