@@ -127,18 +127,28 @@ class _Node:
         self.items: dict[int, _Node] | None = None  # array items that lie on a wanted path
 
 
-_WS = re.compile(r"[ \t\n\r]*")
-# An unrolled loop: each character is looked at once, nothing to backtrack into.
-_STRING_BODY = re.compile(r'[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*')
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-_LITERALS = ("true", "false", "null")
-# The same grammar for runs of scalars, used to pass over what no expression asks for. Possessive
-# quantifiers: no backtracking. Stricter than the token path (at most 16 integer digits and a
-# two-digit exponent, so never out of double range; no surrogate escapes): anything else is left
-# to the token path, which decides.
+# The JSON grammar (RFC 8259) in pieces; possessive quantifiers and unrolled loops, so every
+# character is looked at once and nothing is backtracked into.
 _W = r"[ \t\n\r]*+"
-_S = r'"[^"\\\x00-\x1f]*+(?:\\(?:["\\/bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{4})[^"\\\x00-\x1f]*+)*+"'
-_V = _S + r"|-?+(?:0|[1-9][0-9]{0,15}+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]{1,2}+)?+|true|false|null"
+_CHARS = r'[^"\\\x00-\x1f]*+'
+_ESCAPE = r'\\(?:["\\/bfnrt]|u{hex})'
+_HEX4 = "[0-9a-fA-F]{4}"
+_NOT_SURROGATE = "(?![dD][89a-fA-F])" + _HEX4
+
+
+def _number(digits: str, exponent: str) -> str:
+    return rf"-?+(?:0|[1-9][0-9]{digits})(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]{exponent})?+"
+
+
+_WS = re.compile(_W)
+_STRING_BODY = re.compile(rf"{_CHARS}(?:{_ESCAPE.format(hex=_HEX4)}{_CHARS})*+")
+_NUMBER = re.compile(_number("*+", "++"))
+_LITERALS = ("true", "false", "null")
+# Runs of scalars, to pass over what no expression asks for in one regular expression. Stricter
+# than the token path (at most 16 integer digits and a two-digit exponent, so never out of double
+# range; no surrogate escapes): anything else is left to the token path, which decides.
+_S = rf'"{_CHARS}(?:{_ESCAPE.format(hex=_NOT_SURROGATE)}{_CHARS})*+"'
+_V = rf"{_S}|{_number('{0,15}+', '{1,2}+')}|true|false|null"
 _MEMBER = rf"{_S}{_W}:{_W}(?:{_V})"
 _OBJECT_RUN = re.compile(rf"(?:{_MEMBER}{_W},{_W})*+")
 _OBJECT_REST = re.compile(rf"(?:{_MEMBER}{_W},{_W})*+{_MEMBER}{_W}\}}")

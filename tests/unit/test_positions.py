@@ -197,12 +197,14 @@ def test_well_formed_documents_have_no_syntax_error():
 def test_accepts_exactly_what_orjson_accepts_on_random_mutations():
     """Single-character deletions, insertions and replacements of a FHIR document: the scanner and
     orjson agree on every variant whether it is JSON."""
-    base = json.dumps(json.loads(PATIENT), indent=1).encode("utf-8") + b'  \n'
+    numbers = (b'{"a": [1e5, -0.5E-300, 12345678901234567, 1234567890123456, 0.1e99, 1E308, 1e-400],'
+               b' "s": ["\\ud83d\\ude00", "\\u00e4\\n", "x\\"y"], "o": {"k": [[], {}, [true, false, null]]}}')
+    bases = [json.dumps(json.loads(PATIENT), indent=1).encode("utf-8") + b'  \n', numbers]
     rng = random.Random(16)
-    alphabet = b'{}[],:"\\ -+.0123456789eEtrufalsn\x00\x1f\xff\xc3'
+    alphabet = b'{}[],:"\\ -+.0123456789eEtrufalsnud\x00\x1f\xff\xc3'
     disagreements = []
-    for _ in range(3000):
-        data = bytearray(base)
+    for k in range(6000):
+        data = bytearray(bases[k % 2])
         p = rng.randrange(len(data))
         op = rng.randrange(3)
         if op == 0:
