@@ -32,7 +32,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from exporter.issues import Issue, SourceLocation
 
@@ -90,7 +90,7 @@ def segments(expression: str) -> list[Segment]:
     return out
 
 
-def _key_names(key: str) -> Iterable[str]:
+def _key_names(key: str) -> Iterator[str]:
     """The element names a JSON key can stand for: itself, without a leading `_` (a primitive's
     extension companion), and each camel-case prefix (the choice element `value` of `valueQuantity`)."""
     base = key[1:] if key.startswith("_") else key
@@ -104,12 +104,10 @@ def _matches(key: str, name: str) -> int:
     """0 no match; 3 the exact key, 2 the `_` companion, 1 a choice-type key (higher is preferred)."""
     if key == name:
         return 3
-    base = key[1:] if key.startswith("_") else key
-    if base == name:
+    names = _key_names(key)
+    if next(names) == name:
         return 2
-    if len(base) > len(name) and base.startswith(name) and base[len(name)].isupper():
-        return 1
-    return 0
+    return 1 if name in names else 0
 
 
 # ----------------------------------------------------------------------------- the scanner
