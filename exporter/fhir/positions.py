@@ -454,11 +454,14 @@ def attach(issues: list[Issue], raw: bytes | str, *, media_type: str = "applicat
     """`issues` with `position` set to where each one is in `raw` (the document they were found in).
     An issue with an expression gets its node's start; one without (about the whole document) the
     first syntax error, else the start of the document. `root` names the node of `raw` that was
-    validated, when it is not the whole document (a resource in a Parameters body). No issues, or a
-    document over `max_bytes`: the list is returned unchanged and `raw` is not read."""
+    validated, when it is not the whole document (a resource in a Parameters body). No issues: the
+    list is returned as it is and `raw` is not read; a document over `max_bytes` is not read either
+    (its issues get the file name only). Issues that already have a position, or a `location` in
+    another file (a profile, a mapping), are kept as they are."""
     if not issues:
         return issues
-    wanted = {i.expression[0]: _rooted(i.expression[0], root) for i in issues if i.expression and i.position is None}
+    mine = [i.position is None and i.location is None for i in issues]  # the others are about another file
+    wanted = {i.expression[0]: _rooted(i.expression[0], root) for i, m in zip(issues, mine) if m and i.expression}
     locate = LOCATORS.get(kind(media_type))
     where = Located({})
     if locate is not None and (max_bytes is None or len(raw) <= max_bytes):
@@ -466,8 +469,8 @@ def attach(issues: list[Issue], raw: bytes | str, *, media_type: str = "applicat
         where = locate(data, sorted(set(wanted.values()) | ({root} if root else set())))
     whole = where.syntax_error[0] if where.syntax_error else where.found.get(root) if root else where.root
     out = []
-    for issue in issues:
-        if issue.position is not None:
+    for issue, m in zip(issues, mine):
+        if not m:
             out.append(issue)
             continue
         at = where.found.get(wanted[issue.expression[0]]) if issue.expression else whole

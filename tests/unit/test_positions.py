@@ -302,10 +302,11 @@ def test_attach_sets_positions_for_expressions_whole_document_and_syntax_errors(
     doc = PATIENT.encode("utf-8")
     issues = [error(IssueCode.VALUE, "bad", "X", expression=("Patient.gender",)),
               error(IssueCode.STRUCTURE, "whole", "Y"),
-              error(IssueCode.VALUE, "kept", "Z", expression=("Patient.id",), position=SourceLocation("f", 9, 9))]
+              error(IssueCode.VALUE, "kept", "Z", expression=("Patient.id",), position=SourceLocation("f", 9, 9)),
+              error(IssueCode.INVALID, "profile", "P", expression=("Patient.id",), location=SourceLocation("sd.json"))]
     out = attach(issues, doc, file="p.json")
     assert [i.position for i in out] == [SourceLocation("p.json", *at(PATIENT, '"femalex"')),
-                                         SourceLocation("p.json", 1, 1), SourceLocation("f", 9, 9)]
+                                         SourceLocation("p.json", 1, 1), SourceLocation("f", 9, 9), None]
     assert out[0].format().startswith(f"p.json:{at(PATIENT, chr(34) + 'femalex')[0]}:13: error X: bad")
     broken = attach([error(IssueCode.STRUCTURE, "not JSON", "N")], b'{\n  "a": [1,,2]}', file="b.json")
     assert broken[0].position == SourceLocation("b.json", 2, 11)
