@@ -28,8 +28,8 @@ def test_table_lines_start_with_file_line_col(tmp_path, capsys):
     path.write_text(OBSERVATION, encoding="utf-8")
     assert main(["validate", "-w", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert f"{path}:6:14: error VAL_PRIMITIVE: decimal value '72.4' must be a JSON number, not a string " \
-           f"(at Observation.valueQuantity.value)" in out
+    assert any(line.startswith(f"{path}:6:14: error VAL_PRIMITIVE: ")
+               and line.endswith("(at Observation.valueQuantity.value)") for line in out)
     assert any(line.startswith(f"{path}:10:44: error VAL_PRIMITIVE: ")
                and line.endswith("(at Observation.component[0].valueString)") for line in out)
     assert any(line.startswith(f"{path}:1:1: warning VAL_INVARIANT: constraint dom-6") for line in out)
