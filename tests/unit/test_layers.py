@@ -15,7 +15,7 @@ LAYERS = {
     "exporter.issues": 0, "exporter.settings": 0, "exporter.domainschema": 0, "exporter.deadline": 0,
     "exporter.fhir": 1, "exporter.fhir.snapshot": 1, "exporter.terminology": 1, "exporter.mapping": 1,
     "exporter.rules": 1,
-    "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2,
+    "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2, "exporter.formats": 2,
     "exporter.pipeline": 3, "exporter.auth": 3,
     "exporter.api": 4, "exporter.cli": 4,
 }
@@ -23,7 +23,7 @@ LAYERS = {
 # Third-party libraries that may be imported by exactly one module ("one door per library").
 DOORS = {"fhirpathpy": "exporter.fhir.fhirpath", "jinja2": "exporter.engine.templating",
          "fastjsonschema": "exporter.domainschema", "jsonschema": "exporter.domainschema",
-         "uvicorn": "exporter.api.server", "h11": "exporter.api.server"}
+         "uvicorn": "exporter.api.server", "h11": "exporter.api.server", "lxml": "exporter.formats.xml"}
 
 
 def _modules():

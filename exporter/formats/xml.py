@@ -1,0 +1,695 @@
+"""FHIR R4 XML, written and read from the StructureDefinitions (layer L2): the one door to lxml.
+
+    codec = XmlCodec(store)                      # or default_codec(): hl7.fhir.r4.core from the package cache
+    xml_bytes = codec.write(resource)            # to_xml(resource) with the default codec
+    resource, issues = codec.read(xml_bytes, source="file.xml")
+
+Everything about the shape of the XML comes from the base R4 definitions (https://hl7.org/fhir/R4/xml.html),
+compiled once per type into a `Layout` (profiles cannot reorder elements, so only base types are used):
+
+- element order is the order of the snapshot; a choice `value[x]` becomes `valueQuantity`, … per type;
+- elements whose definition says `representation: xmlAttr` (Element.id, Extension.url, a primitive's
+  value) are attributes; primitives are elements with a `value` attribute, their id and extensions come
+  from the JSON `_name` companion (in arrays aligned with `null`);
+- elements typed `Resource` (contained, Bundle.entry.resource, Parameters.parameter.resource, …) wrap the
+  resource in an element named by its resource type;
+- a primitive whose value is `representation: xhtml` (Narrative.div) is real XHTML in its own namespace,
+  copied node for node and never re-indented.
+
+Decimals keep their digits: a `FhirDecimal` is written with its own text, a plain float as the JSON
+output writes it (exporter.fhir.json.decimal_text); the reader returns decimals as FhirDecimal.
+
+The reader returns the same JSON-shaped dict as FHIR JSON would (what the validator walks), or None and
+issues naming line and column: malformed XML, a DOCTYPE (refused before any entity is declared, so no
+entity expansion and no external fetch can happen), a wrong namespace, an unknown or repeated element, an
+element out of order, a missing `value` attribute, text where an attribute belongs, nesting beyond the
+depth limit. Issues never quote a value from the document.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import pyexpat
+from lxml import etree
+
+from exporter.fhir.definitions import DefinitionStore
+from exporter.fhir.json import FhirDecimal, decimal_text
+from exporter.issues import ExporterError, Issue, IssueCode, Severity, SourceLocation
+
+FHIR_NS = "http://hl7.org/fhir"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_F = "{" + FHIR_NS + "}"
+_XHTML_DIV = "{" + XHTML_NS + "}div"
+_XSI = "{" + XSI_NS + "}"
+_SYSTEM = "http://hl7.org/fhirpath/System."
+_FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+_RESOURCE_CODES = frozenset({"Resource", "DomainResource"})
+DEFAULT_MAX_DEPTH = 64
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# kinds of Field
+ATTR, PRIMITIVE, COMPLEX, RESOURCE, XHTML = range(5)
+# kinds of primitive value (from the type of the primitive's `value` element)
+V_STR, V_BOOL, V_INT, V_DEC = range(4)
+_VALUE_KINDS = {_SYSTEM + "Boolean": V_BOOL, _SYSTEM + "Integer": V_INT, _SYSTEM + "Decimal": V_DEC}
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_DEC_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
+_LINE_SUFFIX = re.compile(r",? line \d+, column \d+\s*$")
+
+
+class FormatError(ExporterError):
+    """A resource cannot be written in the requested format (not the shape its definitions allow)."""
+
+
+# ----------------------------------------------------------------------------------------- layouts
+
+@dataclass(eq=False, slots=True)
+class Field:
+    """One JSON key of a type: its XML element (or attribute), position and kind."""
+
+    name: str
+    tag: str  # Clark notation {ns}name for elements; the plain name for attributes
+    order: int
+    many: bool
+    kind: int
+    value_kind: int = V_STR
+    layout: "Layout | None" = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
+
+
+@dataclass(eq=False, slots=True)
+class Layout:
+    """The XML shape of one type (or backbone element): JSON key → Field, and XML tag → Field."""
+
+    name: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    by_tag: dict[str, Field] = field(default_factory=dict)
+    attrs: dict[str, Field] = field(default_factory=dict)
+    plans: dict[tuple[str, ...], list[tuple[Field, bool, bool]]] = field(default_factory=dict)
+    is_resource: bool = False
+
+    def add(self, f: Field) -> None:
+        self.fields[f.name] = f
+        if f.kind == ATTR:
+            self.attrs[f.name] = f
+        else:
+            self.by_tag[f.tag] = f
+
+
+def _type_code(t: dict[str, Any]) -> str:
+    code = t.get("code", "")
+    if code.startswith(_SYSTEM):  # Element.id, Resource.id, Extension.url, a primitive's value
+        for ext in t.get("extension", []):
+            if ext.get("url") == _FHIR_TYPE_EXT:
+                return ext.get("valueUrl") or ext.get("valueUri") or "string"
+        return "string"
+    return code
+
+
+def _value_element(sd: dict[str, Any]) -> dict[str, Any]:
+    return next((e for e in sd["snapshot"]["element"] if e["path"] == sd["type"] + ".value"), {})
+
+
+class XmlCodec:
+    """Writes and reads FHIR R4 XML; layouts are compiled from the store's base definitions on first use."""
+
+    def __init__(self, store: DefinitionStore):
+        self.store = store
+        self._layouts: dict[str, Layout] = {}
+        self._lock = threading.RLock()
+        self._div_parser = _safe_parser()
+
+    # -- compiling ---------------------------------------------------------------------------
+    def _base_sd(self, type_code: str) -> dict[str, Any] | None:
+        """The specialisation that defines a type (a constrained type such as Age or SimpleQuantity has
+        the element order of its base)."""
+        sd = self.store.structure_for_type(type_code)
+        seen = 0
+        while sd is not None and sd.get("derivation") == "constraint" and seen < 10:
+            sd = self.store.structure(sd.get("baseDefinition", ""))
+            seen += 1
+        return sd
+
+    def resource_layout(self, resource_type: str) -> Layout | None:
+        hit = self._layouts.get("R|" + resource_type)
+        if hit is not None:
+            return hit
+        if not isinstance(resource_type, str) or not resource_type.isalnum():
+            return None
+        with self._lock:
+            sd = self._base_sd(resource_type)
+            if sd is None or sd.get("kind") != "resource" or sd.get("type") != resource_type \
+                    or resource_type in _RESOURCE_CODES:
+                return None
+            return self._compile(sd, sd["type"], "R|" + resource_type, is_resource=True)
+
+    def type_layout(self, type_code: str) -> Layout:
+        hit = self._layouts.get("T|" + type_code)
+        if hit is not None:
+            return hit
+        with self._lock:
+            sd = self._base_sd(type_code)
+            if sd is None:
+                raise FormatError(Issue(Severity.FATAL, IssueCode.NOT_FOUND,
+                                        f"no StructureDefinition for the FHIR type {type_code}", "XML_NO_DEFINITION"))
+            return self._compile(sd, sd["type"], "T|" + type_code)
+
+    def _compile(self, sd: dict[str, Any], root_path: str, key: str, is_resource: bool = False) -> Layout:
+        hit = self._layouts.get(key)
+        if hit is not None:
+            return hit
+        children: dict[str, list[dict[str, Any]]] = {}
+        for e in sd.get("snapshot", {}).get("element", []):
+            parent, dot, _ = e["path"].rpartition(".")
+            if dot and not e.get("sliceName"):
+                children.setdefault(parent, []).append(e)
+        layouts: dict[str, Layout] = {}
+
+        def build(path: str, key_: str, resource: bool) -> Layout:
+            layout = Layout(path, is_resource=resource)
+            layouts[path] = layout
+            self._layouts[key_] = layout  # registered before its children: recursive types terminate
+            for order, e in enumerate(children.get(path, [])):
+                self._add_fields(sd, layout, e, order, children, layouts, build)
+            return layout
+
+        return build(root_path, key, is_resource)
+
+    def _add_fields(self, sd: dict[str, Any], layout: Layout, e: dict[str, Any], order: int,
+                    children: dict[str, list[dict[str, Any]]], layouts: dict[str, Layout],
+                    build: Callable[[str, str, bool], Layout]) -> None:
+        name = e["path"].rpartition(".")[2]
+        many = e.get("max") != "1" and e.get("base", {}).get("max", e.get("max")) != "1"
+        if "xmlAttr" in (e.get("representation") or []):
+            layout.add(Field(name, name, order, False, ATTR))
+            return
+        ref = e.get("contentReference")
+        if ref:  # '#Questionnaire.item': the same children as that element
+            target = ref.partition("#")[2]
+            sub = layouts.get(target) or build(target, f"B|{sd['url']}|{target}", False)
+            layout.add(Field(name, _F + name, order, many, COMPLEX, layout=sub))
+            return
+        types = [_type_code(t) for t in e.get("type", [])]
+        choice = name.endswith("[x]")
+        for code in types:
+            json_name = name[:-3] + code[0].upper() + code[1:] if choice else name
+            if code in _RESOURCE_CODES:
+                f = Field(json_name, _F + json_name, order, many, RESOURCE)
+            elif e["path"] in children:  # a backbone element defined inline
+                sub = layouts.get(e["path"]) or build(e["path"], f"B|{sd['url']}|{e['path']}", False)
+                f = Field(json_name, _F + json_name, order, many, COMPLEX, layout=sub)
+            else:
+                tsd = self._base_sd(code)
+                if tsd is None:
+                    raise FormatError(Issue(Severity.FATAL, IssueCode.NOT_FOUND,
+                                            f"no StructureDefinition for the FHIR type {code}", "XML_NO_DEFINITION"))
+                if tsd.get("kind") == "primitive-type":
+                    if "xhtml" in (_value_element(tsd).get("representation") or []):
+                        f = Field(json_name, _XHTML_DIV, order, many, XHTML)
+                    else:
+                        f = Field(json_name, _F + json_name, order, many, PRIMITIVE, self._value_kind(tsd),
+                                  layout=self._compile(tsd, tsd["type"], "T|" + code))
+                else:
+                    f = Field(json_name, _F + json_name, order, many, COMPLEX,
+                              layout=self._compile(tsd, tsd["type"], "T|" + code))
+            layout.add(f)
+
+    def _value_kind(self, sd: dict[str, Any]) -> int:
+        """JSON kind of a primitive's value: that of its top-most primitive ancestor (positiveInt and
+        unsignedInt are integers; R4's definitions type their own value as System.String)."""
+        top = sd
+        for _ in range(10):
+            base = self.store.structure(top.get("baseDefinition", ""))
+            if base is None or base.get("kind") != "primitive-type":
+                break
+            top = base
+        vtype = (_value_element(top).get("type") or [{}])[0].get("code", "")
+        return _VALUE_KINDS.get(vtype, V_STR)
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, resource: dict[str, Any], *, pretty: bool = False) -> bytes:
+        """The resource as an XML document (UTF-8, with declaration). Raises FormatError for a value that
+        its definition does not allow (run the validator first: a valid resource always writes)."""
+        if not isinstance(resource, dict):
+            raise _write_error("a resource must be a JSON object", "")
+        rtype = resource.get("resourceType")
+        layout = self.resource_layout(rtype) if isinstance(rtype, str) else None
+        if layout is None:
+            raise _write_error("unknown or missing resourceType", "")
+        root = etree.Element(_F + rtype, nsmap={None: FHIR_NS})
+        divs: list[tuple[Any, Any]] | None = [] if pretty else None
+        self._write_object(root, resource, layout, rtype, divs)
+        if divs is not None:
+            _indent_around_divs(root, divs)
+        return _DECLARATION + etree.tostring(root, encoding="UTF-8") + (b"\n" if pretty else b"")
+
+    def _plan(self, layout: Layout, keys: tuple[str, ...], path: str) -> list[tuple[Field, bool, bool]]:
+        present: dict[str, list[bool]] = {}
+        for k in keys:
+            if k == "resourceType" and layout.is_resource:
+                continue
+            companion = k[:1] == "_"
+            name = k[1:] if companion else k
+            f = layout.fields.get(name)
+            if f is None or (companion and f.kind not in (PRIMITIVE, ATTR)):
+                raise _write_error(f"'{k}' is not an element of {layout.name}", path)
+            flags = present.setdefault(name, [False, False])
+            flags[1 if companion else 0] = True
+        plan = sorted(((layout.fields[n], v, x) for n, (v, x) in present.items()), key=lambda p: p[0].order)
+        if len(layout.plans) < 512:
+            layout.plans[keys] = plan
+        return plan
+
+    def _write_object(self, el: Any, obj: dict[str, Any], layout: Layout, path: str,
+                      divs: list[tuple[Any, Any]] | None) -> None:
+        keys = tuple(obj)
+        plan = layout.plans.get(keys) or self._plan(layout, keys, path)
+        sub = etree.SubElement
+        for f, has_value, has_ext in plan:
+            name = f.name
+            kind = f.kind
+            value = obj[name] if has_value else None
+            if kind == PRIMITIVE:
+                ext = obj.get("_" + name) if has_ext else None
+                if f.many:
+                    values = value if value is not None else []
+                    exts = ext if ext is not None else []
+                    if type(values) is not list or type(exts) is not list:
+                        raise _write_error(f"'{name}' must be an array", path)
+                    for i in range(max(len(values), len(exts))):
+                        v = values[i] if i < len(values) else None
+                        x = exts[i] if i < len(exts) else None
+                        if v is None and x is None:
+                            raise _write_error(f"'{name}[{i}]' has neither a value nor extensions", path)
+                        self._write_primitive(sub(el, f.tag), f, v, x, f"{path}.{name}[{i}]", divs)
+                else:
+                    self._write_primitive(sub(el, f.tag), f, value, ext, f"{path}.{name}", divs)
+            elif kind == COMPLEX:
+                layout_ = f.layout
+                if f.many:
+                    if type(value) is not list:
+                        raise _write_error(f"'{name}' must be an array", path)
+                    for i, item in enumerate(value):
+                        if type(item) is not dict:
+                            raise _write_error(f"'{name}[{i}]' must be an object", path)
+                        self._write_object(sub(el, f.tag), item, layout_, f"{path}.{name}[{i}]", divs)  # type: ignore[arg-type]
+                elif type(value) is dict:
+                    self._write_object(sub(el, f.tag), value, layout_, f"{path}.{name}", divs)  # type: ignore[arg-type]
+                else:
+                    raise _write_error(f"'{name}' must be an object", path)
+            elif kind == ATTR:
+                if has_ext:
+                    raise _write_error(f"'_{name}' cannot be written: {name} is an XML attribute", path)
+                if type(value) is not str:
+                    raise _write_error(f"'{name}' must be a string", path)
+                el.set(name, value)
+            elif kind == RESOURCE:
+                items = value if f.many else [value]
+                if type(items) is not list:
+                    raise _write_error(f"'{name}' must be an array", path)
+                for i, res in enumerate(items):
+                    where = f"{path}.{name}[{i}]" if f.many else f"{path}.{name}"
+                    rtype = res.get("resourceType") if type(res) is dict else None
+                    rlayout = self.resource_layout(rtype) if isinstance(rtype, str) else None
+                    if rlayout is None:
+                        raise _write_error("unknown or missing resourceType", where)
+                    self._write_object(sub(sub(el, f.tag), _F + rtype), res, rlayout, where, divs)
+            else:  # XHTML
+                if has_ext:
+                    raise _write_error(f"'_{name}' is not allowed on XHTML", path)
+                self._write_div(el, value, f"{path}.{name}", divs)
+
+    def _write_primitive(self, el: Any, f: Field, value: Any, ext: Any, path: str,
+                         divs: list[tuple[Any, Any]] | None) -> None:
+        if value is not None:
+            vk = f.value_kind
+            t = type(value)
+            if vk == V_STR:
+                if t is not str:
+                    raise _write_error("must be a string", path)
+                text = value
+            elif vk == V_BOOL:
+                if t is not bool:
+                    raise _write_error("must be a boolean", path)
+                text = "true" if value else "false"
+            elif vk == V_INT:
+                if t is not int:
+                    raise _write_error("must be an integer", path)
+                text = str(value)
+            else:
+                if t is bool or not (t is int or t is float or t is FhirDecimal):
+                    raise _write_error("must be a number", path)
+                text = decimal_text(value)
+            try:
+                el.set("value", text)
+            except ValueError:
+                raise _write_error("contains characters XML cannot carry", path) from None
+        if ext is not None:
+            if type(ext) is not dict:
+                raise _write_error("the '_' companion must be an object", path)
+            self._write_object(el, ext, f.layout, path, divs)  # type: ignore[arg-type]
+
+    def _write_div(self, parent: Any, value: Any, path: str, divs: list[tuple[Any, Any]] | None) -> None:
+        if type(value) is not str:
+            raise _write_error("must be a string of XHTML", path)
+        try:
+            div = etree.fromstring(value.encode("utf-8"), self._div_parser)
+        except (etree.XMLSyntaxError, ValueError):
+            raise _write_error("is not well-formed XHTML", path) from None
+        if div.tag != _XHTML_DIV:
+            raise _write_error("must be a <div> in the XHTML namespace", path)
+        div.tail = None
+        if divs is None:
+            parent.append(div)
+        else:
+            divs.append((parent, div))  # appended after indenting, so that its content stays as it is
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, data: bytes, *, source: str = "<input>", max_depth: int = DEFAULT_MAX_DEPTH,
+             max_bytes: int | None = None) -> tuple[dict[str, Any] | None, list[Issue]]:
+        """(the resource as a JSON-shaped dict, []) or (None, issues with line and column)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if max_bytes is not None and len(data) > max_bytes:
+            return None, [Issue(Severity.FATAL, IssueCode.TOO_COSTLY, f"the XML exceeds {max_bytes} bytes",
+                                "XML_TOO_LARGE", location=SourceLocation(source))]
+        problem = _prolog_problem(data, source)
+        if problem is not None:
+            return None, [problem]
+        try:
+            root = etree.fromstring(data, _safe_parser())
+        except etree.XMLSyntaxError as exc:
+            line, col = exc.position if exc.position else (exc.lineno, None)
+            msg = _LINE_SUFFIX.sub("", exc.msg or "malformed XML")
+            return None, [Issue(Severity.FATAL, IssueCode.STRUCTURE, f"not well-formed XML: {msg}", "XML_MALFORMED",
+                                location=SourceLocation(source, line or 1, col))]
+        reader = _Reader(self, max_depth)
+        resource = reader.resource(root, 1)
+        if not reader.problems:
+            return resource, []
+        return None, reader.issues(data, root, source)
+
+
+def _write_error(text: str, path: str) -> FormatError:
+    return FormatError(Issue(Severity.ERROR, IssueCode.STRUCTURE, f"cannot write XML: {text}", "XML_WRITE",
+                             expression=(path,) if path else ()))
+
+
+def _safe_parser() -> Any:
+    """libxml2 with everything dangerous off: no DTD, no entity substitution, no network, no huge trees
+    (its own depth and size limits apply), comments and processing instructions dropped."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False)
+
+
+def _indent_around_divs(root: Any, divs: list[tuple[Any, Any]]) -> None:
+    """Two-space indentation of the FHIR elements; each div is inserted afterwards, untouched."""
+    etree.indent(root, space="  ")
+    for parent, div in divs:
+        depth = sum(1 for _ in parent.iterancestors())
+        inner, outer = "\n" + "  " * (depth + 1), "\n" + "  " * depth
+        if len(parent):
+            div.tail = parent[-1].tail
+            parent[-1].tail = inner
+        else:
+            parent.text, div.tail = inner, outer
+        parent.append(div)
+
+
+class _Stop(Exception):
+    """Ends the prolog scan."""
+
+    pass
+
+
+def _prolog_problem(data: bytes, source: str) -> Issue | None:
+    """Refuse a DOCTYPE before any parser acts on it (so no entity is ever declared, expanded or fetched).
+    Only the prolog is parsed here: expat stops at the first start tag."""
+    parser = pyexpat.ParserCreate()
+    found: list[tuple[int, int]] = []
+
+    def doctype(*_: Any) -> None:
+        found.append((parser.CurrentLineNumber, parser.CurrentColumnNumber + 1))
+        raise _Stop
+
+    def start(*_: Any) -> None:
+        raise _Stop
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(data, True)
+    except _Stop:
+        pass
+    except pyexpat.ExpatError:
+        return None  # lxml reports the syntax error with its position
+    if found:
+        line, col = found[0]
+        start = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
+        col = start + 1 if start >= 0 else col  # expat reports the end of the doctype's name
+        return Issue(Severity.FATAL, IssueCode.SECURITY, "a DOCTYPE is not allowed in FHIR XML (no DTDs, no entities)",
+                     "XML_DOCTYPE", location=SourceLocation(source, line, col))
+    return None
+
+
+def _element_positions(data: bytes) -> Iterator[tuple[int, int]]:
+    """(line, column) of every start tag in document order (1-based), for error reports only."""
+    parser = pyexpat.ParserCreate()
+    found: list[tuple[int, int]] = []
+    parser.StartElementHandler = lambda *_: found.append((parser.CurrentLineNumber, parser.CurrentColumnNumber + 1))
+    try:
+        parser.Parse(data, True)
+    except pyexpat.ExpatError:
+        pass
+    return iter(found)
+
+
+class _Reader:
+    """One read: walks the lxml tree along the layouts, collecting problems as (element, message id, text)."""
+
+    def __init__(self, codec: XmlCodec, max_depth: int):
+        self.codec = codec
+        self.max_depth = max_depth
+        self.problems: list[tuple[Any, str, str, IssueCode]] = []
+
+    def problem(self, el: Any, message_id: str, text: str, code: IssueCode = IssueCode.STRUCTURE) -> None:
+        if len(self.problems) < 100:
+            self.problems.append((el, message_id, text, code))
+
+    def issues(self, data: bytes, root: Any, source: str) -> list[Issue]:
+        index = {id(el): i for i, el in enumerate(root.iter(etree.Element))}
+        positions = list(_element_positions(data))
+        out = []
+        for el, mid, text, code in self.problems:
+            i = index.get(id(el))
+            line, col = positions[i] if i is not None and i < len(positions) else (el.sourceline, None)
+            out.append(Issue(Severity.ERROR, code, text, mid, expression=(_fhir_path(el),),
+                             location=SourceLocation(source, line, col)))
+        return out
+
+    # -- resources and objects
+    def resource(self, el: Any, depth: int) -> dict[str, Any] | None:
+        tag = el.tag
+        if not isinstance(tag, str) or not tag.startswith(_F):
+            self.problem(el, "XML_NAMESPACE", f"a resource must be an element in the namespace {FHIR_NS}")
+            return None
+        rtype = tag[len(_F):]
+        layout = self.codec.resource_layout(rtype)
+        if layout is None:
+            self.problem(el, "XML_UNKNOWN_RESOURCE", f"'{rtype}' is not a FHIR R4 resource type")
+            return None
+        obj: dict[str, Any] = {"resourceType": rtype}
+        self.fill(el, obj, layout, depth)
+        return obj
+
+    def fill(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int) -> None:
+        if depth > self.max_depth:
+            self.problem(el, "XML_TOO_DEEP", f"the XML nests deeper than {self.max_depth} levels", IssueCode.TOO_COSTLY)
+            return
+        for name, value in el.attrib.items():
+            if name in layout.attrs:
+                obj[name] = value
+            elif not name.startswith(_XSI):
+                self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on {layout.name}")
+        text = el.text
+        if text is not None and not text.isspace():
+            self.problem(el, "XML_TEXT", f"text content is not allowed in {layout.name} (values go in attributes)")
+        self.elements(el, obj, layout, depth)
+
+    def elements(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int) -> None:
+        """The child elements of `el` into `obj`, in the order and multiplicity the layout allows."""
+        last = -1
+        last_field: Field | None = None
+        prim_values: dict[str, tuple[list[Any], list[Any]]] = {}
+        by_tag = layout.by_tag
+        for child in el:
+            tag = child.tag
+            if child.tail is not None and not child.tail.isspace():
+                self.problem(el, "XML_TEXT", f"text content is not allowed in {layout.name} (values go in attributes)")
+            f = by_tag.get(tag)
+            if f is None:
+                self.unknown(child, layout)
+                continue
+            if f.order < last:
+                self.problem(child, "XML_ORDER", f"element '{f.name}' is out of order in {layout.name}")
+                continue
+            if f.order == last and (not f.many or f is not last_field):
+                self.problem(child, "XML_REPEATED", f"element '{f.name}' may occur only once in {layout.name}"
+                             if f is last_field else f"only one of the choices of '{f.name}' may occur in {layout.name}")
+                continue
+            last, last_field = f.order, f
+            kind = f.kind
+            if kind == PRIMITIVE:
+                value, ext = self.primitive(child, f, depth + 1)
+                if f.many:
+                    vals, exts = prim_values.setdefault(f.name, ([], []))
+                    vals.append(value)
+                    exts.append(ext)
+                else:
+                    if value is not None:
+                        obj[f.name] = value
+                    if ext is not None:
+                        obj["_" + f.name] = ext
+            elif kind == COMPLEX:
+                sub: dict[str, Any] = {}
+                self.fill(child, sub, f.layout, depth + 1)  # type: ignore[arg-type]
+                if f.many:
+                    obj.setdefault(f.name, []).append(sub)
+                else:
+                    obj[f.name] = sub
+            elif kind == RESOURCE:
+                inner = self.wrapped(child, f, depth + 1)
+                if inner is not None:
+                    if f.many:
+                        obj.setdefault(f.name, []).append(inner)
+                    else:
+                        obj[f.name] = inner
+            else:  # XHTML
+                obj[f.name] = self.div(child)
+        for name, (vals, exts) in prim_values.items():
+            if any(v is not None for v in vals):
+                obj[name] = vals
+            if any(x is not None for x in exts):
+                obj["_" + name] = exts
+
+    def unknown(self, child: Any, layout: Layout) -> None:
+        tag = child.tag
+        if not isinstance(tag, str):
+            self.problem(child, "XML_UNEXPECTED", f"unexpected content in {layout.name} (an entity reference?)")
+            return
+        local = _local(tag)
+        f = layout.fields.get(local)
+        if f is not None and f.kind != ATTR:
+            ns = XHTML_NS if f.kind == XHTML else FHIR_NS
+            self.problem(child, "XML_NAMESPACE", f"element '{local}' must be in the namespace {ns}")
+        elif not tag.startswith(_F):
+            self.problem(child, "XML_NAMESPACE", f"element '{local}' is not in the namespace {FHIR_NS}")
+        else:
+            self.problem(child, "XML_UNKNOWN_ELEMENT", f"'{local}' is not an element of {layout.name}")
+
+    def primitive(self, el: Any, f: Field, depth: int) -> tuple[Any, dict[str, Any] | None]:
+        attrib = el.attrib
+        raw = attrib.get("value")
+        ext: dict[str, Any] | None = None
+        if len(el) or len(attrib) > (raw is not None) or (el.text is not None and not el.text.isspace()):
+            ext = {}
+            if el.text is not None and not el.text.isspace():
+                self.problem(el, "XML_TEXT", f"'{f.name}' has text content: a primitive's value goes in its value attribute")
+                return None, None
+            for name, value in attrib.items():
+                if name == "value":
+                    continue
+                af = f.layout.attrs.get(name)  # type: ignore[union-attr]
+                if af is not None:
+                    ext[name] = value
+                elif not name.startswith(_XSI):
+                    self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on '{f.name}'")
+            if len(el):
+                if depth > self.max_depth:
+                    self.problem(el, "XML_TOO_DEEP", f"the XML nests deeper than {self.max_depth} levels",
+                                 IssueCode.TOO_COSTLY)
+                else:
+                    self.elements(el, ext, f.layout, depth)  # type: ignore[arg-type]
+            if not ext:
+                ext = None
+        if raw is None:
+            if ext is None:
+                self.problem(el, "XML_NO_VALUE", f"'{f.name}' has neither a value attribute nor extensions")
+            return None, ext
+        vk = f.value_kind
+        if vk == V_STR:
+            return raw, ext
+        if vk == V_BOOL:
+            if raw in ("true", "false"):
+                return raw == "true", ext
+            self.problem(el, "XML_VALUE", f"the value of '{f.name}' is not a boolean (true or false)", IssueCode.VALUE)
+        elif vk == V_INT:
+            if _INT_RE.match(raw):
+                return int(raw), ext
+            self.problem(el, "XML_VALUE", f"the value of '{f.name}' is not an integer", IssueCode.VALUE)
+        else:
+            if _DEC_RE.match(raw):
+                return FhirDecimal(raw), ext
+            self.problem(el, "XML_VALUE", f"the value of '{f.name}' is not a decimal", IssueCode.VALUE)
+        return None, ext
+
+    def wrapped(self, el: Any, f: Field, depth: int) -> dict[str, Any] | None:
+        if el.attrib:
+            self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"'{f.name}' takes no attributes")
+        inner = [c for c in el]
+        if (el.text is not None and not el.text.isspace()) or len(inner) != 1:
+            self.problem(el, "XML_RESOURCE_WRAPPER", f"'{f.name}' must contain exactly one resource element")
+            return None
+        return self.resource(inner[0], depth + 1)
+
+    def div(self, el: Any) -> str:
+        return etree.tostring(el, encoding=str, with_tail=False)
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _fhir_path(el: Any) -> str:
+    """A FHIRPath-like location of an element (names and indexes only, never values)."""
+    parts = []
+    node = el
+    while node is not None:
+        tag = node.tag if isinstance(node.tag, str) else "?"
+        name = _local(tag)
+        parent = node.getparent()
+        if parent is not None and isinstance(tag, str):
+            same = [c for c in parent if c.tag == tag]
+            if len(same) > 1:
+                name += f"[{same.index(node)}]"
+        parts.append(name)
+        node = parent
+    return ".".join(reversed(parts))
+
+
+_default: XmlCodec | None = None
+_default_lock = threading.Lock()
+
+
+def default_codec() -> XmlCodec:
+    """The codec over hl7.fhir.r4.core from the package cache (base definitions are all XML needs)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                from exporter.fhir.packages import check_package
+                from exporter.settings import get_settings
+
+                store = DefinitionStore()
+                store.add_source(check_package(get_settings().package_cache))
+                _default = XmlCodec(store)
+    return _default
+
+
+def to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
+    """A resource as FHIR XML with the default codec (for callers that have no codec of their own)."""
+    return default_codec().write(resource, pretty=pretty)
