@@ -91,10 +91,21 @@ def cmd_build_ig(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    import json as _json
-
+def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -> list[Issue]:
+    """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON."""
     from exporter.fhir.positions import attach
+    from exporter.formats.media import MEDIA_TYPES, XML, parse, sniff
+
+    if sniff(data) != XML:
+        return attach(validator.validate_json(data, profiles), data, file=name, max_bytes=validator.max_bytes)
+    value, problems = parse(data, XML, source=name, max_bytes=validator.max_bytes)
+    if problems:  # they carry their line and column already
+        return problems
+    return attach(validator.validate(value, profiles), data, media_type=MEDIA_TYPES[XML], file=name)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from exporter.formats.media import JSON, render
     from exporter.issues import to_operation_outcome
     from exporter.validation.validator import Validator
 
@@ -112,10 +123,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{name}: fatal VAL_READ: cannot read file: {exc.strerror or exc}", file=sys.stderr)
             worst = EXIT_ERRORS
             continue
-        issues = attach(validator.validate_json(data, args.profile), data, file=name, max_bytes=validator.max_bytes)
+        issues = _read_resource(validator, data, name, args.profile)
         if any(i.is_error for i in issues):
             worst = EXIT_ERRORS
-        if args.format == "json":
+        if args.format != "table":
             outcomes[name] = to_operation_outcome(issues)
             continue
         shown = [i for i in issues if i.is_error or args.warnings]
@@ -124,12 +135,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors = sum(i.is_error for i in issues)
         print(f"{name}: {'INVALID' if errors else 'valid'} ({_counts(issues, len(shown), '-w')})")
     progress.done()
-    if args.format == "json":
+    if args.format != "table":
         doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
             "resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": f"file:{k}", "resource": v} for k, v in outcomes.items()]}
-        print(_json.dumps(doc, indent=2, ensure_ascii=False))
+        if args.format == JSON:
+            print(_json_text(doc), end="")
+        else:
+            sys.stdout.write(render(doc, args.format, pretty=True).decode("utf-8"))
     return worst
+
+
+def _json_text(doc: object) -> str:
+    import json as _json
+
+    return _json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 def _export_time(value: str | None) -> str:
@@ -181,13 +201,46 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not result.ok:
         print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
-    text = _json.dumps(result.bundle, indent=2, ensure_ascii=False) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if args.format == "xml":
+        from exporter.formats.media import XML, render
+
+        out = render(result.bundle, XML, pretty=True)
     else:
-        sys.stdout.write(text)
+        out = _json_text(result.bundle).encode("utf-8")
+    if args.output:
+        Path(args.output).write_bytes(out)
+    else:
+        sys.stdout.write(out.decode("utf-8"))
     print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({counts})"
           + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from exporter.formats.media import JSON, XML, parse, render, sniff
+    from exporter.formats.xml import FormatError
+
+    try:
+        data = Path(args.input).read_bytes()
+    except OSError as exc:
+        print(f"{args.input}: fatal CONVERT_READ: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    source = sniff(data)
+    target = args.to or (JSON if source == XML else XML)
+    value, issues = parse(data, source, source=args.input)
+    if issues:
+        _print_issues(issues)
+        return EXIT_ERRORS
+    try:
+        out = render(value, target, pretty=True)
+    except FormatError as exc:
+        for issue in exc.issues:
+            print(f"{args.input}: {issue.format()}", file=sys.stderr)
+        return EXIT_ERRORS
+    if args.output:
+        Path(args.output).write_bytes(out)
+    else:
+        sys.stdout.write(out.decode("utf-8"))
     return EXIT_OK
 
 
@@ -264,24 +317,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also print SUSHI's warnings")
     p.set_defaults(func=cmd_build_ig)
 
-    p = sub.add_parser("validate", help="validate FHIR JSON files against core, igs/ and extra IGs")
+    p = sub.add_parser("validate", help="validate FHIR JSON or XML files (detected by content) against core, igs/ and extra IGs")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--ig", action="append", default=[], metavar="PATH",
                    help="extra conformance resources: a package folder, a folder of JSON files or a package .tgz (repeatable)")
     p.add_argument("--profile", action="append", default=[], metavar="CANONICAL",
                    help="also validate against this profile (repeatable)")
-    p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="table: compiler-style lines (default); json: OperationOutcome")
+    p.add_argument("--format", choices=("table", "json", "xml"), default="table",
+                   help="table: compiler-style lines (default); json / xml: OperationOutcome in FHIR JSON / XML")
     p.add_argument("-w", "--warnings", action="store_true", help="table output: also list warnings")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("map", help="map one patient's domain JSON to a validated FHIR document Bundle")
     p.add_argument("input", metavar="INPUT.json")
-    p.add_argument("-o", "--output", metavar="OUT.json", help="write the Bundle here (default: standard output)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the Bundle here (default: standard output)")
+    p.add_argument("--format", choices=("json", "xml"), default="json", help="FHIR JSON (default) or FHIR XML")
     p.add_argument("--export-time", metavar="DATETIME", help="export timestamp with timezone (default: now, UTC)")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print warnings")
     p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("convert", help="convert one FHIR resource between JSON and XML (decimals keep their digits)")
+    p.add_argument("input", metavar="FILE", help="FHIR JSON or XML (detected by content)")
+    p.add_argument("--to", choices=("json", "xml"), help="target format (default: the other one)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here (default: standard output)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("check", help="load every mapping and code table, report all problems with file:line")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")

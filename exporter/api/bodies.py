@@ -31,6 +31,14 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
     if ctype not in JSON_TYPES:
         raise ApiError(415, code=IssueCode.NOT_SUPPORTED, message_id="API_CONTENT_TYPE",
                        text="The body must be application/fhir+json or application/json.")
+    raw = await read_body_bytes(request, max_bytes=max_bytes)
+    # parsing megabytes is CPU work: on the export pool, not the event loop, and not more at once than
+    # there are export slots (each parsed body may hold tens of MB)
+    return await run_bounded(request, _parse, raw, max_depth), raw
+
+
+async def read_body_bytes(request: Request, *, max_bytes: int) -> bytes:
+    """The raw body within `max_bytes` (declared Content-Length and bytes received), or ApiError 400 / 413."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -48,10 +56,7 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
             raise ApiError(413, code=IssueCode.TOO_COSTLY, message_id="API_BODY_TOO_LARGE",
                            text=f"The body exceeds {max_bytes} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    # parsing megabytes is CPU work: on the export pool, not the event loop, and not more at once than
-    # there are export slots (each parsed body may hold tens of MB)
-    return await run_bounded(request, _parse, raw, max_depth), raw
+    return b"".join(chunks)
 
 
 def _parse(raw: bytes, max_depth: int) -> Any:

@@ -59,7 +59,7 @@ class ConformanceIndex:
             "software": {"name": "diga-fhir-exporter", "version": __version__},
             "implementation": {"description": "DiGA FHIR export service"},
             "fhirVersion": "4.0.1",
-            "format": ["application/fhir+json"],
+            "format": ["application/fhir+json", "application/fhir+xml"],
             "rest": [{
                 "mode": "server",
                 "documentation": "POST /internal/export (service role export), GET /patient/export (patient token), "

@@ -21,9 +21,11 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exporter.auth.principal import AuthError, AuthUnavailable
+from exporter.formats.media import JSON, MEDIA_TYPES, XML, render, requested_format
 from exporter.issues import Issue, IssueCode, Severity, to_operation_outcome
 
-FHIR_JSON = "application/fhir+json"
+FHIR_JSON = MEDIA_TYPES[JSON]
+FHIR_XML = MEDIA_TYPES[XML]
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 PROTECTED_PREFIXES = ("/patient", "/internal", "/$validate")
 """Paths whose unknown sub-paths, methods and failures are answered silently."""
@@ -74,13 +76,20 @@ def is_protected_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
 
 
-def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return Response(content, status_code=status, media_type=FHIR_JSON, headers={**NO_STORE, **(headers or {})})
+def response_format(request: Request) -> str:
+    """The format the caller asked for (`_format`, then Accept; JSON by default). Depends on nothing but
+    these two request fields, so a denial is still the same bytes for every reason."""
+    return requested_format(request.headers.get("accept"), request.query_params.get("_format"))
 
 
-def _denied_response() -> Response:
-    return Response(DENIED_BODY, status_code=DENIED_STATUS, media_type=FHIR_JSON, headers=dict(DENIED_HEADERS))
+def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, fmt: str = JSON) -> Response:
+    """A FHIR resource (a dict, or FHIR JSON bytes) in the format `fmt`."""
+    content = render(body, fmt) if fmt != JSON or not isinstance(body, bytes) else body
+    return Response(content, status_code=status, media_type=MEDIA_TYPES[fmt], headers={**NO_STORE, **(headers or {})})
+
+
+def _denied_response(fmt: str = JSON) -> Response:
+    return fhir_response(DENIED_BODY, DENIED_STATUS, dict(DENIED_HEADERS), fmt)
 
 
 def error_response(request: Request, exc: Exception) -> Response:
@@ -88,33 +97,34 @@ def error_response(request: Request, exc: Exception) -> Response:
     (a fixed word) in request.state for the request log; never logs the exception's message."""
     path = request.scope.get("path", "")  # never request.url: it is built from the Host header
     state = request.state
+    fmt = response_format(request)
     if isinstance(exc, AuthError) or (isinstance(exc, ApiError) and exc.denied):
         state.outcome = f"denied:{getattr(exc, 'reason', 'auth')}"
-        return _denied_response()
+        return _denied_response(fmt)
     if isinstance(exc, AuthUnavailable):
         state.outcome = "unavailable:keys"
-        return fhir_response(UNAVAILABLE_BODY, 503, {"Retry-After": "10"})
+        return fhir_response(UNAVAILABLE_BODY, 503, {"Retry-After": "10"}, fmt)
     if isinstance(exc, StarletteHTTPException):
         if is_protected_path(path):  # unknown sub-path or method under a protected prefix: silent
             state.outcome = f"denied:http_{exc.status_code}"
-            return _denied_response()
+            return _denied_response(fmt)
         state.outcome = f"http_{exc.status_code}"
         code = IssueCode.NOT_FOUND if exc.status_code == 404 else IssueCode.NOT_SUPPORTED
         text = "Not found." if exc.status_code == 404 else "Not supported."
         return fhir_response(_outcome_bytes(code, text, f"API_HTTP_{exc.status_code}"), exc.status_code,
-                             dict(getattr(exc, "headers", None) or {}))
+                             dict(getattr(exc, "headers", None) or {}), fmt)
     if isinstance(exc, RequestValidationError):
         exc = ApiError(400, code=IssueCode.INVALID, text="The request parameters are invalid.",
                        message_id="API_BAD_REQUEST")
     if isinstance(exc, ApiError):
         state.outcome = f"error:{exc.reason}"
         if exc.status >= 500:
-            return fhir_response(UNAVAILABLE_BODY if exc.status == 503 else INTERNAL_BODY, exc.status, exc.headers)
+            return fhir_response(UNAVAILABLE_BODY if exc.status == 503 else INTERNAL_BODY, exc.status, exc.headers, fmt)
         if is_patient_path(path):
-            return fhir_response(PATIENT_FAILED_BODY, exc.status, exc.headers)
-        return fhir_response(to_operation_outcome(exc.issues), exc.status, exc.headers)
+            return fhir_response(PATIENT_FAILED_BODY, exc.status, exc.headers, fmt)
+        return fhir_response(to_operation_outcome(exc.issues), exc.status, exc.headers, fmt)
     state.outcome = f"internal:{type(exc).__name__}"
     log.error("unhandled exception", extra={"event": "unhandled_exception", "error": type(exc).__name__})
     if is_protected_path(path) and is_patient_path(path):
-        return fhir_response(PATIENT_FAILED_BODY, 500)
-    return fhir_response(INTERNAL_BODY, 500)
+        return fhir_response(PATIENT_FAILED_BODY, 500, fmt=fmt)
+    return fhir_response(INTERNAL_BODY, 500, fmt=fmt)

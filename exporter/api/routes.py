@@ -14,18 +14,23 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from exporter.api.bodies import read_json_body
-from exporter.api.errors import DENIED_BODY, FHIR_JSON, PATIENT_FAILED_BODY, ApiError, denied, fhir_response
+from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILED_BODY, ApiError, denied,
+                                 fhir_response, response_format)
 from exporter.api.limits import run_bounded
+from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.logs import audit_export
 from exporter.api.sources import SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
 from exporter.auth.principal import Principal
 from exporter.fhir.positions import attach
+from exporter.formats.media import FILE_SUFFIXES, render
 from exporter.issues import IssueCode, to_operation_outcome
 
-_OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}}}
-_DENIED = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body.",
-                 "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}}}}
+_XML = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
+_OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
+_DENIED = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body "
+                                "(per format).",
+                 "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}, FHIR_XML: _XML}}}
 _UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
                       **_OUTCOME}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
@@ -51,10 +56,12 @@ _OUTCOME_EXAMPLE = {"resourceType": "OperationOutcome", "issue": [
      "expression": ["Bundle.entry[4].resource.subject"]}]}
 
 
-def _json_body(example: dict) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        FHIR_JSON: {"schema": {"type": "object"}, "example": example},
-        "application/json": {"schema": {"type": "object"}, "example": example}}}}
+def _json_body(example: dict, xml_example: str | None = None) -> dict:
+    content: dict[str, Any] = {FHIR_JSON: {"schema": {"type": "object"}, "example": example},
+                               "application/json": {"schema": {"type": "object"}, "example": example}}
+    if xml_example:
+        content[FHIR_XML] = {"schema": {"type": "string"}, "example": xml_example}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def _now() -> str:
@@ -63,6 +70,12 @@ def _now() -> str:
 
 def _deadline(request: Request) -> float:
     return request.app.state.settings.request_timeout_seconds
+
+
+def _export(request: Request, doc: Any, fmt: str) -> tuple[Any, bytes | None]:
+    """Export and, when it succeeded, write the Bundle in the format asked for (both in the worker thread)."""
+    result = request.app.state.exporter.export(doc, export_time=_now())
+    return result, (render(result.bundle, fmt) if result.ok else None)
 
 
 async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
@@ -89,25 +102,26 @@ def register(app: FastAPI) -> None:
               responses={200: {"description": "The document Bundle", "content": {FHIR_JSON: {"example": {
                   "resourceType": "Bundle", "type": "document", "identifier": {
                       "system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c9e2d0a-5f3b-5f7e-9a51-8d7f3c1b2a40"},
-                  "timestamp": "2026-04-06T10:00:00+02:00", "entry": ["…"]}}}},
+                  "timestamp": "2026-04-06T10:00:00+02:00", "entry": ["…"]}}, FHIR_XML: _XML}},
                          422: {"description": "The document could not be exported: detailed issues",
-                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE}}},
+                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE},
+                                           FHIR_XML: _XML}},
                          **_DENIED, **_UNAVAILABLE})
     async def internal_export(request: Request, principal: Principal = Depends(require_service("export"))) -> Response:
         settings = request.app.state.settings
+        fmt = response_format(request)
         doc: Any = None
         size, result_word = 0, "error"
         try:
             with anyio.fail_after(settings.request_timeout_seconds):
                 doc, _ = await read_json_body(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
-                result = await _in_thread(request, lambda: request.app.state.exporter.export(doc, export_time=_now()))
-            if not result.ok:
+                result, body = await _in_thread(request, _export, request, doc, fmt)
+            if body is None:
                 result_word = "invalid"
-                return fhir_response(result.operation_outcome(), 422)
-            body = orjson.dumps(result.bundle)
+                return fhir_response(result.operation_outcome(), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
-            return fhir_response(body, 200)
+            return fhir_response(body, 200, fmt=fmt)
         except TimeoutError:
             result_word = "timeout"
             raise _timed_out(request) from None
@@ -120,11 +134,13 @@ def register(app: FastAPI) -> None:
 
     @app.get("/patient/export", summary="The logged-in patient's own export, as a download",
                 response_class=Response,
-                responses={200: {"description": "The document Bundle as an attachment", "content": {FHIR_JSON: {}}},
+                responses={200: {"description": "The document Bundle as an attachment",
+                                 "content": {FHIR_JSON: {}, FHIR_XML: _XML}},
                         422: {"description": "The export could not be produced (generic)", **_OUTCOME},
                         **_DENIED, **_UNAVAILABLE})
     async def patient_export(request: Request, principal: Principal = Depends(current_patient)) -> Response:
         settings = request.app.state.settings
+        fmt = response_format(request)
         pid = principal.patient_id or ""
         pseudonym = request.app.state.pseudonymize(pid)
         size, result_word = 0, "error"
@@ -143,15 +159,15 @@ def register(app: FastAPI) -> None:
                 if not isinstance(patient, dict) or patient.get("id") != pid:
                     result_word = "source_mismatch"  # the source answered someone else's document: never hand it out
                     raise denied("source_mismatch")
-                result = await _in_thread(request, lambda: request.app.state.exporter.export(doc, export_time=_now()))
-            if not result.ok:
+                result, body = await _in_thread(request, _export, request, doc, fmt)
+            if body is None:
                 result_word = "invalid"
-                return fhir_response(PATIENT_FAILED_BODY, 422)
-            body = orjson.dumps(result.bundle)
+                return fhir_response(PATIENT_FAILED_BODY, 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
             day = datetime.now(timezone.utc).strftime("%Y%m%d")
-            return fhir_response(body, 200, {"Content-Disposition": f'attachment; filename="diga-export-{day}.fhir.json"'})
+            return fhir_response(body, 200, {"Content-Disposition":
+                                             f'attachment; filename="diga-export-{day}{FILE_SUFFIXES[fmt]}"'}, fmt)
         except TimeoutError:
             result_word = "timeout"
             raise _timed_out(request) from None
@@ -160,17 +176,20 @@ def register(app: FastAPI) -> None:
                          request_id=request.state.request_id)
 
     @app.post("/$validate", summary="Validate a FHIR resource against igs/ and FHIR R4 core",
-              response_class=Response, openapi_extra=_json_body(_VALIDATE_EXAMPLE),
+              response_class=Response, openapi_extra=_json_body(_VALIDATE_EXAMPLE, XML_VALIDATE_EXAMPLE),
               responses={200: {"description": "OperationOutcome (also when the resource has errors)",
-                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE}}},
-                         400: {"description": "Not a FHIR resource (no resourceType), malformed or too deep", **_OUTCOME},
+                               "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE},
+                                           FHIR_XML: _XML}},
+                         400: {"description": "Not a FHIR resource (no resourceType), malformed or too deep "
+                                              "(XML: issues name line and column)", **_OUTCOME},
                          422: {"description": "Unknown resourceType", **_OUTCOME}, **_DENIED, **_UNAVAILABLE})
     async def validate(request: Request, principal: Principal = Depends(require_service("validate"))) -> Response:
         settings = request.app.state.settings
+        fmt = response_format(request)
         try:
             with anyio.fail_after(settings.request_timeout_seconds):
-                value, raw = await read_json_body(request, max_bytes=settings.max_body_bytes,
-                                                  max_depth=settings.max_json_depth)
+                value, raw = await read_resource_body(request, max_bytes=settings.max_body_bytes,
+                                                      max_depth=settings.max_json_depth)
                 root = ""
                 if isinstance(value, dict) and value.get("resourceType") == "Parameters":
                     params = [(k, p) for k, p in enumerate(value.get("parameter") or [])
@@ -189,12 +208,12 @@ def register(app: FastAPI) -> None:
         if any(i.message_id == "VAL_UNKNOWN_RESOURCE_TYPE" and i.is_error for i in issues):
             raise ApiError(422, issues, reason="unknown_resource_type")
         request.state.outcome = "ok"
-        return fhir_response(to_operation_outcome(issues), 200)
+        return fhir_response(to_operation_outcome(issues), 200, fmt=fmt)
 
     @app.get("/metadata", summary="CapabilityStatement", response_class=Response,
-                responses={200: {"description": "CapabilityStatement", "content": {FHIR_JSON: {}}}})
+                responses={200: {"description": "CapabilityStatement", "content": {FHIR_JSON: {}, FHIR_XML: _XML}}})
     def metadata(request: Request, _: Principal = Depends(public)) -> Response:
-        return fhir_response(request.app.state.capability_statement)
+        return fhir_response(request.app.state.capability_statement, fmt=response_format(request))
 
     def _conformance_route(rtype: str) -> None:  # noqa: E306
         def read(request: Request, id: str = Path(pattern=FHIR_ID, max_length=64),
@@ -202,12 +221,12 @@ def register(app: FastAPI) -> None:
             raw = request.app.state.conformance.resources[rtype].get(id)
             if raw is None:
                 raise ApiError(404, code=IssueCode.NOT_FOUND, message_id="API_NOT_FOUND", text=f"No {rtype} with this id.")
-            return fhir_response(raw)
+            return fhir_response(raw, fmt=response_format(request))
 
         read.__name__ = f"read_{rtype}"
         app.add_api_route(f"/{rtype}/{{id}}", read, methods=["GET"], summary=f"Read a {rtype} of the IG",
                           response_class=Response, name=f"read_{rtype}",
-                          responses={200: {"description": rtype, "content": {FHIR_JSON: {}}},
+                          responses={200: {"description": rtype, "content": {FHIR_JSON: {}, FHIR_XML: _XML}},
                                      404: {"description": "Unknown id", **_OUTCOME}})
 
     for rtype in ("StructureDefinition", "ValueSet", "CodeSystem"):
