@@ -12,6 +12,11 @@ XVER_ID     := hl7.fhir.xver-extensions
 XVER_VER    := 0.1.0
 XVER_SHA256 := 83122134f299c16262591a498cada83fad5206177166ee46750afad8e36b251f
 XVER_STAMP  := $(TOOLS)/fhir-home/.$(XVER_ID)-$(XVER_VER).stamp
+# FHIR's own R4 examples from npm, the corpus of the XML round trip (see the $(EXAMPLES_STAMP) rule)
+EXAMPLES_ID     := hl7.fhir.r4.examples
+EXAMPLES_VER    := 4.0.1
+EXAMPLES_SHA256 := dce87f1b5b9341867033f7d1f544fa1b5232503f6d62813887ac6b8a8b6cb682
+EXAMPLES_STAMP  := $(TOOLS)/fhir-examples/.$(EXAMPLES_ID)-$(EXAMPLES_VER).stamp
 
 .PHONY: setup demo test build-ig clean-tools
 .DEFAULT_GOAL := help
@@ -20,7 +25,7 @@ help:
 	@echo "make demo | make test | make setup | make build-ig"
 
 setup: $(VENV)/.stamp node_modules/.stamp $(TOOLS)/java/.stamp $(TOOLS)/keycloak/.stamp $(TOOLS)/fhir-home/.stamp \
-       $(XVER_STAMP)
+       $(XVER_STAMP) $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP)
 
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +60,24 @@ $(XVER_STAMP):
 	echo "$(XVER_SHA256)  $(TOOLS)/npm-pack/$(XVER_ID)-$(XVER_VER).tgz" | sha256sum -c --quiet -
 	tar -xzf $(TOOLS)/npm-pack/$(XVER_ID)-$(XVER_VER).tgz -C "$(TOOLS)/fhir-home/.fhir/packages/$(XVER_ID)#$(XVER_VER)"
 	rm -rf $(TOOLS)/npm-pack
+	touch $@
+
+# The official R4 XML schema (fhir-single.xsd) and the R4 definitions in XML, from Maven Central
+# (ca.uhn.hapi.fhir:hapi-fhir-validation-resources-r4, pinned in the pom): the XML oracles of the tests.
+$(TOOLS)/fhir-xml/.stamp: tools/fhir-xml/pom.xml
+	rm -rf $(TOOLS)/fhir-xml
+	mvn -q -B -f tools/fhir-xml/pom.xml -Dtools.dir=$(abspath $(TOOLS)) process-resources
+	touch $@
+
+# hl7.fhir.r4.examples#4.0.1 (CC0-1.0, 18,849,311 bytes, 5,306 resources): `npm pack` fetches just the tarball,
+# checked against a pinned sha256 (EXAMPLES_* above) and unpacked; the XML round-trip corpus of the tests.
+$(EXAMPLES_STAMP):
+	rm -rf $(TOOLS)/fhir-examples
+	mkdir -p $(TOOLS)/fhir-examples
+	npm pack --silent --ignore-scripts --pack-destination $(TOOLS)/fhir-examples $(EXAMPLES_ID)@$(EXAMPLES_VER)
+	echo "$(EXAMPLES_SHA256)  $(TOOLS)/fhir-examples/$(EXAMPLES_ID)-$(EXAMPLES_VER).tgz" | sha256sum -c --quiet -
+	tar -xzf $(TOOLS)/fhir-examples/$(EXAMPLES_ID)-$(EXAMPLES_VER).tgz -C $(TOOLS)/fhir-examples
+	rm $(TOOLS)/fhir-examples/$(EXAMPLES_ID)-$(EXAMPLES_VER).tgz
 	touch $@
 
 build-ig: setup
