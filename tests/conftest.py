@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.keycloak", "tests.support.refvalidator"]
+pytest_plugins = ["tests.support.keycloak", "tests.support.refvalidator", "tests.support.fhirxml"]

@@ -17,7 +17,8 @@ compiled once per type into a `Layout` (profiles cannot reorder elements, so onl
   copied node for node and never re-indented.
 
 Decimals keep their digits: a `FhirDecimal` is written with its own text, a plain float as the JSON
-output writes it (exporter.fhir.json.decimal_text); the reader returns decimals as FhirDecimal.
+output writes it (exporter.fhir.json.decimal_text); the reader returns a decimal as exporter.fhir.json's
+loads_exact would read the same digits in JSON (`120` an int, `1.50` a FhirDecimal).
 
 The reader returns the same JSON-shaped dict as FHIR JSON would (what the validator walks), or None and
 issues naming line and column: malformed XML, a DOCTYPE (refused before any entity is declared, so no
@@ -306,7 +307,10 @@ class XmlCodec:
                     raise _write_error(f"'_{name}' cannot be written: {name} is an XML attribute", path)
                 if type(value) is not str:
                     raise _write_error(f"'{name}' must be a string", path)
-                el.set(name, value)
+                try:
+                    el.set(name, value)
+                except ValueError:
+                    raise _write_error(f"'{name}' contains characters XML cannot carry", path) from None
             elif kind == RESOURCE:
                 items = value if f.many else [value]
                 if type(items) is not list:
@@ -325,33 +329,34 @@ class XmlCodec:
 
     def _write_primitive(self, el: Any, f: Field, value: Any, ext: Any, path: str,
                          divs: list[tuple[Any, Any]] | None) -> None:
-        if value is not None:
-            vk = f.value_kind
-            t = type(value)
-            if vk == V_STR:
-                if t is not str:
-                    raise _write_error("must be a string", path)
-                text = value
-            elif vk == V_BOOL:
-                if t is not bool:
-                    raise _write_error("must be a boolean", path)
-                text = "true" if value else "false"
-            elif vk == V_INT:
-                if t is not int:
-                    raise _write_error("must be an integer", path)
-                text = str(value)
-            else:
-                if t is bool or not (t is int or t is float or t is FhirDecimal):
-                    raise _write_error("must be a number", path)
-                text = decimal_text(value)
-            try:
-                el.set("value", text)
-            except ValueError:
-                raise _write_error("contains characters XML cannot carry", path) from None
-        if ext is not None:
+        if ext is not None:  # first, so that an id attribute precedes the value (as HL7's own tools write it)
             if type(ext) is not dict:
                 raise _write_error("the '_' companion must be an object", path)
             self._write_object(el, ext, f.layout, path, divs)  # type: ignore[arg-type]
+        if value is None:
+            return
+        vk = f.value_kind
+        t = type(value)
+        if vk == V_STR:
+            if t is not str:
+                raise _write_error("must be a string", path)
+            text = value
+        elif vk == V_BOOL:
+            if t is not bool:
+                raise _write_error("must be a boolean", path)
+            text = "true" if value else "false"
+        elif vk == V_INT:
+            if t is not int:
+                raise _write_error("must be an integer", path)
+            text = str(value)
+        else:
+            if t is bool or not (t is int or t is float or t is FhirDecimal):
+                raise _write_error("must be a number", path)
+            text = decimal_text(value)
+        try:
+            el.set("value", text)
+        except ValueError:
+            raise _write_error("contains characters XML cannot carry", path) from None
 
     def _write_div(self, parent: Any, value: Any, path: str, divs: list[tuple[Any, Any]] | None) -> None:
         if type(value) is not str:
@@ -632,6 +637,8 @@ class _Reader:
                 return int(raw), ext
             self.problem(el, "XML_VALUE", f"the value of '{f.name}' is not an integer", IssueCode.VALUE)
         else:
+            if _INT_RE.match(raw):  # as a JSON parser reads it: an integer literal is an int
+                return int(raw), ext
             if _DEC_RE.match(raw):
                 return FhirDecimal(raw), ext
             self.problem(el, "XML_VALUE", f"the value of '{f.name}' is not a decimal", IssueCode.VALUE)
