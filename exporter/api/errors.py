@@ -11,6 +11,7 @@ only authorised service callers get detailed OperationOutcomes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -82,14 +83,21 @@ def response_format(request: Request) -> str:
     return requested_format(request.headers.get("accept"), request.query_params.get("_format"))
 
 
+@functools.lru_cache(maxsize=512)
+def in_format(json_body: bytes, fmt: str) -> bytes:
+    """A fixed FHIR JSON body (the constant outcomes, a committed conformance resource) in `fmt`; the XML
+    is written once and reused, so a constant stays the same bytes."""
+    return json_body if fmt == JSON else render(json_body, fmt)
+
+
 def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, fmt: str = JSON) -> Response:
-    """A FHIR resource (a dict, or FHIR JSON bytes) in the format `fmt`."""
-    content = render(body, fmt) if fmt != JSON or not isinstance(body, bytes) else body
+    """A FHIR resource: a dict (written here in `fmt`) or bytes already in `fmt`."""
+    content = body if isinstance(body, bytes) else render(body, fmt)
     return Response(content, status_code=status, media_type=MEDIA_TYPES[fmt], headers={**NO_STORE, **(headers or {})})
 
 
 def _denied_response(fmt: str = JSON) -> Response:
-    return fhir_response(DENIED_BODY, DENIED_STATUS, dict(DENIED_HEADERS), fmt)
+    return fhir_response(in_format(DENIED_BODY, fmt), DENIED_STATUS, dict(DENIED_HEADERS), fmt)
 
 
 def error_response(request: Request, exc: Exception) -> Response:
@@ -103,7 +111,7 @@ def error_response(request: Request, exc: Exception) -> Response:
         return _denied_response(fmt)
     if isinstance(exc, AuthUnavailable):
         state.outcome = "unavailable:keys"
-        return fhir_response(UNAVAILABLE_BODY, 503, {"Retry-After": "10"}, fmt)
+        return fhir_response(in_format(UNAVAILABLE_BODY, fmt), 503, {"Retry-After": "10"}, fmt)
     if isinstance(exc, StarletteHTTPException):
         if is_protected_path(path):  # unknown sub-path or method under a protected prefix: silent
             state.outcome = f"denied:http_{exc.status_code}"
@@ -111,7 +119,7 @@ def error_response(request: Request, exc: Exception) -> Response:
         state.outcome = f"http_{exc.status_code}"
         code = IssueCode.NOT_FOUND if exc.status_code == 404 else IssueCode.NOT_SUPPORTED
         text = "Not found." if exc.status_code == 404 else "Not supported."
-        return fhir_response(_outcome_bytes(code, text, f"API_HTTP_{exc.status_code}"), exc.status_code,
+        return fhir_response(in_format(_outcome_bytes(code, text, f"API_HTTP_{exc.status_code}"), fmt), exc.status_code,
                              dict(getattr(exc, "headers", None) or {}), fmt)
     if isinstance(exc, RequestValidationError):
         exc = ApiError(400, code=IssueCode.INVALID, text="The request parameters are invalid.",
@@ -119,12 +127,13 @@ def error_response(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         state.outcome = f"error:{exc.reason}"
         if exc.status >= 500:
-            return fhir_response(UNAVAILABLE_BODY if exc.status == 503 else INTERNAL_BODY, exc.status, exc.headers, fmt)
+            return fhir_response(in_format(UNAVAILABLE_BODY if exc.status == 503 else INTERNAL_BODY, fmt), exc.status,
+                                 exc.headers, fmt)
         if is_patient_path(path):
-            return fhir_response(PATIENT_FAILED_BODY, exc.status, exc.headers, fmt)
+            return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), exc.status, exc.headers, fmt)
         return fhir_response(to_operation_outcome(exc.issues), exc.status, exc.headers, fmt)
     state.outcome = f"internal:{type(exc).__name__}"
     log.error("unhandled exception", extra={"event": "unhandled_exception", "error": type(exc).__name__})
     if is_protected_path(path) and is_patient_path(path):
-        return fhir_response(PATIENT_FAILED_BODY, 500, fmt=fmt)
-    return fhir_response(INTERNAL_BODY, 500, fmt=fmt)
+        return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), 500, fmt=fmt)
+    return fhir_response(in_format(INTERNAL_BODY, fmt), 500, fmt=fmt)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from exporter.api.bodies import read_json_body
 from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILED_BODY, ApiError, denied,
-                                 fhir_response, response_format)
+                                 fhir_response, in_format, response_format)
 from exporter.api.limits import run_bounded
 from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.logs import audit_export
@@ -162,7 +162,7 @@ def register(app: FastAPI) -> None:
                 result, body = await _in_thread(request, _export, request, doc, fmt)
             if body is None:
                 result_word = "invalid"
-                return fhir_response(PATIENT_FAILED_BODY, 422, fmt=fmt)
+                return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
             day = datetime.now(timezone.utc).strftime("%Y%m%d")
@@ -221,7 +221,8 @@ def register(app: FastAPI) -> None:
             raw = request.app.state.conformance.resources[rtype].get(id)
             if raw is None:
                 raise ApiError(404, code=IssueCode.NOT_FOUND, message_id="API_NOT_FOUND", text=f"No {rtype} with this id.")
-            return fhir_response(raw, fmt=response_format(request))
+            fmt = response_format(request)
+            return fhir_response(in_format(raw, fmt), fmt=fmt)
 
         read.__name__ = f"read_{rtype}"
         app.add_api_route(f"/{rtype}/{{id}}", read, methods=["GET"], summary=f"Read a {rtype} of the IG",
