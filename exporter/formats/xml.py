@@ -406,9 +406,10 @@ def _write_error(text: str, path: str) -> FormatError:
 
 def _safe_parser() -> Any:
     """libxml2 with everything dangerous off: no DTD, no entity substitution, no network, no huge trees
-    (its own depth and size limits apply), comments and processing instructions dropped."""
+    (its own depth and size limits apply). Comments stay (a narrative keeps its own); the reader skips
+    them and processing instructions between FHIR elements."""
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False)
+                           huge_tree=False, remove_comments=False, remove_pis=False, collect_ids=False)
 
 
 def _indent_around_divs(root: Any, divs: list[tuple[Any, Any]]) -> None:
@@ -537,8 +538,9 @@ class _Reader:
                 self.problem(el, "XML_TEXT", f"text content is not allowed in {layout.name} (values go in attributes)")
             f = by_tag.get(tag)
             if f is None:
-                self.unknown(child, layout)
-                continue
+                if type(tag) is str or type(child) is etree._Entity:
+                    self.unknown(child, layout)
+                continue  # a comment or processing instruction
             if f.order < last:
                 self.problem(child, "XML_ORDER", f"element '{f.name}' is out of order in {layout.name}")
                 continue
@@ -647,7 +649,7 @@ class _Reader:
     def wrapped(self, el: Any, f: Field, depth: int) -> dict[str, Any] | None:
         if el.attrib:
             self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"'{f.name}' takes no attributes")
-        inner = [c for c in el]
+        inner = [c for c in el if type(c.tag) is str or type(c) is etree._Entity]
         if (el.text is not None and not el.text.isspace()) or len(inner) != 1:
             self.problem(el, "XML_RESOURCE_WRAPPER", f"'{f.name}' must contain exactly one resource element")
             return None

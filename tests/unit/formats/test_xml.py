@@ -252,3 +252,17 @@ def test_the_writer_refuses_what_the_definitions_do_not_allow(codec, resource, f
     with pytest.raises(FormatError) as info:
         codec.write(resource)
     assert fragment in info.value.issues[0].message
+
+
+def test_comments_are_kept_in_narratives_and_skipped_between_elements(codec, fhir_xsd):
+    xml = (b'<!-- before --><Patient xmlns="http://hl7.org/fhir"><!-- a --><id value="a"><!-- b --></id><?pi x?>'
+           b'<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><!-- kept --> <p>x</p></div>'
+           b'</text><contained><!-- c --><Organization/></contained></Patient>')
+    value, issues = codec.read(xml)
+    assert issues == []
+    assert value == {"resourceType": "Patient", "id": "a", "text": {"status": "generated", "div":
+                     '<div xmlns="http://www.w3.org/1999/xhtml"><!-- kept --> <p>x</p></div>'},
+                     "contained": [{"resourceType": "Organization"}]}
+    written = codec.write(value)
+    fhir_xsd.assert_valid(written)
+    assert b"<!-- kept --> <p>x</p></div>" in written
