@@ -248,7 +248,7 @@ class XmlCodec:
             _indent_around_divs(root, divs)
         return _DECLARATION + etree.tostring(root, encoding="UTF-8") + (b"\n" if pretty else b"")
 
-    def _plan(self, layout: Layout, keys: tuple[str, ...], path: str) -> list[tuple[Field, bool, bool]]:
+    def _plan(self, layout: Layout, keys: tuple[str, ...], path: Any) -> list[tuple[Field, bool, bool]]:
         present: dict[str, list[bool]] = {}
         for k in keys:
             if k == "resourceType" and layout.is_resource:
@@ -265,8 +265,9 @@ class XmlCodec:
             layout.plans[keys] = plan
         return plan
 
-    def _write_object(self, el: Any, obj: dict[str, Any], layout: Layout, path: str,
+    def _write_object(self, el: Any, obj: dict[str, Any], layout: Layout, path: Any,
                       divs: list[tuple[Any, Any]] | None) -> None:
+        """`path` is built lazily — (parent, name, index) tuples — and spelled out only for an error."""
         keys = tuple(obj)
         plan = layout.plans.get(keys) or self._plan(layout, keys, path)
         sub = etree.SubElement
@@ -275,6 +276,12 @@ class XmlCodec:
             kind = f.kind
             value = obj[name] if has_value else None
             if kind == PRIMITIVE:
+                if not has_ext and not f.many and f.value_kind == V_STR and type(value) is str:
+                    try:  # the common case: one string value
+                        sub(el, f.tag, value=value)
+                        continue
+                    except ValueError:
+                        raise _write_error("contains characters XML cannot carry", (path, name, None)) from None
                 ext = obj.get("_" + name) if has_ext else None
                 if f.many:
                     values = value if value is not None else []
@@ -286,9 +293,9 @@ class XmlCodec:
                         x = exts[i] if i < len(exts) else None
                         if v is None and x is None:
                             raise _write_error(f"'{name}[{i}]' has neither a value nor extensions", path)
-                        self._write_primitive(sub(el, f.tag), f, v, x, f"{path}.{name}[{i}]", divs)
+                        self._write_primitive(sub(el, f.tag), f, v, x, (path, name, i), divs)
                 else:
-                    self._write_primitive(sub(el, f.tag), f, value, ext, f"{path}.{name}", divs)
+                    self._write_primitive(sub(el, f.tag), f, value, ext, (path, name, None), divs)
             elif kind == COMPLEX:
                 layout_ = f.layout
                 if f.many:
@@ -297,9 +304,9 @@ class XmlCodec:
                     for i, item in enumerate(value):
                         if type(item) is not dict:
                             raise _write_error(f"'{name}[{i}]' must be an object", path)
-                        self._write_object(sub(el, f.tag), item, layout_, f"{path}.{name}[{i}]", divs)  # type: ignore[arg-type]
+                        self._write_object(sub(el, f.tag), item, layout_, (path, name, i), divs)  # type: ignore[arg-type]
                 elif type(value) is dict:
-                    self._write_object(sub(el, f.tag), value, layout_, f"{path}.{name}", divs)  # type: ignore[arg-type]
+                    self._write_object(sub(el, f.tag), value, layout_, (path, name, None), divs)  # type: ignore[arg-type]
                 else:
                     raise _write_error(f"'{name}' must be an object", path)
             elif kind == ATTR:
@@ -316,7 +323,7 @@ class XmlCodec:
                 if type(items) is not list:
                     raise _write_error(f"'{name}' must be an array", path)
                 for i, res in enumerate(items):
-                    where = f"{path}.{name}[{i}]" if f.many else f"{path}.{name}"
+                    where = (path, name, i if f.many else None)
                     rtype = res.get("resourceType") if type(res) is dict else None
                     rlayout = self.resource_layout(rtype) if isinstance(rtype, str) else None
                     if rlayout is None:
@@ -325,9 +332,9 @@ class XmlCodec:
             else:  # XHTML
                 if has_ext:
                     raise _write_error(f"'_{name}' is not allowed on XHTML", path)
-                self._write_div(el, value, f"{path}.{name}", divs)
+                self._write_div(el, value, (path, name, None), divs)
 
-    def _write_primitive(self, el: Any, f: Field, value: Any, ext: Any, path: str,
+    def _write_primitive(self, el: Any, f: Field, value: Any, ext: Any, path: Any,
                          divs: list[tuple[Any, Any]] | None) -> None:
         if ext is not None:  # first, so that an id attribute precedes the value (as HL7's own tools write it)
             if type(ext) is not dict:
@@ -358,7 +365,7 @@ class XmlCodec:
         except ValueError:
             raise _write_error("contains characters XML cannot carry", path) from None
 
-    def _write_div(self, parent: Any, value: Any, path: str, divs: list[tuple[Any, Any]] | None) -> None:
+    def _write_div(self, parent: Any, value: Any, path: Any, divs: list[tuple[Any, Any]] | None) -> None:
         if type(value) is not str:
             raise _write_error("must be a string of XHTML", path)
         try:
@@ -399,9 +406,21 @@ class XmlCodec:
         return None, reader.issues(data, root, source)
 
 
-def _write_error(text: str, path: str) -> FormatError:
+def _write_error(text: str, path: Any) -> FormatError:
+    where = _path_text(path)
     return FormatError(Issue(Severity.ERROR, IssueCode.STRUCTURE, f"cannot write XML: {text}", "XML_WRITE",
-                             expression=(path,) if path else ()))
+                             expression=(where,) if where else ()))
+
+
+def _path_text(path: Any) -> str:
+    """('Patient', 'name', 0) nested as the writer builds it → 'Patient.name[0]'."""
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, name, index = path
+        parts.append(name if index is None else f"{name}[{index}]")
+    if path:
+        parts.append(path)
+    return ".".join(reversed(parts))
 
 
 def _safe_parser() -> Any:

@@ -30,3 +30,10 @@ def test_export_benchmark_runs_and_reports(capsys):
     assert bench_export.main(["--repeat", "1", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"ratio_to_orjson"' in out and '"after_other_patient_ratio"' in out
+
+
+def test_xml_benchmark_runs_and_reports(capsys):
+    from benchmarks import bench_xml
+    assert bench_xml.main(["--repeat", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"write_ratio_to_orjson"' in out and '"read_ratio_to_orjson"' in out
