@@ -10,29 +10,24 @@ per-round ratios). Target (issue 5): ≤ 8× the floor.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
 import orjson
 
-from benchmarks.common import interleaved_runs, paired_ratio, report, round_ratios
+from benchmarks.common import EXPORT_TIME, interleaved_runs, large_sample, options, paired_ratio, report, round_ratios
 
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
 
 TARGET_RATIO = 8.0
-EXPORT_TIME = "2026-04-06T10:00:00+02:00"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    args = options(__doc__, argv)
     settings = get_settings()
-    doc = json.loads((settings.root / "samples" / "patients" / "large.json").read_text(encoding="utf-8"))
+    doc = large_sample(settings)
     t = time.perf_counter()
     exporter = Exporter.from_settings(settings)
     startup = time.perf_counter() - t

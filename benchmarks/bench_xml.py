@@ -10,29 +10,23 @@ ratio is the median of the per-round ratios. Targets (issue 15): write ≤ 8×, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 
 import orjson
 
-from benchmarks.common import interleaved_runs, round_ratios
+from benchmarks.common import EXPORT_TIME, interleaved_runs, large_sample, options, round_ratios
 from exporter.formats.xml import default_codec
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
 
 WRITE_TARGET, READ_TARGET = 8.0, 12.0
-EXPORT_TIME = "2026-04-06T10:00:00+02:00"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    args = options(__doc__, argv)
     settings = get_settings()
-    doc = json.loads((settings.root / "samples" / "patients" / "large.json").read_text(encoding="utf-8"))
-    result = Exporter.from_settings(settings).export(doc, export_time=EXPORT_TIME)
+    result = Exporter.from_settings(settings).export(large_sample(settings), export_time=EXPORT_TIME)
     if not result.ok:
         print("large sample does not export:", *[i.format() for i in result.issues[:10]], sep="\n  ")
         return 1

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import statistics
 import time
 from typing import Any, Callable
+
+EXPORT_TIME = "2026-04-06T10:00:00+02:00"
+
+
+def options(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """--repeat N and --json, the options every benchmark takes."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    return ap.parse_args(argv)
+
+
+def large_sample(settings: Any) -> dict[str, Any]:
+    """The large synthetic patient (samples/patients/large.json), the input of the export benchmarks."""
+    return json.loads((settings.root / "samples" / "patients" / "large.json").read_text(encoding="utf-8"))
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
