@@ -184,7 +184,7 @@ class XmlCodec:
                     children: dict[str, list[dict[str, Any]]], layouts: dict[str, Layout],
                     build: Callable[[str, str, bool], Layout]) -> None:
         name = e["path"].rpartition(".")[2]
-        many = e.get("max") != "1" and e.get("base", {}).get("max", e.get("max")) != "1"
+        many = e.get("base", {}).get("max", e.get("max")) != "1"  # JSON arrays follow the base definition
         if "xmlAttr" in (e.get("representation") or []):
             layout.add(Field(name, name, order, False, ATTR))
             return
