@@ -51,7 +51,12 @@ _SYSTEM = "http://hl7.org/fhirpath/System."
 _FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 _RESOURCE_CODES = frozenset({"Resource", "DomainResource"})
 DEFAULT_MAX_DEPTH = 64
-_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+# what an attribute value cannot hold as it is: markup, the quote, whitespace that attribute-value
+# normalisation would turn into spaces, and characters XML 1.0 does not allow at all
+_SPECIAL = re.compile('[&<>"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]').search
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_ILLEGAL = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]').search
 
 # kinds of Field
 ATTR, PRIMITIVE, COMPLEX, RESOURCE, XHTML = range(5)
@@ -60,6 +65,8 @@ V_STR, V_BOOL, V_INT, V_DEC = range(4)
 _VALUE_KINDS = {_SYSTEM + "Boolean": V_BOOL, _SYSTEM + "Integer": V_INT, _SYSTEM + "Decimal": V_DEC}
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)\Z")
 _DEC_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
+# non-blank text outside narratives, found by libxml2 in one pass
+_STRAY_TEXT = etree.XPath("//text()[normalize-space()][not(ancestor::x:div)]", namespaces={"x": XHTML_NS})
 _LINE_SUFFIX = re.compile(r",? line \d+, column \d+\s*$")
 
 
@@ -80,6 +87,10 @@ class Field:
     kind: int
     value_kind: int = V_STR
     layout: "Layout | None" = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
+    open: str = ""  # '<name value="' of a primitive, for the writer
+
+    def __post_init__(self) -> None:
+        self.open = f'<{self.name} value="'
 
 
 @dataclass(eq=False, slots=True)
@@ -233,22 +244,26 @@ class XmlCodec:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, resource: dict[str, Any], *, pretty: bool = False) -> bytes:
-        """The resource as an XML document (UTF-8, with declaration). Raises FormatError for a value that
-        its definition does not allow (run the validator first: a valid resource always writes)."""
+        """The resource as an XML document (UTF-8, with declaration; `pretty`: two-space indentation of the
+        FHIR elements, narratives untouched). Raises FormatError for a value its definition does not allow
+        (run the validator first: a valid resource always writes)."""
         if not isinstance(resource, dict):
             raise _write_error("a resource must be a JSON object", "")
         rtype = resource.get("resourceType")
         layout = self.resource_layout(rtype) if isinstance(rtype, str) else None
         if layout is None:
             raise _write_error("unknown or missing resourceType", "")
-        root = etree.Element(_F + rtype, nsmap={None: FHIR_NS})
-        divs: list[tuple[Any, Any]] | None = [] if pretty else None
-        self._write_object(root, resource, layout, rtype, divs)
-        if divs is not None:
-            _indent_around_divs(root, divs)
-        return _DECLARATION + etree.tostring(root, encoding="UTF-8") + (b"\n" if pretty else b"")
+        out: list[str] = [_DECLARATION]
+        self._object(out, f'{rtype} xmlns="{FHIR_NS}"', rtype, resource, layout, rtype, "\n", "\n  " if pretty else "")
+        if pretty:
+            out.append("\n")
+        try:
+            return "".join(out).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (the escape check also refuses them)
+            raise _write_error("contains characters XML cannot carry", rtype) from None
 
-    def _plan(self, layout: Layout, keys: tuple[str, ...], path: Any) -> list[tuple[Field, bool, bool]]:
+    def _plan(self, layout: Layout, keys: tuple[str, ...], path: Any) -> tuple[list[Field], list[tuple[Field, bool, bool]]]:
+        """(attribute fields, [(element field, has value, has `_` companion)] in document order) for one key set."""
         present: dict[str, list[bool]] = {}
         for k in keys:
             if k == "resourceType" and layout.is_resource:
@@ -256,32 +271,61 @@ class XmlCodec:
             companion = k[:1] == "_"
             name = k[1:] if companion else k
             f = layout.fields.get(name)
-            if f is None or (companion and f.kind not in (PRIMITIVE, ATTR)):
+            if f is None or (companion and f.kind not in (PRIMITIVE, ATTR, XHTML)):
                 raise _write_error(f"'{k}' is not an element of {layout.name}", path)
+            if companion and f.kind != PRIMITIVE:
+                raise _write_error(f"'{k}' cannot be written: '{name}' takes no id or extensions in XML", path)
             flags = present.setdefault(name, [False, False])
             flags[1 if companion else 0] = True
-        plan = sorted(((layout.fields[n], v, x) for n, (v, x) in present.items()), key=lambda p: p[0].order)
+        ordered = sorted(((layout.fields[n], v, x) for n, (v, x) in present.items()), key=lambda p: p[0].order)
+        plan = ([f for f, _, _ in ordered if f.kind == ATTR], [p for p in ordered if p[0].kind != ATTR])
         if len(layout.plans) < 512:
-            layout.plans[keys] = plan
+            layout.plans[keys] = plan  # type: ignore[assignment]
         return plan
 
-    def _write_object(self, el: Any, obj: dict[str, Any], layout: Layout, path: Any,
-                      divs: list[tuple[Any, Any]] | None) -> None:
-        """`path` is built lazily — (parent, name, index) tuples — and spelled out only for an error."""
+    def _object(self, out: list[str], open_tag: str, close_tag: str, obj: dict[str, Any], layout: Layout,
+                path: Any, nl: str, inner: str) -> None:
+        """`<open_tag attrs>children</close_tag>`. `nl` goes before the start tag, `inner` before each child
+        ('' when compact). `path` is built lazily — (parent, name, index) — and spelled out only for an error."""
         keys = tuple(obj)
-        plan = layout.plans.get(keys) or self._plan(layout, keys, path)
-        sub = etree.SubElement
-        for f, has_value, has_ext in plan:
+        attrs, elements = layout.plans.get(keys) or self._plan(layout, keys, path)  # type: ignore[misc]
+        ap = out.append
+        ap(nl)
+        ap("<")
+        ap(open_tag)
+        for f in attrs:
+            value = obj[f.name]
+            if type(value) is not str:
+                raise _write_error(f"'{f.name}' must be a string", path)
+            ap(f' {f.name}="')
+            ap(_escape(value, (path, f.name, None)) if _SPECIAL(value) else value)
+            ap('"')
+        if not elements:
+            ap("/>")
+            return
+        ap(">")
+        self._children(out, obj, elements, path, inner)
+        if inner:
+            ap(nl)
+        ap("</")
+        ap(close_tag)
+        ap(">")
+
+    def _children(self, out: list[str], obj: dict[str, Any], elements: list[tuple[Field, bool, bool]], path: Any,
+                  nl: str) -> None:
+        ap = out.append
+        deeper = nl + "  " if nl else ""
+        for f, has_value, has_ext in elements:
             name = f.name
             kind = f.kind
             value = obj[name] if has_value else None
             if kind == PRIMITIVE:
                 if not has_ext and not f.many and f.value_kind == V_STR and type(value) is str:
-                    try:  # the common case: one string value
-                        sub(el, f.tag, value=value)
-                        continue
-                    except ValueError:
-                        raise _write_error("contains characters XML cannot carry", (path, name, None)) from None
+                    ap(nl)  # the common case: one string value
+                    ap(f.open)
+                    ap(_escape(value, (path, name, None)) if _SPECIAL(value) else value)
+                    ap('"/>')
+                    continue
                 ext = obj.get("_" + name) if has_ext else None
                 if f.many:
                     values = value if value is not None else []
@@ -293,31 +337,22 @@ class XmlCodec:
                         x = exts[i] if i < len(exts) else None
                         if v is None and x is None:
                             raise _write_error(f"'{name}[{i}]' has neither a value nor extensions", path)
-                        self._write_primitive(sub(el, f.tag), f, v, x, (path, name, i), divs)
+                        self._primitive(out, f, v, x, (path, name, i), nl, deeper)
                 else:
-                    self._write_primitive(sub(el, f.tag), f, value, ext, (path, name, None), divs)
+                    self._primitive(out, f, value, ext, (path, name, None), nl, deeper)
             elif kind == COMPLEX:
-                layout_ = f.layout
+                layout = f.layout
                 if f.many:
                     if type(value) is not list:
                         raise _write_error(f"'{name}' must be an array", path)
                     for i, item in enumerate(value):
                         if type(item) is not dict:
                             raise _write_error(f"'{name}[{i}]' must be an object", path)
-                        self._write_object(sub(el, f.tag), item, layout_, (path, name, i), divs)  # type: ignore[arg-type]
+                        self._object(out, name, name, item, layout, (path, name, i), nl, deeper)  # type: ignore[arg-type]
                 elif type(value) is dict:
-                    self._write_object(sub(el, f.tag), value, layout_, (path, name, None), divs)  # type: ignore[arg-type]
+                    self._object(out, name, name, value, layout, (path, name, None), nl, deeper)  # type: ignore[arg-type]
                 else:
                     raise _write_error(f"'{name}' must be an object", path)
-            elif kind == ATTR:
-                if has_ext:
-                    raise _write_error(f"'_{name}' cannot be written: {name} is an XML attribute", path)
-                if type(value) is not str:
-                    raise _write_error(f"'{name}' must be a string", path)
-                try:
-                    el.set(name, value)
-                except ValueError:
-                    raise _write_error(f"'{name}' contains characters XML cannot carry", path) from None
             elif kind == RESOURCE:
                 items = value if f.many else [value]
                 if type(items) is not list:
@@ -328,57 +363,82 @@ class XmlCodec:
                     rlayout = self.resource_layout(rtype) if isinstance(rtype, str) else None
                     if rlayout is None:
                         raise _write_error("unknown or missing resourceType", where)
-                    self._write_object(sub(sub(el, f.tag), _F + rtype), res, rlayout, where, divs)
+                    ap(nl)
+                    ap(f"<{name}>")
+                    self._object(out, rtype, rtype, res, rlayout, where, deeper, deeper + "  " if deeper else "")
+                    ap(nl)
+                    ap(f"</{name}>")
             else:  # XHTML
-                if has_ext:
-                    raise _write_error(f"'_{name}' is not allowed on XHTML", path)
-                self._write_div(el, value, (path, name, None), divs)
+                ap(nl)
+                ap(self._div(value, (path, name, None)))
 
-    def _write_primitive(self, el: Any, f: Field, value: Any, ext: Any, path: Any,
-                         divs: list[tuple[Any, Any]] | None) -> None:
-        if ext is not None:  # first, so that an id attribute precedes the value (as HL7's own tools write it)
+    def _primitive(self, out: list[str], f: Field, value: Any, ext: Any, path: Any, nl: str, inner: str) -> None:
+        ap = out.append
+        ap(nl)
+        ap("<")
+        ap(f.name)
+        children: list[tuple[Field, bool, bool]] = []
+        if ext is not None:  # id first, as HL7's own tools write it; extensions become children
             if type(ext) is not dict:
                 raise _write_error("the '_' companion must be an object", path)
-            self._write_object(el, ext, f.layout, path, divs)  # type: ignore[arg-type]
-        if value is None:
+            keys = tuple(ext)
+            attrs, children = f.layout.plans.get(keys) or self._plan(f.layout, keys, path)  # type: ignore[union-attr,misc]
+            for a in attrs:
+                text = ext[a.name]
+                if type(text) is not str:
+                    raise _write_error(f"'{a.name}' must be a string", path)
+                ap(f' {a.name}="')
+                ap(_escape(text, path) if _SPECIAL(text) else text)
+                ap('"')
+        if value is not None:
+            vk = f.value_kind
+            t = type(value)
+            if vk == V_STR:
+                if t is not str:
+                    raise _write_error("must be a string", path)
+                text = value
+            elif vk == V_BOOL:
+                if t is not bool:
+                    raise _write_error("must be a boolean", path)
+                text = "true" if value else "false"
+            elif vk == V_INT:
+                if t is not int:
+                    raise _write_error("must be an integer", path)
+                text = str(value)
+            else:
+                if t is bool or not (t is int or t is float or t is FhirDecimal):
+                    raise _write_error("must be a number", path)
+                text = decimal_text(value)
+            ap(' value="')
+            ap(_escape(text, path) if _SPECIAL(text) else text)
+            ap('"')
+        if not children:
+            ap("/>")
             return
-        vk = f.value_kind
-        t = type(value)
-        if vk == V_STR:
-            if t is not str:
-                raise _write_error("must be a string", path)
-            text = value
-        elif vk == V_BOOL:
-            if t is not bool:
-                raise _write_error("must be a boolean", path)
-            text = "true" if value else "false"
-        elif vk == V_INT:
-            if t is not int:
-                raise _write_error("must be an integer", path)
-            text = str(value)
-        else:
-            if t is bool or not (t is int or t is float or t is FhirDecimal):
-                raise _write_error("must be a number", path)
-            text = decimal_text(value)
-        try:
-            el.set("value", text)
-        except ValueError:
-            raise _write_error("contains characters XML cannot carry", path) from None
+        ap(">")
+        self._children(out, ext, children, path, inner)
+        ap(nl)
+        ap("</")
+        ap(f.name)
+        ap(">")
 
-    def _write_div(self, parent: Any, value: Any, path: Any, divs: list[tuple[Any, Any]] | None) -> None:
+    def _div(self, value: Any, path: Any) -> str:
+        """The narrative's XHTML exactly as given, once libxml2 has confirmed it is one well-formed <div> in
+        the XHTML namespace (no DOCTYPE, no entity it would have to declare)."""
         if type(value) is not str:
             raise _write_error("must be a string of XHTML", path)
+        text = value.strip()
+        if not text.startswith("<div"):
+            raise _write_error("must be a <div> in the XHTML namespace", path)
         try:
-            div = etree.fromstring(value.encode("utf-8"), self._div_parser)
+            div = etree.fromstring(text.encode("utf-8"), self._div_parser)
         except (etree.XMLSyntaxError, ValueError):
             raise _write_error("is not well-formed XHTML", path) from None
         if div.tag != _XHTML_DIV:
             raise _write_error("must be a <div> in the XHTML namespace", path)
-        div.tail = None
-        if divs is None:
-            parent.append(div)
-        else:
-            divs.append((parent, div))  # appended after indenting, so that its content stays as it is
+        if div.getprevious() is not None or div.getnext() is not None or not text.endswith(">"):
+            raise _write_error("must be exactly one <div> element", path)
+        return text
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, data: bytes, *, source: str = "<input>", max_depth: int = DEFAULT_MAX_DEPTH,
@@ -400,10 +460,24 @@ class XmlCodec:
             return None, [Issue(Severity.FATAL, IssueCode.STRUCTURE, f"not well-formed XML: {msg}", "XML_MALFORMED",
                                 location=SourceLocation(source, line or 1, col))]
         reader = _Reader(self, max_depth)
+        stray = []
+        for text in _STRAY_TEXT(root):  # text where FHIR has only elements and attributes
+            owner = text.getparent()
+            owner = owner.getparent() if text.is_tail and owner.getparent() is not None else owner
+            reader.text_owners.add(owner)
+            stray.append(owner)
         resource = reader.resource(root, 1)
+        for owner in stray[:100]:
+            reader.problem(owner, "XML_TEXT", "text content is not allowed in FHIR elements (values go in value attributes)")
         if not reader.problems:
             return resource, []
         return None, reader.issues(data, root, source)
+
+
+def _escape(text: str, path: Any) -> str:
+    if _ILLEGAL(text):
+        raise _write_error("contains characters XML cannot carry", path)
+    return re.sub('[&<>"\t\n\r]', lambda m: _ESCAPES[m.group()], text)
 
 
 def _write_error(text: str, path: Any) -> FormatError:
@@ -429,20 +503,6 @@ def _safe_parser() -> Any:
     them and processing instructions between FHIR elements."""
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                            huge_tree=False, remove_comments=False, remove_pis=False, collect_ids=False)
-
-
-def _indent_around_divs(root: Any, divs: list[tuple[Any, Any]]) -> None:
-    """Two-space indentation of the FHIR elements; each div is inserted afterwards, untouched."""
-    etree.indent(root, space="  ")
-    for parent, div in divs:
-        depth = sum(1 for _ in parent.iterancestors())
-        inner, outer = "\n" + "  " * (depth + 1), "\n" + "  " * depth
-        if len(parent):
-            div.tail = parent[-1].tail
-            parent[-1].tail = inner
-        else:
-            parent.text, div.tail = inner, outer
-        parent.append(div)
 
 
 class _Stop(Exception):
@@ -500,6 +560,7 @@ class _Reader:
         self.codec = codec
         self.max_depth = max_depth
         self.problems: list[tuple[Any, str, str, IssueCode]] = []
+        self.text_owners: set[Any] = set()  # elements with stray text (reported once, as XML_TEXT)
 
     def problem(self, el: Any, message_id: str, text: str, code: IssueCode = IssueCode.STRUCTURE) -> None:
         if len(self.problems) < 100:
@@ -509,7 +570,8 @@ class _Reader:
         index = {id(el): i for i, el in enumerate(root.iter(etree.Element))}
         positions = list(_element_positions(data))
         out = []
-        for el, mid, text, code in self.problems:
+        in_order = sorted(self.problems, key=lambda p: index.get(id(p[0]), -1))  # document order (stable)
+        for el, mid, text, code in in_order:
             i = index.get(id(el))
             line, col = positions[i] if i is not None and i < len(positions) else (el.sourceline, None)
             out.append(Issue(Severity.ERROR, code, text, mid, expression=(_fhir_path(el),),
@@ -540,9 +602,6 @@ class _Reader:
                 obj[name] = value
             elif not name.startswith(_XSI):
                 self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on {layout.name}")
-        text = el.text
-        if text is not None and not text.isspace():
-            self.problem(el, "XML_TEXT", f"text content is not allowed in {layout.name} (values go in attributes)")
         self.elements(el, obj, layout, depth)
 
     def elements(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int) -> None:
@@ -553,8 +612,6 @@ class _Reader:
         by_tag = layout.by_tag
         for child in el:
             tag = child.tag
-            if child.tail is not None and not child.tail.isspace():
-                self.problem(el, "XML_TEXT", f"text content is not allowed in {layout.name} (values go in attributes)")
             f = by_tag.get(tag)
             if f is None:
                 if type(tag) is str or type(child) is etree._Entity:
@@ -618,15 +675,14 @@ class _Reader:
             self.problem(child, "XML_UNKNOWN_ELEMENT", f"'{local}' is not an element of {layout.name}")
 
     def primitive(self, el: Any, f: Field, depth: int) -> tuple[Any, dict[str, Any] | None]:
-        attrib = el.attrib
-        raw = attrib.get("value")
+        items = el.items()
         ext: dict[str, Any] | None = None
-        if len(el) or len(attrib) > (raw is not None) or (el.text is not None and not el.text.isspace()):
+        if len(items) == 1 and items[0][0] == "value" and not len(el):
+            raw = items[0][1]  # the common case: <name value="…"/>
+        else:
+            raw = el.get("value")
             ext = {}
-            if el.text is not None and not el.text.isspace():
-                self.problem(el, "XML_TEXT", f"'{f.name}' has text content: a primitive's value goes in its value attribute")
-                return None, None
-            for name, value in attrib.items():
+            for name, value in items:
                 if name == "value":
                     continue
                 af = f.layout.attrs.get(name)  # type: ignore[union-attr]
@@ -643,7 +699,7 @@ class _Reader:
             if not ext:
                 ext = None
         if raw is None:
-            if ext is None:
+            if ext is None and el not in self.text_owners:
                 self.problem(el, "XML_NO_VALUE", f"'{f.name}' has neither a value attribute nor extensions")
             return None, ext
         vk = f.value_kind
