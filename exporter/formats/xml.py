@@ -13,8 +13,11 @@ compiled once per type into a `Layout` (profiles cannot reorder elements, so onl
   from the JSON `_name` companion (in arrays aligned with `null`);
 - elements typed `Resource` (contained, Bundle.entry.resource, Parameters.parameter.resource, …) wrap the
   resource in an element named by its resource type;
-- a primitive whose value is `representation: xhtml` (Narrative.div) is real XHTML in its own namespace,
-  copied node for node and never re-indented.
+- a primitive whose value is `representation: xhtml` (Narrative.div) is real XHTML in its own namespace:
+  written exactly as the JSON string has it (once libxml2 has confirmed it is one well-formed XHTML div),
+  never re-indented; read back as libxml2 serialises that element.
+
+The writer builds the document text itself (escaping every attribute value); lxml parses what is read.
 
 Decimals keep their digits: a `FhirDecimal` is written with its own text, a plain float as the JSON
 output writes it (exporter.fhir.json.decimal_text); the reader returns a decimal as exporter.fhir.json's
@@ -56,6 +59,7 @@ _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 # normalisation would turn into spaces, and characters XML 1.0 does not allow at all
 _SPECIAL = re.compile('[&<>"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]').search
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_ESCAPE = re.compile('[&<>"\t\n\r]')
 _ILLEGAL = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]').search
 
 # kinds of Field
@@ -101,7 +105,8 @@ class Layout:
     fields: dict[str, Field] = field(default_factory=dict)
     by_tag: dict[str, Field] = field(default_factory=dict)
     attrs: dict[str, Field] = field(default_factory=dict)
-    plans: dict[tuple[str, ...], list[tuple[Field, bool, bool]]] = field(default_factory=dict)
+    # the writer's plan per key set of a JSON object: (attribute fields, [(field, has value, has `_` companion)])
+    plans: dict[tuple[str, ...], tuple[list[Field], list[tuple[Field, bool, bool]]]] = field(default_factory=dict)
     is_resource: bool = False
 
     def add(self, f: Field) -> None:
@@ -280,7 +285,7 @@ class XmlCodec:
         ordered = sorted(((layout.fields[n], v, x) for n, (v, x) in present.items()), key=lambda p: p[0].order)
         plan = ([f for f, _, _ in ordered if f.kind == ATTR], [p for p in ordered if p[0].kind != ATTR])
         if len(layout.plans) < 512:
-            layout.plans[keys] = plan  # type: ignore[assignment]
+            layout.plans[keys] = plan
         return plan
 
     def _object(self, out: list[str], open_tag: str, close_tag: str, obj: dict[str, Any], layout: Layout,
@@ -477,7 +482,7 @@ class XmlCodec:
 def _escape(text: str, path: Any) -> str:
     if _ILLEGAL(text):
         raise _write_error("contains characters XML cannot carry", path)
-    return re.sub('[&<>"\t\n\r]', lambda m: _ESCAPES[m.group()], text)
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], text)
 
 
 def _write_error(text: str, path: Any) -> FormatError:
