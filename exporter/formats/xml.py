@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import threading
+from math import isfinite
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -389,6 +390,8 @@ class XmlCodec:
             keys = tuple(ext)
             attrs, children = f.layout.plans.get(keys) or self._plan(f.layout, keys, path)  # type: ignore[union-attr,misc]
             for a in attrs:
+                if a.name == "value":
+                    raise _write_error(f"'_{f.name}' cannot carry the value itself", path)
                 text = ext[a.name]
                 if type(text) is not str:
                     raise _write_error(f"'{a.name}' must be a string", path)
@@ -411,8 +414,8 @@ class XmlCodec:
                     raise _write_error("must be an integer", path)
                 text = str(value)
             else:
-                if t is bool or not (t is int or t is float or t is FhirDecimal):
-                    raise _write_error("must be a number", path)
+                if t is bool or not (t is int or t is float or t is FhirDecimal) or (t is float and not isfinite(value)):
+                    raise _write_error("must be a finite number", path)
                 text = decimal_text(value)
             ap(' value="')
             ap(_escape(text, path) if _SPECIAL(text) else text)

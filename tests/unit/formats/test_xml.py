@@ -237,6 +237,8 @@ def test_messages_never_quote_values(codec):
 @pytest.mark.parametrize("resource, fragment", [
     ({"resourceType": "Patient", "nickname": "x"}, "'nickname' is not an element of Patient"),
     ({"resourceType": "Patient", "active": "yes"}, "must be a boolean"),
+    ({"resourceType": "Observation", "status": "final", "code": {}, "valueQuantity": {"value": float("nan")}},
+     "finite number"),
     ({"resourceType": "Patient", "name": {"family": "x"}}, "must be an array"),
     ({"resourceType": "Patient", "name": [{"family": "a\x01b"}]}, "characters XML cannot carry"),
     ({"resourceType": "Patient", "id": "a", "text": {"status": "generated", "div": "<div>unclosed"}},
@@ -247,6 +249,13 @@ def test_messages_never_quote_values(codec):
     ({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"id": "x"}}]},
      "unknown or missing resourceType"),
     ({"resourceType": "Patient", "name": [{"given": [None]}]}, "neither a value nor extensions"),
+    ({"resourceType": "Patient", "gender": "male", "_gender": {"value": "female"}}, "cannot carry the value"),
+    ({"resourceType": "Patient", "text": {"status": "generated", "_div": {"id": "x"},
+                                          "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}},
+     "takes no id or extensions"),
+    ({"resourceType": "Patient", "text": {"status": "generated",
+                                          "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div><!-- c -->'}},
+     "exactly one <div>"),
 ])
 def test_the_writer_refuses_what_the_definitions_do_not_allow(codec, resource, fragment):
     with pytest.raises(FormatError) as info:
