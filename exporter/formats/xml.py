@@ -290,21 +290,27 @@ class XmlCodec:
         return plan
 
     def _object(self, out: list[str], open_tag: str, close_tag: str, obj: dict[str, Any], layout: Layout,
-                path: Any, nl: str, inner: str) -> None:
-        """`<open_tag attrs>children</close_tag>`. `nl` goes before the start tag, `inner` before each child
-        ('' when compact). `path` is built lazily — (parent, name, index) — and spelled out only for an error."""
+                path: Any, nl: str, inner: str, value: str | None = None) -> None:
+        """`<open_tag attrs [value="…"]>children</close_tag>` (a primitive: `obj` is its `_` companion). `nl` goes
+        before the start tag, `inner` before each child ('' when compact). `path` is built lazily —
+        (parent, name, index) — and spelled out only for an error."""
         keys = tuple(obj)
-        attrs, elements = layout.plans.get(keys) or self._plan(layout, keys, path)  # type: ignore[misc]
+        attrs, elements = layout.plans.get(keys) or self._plan(layout, keys, path)
         ap = out.append
         ap(nl)
         ap("<")
         ap(open_tag)
         for f in attrs:
-            value = obj[f.name]
-            if type(value) is not str:
-                raise _write_error(f"'{f.name}' must be a string", path)
+            text = obj[f.name]
+            if type(text) is not str or f.name == "value":
+                raise _write_error(f"'{f.name}' must be a string" if f.name != "value" else
+                                   f"the '_' companion of '{close_tag}' cannot carry the value itself", path)
             ap(f' {f.name}="')
-            ap(_escape(value, (path, f.name, None)) if _SPECIAL(value) else value)
+            ap(_escape(text, (path, f.name, None)) if _SPECIAL(text) else text)
+            ap('"')
+        if value is not None:
+            ap(' value="')
+            ap(_escape(value, path) if _SPECIAL(value) else value)
             ap('"')
         if not elements:
             ap("/>")
@@ -379,25 +385,9 @@ class XmlCodec:
                 ap(self._div(value, (path, name, None)))
 
     def _primitive(self, out: list[str], f: Field, value: Any, ext: Any, path: Any, nl: str, inner: str) -> None:
-        ap = out.append
-        ap(nl)
-        ap("<")
-        ap(f.name)
-        children: list[tuple[Field, bool, bool]] = []
-        if ext is not None:  # id first, as HL7's own tools write it; extensions become children
-            if type(ext) is not dict:
-                raise _write_error("the '_' companion must be an object", path)
-            keys = tuple(ext)
-            attrs, children = f.layout.plans.get(keys) or self._plan(f.layout, keys, path)  # type: ignore[union-attr,misc]
-            for a in attrs:
-                if a.name == "value":
-                    raise _write_error(f"'_{f.name}' cannot carry the value itself", path)
-                text = ext[a.name]
-                if type(text) is not str:
-                    raise _write_error(f"'{a.name}' must be a string", path)
-                ap(f' {a.name}="')
-                ap(_escape(text, path) if _SPECIAL(text) else text)
-                ap('"')
+        if ext is not None and type(ext) is not dict:
+            raise _write_error("the '_' companion must be an object", path)
+        text = None
         if value is not None:
             vk = f.value_kind
             t = type(value)
@@ -417,18 +407,10 @@ class XmlCodec:
                 if t is bool or not (t is int or t is float or t is FhirDecimal) or (t is float and not isfinite(value)):
                     raise _write_error("must be a finite number", path)
                 text = decimal_text(value)
-            ap(' value="')
-            ap(_escape(text, path) if _SPECIAL(text) else text)
-            ap('"')
-        if not children:
-            ap("/>")
-            return
-        ap(">")
-        self._children(out, ext, children, path, inner)
-        ap(nl)
-        ap("</")
-        ap(f.name)
-        ap(">")
+        if text is None and not ext:
+            raise _write_error("has neither a value nor extensions", path)
+        # id first, as HL7's own tools write it; the companion's extensions become children
+        self._object(out, f.name, f.name, ext or {}, f.layout, path, nl, inner, text)  # type: ignore[arg-type]
 
     def _div(self, value: Any, path: Any) -> str:
         """The narrative's XHTML exactly as given, once libxml2 has confirmed it is one well-formed <div> in

@@ -249,6 +249,7 @@ def test_messages_never_quote_values(codec):
     ({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"id": "x"}}]},
      "unknown or missing resourceType"),
     ({"resourceType": "Patient", "name": [{"given": [None]}]}, "neither a value nor extensions"),
+    ({"resourceType": "Patient", "birthDate": None}, "neither a value nor extensions"),
     ({"resourceType": "Patient", "gender": "male", "_gender": {"value": "female"}}, "cannot carry the value"),
     ({"resourceType": "Patient", "text": {"status": "generated", "_div": {"id": "x"},
                                           "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}},
