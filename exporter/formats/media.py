@@ -11,6 +11,7 @@ preference gets JSON, as before XML existed. Decimals keep their digits both way
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from exporter.fhir.json import dumps_exact, loads_exact
@@ -71,10 +72,27 @@ def render(resource: dict[str, Any] | bytes, fmt: str, *, pretty: bool = False) 
     """A resource (a dict, or FHIR JSON bytes) in the format; JSON bytes pass through unchanged."""
     if fmt == XML:
         value = loads_exact(resource) if isinstance(resource, bytes) else resource
+        if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+            value = xml_safe(value)  # our own messages may name a key that XML cannot carry
         return default_codec().write(value, pretty=pretty)
     if isinstance(resource, bytes):
         return resource
     return dumps_exact(resource, pretty=pretty)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(value: Any) -> Any:
+    """A copy whose strings hold no character XML 1.0 cannot carry (each becomes U+FFFD). For our own texts
+    (OperationOutcomes) only: data is never altered silently, the writer refuses it instead."""
+    if isinstance(value, str):
+        return _NOT_XML.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: xml_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [xml_safe(v) for v in value]
+    return value
 
 
 def parse(raw: bytes, fmt: str, *, source: str = "<input>", max_depth: int = DEFAULT_MAX_DEPTH,

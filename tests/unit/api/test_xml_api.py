@@ -196,3 +196,12 @@ def test_requested_format(accept, fmt, expected):
 def test_json_is_unchanged_for_callers_who_do_not_ask_for_xml(client, idp):
     r = client.post("/internal/export", content=TYPICAL, headers=bearer(idp.token()))
     assert r.headers["content-type"] == "application/fhir+json" and r.json()["resourceType"] == "Bundle"
+
+
+def test_an_outcome_naming_what_xml_cannot_carry_is_still_answered_in_xml(client, idp, fhir_xsd):
+    body = json.dumps({"resourceType": "Patient", "odd\u0001key": 1}).encode()
+    r = client.post("/$validate", content=body, headers={"Authorization": f"Bearer {idp.token()}",
+                                                         "Content-Type": "application/fhir+json", **ACCEPT_XML})
+    assert r.status_code == 200 and r.headers["content-type"] == XML_TYPE
+    fhir_xsd.assert_valid(r.content)
+    assert "odd\ufffdkey" in r.content.decode()
