@@ -583,22 +583,21 @@ class _Reader:
         self.fill(el, obj, layout, depth)
         return obj
 
-    def fill(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int) -> None:
+    def fill(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int, attributes: bool = True) -> None:
+        """Attributes (unless the caller took them: a primitive's) and child elements of `el` into `obj`, in the
+        order and multiplicity the layout allows."""
         if depth > self.max_depth:
             self.problem(el, "XML_TOO_DEEP", f"the XML nests deeper than {self.max_depth} levels", IssueCode.TOO_COSTLY)
             return
-        for name, value in el.attrib.items():
-            if name in layout.attrs:
-                obj[name] = value
-            elif not name.startswith(_XSI):
-                self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on {layout.name}")
-        self.elements(el, obj, layout, depth)
-
-    def elements(self, el: Any, obj: dict[str, Any], layout: Layout, depth: int) -> None:
-        """The child elements of `el` into `obj`, in the order and multiplicity the layout allows."""
+        if attributes:
+            for name, value in el.items():
+                if name in layout.attrs:
+                    obj[name] = value
+                elif not name.startswith(_XSI):
+                    self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on {layout.name}")
         last = -1
         last_field: Field | None = None
-        prim_values: dict[str, tuple[list[Any], list[Any]]] = {}
+        prim_values: dict[str, tuple[list[Any], list[Any]]] | None = None
         by_tag = layout.by_tag
         for child in el:
             tag = child.tag
@@ -607,18 +606,26 @@ class _Reader:
                 if type(tag) is str or type(child) is etree._Entity:
                     self.unknown(child, layout)
                 continue  # a comment or processing instruction
-            if f.order < last:
-                self.problem(child, "XML_ORDER", f"element '{f.name}' is out of order in {layout.name}")
-                continue
-            if f.order == last and (not f.many or f is not last_field):
-                self.problem(child, "XML_REPEATED", f"element '{f.name}' may occur only once in {layout.name}"
-                             if f is last_field else f"only one of the choices of '{f.name}' may occur in {layout.name}")
-                continue
-            last, last_field = f.order, f
+            order = f.order
+            if order <= last:
+                if order < last:
+                    self.problem(child, "XML_ORDER", f"element '{f.name}' is out of order in {layout.name}")
+                    continue
+                if not f.many or f is not last_field:
+                    self.problem(child, "XML_REPEATED", f"element '{f.name}' may occur only once in {layout.name}"
+                                 if f is last_field else f"only one of the choices of '{f.name}' may occur in {layout.name}")
+                    continue
+            last, last_field = order, f
             kind = f.kind
             if kind == PRIMITIVE:
-                value, ext = self.primitive(child, f, depth + 1)
+                items = child.items()
+                if not f.many and f.value_kind == V_STR and len(items) == 1 and items[0][0] == "value" and not len(child):
+                    obj[f.name] = items[0][1]  # the common case: <name value="…"/>
+                    continue
+                value, ext = self.primitive(child, f, items, depth + 1)
                 if f.many:
+                    if prim_values is None:
+                        prim_values = {}
                     vals, exts = prim_values.setdefault(f.name, ([], []))
                     vals.append(value)
                     exts.append(ext)
@@ -643,11 +650,12 @@ class _Reader:
                         obj[f.name] = inner
             else:  # XHTML
                 obj[f.name] = self.div(child)
-        for name, (vals, exts) in prim_values.items():
-            if any(v is not None for v in vals):
-                obj[name] = vals
-            if any(x is not None for x in exts):
-                obj["_" + name] = exts
+        if prim_values:
+            for name, (vals, exts) in prim_values.items():
+                if any(v is not None for v in vals):
+                    obj[name] = vals
+                if any(x is not None for x in exts):
+                    obj["_" + name] = exts
 
     def unknown(self, child: Any, layout: Layout) -> None:
         tag = child.tag
@@ -664,11 +672,10 @@ class _Reader:
         else:
             self.problem(child, "XML_UNKNOWN_ELEMENT", f"'{local}' is not an element of {layout.name}")
 
-    def primitive(self, el: Any, f: Field, depth: int) -> tuple[Any, dict[str, Any] | None]:
-        items = el.items()
+    def primitive(self, el: Any, f: Field, items: list[tuple[str, str]], depth: int) -> tuple[Any, dict[str, Any] | None]:
         ext: dict[str, Any] | None = None
         if len(items) == 1 and items[0][0] == "value" and not len(el):
-            raw = items[0][1]  # the common case: <name value="…"/>
+            raw = items[0][1]  # <name value="…"/>
         else:
             raw = el.get("value")
             ext = {}
@@ -681,11 +688,7 @@ class _Reader:
                 elif not name.startswith(_XSI):
                     self.problem(el, "XML_UNKNOWN_ATTRIBUTE", f"attribute '{_local(name)}' is not allowed on '{f.name}'")
             if len(el):
-                if depth > self.max_depth:
-                    self.problem(el, "XML_TOO_DEEP", f"the XML nests deeper than {self.max_depth} levels",
-                                 IssueCode.TOO_COSTLY)
-                else:
-                    self.elements(el, ext, f.layout, depth)  # type: ignore[arg-type]
+                self.fill(el, ext, f.layout, depth, attributes=False)  # type: ignore[arg-type]
             if not ext:
                 ext = None
         if raw is None:
