@@ -1,5 +1,4 @@
-"""FHIR XML in the service (layer L4): reading a resource body in either format, and the OpenAPI
-description of both formats. Which format a response uses is errors.response_format (`_format`, then
+"""FHIR XML in the service (layer L4): reading a resource body in either format. Which format a response uses is errors.response_format (`_format`, then
 Accept); every FHIR answer — exports, OperationOutcomes, denials, conformance resources — goes through
 errors.fhir_response in that format, so the same policies and the same byte-identical denials hold per
 format.
