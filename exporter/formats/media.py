@@ -103,10 +103,10 @@ def parse(raw: bytes, fmt: str, *, source: str = "<input>", max_depth: int = DEF
         return default_codec().read(raw, source=source, max_depth=max_depth, max_bytes=max_bytes)
     if max_bytes is not None and len(raw) > max_bytes:
         return None, [Issue(Severity.FATAL, IssueCode.TOO_COSTLY, f"the JSON exceeds {max_bytes} bytes",
-                            "JSON_TOO_LARGE", location=SourceLocation(source))]
+                            "JSON_TOO_LARGE", position=SourceLocation(source))]
     try:
         return loads_exact(raw), []
     except (ValueError, RecursionError) as exc:
         line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
         return None, [Issue(Severity.FATAL, IssueCode.STRUCTURE, "not well-formed JSON", "JSON_MALFORMED",
-                            location=SourceLocation(source, line, col))]
+                            position=SourceLocation(source, line, col))]

@@ -36,11 +36,12 @@ import re
 import threading
 from math import isfinite
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pyexpat
 from lxml import etree
 
+from exporter.fhir import positions
 from exporter.fhir.definitions import DefinitionStore
 from exporter.fhir.json import FhirDecimal, decimal_text
 from exporter.issues import ExporterError, Issue, IssueCode, Severity, SourceLocation
@@ -438,7 +439,7 @@ class XmlCodec:
             data = data.encode("utf-8")
         if max_bytes is not None and len(data) > max_bytes:
             return None, [Issue(Severity.FATAL, IssueCode.TOO_COSTLY, f"the XML exceeds {max_bytes} bytes",
-                                "XML_TOO_LARGE", location=SourceLocation(source))]
+                                "XML_TOO_LARGE", position=SourceLocation(source))]
         problem = _prolog_problem(data, source)
         if problem is not None:
             return None, [problem]
@@ -448,7 +449,7 @@ class XmlCodec:
             line, col = exc.position if exc.position else (exc.lineno, None)
             msg = _LINE_SUFFIX.sub("", exc.msg or "malformed XML")
             return None, [Issue(Severity.FATAL, IssueCode.STRUCTURE, f"not well-formed XML: {msg}", "XML_MALFORMED",
-                                location=SourceLocation(source, line or 1, col))]
+                                position=SourceLocation(source, line or 1, col))]
         reader = _Reader(self, max_depth)
         stray = []
         for text in _STRAY_TEXT(root):  # text where FHIR has only elements and attributes
@@ -527,7 +528,7 @@ def _prolog_problem(data: bytes, source: str) -> Issue | None:
         start = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
         col = start + 1 if start >= 0 else col  # expat reports the end of the doctype's name
         return Issue(Severity.FATAL, IssueCode.SECURITY, "a DOCTYPE is not allowed in FHIR XML (no DTDs, no entities)",
-                     "XML_DOCTYPE", location=SourceLocation(source, line, col))
+                     "XML_DOCTYPE", position=SourceLocation(source, line, col))
     return None
 
 
@@ -557,7 +558,8 @@ class _Reader:
             self.problems.append((el, message_id, text, code))
 
     def issues(self, data: bytes, root: Any, source: str) -> list[Issue]:
-        index = {id(el): i for i, el in enumerate(root.iter(etree.Element))}
+        elements = list(root.iter(etree.Element))  # held, so that each element keeps its one proxy object
+        index = {id(el): i for i, el in enumerate(elements)}
         positions = list(_element_positions(data))
         out = []
         in_order = sorted(self.problems, key=lambda p: index.get(id(p[0]), -1))  # document order (stable)
@@ -565,7 +567,7 @@ class _Reader:
             i = index.get(id(el))
             line, col = positions[i] if i is not None and i < len(positions) else (el.sourceline, None)
             out.append(Issue(Severity.ERROR, code, text, mid, expression=(_fhir_path(el),),
-                             location=SourceLocation(source, line, col)))
+                             position=SourceLocation(source, line, col)))
         return out
 
     # -- resources and objects
@@ -747,6 +749,57 @@ def _fhir_path(el: Any) -> str:
         node = parent
     return ".".join(reversed(parts))
 
+
+def locate_xml(raw: bytes, expressions: Sequence[str]) -> positions.Located:
+    """The positions.Locate for FHIR XML: FHIRPath expression (as the validator writes it) → line and column of
+    the element's start tag (or of its deepest existing ancestor: an id or url attribute, a missing element)."""
+    problem = _prolog_problem(raw, "")
+    if problem is not None and problem.position is not None:
+        return positions.Located({}, syntax_error=((problem.position.line or 1, problem.position.column or 1),
+                                                   problem.message))
+    try:
+        root = etree.fromstring(raw, _safe_parser())
+    except etree.XMLSyntaxError as exc:
+        line, col = exc.position if exc.position else (exc.lineno or 1, 1)
+        return positions.Located({}, syntax_error=((line, col), _LINE_SUFFIX.sub("", exc.msg or "malformed XML")))
+    elements = list(root.iter(etree.Element))  # held, so that each element keeps its one proxy object
+    index = {id(el): i for i, el in enumerate(elements)}
+    starts = list(_element_positions(raw))
+
+    def at(el: Any) -> tuple[int, int]:
+        i = index[id(el)]
+        return starts[i] if i < len(starts) else (el.sourceline or 1, 1)
+
+    return positions.Located({e: at(_element_at(root, positions.segments(e))) for e in expressions}, root=at(root))
+
+
+def _element_at(root: Any, steps: list[tuple[str, int | None]]) -> Any:
+    node = root
+    for name, index in steps:
+        kids = _named(node, name)
+        if not kids:
+            inner = [c for c in node if type(c.tag) is str]
+            if len(inner) == 1 and _local(inner[0].tag)[:1].isupper():  # a resource in its wrapper element
+                node = inner[0]
+                kids = _named(node, name)
+        if not kids or (index is not None and index >= len(kids)):
+            break
+        node = kids[index or 0]
+    return node
+
+
+def _named(node: Any, name: str) -> list[Any]:
+    """Children named `name`, or a choice of it (`value` → `valueQuantity`)."""
+    out = []
+    for child in node:
+        if type(child.tag) is str:
+            local = _local(child.tag)
+            if local == name or (local.startswith(name) and local[len(name):len(name) + 1].isupper()):
+                out.append(child)
+    return out
+
+
+positions.LOCATORS["xml"] = locate_xml
 
 _default: XmlCodec | None = None
 _default_lock = threading.Lock()

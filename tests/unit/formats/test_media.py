@@ -25,7 +25,7 @@ def test_parse_json_keeps_decimals_and_names_the_position_of_an_error():
     value, issues = parse(b'{"a": 1.50, "b": 2}', JSON)
     assert issues == [] and type(value["a"]) is FhirDecimal and value["a"].text == "1.50" and value["b"] == 2
     value, issues = parse(b'{\n  "a": }', JSON, source="x.json")
-    assert value is None and (issues[0].message_id, issues[0].location.line, issues[0].location.column) == \
+    assert value is None and (issues[0].message_id, issues[0].position.line, issues[0].position.column) == \
            ("JSON_MALFORMED", 2, 8)
     value, issues = parse(b"[" * 100_000, JSON)
     assert value is None and issues[0].message_id == "JSON_MALFORMED"

@@ -176,7 +176,7 @@ def test_problems_are_reported_with_line_and_column(codec, xml, message_id, line
         return
     assert value is None
     first = issues[0]
-    assert (first.message_id, first.location.file, first.location.line, first.location.column) == \
+    assert (first.message_id, first.position.file, first.position.line, first.position.column) == \
            (message_id, "in.xml", line, column), [i.format() for i in issues]
     assert first.is_error
 
@@ -202,7 +202,7 @@ def test_doctypes_and_entities_are_refused_before_any_parser_acts_on_them(codec,
     value, issues = codec.read(HOSTILE[name], source="in.xml")
     assert value is None and [i.message_id for i in issues] == ["XML_DOCTYPE"]
     line = HOSTILE[name][:HOSTILE[name].index(b"<!DOCTYPE")].count(b"\n") + 1
-    assert issues[0].location.line == line and issues[0].location.column is not None
+    assert issues[0].position.line == line and issues[0].position.column is not None
     assert "root:" not in issues[0].format()
 
 
@@ -219,7 +219,7 @@ def test_undeclared_entities_deep_nesting_size_and_garbage_are_refused_with_a_po
     for name, (data, message_id) in cases.items():
         value, issues = codec.read(data, source="in.xml")
         assert value is None and issues[0].message_id == message_id, (name, [i.format() for i in issues])
-        assert issues[0].location.line is not None, name
+        assert issues[0].position.line is not None, name
     value, issues = codec.read(f"{P}<id value=\"a\"/></Patient>".encode(), max_bytes=10)
     assert value is None and issues[0].message_id == "XML_TOO_LARGE"
     value, issues = codec.read(f"{P}<id value=\"a\"/></Patient>".encode("utf-16"))
@@ -276,3 +276,29 @@ def test_comments_are_kept_in_narratives_and_skipped_between_elements(codec, fhi
     written = codec.write(value)
     fhir_xsd.assert_valid(written)
     assert b"<!-- kept --> <p>x</p></div>" in written
+
+
+def test_validator_expressions_are_located_in_the_xml():
+    from exporter.formats.xml import locate_xml
+
+    xml = (b'<Bundle xmlns="http://hl7.org/fhir">\n <type value="collection"/>\n <entry>\n  <resource>\n'
+           b'   <Patient><name><given value="A"/><given value="B"><extension url="u"><valueString value="x"/>'
+           b'</extension></given></name></Patient>\n  </resource>\n </entry>\n <entry><resource>\n'
+           b'  <Observation><status value="final"/><valueQuantity><value value="1"/></valueQuantity></Observation>'
+           b'</resource></entry>\n</Bundle>')
+    found = locate_xml(xml, ["Bundle.entry[0].resource.name[0].given[1]",
+                             "Bundle.entry[0].resource.name[0].given[1].extension[0].value[x]",
+                             "Bundle.entry[1].resource.value.ofType(Quantity).value",
+                             "Bundle.entry[1].resource.subject", "Bundle.type", "Bundle.entry[0].resource.name[0].id",
+                             "Bundle.entry[5]"])
+    assert found.found == {
+        "Bundle.entry[0].resource.name[0].given[1]": (5, 37),
+        "Bundle.entry[0].resource.name[0].given[1].extension[0].value[x]": (5, 73),
+        "Bundle.entry[1].resource.value.ofType(Quantity).value": (9, 54),
+        "Bundle.entry[1].resource.subject": (9, 3),  # missing: its resource
+        "Bundle.type": (2, 2),
+        "Bundle.entry[0].resource.name[0].id": (5, 13),  # an attribute: its element
+        "Bundle.entry[5]": (1, 1),
+    }
+    assert found.root == (1, 1)
+    assert locate_xml(b"<Bundle>", []).syntax_error[0] == (1, 9)
