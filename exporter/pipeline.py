@@ -73,7 +73,7 @@ class Exporter:
         store = default_store(settings)
         validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds)
         engine = Engine(load_mapping_set(mappings_dir or settings.root / "mappings"), store,
-                        ig_canonical=ig_canonical(settings.igs_dir))
+                        ig_canonical=ig_canonical(settings.igs_dir), language=settings.language)
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"
         schema = json.loads(schema_path.read_text(encoding="utf-8")) if schema_path.is_file() else None
         engine.issues.extend(check_static(engine, schema))  # the mappings read only what the schema has
@@ -145,3 +145,12 @@ class Exporter:
         if any(i.is_error for i in issues):
             return ExportResult(None, issues)
         return ExportResult(bundle, issues)
+
+    def accept_bundle(self, bundle: Any) -> ExportResult:
+        """An already exported document Bundle, validated like a fresh export (the human-readable
+        formats are only ever rendered from a valid Bundle)."""
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "document":
+            return ExportResult(None, [error(IssueCode.STRUCTURE, "the input is neither a domain document nor a document "
+                                             "Bundle", "RENDER_INPUT")])
+        issues = self.validator.validate(bundle)
+        return ExportResult(None if any(i.is_error for i in issues) else bundle, issues)

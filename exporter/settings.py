@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     """Every silent denial (401) on the protected routes is sent no earlier than this long after the
     request arrived, so the time of a denial does not tell which check refused it."""
 
+    language: str = "de-DE"
+    """Language of the narratives and of the HTML/PDF export: a file mappings/templates/texts/<language>.yaml
+    (shipped: de-DE, en)."""
+
     audit_pseudonym_key: SecretStr | None = None
     """HMAC key that turns patient ids into pseudonyms for audit lines. Unset: a random key per process
     (pseudonyms then correlate only within one process lifetime)."""

@@ -34,10 +34,10 @@ Description: "The first entry of the export document: a personal health monitori
 * section[findings].section.entry only Reference(DiGABodyWeight or DiGABodyHeight or DiGAHeartRate or DiGABloodPressure or DiGABloodGlucose)
 * section[findings].section.section 0..0
 // assessments and questionnaire scores (SNOMED CT 424836000)
-* section[assessments] ^short = "Assessments: PHQ-9 / GAD-7 scores and answers"
+* section[assessments] ^short = "Assessments: PHQ-9 / GAD-7 scores, answers and the Questionnaires answered"
 * section[assessments].code = $sct#424836000
 * section[assessments].entry 1..*
-* section[assessments].entry only Reference(DiGAPHQ9Score or DiGAGAD7Score or DiGAQuestionnaireResponse)
+* section[assessments].entry only Reference(DiGAPHQ9Score or DiGAGAD7Score or DiGAQuestionnaireResponse or Questionnaire)
 * section[assessments].section 0..0
 // diary entries (local code: there is no standard section code)
 * section[diary] ^short = "Diary entries"

@@ -6,7 +6,8 @@
 Ids are uuid5(namespace, "<type>|<mapping>|<source id>"), fullUrls `urn:uuid:<id>`; a `ref` computes the
 target's id the same way and is checked afterwards to point at a resource that was really produced.
 The document is assembled from `mappings/bundle.yaml`: Composition first (sections with their
-entries and a generated, escaped narrative), then every mapped resource, Provenance last.
+entries), then every mapped resource, the Questionnaires the responses answer, Provenance last; then
+the narrator (exporter/narrative) writes every narrative from the built resources.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from exporter.engine.codegen import copy
 from exporter.engine.coverage import Coverage
 from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
 from exporter.engine.origin import Origin, Origins
-from exporter.engine.templating import Template, TemplateProblem
 from exporter.engine.values import (MISSING, CompileContext, IssueLimit, RunContext, Scope, compile_value,
                                     condition, selector)
 from exporter.fhir.definitions import DefinitionStore
@@ -32,9 +32,7 @@ from exporter.issues import Issue, IssueCode, SourceLocation, error, issues_stop
 from exporter.mapping.registry import MappingFile, MappingSet
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
-
-XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
-NARRATIVE_VARIABLES = ("item", "doc", "export_time")  # what a mapping's `narrative` template is given
+from exporter.narrative.narrator import Narrator
 
 
 @dataclass
@@ -48,8 +46,6 @@ class _Compiled:
     prefilter: Any  # when's test on the bare record (None: undecided), or None
     source_id: Any
     body: Any
-    narrative: Template | None
-    narrate: Any  # the narrative's renderer, called with (item, doc, export_time)
 
 
 @dataclass
@@ -64,12 +60,13 @@ class Built:
     resources: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (fullUrl, resource)
     paths: list[Any] = field(default_factory=list)  # the JSON path of each resource's record
     spans: list[tuple[Any, int, int]] = field(default_factory=list)  # (compiled mapping, first, end) in resources
-    sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key -> [(fullUrl, narrative line)]
+    sections: dict[str, list[str]] = field(default_factory=dict)  # key -> [fullUrl]
+    questionnaires: int = 0  # Questionnaire entries after the mapped resources (bundle.yaml `questionnaires`)
 
 
 class Engine:
     def __init__(self, ms: MappingSet, store: DefinitionStore, *, namespace: uuid.UUID | None = None,
-                 ig_canonical: str | None = None, default_timezone: str | None = None):
+                 ig_canonical: str | None = None, default_timezone: str | None = None, language: str | None = None):
         self.ms = ms
         self.store = store
         self.ig_canonical = ig_canonical
@@ -112,6 +109,11 @@ class Engine:
             self.issues.extend(cc.issues)
             self.contexts.append((None, cc))
             self.parts[part] = _Part(sd["type"], _claim(sd), body)
+        # the narratives: written from the built resources by the mapping set's templates
+        self.narrator: Narrator | None = None
+        if ms.templates is not None and not any(i.is_error for i in ms.templates.issues):
+            self.narrator = Narrator(ms.templates, language, (layout.get("composition") or {}).get("sections") or [])
+            self.issues.extend(self.narrator.issues)
 
     # -- compile --------------------------------------------------------------------------------
     def _cc(self, file: str, positions: Any) -> CompileContext:
@@ -153,20 +155,11 @@ class Engine:
         else:
             source_id = lambda scope, _v=m.id: _v  # noqa: E731
         body = compile_value(m.resource, ("resource",), cc)
-        narrative = None
-        if m.narrative is not None:
-            try:
-                narrative = Template(m.narrative, xhtml=True)
-            except TemplateProblem as exc:
-                loc = position(m.positions, ("narrative",))
-                cc.issues.append(error(IssueCode.INVALID, str(exc), "MAP_TEMPLATE_SYNTAX", location=loc))
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
         self.contexts.append((m, cc))
         prefilter = getattr(when, "item_test", None)
-        narrate = narrative.renderer(NARRATIVE_VARIABLES) if narrative is not None else None
-        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
-                         narrative, narrate)
+        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body)
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str, origins: Origins | None = None, *,
@@ -194,6 +187,11 @@ class Engine:
         bundle = self._assemble(doc, export_time, built, run)
         if origins is not None:
             origins.make = lambda: self._origins(built)  # worked out only on the error path
+        if self.narrator is None:
+            return None, [error(IssueCode.EXCEPTION, "the mapping set has no usable templates/", "MAP_TEMPLATES")]
+        problems = self.narrator.apply(bundle)
+        if problems:
+            return None, run.issues + problems
         return bundle, run.issues
 
     def _origins(self, built: Built) -> list[Origin]:
@@ -209,6 +207,8 @@ class Engine:
         for c, first, end in built.spans:
             out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(built.paths[i]))
                     for i in range(first, end)]
+        out += [Origin(self.ms.layout_file, self.ms.layout_positions, ("questionnaires",), layout.get("questionnaires"), "$")
+                for _ in range(built.questionnaires)]
         return out + part("provenance")
 
     def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
@@ -216,12 +216,10 @@ class Engine:
         """The resources (and section lines) of mapping `c` for `records`, of which `test` and `when`
         (either may be None) select those to map. The loop runs thousands of times: what it reads of
         `c` is read once, before it."""
-        run, doc = root.run, root.item
-        export_time = run.export_time
+        run = root.run
         m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
         resources = built.resources
-        narrative = c.narrate
         section = built.sections.setdefault(m.section, []) if m.section else None
         paths, first = built.paths, len(resources)
         seen: set[str] = set()
@@ -255,13 +253,7 @@ class Engine:
             paths.append(data_path)
             produced.add((mapping_id, sid))
             if section is not None:
-                line = ""
-                if narrative is not None:
-                    try:
-                        line = narrative(item, doc, export_time)
-                    except TemplateProblem as exc:
-                        run.report("MAP_TEMPLATE_RENDER", exc.summary, position(m.positions, ("narrative",)), data_path)
-                section.append((full, line))
+                section.append(full)
         built.spans.append((c, first, len(resources)))
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
@@ -281,9 +273,11 @@ class Engine:
             return urn(rid), res
 
         layout_sections = (self.ms.layout.get("composition") or {}).get("sections") or []
+        questionnaires = self._questionnaires(built, run)
         composition = part("composition", {"section": self._sections(layout_sections, built)})
         entries = ([composition] if composition else []) + built.resources
         provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
+        entries += questionnaires
         if provenance:
             entries.append(provenance)
         bundle_part = self.parts.get("bundle")
@@ -299,6 +293,36 @@ class Engine:
                        "entry": [{"fullUrl": full, "resource": res} for full, res in entries]})
         return bundle
 
+    def _questionnaires(self, built: Built, run: RunContext) -> list[tuple[str, dict[str, Any]]]:
+        """The Questionnaires the document's QuestionnaireResponses answer (bundle.yaml
+        `questionnaires: {profile: …, section: …}`), as entries: each once, from the loaded definitions
+        by its versioned canonical, so a receiver reads every question and answer text inside the
+        document; listed in the section's entries (which reach them from the Composition). The
+        Provenance does not name them: the export did not create them."""
+        spec = self.ms.layout.get("questionnaires")
+        if not isinstance(spec, dict):
+            return []
+        out: list[tuple[str, dict[str, Any]]] = []
+        seen: set[str] = set()
+        for _, r in built.resources:
+            canonical = r.get("questionnaire") if r["resourceType"] == "QuestionnaireResponse" else None
+            if not isinstance(canonical, str) or canonical in seen:
+                continue
+            seen.add(canonical)
+            found = self.store.get(canonical, "Questionnaire")
+            if found is None:
+                run.report("MAP_QUESTIONNAIRE_UNKNOWN", f"no Questionnaire '{canonical}' among the loaded definitions",
+                           position(self.ms.layout_positions, ("questionnaires",)), "$", IssueCode.NOT_FOUND)
+                continue
+            rid = self.resource_id("Questionnaire", "questionnaire", canonical)
+            q = {"resourceType": "Questionnaire", "id": rid, "meta": {"profile": [str(spec.get("profile", ""))]}}
+            q.update((k, copy(v)) for k, v in found.items() if k not in ("resourceType", "id", "meta", "text"))
+            out.append((urn(rid), q))
+        if out and isinstance(spec.get("section"), str):
+            built.sections.setdefault(spec["section"], []).extend(full for full, _ in out)
+        built.questionnaires = len(out)
+        return out
+
     def _sections(self, layout: list[dict[str, Any]], built: Built) -> list[dict[str, Any]]:
         out = []
         for s in layout:
@@ -313,17 +337,9 @@ class Engine:
                 section["code"] = copy(s["code"])  # the Bundle shares no object with the layout
             if not members and not children and not s.get("empty_reason"):
                 continue  # a section without entries is left out (its entries are 1..* when present)
-            lines = [line for _, line in members if line]
+            # its text: written by the narrator (engine/../narrative), from the entries
             if members:
-                body = "<ul><li>" + "</li><li>".join(lines) + "</li></ul>" if lines else \
-                    f"<p>{len(members)} entries</p>"
-            elif children:
-                body = "<p>See the sub-sections.</p>"
-            else:
-                body = "<p>No entries in the covered period.</p>"
-            section["text"] = {"status": "generated", "div": XHTML_DIV.format(body)}
-            if members:
-                section["entry"] = [{"reference": full} for full, _ in members]
+                section["entry"] = [{"reference": full} for full in members]
             elif not children:
                 section["emptyReason"] = copy(s["empty_reason"])
             if children:

@@ -353,3 +353,104 @@ def template_reads(source: str) -> tuple[set[str], list[tuple[str, tuple[str | i
 
     visit(tree)
     return free, reads
+
+
+# -- templates for people: narratives and pages -----------------------------------------------------
+# Characters a reader must never receive raw: C0/C1 controls (tab and line ends excepted), the Unicode
+# bidi embeddings, overrides and isolates (they reorder what a reader sees: "Trojan source"), and the
+# non-characters U+FFFE/U+FFFF. Each becomes U+FFFD, visibly.
+_UNSAFE = [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + list(range(0x7F, 0xA0)) + \
+    list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)) + [0xFFFE, 0xFFFF]
+_NEUTRAL = {c: "\ufffd" for c in _UNSAFE}
+
+
+def neutralise(text: str) -> str:
+    """`text` with every control, bidi control and non-character replaced by U+FFFD (a lone surrogate
+    too). `str.isprintable()` (C speed) clears the common case first."""
+    if text.isprintable():
+        return text
+    out = text.translate(_NEUTRAL)
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in out):
+        out = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in out)
+    return out
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ … }}` value passes here before escaping: strings are neutralised (an already escaped
+    Markup string stays Markup: neutralising adds no markup characters)."""
+    if isinstance(value, str) and not value.isprintable():
+        out = neutralise(value)
+        return out if type(value) is str else type(value)(out)
+    return value
+
+
+class TemplateLibrary:
+    """Named templates for people (narratives, HTML pages), compiled once at load: the immutable
+    sandbox, StrictUndefined, autoescape (XHTML), every printed string neutralised (see `neutralise`),
+    the given filters, `{% include %}` / `{% import %}` among the library's own templates.
+
+        lib = TemplateLibrary({"resource/Observation.html": src, ...}, filters={"date": fmt_date})
+        lib.problems                                    # [(name, line, message)] of templates that failed
+        html = lib.render("document.html", {"doc": view})
+        texts = lib.render_each("resource/Observation.html", "r", resources, {"t": texts})
+
+    `render_each` renders one template for many rows in a single jinja2 pass (the template's body in a
+    loop, the pieces split on NUL, which `neutralise` keeps out of every value): the per-call cost of
+    jinja2 (a new context per render) is paid once per kind of resource instead of once per resource.
+    Templates rendered this way may use filters and `{% if %}` / `{% for %}`, not `{% import %}`.
+    """
+
+    def __init__(self, sources: Mapping[str, str], filters: Mapping[str, Callable[..., Any]] | None = None, *,
+                 max_output: int = 20_000_000):
+        from jinja2 import DictLoader
+
+        self._env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True, finalize=_finalize,
+                                                  loader=DictLoader(dict(sources)), keep_trailing_newline=False)
+        self._env.filters.update(filters or {})
+        self._sources = dict(sources)
+        self._templates: dict[str, Any] = {}
+        self._loops: dict[tuple[str, str], Any] = {}
+        self.max_output = max_output
+        self.problems: list[tuple[str, int | None, str]] = []
+        for name, source in self._sources.items():
+            try:
+                self._templates[name] = self._env.from_string(source)
+            except TemplateSyntaxError as exc:
+                self.problems.append((name, exc.lineno, f"template syntax error: {exc.message}"))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._templates
+
+    def render(self, name: str, variables: Mapping[str, Any]) -> str:
+        return self._run(self._templates[name], variables)
+
+    def render_each(self, name: str, var: str, rows: list[Any], variables: Mapping[str, Any]) -> list[str]:
+        """`[render(name, {**variables, var: row}) for row in rows]`, in one pass."""
+        if not rows:
+            return []
+        loop = self._loops.get((name, var))
+        if loop is None:
+            body = self._sources[name].rstrip("\n")  # jinja2 drops one final newline of a template
+            source = "{% for " + var + " in __rows__ %}" + body + "\x00{% endfor %}"
+            try:
+                loop = self._loops[(name, var)] = self._env.from_string(source)
+            except TemplateSyntaxError as exc:  # compiled alone it was fine: a construct loops do not allow
+                raise TemplateProblem(f"template {name} cannot be rendered per row: {exc.message}", exc.lineno) from exc
+        out = self._run(loop, {**variables, "__rows__": rows}).split("\x00")
+        if len(out) != len(rows) + 1:
+            raise TemplateProblem(f"template {name} printed a NUL character")
+        out.pop()
+        return out
+
+    def _run(self, template: Any, variables: Mapping[str, Any]) -> str:
+        try:
+            out = template.render(**variables)
+        except SecurityError as exc:
+            raise TemplateProblem(f"template tried an unsafe operation: {exc}") from exc
+        except TemplateError as exc:
+            raise TemplateProblem(f"template failed: {exc}", getattr(exc, "lineno", None)) from exc
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # the message may quote a value
+            raise TemplateProblem(f"template failed: {type(exc).__name__}") from exc
+        if len(out) > self.max_output:
+            raise TemplateProblem(f"template output exceeds {self.max_output} characters")
+        return out

@@ -12,11 +12,12 @@ from typing import Any
 
 from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.tables import CodeTable, load_table, suggest
+from exporter.mapping.templates import TemplateSources, load_templates
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 
-MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "narrative",
-                "resource"}
-BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance", "ignore"}
+MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "resource"}
+BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance", "ignore",
+               "questionnaires"}
 PART_KEYS = {"profile", "resource", "sections"}
 SECTION_KEYS = {"key", "code", "title", "sections", "empty_reason"}
 IGNORE_KEYS = {"for_each", "when", "reason"}
@@ -33,7 +34,6 @@ class MappingFile:
     for_each: str | None = None
     when: str | None = None
     source_id: Any = None
-    narrative: str | None = None
 
 
 @dataclass
@@ -44,6 +44,7 @@ class MappingSet:
     layout: dict[str, Any] = field(default_factory=dict)
     layout_file: str = ""
     layout_positions: Positions = field(default_factory=dict)
+    templates: TemplateSources | None = None
     issues: list[Issue] = field(default_factory=list)
 
 
@@ -79,6 +80,8 @@ def load_mapping_set(root: Path) -> MappingSet:
             continue
         seen[m.id] = m.file
         ms.mappings.append(m)
+    ms.templates = load_templates(root / "templates", _rel(root / "templates", root))
+    ms.issues.extend(ms.templates.issues)
     layout_path = root / "bundle.yaml"
     ms.layout_file = _rel(layout_path, root)
     try:
@@ -170,7 +173,7 @@ def _load_mapping(path: Path, display: str, issues: list[Issue]) -> MappingFile 
         if key not in data:
             issues.append(error(IssueCode.REQUIRED, f"mapping needs '{key}'", "MAP_SHAPE", location=position(pos, ())))
             ok = False
-    for key in ("mapping", "profile", "section", "for_each", "when", "narrative"):
+    for key in ("mapping", "profile", "section", "for_each", "when"):
         if key in data and not isinstance(data[key], str):
             issues.append(error(IssueCode.STRUCTURE, f"'{key}' must be a string", "MAP_SHAPE",
                                 location=position(pos, (key,))))
@@ -183,4 +186,4 @@ def _load_mapping(path: Path, display: str, issues: list[Issue]) -> MappingFile 
         return None
     return MappingFile(id=data["mapping"], file=display, positions=pos, profile=data["profile"],
                        resource=data["resource"], section=data.get("section"), for_each=data.get("for_each"),
-                       when=data.get("when"), source_id=data.get("source_id"), narrative=data.get("narrative"))
+                       when=data.get("when"), source_id=data.get("source_id"))

@@ -16,14 +16,16 @@ LAYERS = {
     "exporter.fhir": 1, "exporter.fhir.snapshot": 1, "exporter.terminology": 1, "exporter.mapping": 1,
     "exporter.rules": 1,
     "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2, "exporter.formats": 2,
-    "exporter.pipeline": 3, "exporter.auth": 3,
+    "exporter.narrative": 2,
+    "exporter.pipeline": 3, "exporter.auth": 3, "exporter.render": 3,
     "exporter.api": 4, "exporter.cli": 4,
 }
 
 # Third-party libraries that may be imported by exactly one module ("one door per library").
 DOORS = {"fhirpathpy": "exporter.fhir.fhirpath", "jinja2": "exporter.engine.templating",
          "fastjsonschema": "exporter.domainschema", "jsonschema": "exporter.domainschema",
-         "uvicorn": "exporter.api.server", "h11": "exporter.api.server", "lxml": "exporter.formats.xml"}
+         "uvicorn": "exporter.api.server", "h11": "exporter.api.server", "lxml": "exporter.formats.xml",
+         "weasyprint": "exporter.render.pdf"}
 
 
 def _modules():

@@ -1,0 +1,247 @@
+"""How FHIR values read to a person, in one language (layer L2): the filters of the templates.
+
+Dates, times with their UTC offset, numbers in the language's decimal format (never exponent
+notation), quantities with the unit as people write it (the same unit as the coded value), code
+displays from the language's `codes`, questionnaire severity bands from scales.yaml. All wording and
+formats come from templates/texts/<language>.yaml; this module only applies them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable
+
+
+class Presenter:
+    def __init__(self, texts: dict[str, Any], scales: dict[str, Any]):
+        self.language = texts.get("language", "de-DE")
+        self.labels: dict[str, str] = texts["labels"]
+        self.codes: dict[str, str] = texts["codes"]
+        self.units: dict[str, str] = texts["units"]
+        self.formats: dict[str, str] = texts["formats"]
+        self.genders: dict[str, str] = texts["gender"]
+        self.band_names: dict[str, str] = texts["bands"]
+        self.scales = scales
+        self._decimal = self.formats.get("decimal", ".")
+        # an export formats thousands of values, most of them repeated (a day, a code, a reading):
+        # each distinct value is formatted once (the memos hold codes, dates and numbers, no names or notes)
+        self._dates: dict[str, str] = {}
+        self._clocks: dict[str, tuple[str, str]] = {}
+        self._quantities: dict[tuple[Any, ...], str] = {}
+        self._concepts: dict[tuple[Any, ...], str] = {}
+        self._bands: dict[tuple[Any, ...], str] = {}
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {"date": self.date, "time": self.time, "datetime": self.datetime, "number": self.number,
+                "quantity": self.quantity, "unit": self.unit, "concept": self.concept, "gender": self.gender,
+                "band": self.band, "fill": fill, "components": self.components, "plain_markdown": plain_markdown}
+
+    # -- dates and times ------------------------------------------------------------------------
+    def date(self, value: Any) -> str:
+        """A FHIR date, dateTime or instant as a date ("09.03.2026"; "03/2026"; "2026")."""
+        if not isinstance(value, str) or len(value) < 4:
+            return ""
+        key = value[:10]
+        found = self._dates.get(key)
+        if found is None:
+            found = _remember(self._dates, key, self._date(key))
+        return found
+
+    def _date(self, value: str) -> str:
+        if len(value) == 4:
+            return value
+        if len(value) == 7:
+            return self.formats["month"].format(y=value[:4], m=value[5:7])
+        return self.formats["date"].format(y=value[:4], m=value[5:7], d=value[8:10])
+
+    def time(self, value: Any) -> str:
+        """The time of day of a dateTime with its UTC offset ("07:15 (UTC+01:00)"); "" for a date."""
+        parts = self._clock(value)
+        return f"{parts[0]} ({parts[1]})" if parts and parts[1] else (parts[0] if parts else "")
+
+    def _clock(self, value: Any) -> tuple[str, str] | None:
+        """(time of day, UTC offset) of a dateTime, as the language writes them; None for a date."""
+        if not isinstance(value, str) or "T" not in value:
+            return None
+        found = self._clocks.get(value[10:])
+        if found is None:
+            found = _remember(self._clocks, value[10:], self._clock_of(value))
+        return found
+
+    def _clock_of(self, value: str) -> tuple[str, str]:
+        clock, offset = value[11:], ""
+        for sign in ("Z", "+", "-"):
+            cut = clock.find(sign)
+            if cut > 0:
+                clock, offset = clock[:cut], clock[cut:]
+                break
+        h, m, sec = (clock.split(":") + ["00", "00"])[:3]
+        shown = self.formats["time"] if sec in ("00", "") else self.formats["time_seconds"]
+        return shown.format(H=h, M=m, S=sec.replace(".", self._decimal)), self._offset(offset)
+
+    def _offset(self, offset: str) -> str:
+        if offset in ("Z", "+00:00", "-00:00") or offset == "":
+            return self.formats["utc"] if offset else ""
+        return self.formats["offset"].format(sign=offset[0], hh=offset[1:3], mm=offset[4:6])
+
+    def datetime(self, value: Any) -> str:
+        """Date, time of day and UTC offset ("09.03.2026, 07:15 Uhr (UTC+01:00)"); a date alone as a date."""
+        if not isinstance(value, str) or "T" not in value:
+            return self.date(value)
+        clock, offset = self._clock(value) or ("", "")
+        return self.formats["date_time"].format(date=self.date(value), time=clock, offset=offset)
+
+    # -- numbers and quantities -----------------------------------------------------------------
+    def number(self, value: Any) -> str:
+        """A JSON number in the language's format, never in exponent notation (1e-09 → 0,000000001)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            return "" if value is None else str(value)
+        if isinstance(value, int):
+            text = str(value)
+        else:
+            text = format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
+        return text.replace(".", self._decimal) if self._decimal != "." else text
+
+    def unit(self, quantity: Any) -> str:
+        """The unit of a Quantity as people write it: by its UCUM code, else its `unit` text."""
+        if not isinstance(quantity, dict):
+            return ""
+        code = quantity.get("code")
+        return self.units.get(code) or quantity.get("unit") or code or ""
+
+    def quantity(self, quantity: Any) -> str:
+        if not isinstance(quantity, dict):
+            return ""
+        key = (type(quantity.get("value")), quantity.get("value"), quantity.get("code"), quantity.get("unit"))
+        found = self._quantities.get(key)
+        if found is None:
+            found = _remember(self._quantities, key, self._quantity(quantity))
+        return found
+
+    def _quantity(self, quantity: dict[str, Any]) -> str:
+        unit = self.unit(quantity)
+        return f"{self.number(quantity.get('value'))} {unit}" if unit else self.number(quantity.get("value"))
+
+    # -- codes ----------------------------------------------------------------------------------
+    def concept(self, value: Any) -> str:
+        """The display of a CodeableConcept, a Coding or a list of them: the language's `codes` row
+        of its first coding that has one, else the codings' own display, else the text, else the code."""
+        if isinstance(value, list):
+            return ", ".join(t for t in map(self.concept, value) if t)
+        if not isinstance(value, dict):
+            return ""
+        codings = value.get("coding") if "coding" in value else [value]
+        if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict and len(value) <= 2:
+            c = codings[0]
+            key = (c.get("system"), c.get("code"), c.get("display"), value.get("text"))
+            found = self._concepts.get(key)
+            if found is None:
+                found = _remember(self._concepts, key, self._concept(value, codings))
+            return found
+        return self._concept(value, codings)
+
+    def _concept(self, value: dict[str, Any], codings: Any) -> str:
+        fallback = ""
+        for c in codings if isinstance(codings, list) else []:
+            if not isinstance(c, dict):
+                continue
+            own = self.codes.get(f"{c.get('system')}|{c.get('code')}")
+            if own is not None:
+                return own
+            fallback = fallback or c.get("display") or ""
+        return fallback or value.get("text") or next((c.get("code", "") for c in codings or [] if isinstance(c, dict)), "")
+
+    def own_display(self, codings: Any) -> str | None:
+        """The language's `codes` row of the first of `codings` (a list of Codings) that has one."""
+        for c in codings if isinstance(codings, list) else []:
+            if isinstance(c, dict) and (own := self.codes.get(f"{c.get('system')}|{c.get('code')}")) is not None:
+                return own
+        return None
+
+    def gender(self, code: Any) -> str:
+        return self.genders.get(code, code) if isinstance(code, str) else ""
+
+    def components(self, observation: Any) -> list[tuple[str, str]]:
+        """The components of an Observation grouped by code, in order: [(label, "value, value, …")]."""
+        groups: dict[str, list[str]] = {}
+        for c in observation.get("component", []) if isinstance(observation, dict) else []:
+            label = self.concept(c.get("code"))
+            if "valueQuantity" in c:
+                value = self.quantity(c["valueQuantity"])
+            elif "valueCodeableConcept" in c:
+                value = self.concept(c["valueCodeableConcept"])
+            else:
+                value = next((str(v) for k, v in c.items() if k.startswith("value")), "")
+            groups.setdefault(label, []).append(value)
+        return [(label, ", ".join(values)) for label, values in groups.items()]
+
+    def scale(self, observation: Any) -> dict[str, Any] | None:
+        """The scales.yaml row of a score Observation (by its code), or None."""
+        if not isinstance(observation, dict):
+            return None
+        for c in (observation.get("code") or {}).get("coding") or []:
+            row = self.scales.get(f"{c.get('system')}|{c.get('code')}")
+            if row is not None:
+                return row
+        return None
+
+    def band(self, observation: Any) -> str:
+        """The severity band of a score Observation ("mittelgradig (10–14 Punkte)"), "" when it has none."""
+        if not isinstance(observation, dict) or "valueQuantity" not in observation:
+            return ""
+        codings = (observation.get("code") or {}).get("coding") or []
+        if not any(f"{c.get('system')}|{c.get('code')}" in self.scales for c in codings if isinstance(c, dict)):
+            return ""
+        key = (tuple((c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)),
+               observation["valueQuantity"].get("value") if isinstance(observation["valueQuantity"], dict) else None)
+        found = self._bands.get(key)
+        if found is None:
+            found = _remember(self._bands, key, self._band(observation))
+        return found
+
+    def _band(self, observation: dict[str, Any]) -> str:
+        row = self.scale(observation)
+        value = (observation.get("valueQuantity") or {}).get("value") if row else None
+        if row is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return ""
+        for b in row.get("bands", []):
+            if b["low"] <= value <= b["high"]:
+                return fill(self.labels["score_band"], band=self.band_names.get(b["band"], b["band"]),
+                            low=b["low"], high=b["high"])
+        return ""
+
+
+MEMO_LIMIT = 50_000
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    """memo[key] = value, the memo emptied first when it is full (a long-running service sees ever
+    new values)."""
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def fill(label: str, **values: Any) -> str:
+    """A label of texts/<language>.yaml with its `{name}` placeholders filled (values are never
+    read as format strings)."""
+    return label.format_map({k: "" if v is None else v for k, v in values.items()})
+
+
+def plain_markdown(text: Any) -> str:
+    """FHIR markdown that the exporter wrote from plain text (every markdown character escaped with a
+    backslash) as the plain text again."""
+    if not isinstance(text, str):
+        return ""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and not text[i + 1].isalnum() and not text[i + 1].isspace():
+            out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
