@@ -25,7 +25,8 @@ help:
 	@echo "make demo | make test | make setup | make build-ig"
 
 setup: $(VENV)/.stamp node_modules/.stamp $(TOOLS)/java/.stamp $(TOOLS)/keycloak/.stamp $(TOOLS)/fhir-home/.stamp \
-       $(XVER_STAMP) $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP)
+       $(XVER_STAMP) $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP) $(TOOLS)/verapdf/.stamp \
+       $(TOOLS)/.debian-packages.stamp
 
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +80,18 @@ $(EXAMPLES_STAMP):
 	tar -xzf $(TOOLS)/fhir-examples/$(EXAMPLES_ID)-$(EXAMPLES_VER).tgz -C $(TOOLS)/fhir-examples
 	rm $(TOOLS)/fhir-examples/$(EXAMPLES_ID)-$(EXAMPLES_VER).tgz
 	touch $@
+
+# veraPDF (PDF/A validator, Maven Central) judges every PDF the tests write (tools/devstack/verapdf.py)
+$(TOOLS)/verapdf/.stamp: tools/verapdf/pom.xml
+	mvn -q -B -f tools/verapdf/pom.xml -Dtools.dir=$(abspath $(TOOLS)) process-resources
+	touch $@
+
+# Debian packages of the human-readable export: Pango (WeasyPrint's text layout, >= 1.44), the DejaVu fonts
+# the PDF embeds, and poppler-utils (pdftotext/pdfdetach: the tests read the PDFs back). Installed once.
+DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
+$(TOOLS)/.debian-packages.stamp:
+	dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q $(DEBIAN_PACKAGES))
+	mkdir -p $(TOOLS) && echo "$(DEBIAN_PACKAGES)" > $@
 
 build-ig: setup
 	$(BIN)/fhir-export build-ig

@@ -241,6 +241,54 @@ def cmd_convert(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(out)
     else:
         sys.stdout.write(out.decode("utf-8"))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from exporter.pipeline import Exporter
+    from exporter.render.document import RenderError, Renderer
+    from exporter.render.formats import FORMATS, render
+
+    settings = get_settings()
+    if args.language:
+        settings = settings.model_copy(update={"language": args.language})
+    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    if any(i.is_error for i in exporter.load_issues) or exporter.engine.narrator is None:
+        _print_issues(exporter.load_issues)
+        print("the mapping set has errors; nothing rendered", file=sys.stderr)
+        return EXIT_ERRORS
+    try:
+        doc = _json.loads(Path(args.input).read_bytes())
+    except OSError as exc:
+        print(f"{args.input}: fatal RENDER_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"{args.input}: fatal RENDER_INPUT: not JSON: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+        result = exporter.accept_bundle(doc)  # an exported Bundle: rendered only when it is valid
+    else:
+        try:
+            export_time = _export_time(args.export_time)
+        except ValueError:
+            print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
+            return EXIT_USAGE
+        result = exporter.export(doc, export_time=export_time)
+    for issue in result.issues:  # message id and place only: a validator message may quote a value
+        if issue.is_error:
+            print(f"{args.input}: error {issue.message_id} at {', '.join(issue.expression) or '-'}", file=sys.stderr)
+    if not result.ok:
+        print(f"{args.input}: not rendered: the document is not a valid export (`fhir-export validate` or "
+              "`fhir-export map` explain each error)", file=sys.stderr)
+        return EXIT_ERRORS
+    try:
+        data = render(Renderer(exporter.engine.narrator), result.bundle, FORMATS[args.format])
+    except RenderError as exc:
+        _print_issues(exc.issues)
+        return EXIT_ERRORS
+    Path(args.output).write_bytes(data)
+    print(f"{args.input}: wrote {args.format.upper()} ({len(data):,} bytes) -> {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -342,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", choices=("json", "xml"), help="target format (default: the other one)")
     p.add_argument("-o", "--output", metavar="OUT", help="write here (default: standard output)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("render", help="the human-readable export (PDF/A-3b or HTML) of a domain document or an exported Bundle")
+    p.add_argument("input", metavar="INPUT.json", help="a domain document (exported first) or an exported document Bundle")
+    p.add_argument("--format", choices=("pdf", "html", "json"), default="pdf", help="output format (default: pdf)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--export-time", metavar="DATETIME", help="export timestamp with timezone (default: now, UTC)")
+    p.add_argument("--language", metavar="LANG", help="language of the text (default: the setting, de-DE; also: en)")
+    p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("check", help="load every mapping and code table, report all problems with file:line")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")

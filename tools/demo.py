@@ -6,6 +6,8 @@
 3. Export the three sample patients (samples/patients/) with the mappings in mappings/ into
    out/demo/<name>.bundle.json, and judge the minimal and typical exports with the HL7 validator too
    (the large one takes minutes there; its verdict is in the test notes).
+4. Render the typical export as a person reads it: out/demo/typical.pdf (PDF/A-3b, judged by
+   veraPDF) and out/demo/typical.html.
 
 Exit 0 when everything above succeeded, else 1.
 """
@@ -96,7 +98,26 @@ def _exports(settings, ref: ReferenceValidator) -> int:
         warnings = sum(i.severity.value == "warning" for i in result.issues)
         print(f"export {name}: {len(result.bundle['entry'])} resources in {took:.2f} s, valid ({warnings} warnings)"
               f"{verdict} -> {path.relative_to(settings.root)}")
+        if name == "typical":
+            failures += _human_readable(exporter, result.bundle, out, settings.root)
     return failures
+
+
+def _human_readable(exporter, bundle, out: Path, root: Path) -> int:
+    """The typical export as the person reads it: out/demo/typical.pdf (PDF/A-3b, judged by veraPDF) and .html."""
+    from exporter.render.document import Renderer
+    from exporter.render.formats import FORMATS, render
+    from tools.devstack.verapdf import verapdf
+
+    renderer = Renderer(exporter.engine.narrator)
+    for fmt in ("html", "pdf"):
+        path = out / f"typical.{fmt}"
+        t = time.monotonic()
+        path.write_bytes(render(renderer, bundle, FORMATS[fmt]))
+        print(f"render typical as {fmt.upper()} in {time.monotonic() - t:.2f} s -> {path.relative_to(root)}")
+    verdict = verapdf([out / "typical.pdf"])[out / "typical.pdf"]
+    print(f"veraPDF (PDF/A-3b): {'passes' if verdict is None else 'FAILS: ' + verdict}")
+    return verdict is not None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 
+from exporter.api import formats
 from exporter.api.bodies import read_json_body
 from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILED_BODY, ApiError, denied,
                                  fhir_response, in_format, response_format)
@@ -34,6 +35,9 @@ _DENIED = {401: {"description": "Not authenticated, not authorised, or no such p
 _UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
                       **_OUTCOME}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
+# the human-readable representations of a successful export (Accept: text/html, application/pdf)
+_HUMAN = {"text/html": {"schema": {"type": "string"}},
+          "application/pdf": {"schema": {"type": "string", "format": "binary"}}}
 
 # OpenAPI examples (synthetic; a real request carries one patient's domain document, see docs/domain.md)
 _EXPORT_EXAMPLE = {
@@ -72,10 +76,13 @@ def _deadline(request: Request) -> float:
     return request.app.state.settings.request_timeout_seconds
 
 
-def _export(request: Request, doc: Any, fmt: str) -> tuple[Any, bytes | None]:
-    """Export and, when it succeeded, write the Bundle in the format asked for (both in the worker thread)."""
+def _export(request: Request, doc: Any, fmt: str, human: formats.Format | None = None) -> tuple[Any, bytes | None]:
+    """Export and, when it succeeded, write the Bundle in the format asked for — FHIR JSON or XML, or the
+    human-readable HTML or PDF rendered from it (both in the worker thread)."""
     result = request.app.state.exporter.export(doc, export_time=_now())
-    return result, (render(result.bundle, fmt) if result.ok else None)
+    if not result.ok:
+        return result, None
+    return result, (formats.body(request.app, result.bundle, human) if human else render(result.bundle, fmt))
 
 
 async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
@@ -102,7 +109,7 @@ def register(app: FastAPI) -> None:
               responses={200: {"description": "The document Bundle", "content": {FHIR_JSON: {"example": {
                   "resourceType": "Bundle", "type": "document", "identifier": {
                       "system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c9e2d0a-5f3b-5f7e-9a51-8d7f3c1b2a40"},
-                  "timestamp": "2026-04-06T10:00:00+02:00", "entry": ["…"]}}, FHIR_XML: _XML}},
+                  "timestamp": "2026-04-06T10:00:00+02:00", "entry": ["…"]}}, FHIR_XML: _XML, **_HUMAN}},
                          422: {"description": "The document could not be exported: detailed issues",
                                "content": {FHIR_JSON: {"schema": {"type": "object"}, "example": _OUTCOME_EXAMPLE},
                                            FHIR_XML: _XML}},
@@ -113,15 +120,16 @@ def register(app: FastAPI) -> None:
         doc: Any = None
         size, result_word = 0, "error"
         try:
+            human = formats.human_format(request)  # Accept / _format: text/html or application/pdf, else None
             with anyio.fail_after(settings.request_timeout_seconds):
                 doc, _ = await read_json_body(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
-                result, body = await _in_thread(request, _export, request, doc, fmt)
+                result, body = await _in_thread(request, _export, request, doc, fmt, human)
             if body is None:
                 result_word = "invalid"
                 return fhir_response(result.operation_outcome(), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
-            return fhir_response(body, 200, fmt=fmt)
+            return formats.response(body, human) if human else fhir_response(body, 200, fmt=fmt)
         except TimeoutError:
             result_word = "timeout"
             raise _timed_out(request) from None
@@ -134,8 +142,9 @@ def register(app: FastAPI) -> None:
 
     @app.get("/patient/export", summary="The logged-in patient's own export, as a download",
                 response_class=Response,
-                responses={200: {"description": "The document Bundle as an attachment",
-                                 "content": {FHIR_JSON: {}, FHIR_XML: _XML}},
+                responses={200: {"description": "The document as an attachment: the FHIR Bundle (JSON, or XML), or by "
+                                        "Accept / _format the human-readable HTML or PDF/A-3b",
+                                 "content": {FHIR_JSON: {}, FHIR_XML: _XML, **_HUMAN}},
                         422: {"description": "The export could not be produced (generic)", **_OUTCOME},
                         **_DENIED, **_UNAVAILABLE})
     async def patient_export(request: Request, principal: Principal = Depends(current_patient)) -> Response:
@@ -145,6 +154,7 @@ def register(app: FastAPI) -> None:
         pseudonym = request.app.state.pseudonymize(pid)
         size, result_word = 0, "error"
         try:
+            human = formats.human_format(request)  # Accept / _format: text/html or application/pdf, else None
             with anyio.fail_after(settings.request_timeout_seconds):
                 try:
                     doc = await _in_thread(request, request.app.state.source.get, pid)
@@ -159,15 +169,15 @@ def register(app: FastAPI) -> None:
                 if not isinstance(patient, dict) or patient.get("id") != pid:
                     result_word = "source_mismatch"  # the source answered someone else's document: never hand it out
                     raise denied("source_mismatch")
-                result, body = await _in_thread(request, _export, request, doc, fmt)
+                result, body = await _in_thread(request, _export, request, doc, fmt, human)
             if body is None:
                 result_word = "invalid"
                 return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
             day = datetime.now(timezone.utc).strftime("%Y%m%d")
-            return fhir_response(body, 200, {"Content-Disposition":
-                                             f'attachment; filename="diga-export-{day}{FILE_SUFFIXES[fmt]}"'}, fmt)
+            name = {"Content-Disposition": f'attachment; filename="diga-export-{day}{human.suffix if human else FILE_SUFFIXES[fmt]}"'}
+            return formats.response(body, human, name) if human else fhir_response(body, 200, name, fmt)
         except TimeoutError:
             result_word = "timeout"
             raise _timed_out(request) from None
