@@ -161,39 +161,62 @@ def _export_time(value: str | None) -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def cmd_map(args: argparse.Namespace) -> int:
-    import json as _json
-
+def _exporter(settings: object, args: argparse.Namespace, what: str):  # -> Exporter | None
+    """The exporter of `--mappings` (default mappings/), or None after printing the mapping set's errors."""
     from exporter.pipeline import Exporter
 
-    settings = get_settings()
     exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
-    if any(i.is_error for i in exporter.load_issues):
+    if any(i.is_error for i in exporter.load_issues) or exporter.engine.narrator is None:
         _print_issues(exporter.load_issues)
-        print("the mapping set has errors; nothing exported", file=sys.stderr)
-        return EXIT_ERRORS
-    try:
-        raw = Path(args.input).read_bytes()
-        doc = _json.loads(raw)
-    except OSError as exc:
-        print(f"{args.input}: fatal MAP_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        from exporter.fhir.positions import json_syntax_error
+        print(f"the mapping set has errors; nothing {what}", file=sys.stderr)
+        return None
+    return exporter
 
-        found = json_syntax_error(raw)
-        where = f"{args.input}:{found[0][0]}:{found[0][1]}" if found else args.input
-        print(f"{where}: fatal MAP_INPUT: not JSON: {found[1] if found else exc}", file=sys.stderr)
-        return EXIT_ERRORS
-    except RecursionError:
-        print(f"{args.input}: fatal MAP_INPUT: not JSON this exporter reads: nested too deeply", file=sys.stderr)
-        return EXIT_ERRORS
+
+def _export(exporter, doc: object, args: argparse.Namespace):  # -> ExportResult | None
+    """The export of `doc` at `--export-time` (default now), or None after a usage message."""
     try:
         export_time = _export_time(args.export_time)
     except ValueError:
         print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
+        return None
+    return exporter.export(doc, export_time=export_time)
+
+
+def _read_json(name: str, message_id: str) -> tuple[object, int | None]:
+    """(the parsed JSON file, None), or (None, exit code) after printing why it cannot be read."""
+    import json as _json
+
+    try:
+        raw = Path(name).read_bytes()
+        return _json.loads(raw), None
+    except OSError as exc:
+        print(f"{name}: fatal {message_id}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except ValueError as exc:
+        from exporter.fhir.positions import json_syntax_error
+
+        found = json_syntax_error(raw)
+        where = f"{name}:{found[0][0]}:{found[0][1]}" if found else name
+        print(f"{where}: fatal {message_id}: not JSON: {found[1] if found else exc}", file=sys.stderr)
+        return None, EXIT_ERRORS
+    except RecursionError:
+        print(f"{name}: fatal {message_id}: not JSON this exporter reads: nested too deeply", file=sys.stderr)
+        return None, EXIT_ERRORS
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    import json as _json
+
+    exporter = _exporter(get_settings(), args, "exported")
+    if exporter is None:
+        return EXIT_ERRORS
+    doc, failed = _read_json(args.input, "MAP_INPUT")
+    if failed is not None:
+        return failed
+    result = _export(exporter, doc, args)
+    if result is None:
         return EXIT_USAGE
-    result = exporter.export(doc, export_time=export_time)
     shown = [i for i in result.issues if i.is_error or args.verbose]
     for issue in shown:
         print(f"{args.input}: {issue.format()}", file=sys.stderr)
@@ -244,37 +267,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    import json as _json
-
-    from exporter.pipeline import Exporter
     from exporter.render.document import RenderError, Renderer
     from exporter.render.formats import FORMATS, render
 
     settings = get_settings()
     if args.language:
         settings = settings.model_copy(update={"language": args.language})
-    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
-    if any(i.is_error for i in exporter.load_issues) or exporter.engine.narrator is None:
-        _print_issues(exporter.load_issues)
-        print("the mapping set has errors; nothing rendered", file=sys.stderr)
+    exporter = _exporter(settings, args, "rendered")
+    if exporter is None:
         return EXIT_ERRORS
-    try:
-        doc = _json.loads(Path(args.input).read_bytes())
-    except OSError as exc:
-        print(f"{args.input}: fatal RENDER_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        print(f"{args.input}: fatal RENDER_INPUT: not JSON: {exc}", file=sys.stderr)
-        return EXIT_ERRORS
+    doc, failed = _read_json(args.input, "RENDER_INPUT")
+    if failed is not None:
+        return failed
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         result = exporter.accept_bundle(doc)  # an exported Bundle: rendered only when it is valid
     else:
-        try:
-            export_time = _export_time(args.export_time)
-        except ValueError:
-            print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
+        result = _export(exporter, doc, args)
+        if result is None:
             return EXIT_USAGE
-        result = exporter.export(doc, export_time=export_time)
     for issue in result.issues:  # message id and place only: a validator message may quote a value
         if issue.is_error:
             print(f"{args.input}: error {issue.message_id} at {', '.join(issue.expression) or '-'}", file=sys.stderr)

@@ -42,10 +42,7 @@ class Presenter:
         if not isinstance(value, str) or len(value) < 4:
             return ""
         key = value[:10]
-        found = self._dates.get(key)
-        if found is None:
-            found = _remember(self._dates, key, self._date(key))
-        return found
+        return _cached(self._dates, key, self._date, key)
 
     def _date(self, value: str) -> str:
         if len(value) == 4:
@@ -63,10 +60,7 @@ class Presenter:
         """(time of day, UTC offset) of a dateTime, as the language writes them; None for a date."""
         if not isinstance(value, str) or "T" not in value:
             return None
-        found = self._clocks.get(value[10:])
-        if found is None:
-            found = _remember(self._clocks, value[10:], self._clock_of(value))
-        return found
+        return _cached(self._clocks, value[10:], self._clock_of, value)
 
     def _clock_of(self, value: str) -> tuple[str, str]:
         clock, offset = value[11:], ""
@@ -113,10 +107,7 @@ class Presenter:
         if not isinstance(quantity, dict):
             return ""
         key = (type(quantity.get("value")), quantity.get("value"), quantity.get("code"), quantity.get("unit"))
-        found = self._quantities.get(key)
-        if found is None:
-            found = _remember(self._quantities, key, self._quantity(quantity))
-        return found
+        return _cached(self._quantities, key, self._quantity, quantity)
 
     def _quantity(self, quantity: dict[str, Any]) -> str:
         unit = self.unit(quantity)
@@ -134,10 +125,7 @@ class Presenter:
         if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict and len(value) <= 2:
             c = codings[0]
             key = (c.get("system"), c.get("code"), c.get("display"), value.get("text"))
-            found = self._concepts.get(key)
-            if found is None:
-                found = _remember(self._concepts, key, self._concept(value, codings))
-            return found
+            return _cached(self._concepts, key, self._concept, value, codings)
         return self._concept(value, codings)
 
     def _concept(self, value: dict[str, Any], codings: Any) -> str:
@@ -194,10 +182,7 @@ class Presenter:
             return ""
         key = (tuple((c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)),
                observation["valueQuantity"].get("value") if isinstance(observation["valueQuantity"], dict) else None)
-        found = self._bands.get(key)
-        if found is None:
-            found = _remember(self._bands, key, self._band(observation))
-        return found
+        return _cached(self._bands, key, self._band, observation)
 
     def _band(self, observation: dict[str, Any]) -> str:
         row = self.scale(observation)
@@ -214,13 +199,15 @@ class Presenter:
 MEMO_LIMIT = 50_000
 
 
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
-    """memo[key] = value, the memo emptied first when it is full (a long-running service sees ever
-    new values)."""
-    if len(memo) >= MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
-    return value
+def _cached(memo: dict[Any, Any], key: Any, compute: Callable[..., Any], *args: Any) -> Any:
+    """memo[key], computed by compute(*args) the first time; the memo is emptied when it is full (a
+    long-running service sees ever new values)."""
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        found = memo[key] = compute(*args)
+    return found
 
 
 def fill(label: str, **values: Any) -> str:
