@@ -394,10 +394,12 @@ class TemplateLibrary:
         html = lib.render("document.html", {"doc": view})
         texts = lib.render_each("resource/Observation.html", "r", resources, {"t": texts})
 
-    `render_each` renders one template for many rows in a single jinja2 pass (the template's body in a
-    loop, the pieces split on NUL, which `neutralise` keeps out of every value): the per-call cost of
-    jinja2 (a new context per render) is paid once per kind of resource instead of once per resource.
-    Templates rendered this way may use filters and `{% if %}` / `{% for %}`, not `{% import %}`.
+    `render_each` renders one template for many rows (thousands of resources of one kind): by the
+    template's straight path (`_Straight`: the template compiled to one Python function, when it uses
+    only common constructs; a row it cannot decide exactly as jinja2 goes to jinja2), else in a single
+    jinja2 pass (the template's body in a loop, the pieces split on NUL, which `neutralise` keeps out of
+    every value), so the per-call cost of jinja2 is paid once per kind of resource. Templates rendered
+    this way may use filters and `{% if %}` / `{% for %}`, not `{% import %}`.
     """
 
     def __init__(self, sources: Mapping[str, str], filters: Mapping[str, Callable[..., Any]] | None = None, *,
@@ -412,22 +414,52 @@ class TemplateLibrary:
         self._loops: dict[tuple[str, str], Any] = {}
         self.max_output = max_output
         self.problems: list[tuple[str, int | None, str]] = []
+        self._straight: dict[str, Callable[[Mapping[str, Any]], str]] = {}
         for name, source in self._sources.items():
             try:
                 self._templates[name] = self._env.from_string(source)
+                straight = _Straight(self._env).compile(self._env.parse(source), name)
             except TemplateSyntaxError as exc:
                 self.problems.append((name, exc.lineno, f"template syntax error: {exc.message}"))
+                continue
+            if straight is not None:
+                self._straight[name] = straight
 
     def __contains__(self, name: str) -> bool:
         return name in self._templates
 
     def render(self, name: str, variables: Mapping[str, Any]) -> str:
+        straight = self._straight.get(name)
+        if straight is not None:
+            try:
+                text = straight(variables)
+            except Exception:  # noqa: BLE001 - jinja2 decides: it renders or reports the problem
+                return self._run(self._templates[name], variables)
+            if len(text) > self.max_output:
+                raise TemplateProblem(f"template output exceeds {self.max_output} characters")
+            return text
         return self._run(self._templates[name], variables)
 
     def render_each(self, name: str, var: str, rows: list[Any], variables: Mapping[str, Any]) -> list[str]:
-        """`[render(name, {**variables, var: row}) for row in rows]`, in one pass."""
+        """`[render(name, {**variables, var: row}) for row in rows]`, in one pass: by the template's
+        straight path when it has one (a row it cannot decide goes to jinja2), else by one jinja2 render
+        of the template in a loop."""
         if not rows:
             return []
+        straight = self._straight.get(name)
+        if straight is not None:
+            scope = dict(variables)
+            out = []
+            for row in rows:
+                scope[var] = row
+                try:
+                    text = straight(scope)
+                except Exception:  # noqa: BLE001 - jinja2 decides: it renders the row or reports the problem
+                    text = self._run(self._templates[name], scope)
+                if len(text) > self.max_output:
+                    raise TemplateProblem(f"template output exceeds {self.max_output} characters")
+                out.append(text)
+            return out
         loop = self._loops.get((name, var))
         if loop is None:
             body = self._sources[name].rstrip("\n")  # jinja2 drops one final newline of a template
@@ -454,3 +486,236 @@ class TemplateLibrary:
         if len(out) > self.max_output:
             raise TemplateProblem(f"template output exceeds {self.max_output} characters")
         return out
+
+
+# -- the straight path of templates for people -------------------------------------------------------
+class _Undecided(Exception):
+    """The straight path cannot render this row as jinja2 would (a missing key, an unexpected type):
+    jinja2 renders it (and reports what it reports)."""
+
+
+_MISSING = object()
+_DICT_NAMES = frozenset(dir(dict))
+
+
+def _markup_escape(value: Any) -> str:
+    from markupsafe import escape  # jinja2's own escaping (markupsafe comes with jinja2)
+
+    return str(escape(value))
+
+
+def _out(value: Any) -> str:
+    """`{{ value }}` as jinja2 prints it here: finalized, then escaped."""
+    if type(value) is str:
+        if not value.isprintable():
+            value = neutralise(value)
+        return escape_text(value) if ("&" in value or "<" in value or ">" in value or "'" in value
+                                      or '"' in value) else value
+    if type(value) is int or type(value) is float:
+        return str(value)
+    return _markup_escape(_finalize(value))
+
+
+class _Straight:
+    """Compiles a template's jinja2 syntax tree, when it uses only the constructs below, into one Python
+    function with the template's output: text; `{{ e }}`; `{% if %}` / `elif` / `else`; `{% for a[, b] in e
+    [if c] %}` without `loop`; a top-level `{% set x = e %}`; expressions of names, constants, `e["key"]`,
+    `e.attr`, filters (with keyword arguments), calls of a variable's method, `in` / `not in` / `==` / `!=`,
+    `and` / `or` / `not`, `a if c else b`, `is defined`. Anything else: no function (jinja2 renders).
+    Attribute look-ups and calls go through the sandbox's own checks; a row the function cannot render
+    exactly like jinja2 (a missing key, an unexpected type) raises _Undecided and jinja2 renders that row."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.code = Code(_out=_out, _Undecided=_Undecided, _MISSING=_MISSING, _env=env, _getattr=self._getattr,
+                         _call=self._call, _defined=self._defined, _concat=_concat)
+        self.lines: list[str] = []
+        self.counter = 0
+        self._safe_methods: set[tuple[type, str]] = set()
+        self._safe_attrs: set[tuple[type, str]] = set()
+
+    @staticmethod
+    def _getattr_of(env: Any, obj: Any, name: str) -> Any:
+        from jinja2 import Undefined
+
+        value = env.getattr(obj, name)
+        if isinstance(value, Undefined):
+            raise _Undecided
+        return value
+
+    def _getattr(self, obj: Any, name: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[name]
+            except KeyError:
+                raise _Undecided from None
+        if (type(obj), name) in self._safe_attrs:  # an attribute of one of our own classes the sandbox allowed
+            return getattr(obj, name)
+        value = self._getattr_of(self.env, obj, name)
+        if type(obj).__module__.startswith("exporter."):
+            if not callable(value):
+                self._safe_attrs.add((type(obj), name))
+            elif getattr(value, "__self__", None) is obj and self.env.is_safe_callable(value):
+                self._safe_attrs.add((type(obj), name))
+                self._safe_methods.add((type(obj), name))
+        return value
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        if getattr(fn, "__self__", None) is not None and (type(fn.__self__), fn.__name__) in self._safe_methods:
+            return fn(*args)
+        if not self.env.is_safe_callable(fn):
+            raise _Undecided
+        return fn(*args)
+
+    def _defined(self, fn: Callable[[], Any]) -> bool:
+        try:
+            fn()
+        except (_Undecided, LookupError, TypeError):
+            return False
+        return True
+
+    def compile(self, template: Any, name: str) -> Callable[[Mapping[str, Any]], str] | None:
+        self.lines = ["parts = []", "add = parts.append"]
+        scope: dict[str, str] = {}  # template variable -> local name (top-level `set`s, loop targets)
+        try:
+            for node in template.body:
+                self.stmt(node, scope, "")
+        except _Unsupported:
+            return None
+        self.lines.append('return "".join(parts)')
+        return self.code.function("render", "variables", self.lines, f"template {name}")
+
+    def _name(self) -> str:
+        self.counter += 1
+        return f"v{self.counter}"
+
+    def stmt(self, node: Any, scope: dict[str, str], indent: str, in_loop: bool = False) -> None:
+        from jinja2 import nodes
+
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    if child.data:
+                        self.lines.append(f"{indent}add({self.code.bind(child.data)})")
+                else:
+                    self.lines.append(f"{indent}add(_out({self.expr(child, scope)}))")
+        elif isinstance(node, nodes.If):
+            self.lines.append(f"{indent}if {self.expr(node.test, scope)}:")
+            self.block(node.body, scope, indent + "    ", in_loop)
+            for elif_ in node.elif_:
+                self.lines.append(f"{indent}elif {self.expr(elif_.test, scope)}:")
+                self.block(elif_.body, scope, indent + "    ", in_loop)
+            if node.else_:
+                self.lines.append(f"{indent}else:")
+                self.block(node.else_, scope, indent + "    ", in_loop)
+        elif isinstance(node, nodes.For):
+            if node.recursive:
+                raise _Unsupported
+            inner = dict(scope)
+            if isinstance(node.target, nodes.Name):
+                names = [node.target.name]
+            elif isinstance(node.target, nodes.Tuple) and all(isinstance(i, nodes.Name) for i in node.target.items):
+                names = [i.name for i in node.target.items]
+            else:
+                raise _Unsupported
+            if "loop" in names or _uses_name(node, "loop"):
+                raise _Unsupported
+            locals_ = [self._name() for _ in names]
+            inner.update(zip(names, locals_))
+            seq = self._name()
+            self.lines.append(f"{indent}{seq} = {self.expr(node.iter, scope)}")
+            self.lines.append(f"{indent}if type({seq}) is not list and type({seq}) is not tuple: raise _Undecided")
+            target = locals_[0] if isinstance(node.target, nodes.Name) else "(" + ", ".join(locals_) + ",)"
+            flag = self._name() if node.else_ else None
+            if flag:
+                self.lines.append(f"{indent}{flag} = True")
+            self.lines.append(f"{indent}for {target} in {seq}:")
+            body_indent = indent + "    "
+            if node.test is not None:
+                self.lines.append(f"{body_indent}if not ({self.expr(node.test, inner)}): continue")
+            if flag:
+                self.lines.append(f"{body_indent}{flag} = False")
+            self.block(node.body, inner, body_indent, True)
+            if flag:
+                self.lines.append(f"{indent}if {flag}:")
+                self.block(node.else_, scope, indent + "    ", in_loop)
+        elif isinstance(node, nodes.Assign) and not in_loop and isinstance(node.target, nodes.Name):
+            # outside loops a `set` binds a template variable, as a Python local does (inside a loop
+            # jinja2 scopes it to the iteration: not compiled)
+            local = self._name()
+            value = self.expr(node.node, scope)
+            scope[node.target.name] = local
+            self.lines.append(f"{indent}{local} = {value}")
+        else:
+            raise _Unsupported
+
+    def block(self, body: list[Any], scope: dict[str, str], indent: str, in_loop: bool = False) -> None:
+        self.lines.append(f"{indent}pass")
+        for node in body:
+            self.stmt(node, scope, indent, in_loop)
+
+    def expr(self, node: Any, scope: dict[str, str]) -> str:
+        from jinja2 import nodes
+
+        e = self.expr
+        if isinstance(node, nodes.Name):
+            if node.name in scope:
+                return scope[node.name]
+            return f"variables[{self.code.bind(node.name)}]"  # KeyError: undecided
+        if isinstance(node, nodes.Const):
+            return self.code.bind(node.value)
+        if isinstance(node, nodes.Tuple) and all(isinstance(i, nodes.Const) for i in node.items):
+            return self.code.bind(tuple(i.value for i in node.items))
+        if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
+            return f"{e(node.node, scope)}[{e(node.arg, scope)}]"
+        if isinstance(node, nodes.Concat):
+            return "_concat(" + ", ".join(e(n, scope) for n in node.nodes) + ")"
+        if isinstance(node, nodes.Getattr):
+            if node.attr in _DICT_NAMES or node.attr.startswith("_"):
+                raise _Unsupported
+            return f"_getattr({e(node.node, scope)}, {self.code.bind(node.attr)})"
+        if isinstance(node, nodes.Filter) and node.node is not None and node.dyn_args is None and node.dyn_kwargs is None:
+            fn = self.env.filters.get(node.name)
+            if fn is None or getattr(fn, "jinja_pass_arg", None) is not None or node.name in ("default", "d"):
+                raise _Unsupported  # (`default` tests for jinja2's Undefined, which the straight path never sees)
+            args = "".join(f", {e(a, scope)}" for a in node.args)
+            kwargs = "".join(f", {k.key}={e(k.value, scope)}" for k in node.kwargs)
+            return f"{self.code.bind(fn)}({e(node.node, scope)}{args}{kwargs})"
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and not node.kwargs \
+                and node.dyn_args is None and node.dyn_kwargs is None:
+            args = "".join(f", {e(a, scope)}" for a in node.args)
+            return f"_call({e(node.node, scope)}{args})"
+        if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
+            op = _COMPARE[node.ops[0].op]
+            return f"({e(node.expr, scope)} {op} {e(node.ops[0].expr, scope)})"
+        if isinstance(node, nodes.Not):
+            return f"(not {e(node.node, scope)})"
+        if isinstance(node, nodes.And):
+            return f"({e(node.left, scope)} and {e(node.right, scope)})"
+        if isinstance(node, nodes.Or):
+            return f"({e(node.left, scope)} or {e(node.right, scope)})"
+        if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
+            return f"({e(node.expr1, scope)} if {e(node.test, scope)} else {e(node.expr2, scope)})"
+        if isinstance(node, nodes.Test) and node.name == "defined" and not node.args:
+            return f"_defined(lambda: {e(node.node, scope)})"
+        raise _Unsupported
+
+
+_COMPARE = {"in": "in", "notin": "not in", "eq": "==", "ne": "!=", "lt": "<", "gt": ">", "lteq": "<=", "gteq": ">="}
+
+
+def _concat(*parts: Any) -> str:
+    """`a ~ b` as jinja2 joins plain values (with markup among them jinja2 escapes the rest: undecided)."""
+    if any(hasattr(p, "__html__") for p in parts):
+        raise _Undecided
+    return "".join(map(str, parts))
+
+
+class _Unsupported(Exception):
+    """The template uses a construct the straight path does not compile."""
+
+
+def _uses_name(node: Any, name: str) -> bool:
+    from jinja2 import nodes
+
+    return any(n.name == name for n in node.find_all(nodes.Name))

@@ -8,6 +8,7 @@ formats come from templates/texts/<language>.yaml; this module only applies them
 
 from __future__ import annotations
 
+import datetime as _dt
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -30,11 +31,18 @@ class Presenter:
         self._quantities: dict[tuple[Any, ...], str] = {}
         self._concepts: dict[tuple[Any, ...], str] = {}
         self._bands: dict[tuple[Any, ...], str] = {}
+        self._date_times: dict[str, str] = {}
+        self._periods: dict[tuple[str, str], tuple[str, str]] = {}
+        # "{date}, {time} Uhr ({offset})" as the date followed by a tail that depends on the time only
+        head, sep, rest = self.formats.get("date_time", "{date}").partition("{date}")
+        self._date_time_tail = rest.replace("{", "{{").replace("}", "}}").replace("{{time}}", "{time}").replace(
+            "{{offset}}", "{offset}") if sep and not head else None
+        self._scale_codes = {tuple(k.split("|", 1)) for k in scales}
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {"date": self.date, "time": self.time, "datetime": self.datetime, "number": self.number,
                 "quantity": self.quantity, "unit": self.unit, "concept": self.concept, "gender": self.gender,
-                "band": self.band, "fill": fill, "components": self.components, "plain_markdown": plain_markdown}
+                "band": self.band, "severity": self.severity, "fill": fill, "components": self.components, "plain_markdown": plain_markdown}
 
     # -- dates and times ------------------------------------------------------------------------
     def date(self, value: Any) -> str:
@@ -55,6 +63,9 @@ class Presenter:
         """The time of day of a dateTime with its UTC offset ("07:15 (UTC+01:00)"); "" for a date."""
         parts = self._clock(value)
         return f"{parts[0]} ({parts[1]})" if parts and parts[1] else (parts[0] if parts else "")
+
+    def _tail(self, clock: str, offset: str) -> str:
+        return self._date_time_tail.format(time=clock, offset=offset)
 
     def _clock(self, value: Any) -> tuple[str, str] | None:
         """(time of day, UTC offset) of a dateTime, as the language writes them; None for a date."""
@@ -79,11 +90,39 @@ class Presenter:
         return self.formats["offset"].format(sign=offset[0], hh=offset[1:3], mm=offset[4:6])
 
     def datetime(self, value: Any) -> str:
-        """Date, time of day and UTC offset ("09.03.2026, 07:15 Uhr (UTC+01:00)"); a date alone as a date."""
-        if not isinstance(value, str) or "T" not in value:
+        """Date, time of day and UTC offset ("09.03.2026, 07:15 Uhr (UTC+01:00)"); a date alone as a date.
+        (Called for every measurement: the date and the time of day are each formatted once.)"""
+        if type(value) is not str or len(value) < 12 or value[10] != "T":
             return self.date(value)
-        clock, offset = self._clock(value) or ("", "")
-        return self.formats["date_time"].format(date=self.date(value), time=clock, offset=offset)
+        if self._date_time_tail is None:  # a format that does not start with the date
+            clock, offset = self._clock(value) or ("", "")
+            return self.formats["date_time"].format(date=self.date(value), time=clock, offset=offset)
+        date = self._dates.get(value[:10])
+        if date is None:
+            date = self.date(value)
+        tail = self._date_times.get(value[10:])
+        if tail is None:
+            clock, offset = self._clock(value) or ("", "")
+            tail = _cached(self._date_times, value[10:], self._tail, clock, offset)
+        return date + tail
+
+    def period(self, day: str, granularity: str) -> tuple[str, str]:
+        """(sort key, label) of the day, the week (from its Monday) or the month of a date (YYYY-MM-DD)."""
+        key = (day, granularity)
+        found = self._periods.get(key)
+        return found if found is not None else _cached(self._periods, key, self._period_of, day, granularity)
+
+    def _period_of(self, day: str, granularity: str) -> tuple[str, str]:
+        if granularity == "month":
+            return day[:7], self.date(day[:7])
+        if granularity == "day":
+            return day, self.date(day)
+        try:
+            d = _dt.date.fromisoformat(day)
+        except ValueError:
+            return day, self.date(day)
+        monday = (d - _dt.timedelta(days=d.weekday())).isoformat()
+        return monday, f"{self.labels['week_of']} {self.date(monday)}"
 
     # -- numbers and quantities -----------------------------------------------------------------
     def number(self, value: Any) -> str:
@@ -104,10 +143,12 @@ class Presenter:
         return self.units.get(code) or quantity.get("unit") or code or ""
 
     def quantity(self, quantity: Any) -> str:
-        if not isinstance(quantity, dict):
+        if type(quantity) is not dict:
             return ""
-        key = (type(quantity.get("value")), quantity.get("value"), quantity.get("code"), quantity.get("unit"))
-        return _cached(self._quantities, key, self._quantity, quantity)
+        value = quantity.get("value")
+        key = (type(value), value, quantity.get("code"), quantity.get("unit"))
+        found = self._quantities.get(key)
+        return found if found is not None else _cached(self._quantities, key, self._quantity, quantity)
 
     def _quantity(self, quantity: dict[str, Any]) -> str:
         unit = self.unit(quantity)
@@ -117,16 +158,19 @@ class Presenter:
     def concept(self, value: Any) -> str:
         """The display of a CodeableConcept, a Coding or a list of them: the language's `codes` row
         of its first coding that has one, else the codings' own display, else the text, else the code."""
+        if type(value) is dict:
+            codings = value.get("coding")
+            if codings is None:
+                codings = [value]  # a Coding
+            elif type(codings) is list and len(codings) == 1 and type(codings[0]) is dict and len(value) <= 2:
+                c = codings[0]  # the common case, looked up once per distinct coding
+                key = (c.get("system"), c.get("code"), c.get("display"), value.get("text"))
+                found = self._concepts.get(key)
+                return found if found is not None else _cached(self._concepts, key, self._concept, value, codings)
+            return self._concept(value, codings)
         if isinstance(value, list):
             return ", ".join(t for t in map(self.concept, value) if t)
-        if not isinstance(value, dict):
-            return ""
-        codings = value.get("coding") if "coding" in value else [value]
-        if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict and len(value) <= 2:
-            c = codings[0]
-            key = (c.get("system"), c.get("code"), c.get("display"), value.get("text"))
-            return _cached(self._concepts, key, self._concept, value, codings)
-        return self._concept(value, codings)
+        return ""
 
     def _concept(self, value: dict[str, Any], codings: Any) -> str:
         fallback = ""
@@ -175,14 +219,24 @@ class Presenter:
 
     def band(self, observation: Any) -> str:
         """The severity band of a score Observation ("mittelgradig (10–14 Punkte)"), "" when it has none."""
-        if not isinstance(observation, dict) or "valueQuantity" not in observation:
+        if type(observation) is not dict or "valueQuantity" not in observation:
             return ""
         codings = (observation.get("code") or {}).get("coding") or []
-        if not any(f"{c.get('system')}|{c.get('code')}" in self.scales for c in codings if isinstance(c, dict)):
+        scale_codes = self._scale_codes
+        for c in codings:  # (a loop: called for every measurement, most of which have no scale)
+            if type(c) is dict and (c.get("system"), c.get("code")) in scale_codes:
+                break
+        else:
             return ""
         key = (tuple((c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)),
                observation["valueQuantity"].get("value") if isinstance(observation["valueQuantity"], dict) else None)
         return _cached(self._bands, key, self._band, observation)
+
+    def severity(self, observation: Any) -> str:
+        """The severity band of a score Observation as the phrase `labels.severity_of` (" – Schweregrad:
+        mittelgradig (10–14 Punkte)"), "" when it has none."""
+        band = self.band(observation)
+        return fill(self.labels["severity_of"], band=band) if band else ""
 
     def _band(self, observation: dict[str, Any]) -> str:
         row = self.scale(observation)

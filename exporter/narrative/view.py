@@ -10,7 +10,6 @@ week or month, the finest that fits).
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +108,8 @@ class DocumentView:
                              if isinstance(row, dict) and row.get("alert_item") and row.get("questionnaire")}
         self._derived: dict[str, dict[str, Any]] | None = None
         self._answers: dict[int, list[dict[str, Any]]] = {}
+        self._rows: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._q_index: dict[str, tuple[dict[str, str], dict[tuple[Any, ...], Any]]] = {}
-        self._periods: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- structure ------------------------------------------------------------------------------
     def resolve(self, ref: Any) -> dict[str, Any] | None:
@@ -127,6 +126,11 @@ class DocumentView:
         return SectionView(key, self.p.concept(s.get("code")) or s.get("title", ""), s.get("code") or {}, entries,
                            [self._section(c, depth + 1) for c in s.get("section") or [] if isinstance(c, dict)],
                            self.p.concept(s.get("emptyReason")) if s.get("emptyReason") else "", template, s, depth)
+
+    @staticmethod
+    def of_type(resources: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
+        """The resources of one type, in order."""
+        return [r for r in resources if r.get("resourceType") == resource_type]
 
     def walk(self) -> list[SectionView]:
         """Every section, depth first (a sub-section after its parent)."""
@@ -178,20 +182,34 @@ class DocumentView:
         if found is not None:
             return found
         canonical = str(response.get("questionnaire", ""))
-        questions, points_of = self._questionnaire_index(canonical)
-        alert_item = self._alert_items.get(canonical.split("|")[0])
         rows = []
+        memo = self._rows
         for it in response.get("item") or []:
             link = it.get("linkId", "")
             for a in it.get("answer") or [{}]:
-                coding = a.get("valueCoding") or {}
-                answer = self.p.concept(coding) or next((str(v) for k, v in a.items() if k.startswith("value")), "")
-                points = points_of.get((link, coding.get("system"), coding.get("code")))
-                rows.append({"link_id": link, "question": questions.get(link) or it.get("text") or link,
-                             "answer": answer, "points": points,
-                             "alert": link == alert_item and isinstance(points, (int, float)) and points > 0})
+                coding = a.get("valueCoding")
+                # a row depends on the Questionnaire, the item and the coded answer only: made once,
+                # shared (templates only read it)
+                key = (canonical, link, coding.get("system"), coding.get("code"), coding.get("display")) \
+                    if type(coding) is dict and len(a) == 1 else None
+                row = memo.get(key) if key is not None else None
+                if row is None:
+                    row = self._answer_row(canonical, it, a)
+                    if key is not None:
+                        memo[key] = row
+                rows.append(row)
         self._answers[id(response)] = rows
         return rows
+
+    def _answer_row(self, canonical: str, item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        questions, points_of = self._questionnaire_index(canonical)
+        link = item.get("linkId", "")
+        coding = answer.get("valueCoding") or {}
+        text = self.p.concept(coding) or next((str(v) for k, v in answer.items() if k.startswith("value")), "")
+        points = points_of.get((link, coding.get("system"), coding.get("code")))
+        alert_item = self._alert_items.get(canonical.split("|")[0])
+        return {"link_id": link, "question": questions.get(link) or item.get("text") or link, "answer": text,
+                "points": points, "alert": link == alert_item and isinstance(points, (int, float)) and points > 0}
 
     def _questionnaire_index(self, canonical: str) -> tuple[dict[str, str], dict[tuple[Any, ...], Any]]:
         """(linkId -> question text, (linkId, system, code) -> points) of a Questionnaire in the Bundle."""
@@ -227,68 +245,66 @@ class DocumentView:
     # -- summaries of long series ---------------------------------------------------------------
     def _period(self, when: str, granularity: str) -> tuple[str, str]:
         """(sort key, label) of the day, week (from Monday) or month of a dateTime, in its own offset."""
-        key = (when[:10], granularity)
-        found = self._periods.get(key)
-        if found is None:
-            found = self._periods[key] = self._period_of(when[:10], granularity)
-        return found
+        return self.p.period(when[:10], granularity)
 
-    def _period_of(self, when: str, granularity: str) -> tuple[str, str]:
-        if granularity == "month":
-            return when[:7], self.p.date(when[:7])
-        day = when[:10]
-        if granularity == "day":
-            return day, self.p.date(day)
-        try:
-            d = _dt.date.fromisoformat(day)
-        except ValueError:
-            return day, self.p.date(day)
-        monday = (d - _dt.timedelta(days=d.weekday())).isoformat()
-        return monday, f"{self.p.labels['week_of']} {self.p.date(monday)}"
-
-    def _granularity(self, times: list[tuple[str, str]], max_rows: int) -> str:
-        """The finest granularity with at most `max_rows` (period, kind) rows."""
+    def _granularity(self, pairs: Any, max_rows: int) -> str:
+        """The finest granularity with at most `max_rows` rows, for (day or dateTime, kind) pairs."""
+        pairs = {(w[:10], k) for w, k in pairs}
+        days = {d for d, _ in pairs}
         for g in GRANULARITIES:
-            if len({(self._period(w, g)[0], k) for w, k in times}) <= max_rows:
+            period = {d: self._period(d, g)[0] for d in days}
+            if len({(period[d], k) for d, k in pairs}) <= max_rows:
                 return g
         return GRANULARITIES[-1]
 
     def summary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Count, minimum, maximum and mean of each kind of measurement (code and unit) per period."""
-        points: list[tuple[str, str, tuple[Any, ...], str]] = []  # (when, kind, values, unit)
-        for r in entries:
-            when = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start") or ""
-            if "valueQuantity" in r:
-                qs = [r["valueQuantity"]]
+        # (day, kind) -> values; a kind is the code and the unit, named once per distinct coding
+        by_day: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
+        names: dict[tuple[Any, ...], tuple[str, str]] = {}
+        for r in entries:  # thousands of measurements: plain look-ups only
+            when = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start")
+            q = r.get("valueQuantity")
+            if q is not None:
+                v = q.get("value")
+                if not when or (type(v) is not int and type(v) is not float):
+                    continue
+                values: tuple[Any, ...] = (v,)
             else:
-                qs = [c["valueQuantity"] for c in r.get("component") or [] if "valueQuantity" in c]
-            values = tuple(q.get("value") for q in qs)
-            if not when or not qs or not all(isinstance(v, (int, float)) for v in values):
-                continue
-            unit = self.p.unit(qs[0])
-            points.append((when, f"{self.p.concept(r.get('code'))}\x1f{unit}", values, unit))
-        granularity = self._granularity([(w, k) for w, k, _, _ in points], max_rows)
-        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+                qs = [c["valueQuantity"] for c in r.get("component") or () if "valueQuantity" in c]
+                values = tuple(c.get("value") for c in qs)
+                if not when or not qs or not all(type(x) is int or type(x) is float for x in values):
+                    continue
+                q = qs[0]
+            code = r.get("code") or {}
+            first = (code.get("coding") or [{}])[0]
+            kind = (first.get("system"), first.get("code"), first.get("display"), code.get("text"), q.get("code"),
+                    q.get("unit"))
+            if kind not in names:
+                names[kind] = (self.p.concept(code), self.p.unit(q))
+            by_day.setdefault((when[:10], kind), []).append(values)
+        granularity = self._granularity(by_day, max_rows)
+        groups: dict[tuple[str, tuple[str, str]], list[tuple[Any, ...]]] = {}
         labels: dict[str, str] = {}
-        for when, kind, values, _ in points:
-            key, label = self._period(when, granularity)
+        for (day, kind), values_of_day in by_day.items():
+            key, label = self._period(day, granularity)
             labels[key] = label
-            groups.setdefault((key, kind), []).append(values)
+            groups.setdefault((key, names[kind]), []).extend(values_of_day)
         rows = []
         for (key, kind), series in sorted(groups.items()):
             width = len(series[0])
             cols = [[v[i] for v in series if len(v) == width] for i in range(width)]
-            rows.append(SummaryRow(labels[key], kind.split("\x1f")[0], len(series),
+            rows.append(SummaryRow(labels[key], kind[0], len(series),
                                    "/".join(self.p.number(min(c)) for c in cols),
                                    "/".join(self.p.number(max(c)) for c in cols),
                                    "/".join(self.p.number(round(sum(c) / len(c), 1)) for c in cols),
-                                   kind.split("\x1f")[1]))
+                                   kind[1]))
         return Summary(granularity, rows)
 
     def diary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Diary entries per period: count, mood (mean, minimum–maximum on the 1–5 scale), how often
         each symptom was reported, and every note with its date."""
-        granularity = self._granularity([(r.get("effectiveDateTime") or "", "") for r in entries], max_rows)
+        granularity = self._granularity({((r.get("effectiveDateTime") or "")[:10], "") for r in entries}, max_rows)
         groups: dict[str, list[dict[str, Any]]] = {}
         labels: dict[str, str] = {}
         for r in entries:

@@ -229,3 +229,38 @@ def test_large_sections_are_summarised_and_the_entries_stay_complete():
     div = vitals["text"]["div"]
     assert "Zusammenfassung je" in div and div.count("<tr>") <= 1 + 24 * 6  # per month at the coarsest
     assert len(div) < 40_000
+
+
+@pytest.mark.parametrize("sample", ["typical", "large", "bad"])
+def test_the_straight_path_renders_exactly_what_jinja2_renders(sample):
+    """Templates compiled to one Python function (TemplateLibrary's straight path) give jinja2's output
+    for every resource and section of real exports, hostile text included."""
+    if sample == "bad":
+        doc = copy.deepcopy(TYPICAL)
+        doc["diary_entries"][0]["note"] = BAD["markup"] + BAD["bidi"] + BAD["template"] + BAD["control"]
+        doc["patient"]["family_name"] = "<b>\u202e" + "x" * 150
+    else:
+        doc = json.loads((ROOT / "samples" / "patients" / f"{sample}.json").read_text(encoding="utf-8"))
+    ex = Exporter.from_settings(get_settings())
+    bundle, _ = ex.engine.build(doc, EXPORT_TIME)
+    narrator = ex.engine.narrator
+    lib, view = narrator.library, narrator.view(bundle)
+    assert {"resource/Observation.html", "resource/QuestionnaireResponse.html", "section/vital-signs.html"} <= set(lib._straight)
+    common = {"t": narrator.labels, "doc": view}
+    for r in view.resources:
+        name = narrator.template_for(r)
+        if name in lib._straight:
+            assert lib._straight[name]({**common, "r": r}) == lib._run(lib._templates[name], {**common, "r": r})
+    for s in view.walk():
+        if s.template in lib._straight:
+            variables = {**common, "s": s}
+            assert lib._straight[s.template](variables) == lib._run(lib._templates[s.template], variables)
+
+
+def test_a_row_the_straight_path_cannot_decide_goes_to_jinja2():
+    lib = TemplateLibrary({"r.html": "<p>{{ r['a'] }}</p>"})
+    assert "r.html" in lib._straight
+    assert lib.render_each("r.html", "r", [{"a": 1}, {"b": 2}][:1], {}) == ["<p>1</p>"]
+    from exporter.engine.templating import TemplateProblem
+    with pytest.raises(TemplateProblem):  # jinja2's own verdict on the missing key
+        lib.render_each("r.html", "r", [{"b": 2}], {})
