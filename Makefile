@@ -86,9 +86,10 @@ $(TOOLS)/verapdf/.stamp: tools/verapdf/pom.xml
 	mvn -q -B -f tools/verapdf/pom.xml -Dtools.dir=$(abspath $(TOOLS)) process-resources
 	touch $@
 
-# Debian packages of the human-readable export: Pango (WeasyPrint's text layout, >= 1.44), the DejaVu fonts
-# the PDF embeds, and poppler-utils (pdftotext/pdfdetach: the tests read the PDFs back). Installed once.
-DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core poppler-utils
+# Debian packages of the human-readable export: Pango (WeasyPrint's text layout, >= 1.44), HarfBuzz's font
+# subsetter (without it WeasyPrint subsets fonts in Python, ~3x slower PDFs), the DejaVu fonts the PDF
+# embeds, and poppler-utils (pdftotext/pdfinfo/pdfdetach: tests and benchmarks read the PDFs back).
+DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
 $(TOOLS)/.debian-packages.stamp:
 	dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q $(DEBIAN_PACKAGES))
 	mkdir -p $(TOOLS) && echo "$(DEBIAN_PACKAGES)" > $@

@@ -45,14 +45,23 @@ class QuestionnaireText:
 
 
 @dataclass
-class SummaryRow:
-    period: str
-    kind: str
+class SummaryCell:
     n: int
     low: str
     high: str
     mean: str
+
+
+@dataclass
+class SummaryKind:
+    name: str
     unit: str
+
+
+@dataclass
+class SummaryRow:
+    period: str
+    cells: list[SummaryCell | None]  # one per kind of the summary, None: no value of that kind
 
 
 @dataclass
@@ -68,6 +77,7 @@ class DiaryRow:
 class Summary:
     granularity: str  # day | week | month
     rows: list[Any]
+    kinds: list[SummaryKind]  # the columns of a measurement summary (code and unit)
 
 
 class DocumentView:
@@ -247,18 +257,17 @@ class DocumentView:
         """(sort key, label) of the day, week (from Monday) or month of a dateTime, in its own offset."""
         return self.p.period(when[:10], granularity)
 
-    def _granularity(self, pairs: Any, max_rows: int) -> str:
-        """The finest granularity with at most `max_rows` rows, for (day or dateTime, kind) pairs."""
-        pairs = {(w[:10], k) for w, k in pairs}
-        days = {d for d, _ in pairs}
+    def _granularity(self, days: Any, max_rows: int) -> str:
+        """The finest granularity with at most `max_rows` periods, for days (or dateTimes, or (day, …) pairs)."""
+        days = {(d[0] if isinstance(d, tuple) else d)[:10] for d in days}
         for g in GRANULARITIES:
-            period = {d: self._period(d, g)[0] for d in days}
-            if len({(period[d], k) for d, k in pairs}) <= max_rows:
+            if len({self._period(d, g)[0] for d in days}) <= max_rows:
                 return g
         return GRANULARITIES[-1]
 
     def summary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
-        """Count, minimum, maximum and mean of each kind of measurement (code and unit) per period."""
+        """Count, minimum, maximum and mean of each kind of measurement (code and unit, the columns) per
+        period (the rows: day, week or month, the finest with at most `max_rows` periods)."""
         # (day, kind) -> values; a kind is the code and the unit, named once per distinct coding
         by_day: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
         names: dict[tuple[Any, ...], tuple[str, str]] = {}
@@ -290,21 +299,28 @@ class DocumentView:
             key, label = self._period(day, granularity)
             labels[key] = label
             groups.setdefault((key, names[kind]), []).extend(values_of_day)
+        kinds = sorted({kind for _, kind in groups})
         rows = []
-        for (key, kind), series in sorted(groups.items()):
-            width = len(series[0])
-            cols = [[v[i] for v in series if len(v) == width] for i in range(width)]
-            rows.append(SummaryRow(labels[key], kind[0], len(series),
-                                   "/".join(self.p.number(min(c)) for c in cols),
-                                   "/".join(self.p.number(max(c)) for c in cols),
-                                   "/".join(self.p.number(round(sum(c) / len(c), 1)) for c in cols),
-                                   kind[1]))
-        return Summary(granularity, rows)
+        for key in sorted(labels):
+            cells: list[SummaryCell | None] = []
+            for kind in kinds:
+                series = groups.get((key, kind))
+                if series is None:
+                    cells.append(None)
+                    continue
+                width = len(series[0])
+                cols = [[v[i] for v in series if len(v) == width] for i in range(width)]
+                cells.append(SummaryCell(len(series), "/".join(self.p.number(min(c)) for c in cols),
+                                         "/".join(self.p.number(max(c)) for c in cols),
+                                         "/".join(self.p.number(round(sum(c) / len(c), 1)) for c in cols)))
+            rows.append(SummaryRow(labels[key], cells))
+        return Summary(granularity, rows, [SummaryKind(name, unit) for name, unit in kinds])
+        return Summary(granularity, rows, [])
 
     def diary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Diary entries per period: count, mood (mean, minimum–maximum on the 1–5 scale), how often
         each symptom was reported, and every note with its date."""
-        granularity = self._granularity({((r.get("effectiveDateTime") or "")[:10], "") for r in entries}, max_rows)
+        granularity = self._granularity({(r.get("effectiveDateTime") or "")[:10] for r in entries}, max_rows)
         groups: dict[str, list[dict[str, Any]]] = {}
         labels: dict[str, str] = {}
         for r in entries:
@@ -335,4 +351,4 @@ class DocumentView:
             rows.append(DiaryRow(labels[key], len(groups[key]), mood,
                                  ", ".join(f"{k} ({v})" for k, v in sorted(symptoms.items(), key=lambda kv: (-kv[1], kv[0]))),
                                  notes))
-        return Summary(granularity, rows)
+        return Summary(granularity, rows, [])

@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter.narrative.present import Presenter, fill
 
-WIDTH, HEIGHT = 680, 200
+WIDTH, HEIGHT = 460, 190
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 28
 COLOURS = ("#1f5fa8", "#b8321f", "#2e7d32")
 
