@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from exporter.engine.codegen import Code
 from exporter.fhir.fhirpath import FhirPathError, compile_expression
 from exporter.validation.fhirpath_native import translate
-from exporter.engine.templating import Template, TemplateProblem
+from exporter.engine.templating import Template, TemplateProblem, neutralise
 from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
 from exporter.mapping.tables import CodeTable, suggest
 from exporter.mapping.yamlsrc import Positions, position
@@ -52,7 +52,7 @@ _CONTAINERS = (dict, list)
 OPS = ("path", "fhirpath", "template", "xhtml", "table", "ref", "literal", "now")
 MODIFIERS = {"as", "when", "key", "field"}
 TABLE_FIELDS = ("codeable", "codings", "coding", "code", "display", "system")
-AS_TYPES = ("date", "dateTime", "instant", "decimal", "integer", "string", "boolean", "code")
+AS_TYPES = ("date", "dateTime", "instant", "decimal", "integer", "string", "boolean", "code", "markdown")
 _SIMPLE_EQ = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^'\\]*)'\s*\Z")
 _PATH = re.compile(r"(\$\.|(\^\.)+)?[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*\Z")
 
@@ -287,7 +287,18 @@ def converter(kind: str, tz: str) -> Callable[[Any], Any]:
         return s
 
     return {"dateTime": to_datetime, "instant": to_instant, "date": to_date, "decimal": to_decimal,
-            "integer": to_integer, "string": lambda v: str(v), "boolean": to_boolean, "code": to_code}[kind]
+            "integer": to_integer, "string": lambda v: str(v), "boolean": to_boolean, "code": to_code,
+            "markdown": to_markdown}[kind]
+
+
+# plain text as FHIR markdown: every character that markdown would read as markup (emphasis, code,
+# links, HTML, entities, headings, tables) escaped with a backslash, so the text reads as it was typed;
+# controls and bidi overrides (which reorder what a reader sees) become U+FFFD, as in every narrative
+_MARKDOWN_MARKUP = re.compile(r"([\\`*_\[\]<>&#|~])")
+
+
+def to_markdown(v: Any) -> str:
+    return _MARKDOWN_MARKUP.sub(r"\\\1", neutralise(str(v)))
 
 
 # -- constants and straight-line code -------------------------------------------------------------

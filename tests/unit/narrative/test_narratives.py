@@ -264,3 +264,15 @@ def test_a_row_the_straight_path_cannot_decide_goes_to_jinja2():
     from exporter.engine.templating import TemplateProblem
     with pytest.raises(TemplateProblem):  # jinja2's own verdict on the missing key
         lib.render_each("r.html", "r", [{"b": 2}], {})
+
+
+def test_a_note_is_coded_as_markdown_that_reads_as_typed(exporter):
+    """Annotation.text is markdown: markup characters are escaped (no HTML reaches a receiver, the HL7
+    validator's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML no longer fires), bidi controls neutralised."""
+    from exporter.narrative.present import plain_markdown
+    doc = copy.deepcopy(TYPICAL)
+    doc["diary_entries"][0]["note"] = "<b>fett</b> *kursiv* [link](x) & \\ \u202eumgedreht"
+    bundle = exporter.export(doc, export_time=EXPORT_TIME).bundle
+    note = next(e["resource"]["note"][0]["text"] for e in bundle["entry"] if e["resource"].get("note"))
+    assert "\\<b\\>fett\\</b\\>" in note and "\u202e" not in note
+    assert plain_markdown(note) == "<b>fett</b> *kursiv* [link](x) & \\ \ufffdumgedreht"
