@@ -54,6 +54,7 @@ class Narrator:
             self.issues.append(error(IssueCode.INVALID, message, "MAP_TEMPLATE_SYNTAX",
                                      location=SourceLocation(templates.files.get(name, name), line)))
         self.section_keys = section_keys(layout_sections)
+        self._template_of: dict[tuple[Any, Any], str | None] = {}
         # every narrative states its language (lang and xml:lang, as the HL7 validator asks); Resource.language
         # is not set: without a terminology server the HL7 validator cannot check a BCP-47 code and warns
         self.div_open = f'<div xmlns="http://www.w3.org/1999/xhtml" lang="{self.language}" xml:lang="{self.language}">'
@@ -62,11 +63,21 @@ class Narrator:
         return DocumentView(bundle, self.presenter, self.section_keys, self.library)
 
     def template_for(self, resource: dict[str, Any]) -> str | None:
-        for claim in (resource.get("meta") or {}).get("profile") or []:
+        """`resource/<profile id>.html` of its first claimed profile that has one, else
+        `resource/<type>.html`, else None (decided once per type and claims)."""
+        claims = (resource.get("meta") or {}).get("profile") or ()
+        key = (resource.get("resourceType"), claims[0] if len(claims) == 1 else tuple(map(str, claims)))
+        found = self._template_of.get(key, False)
+        if found is False:
+            found = self._template_of[key] = self._template_for(resource.get("resourceType"), claims)
+        return found
+
+    def _template_for(self, resource_type: Any, claims: Any) -> str | None:
+        for claim in claims:
             name = f"resource/{str(claim).split('|')[0].rsplit('/', 1)[-1]}.html"
             if name in self.library:
                 return name
-        name = f"resource/{resource.get('resourceType')}.html"
+        name = f"resource/{resource_type}.html"
         return name if name in self.library else None
 
     def apply(self, bundle: dict[str, Any]) -> list[Issue]:

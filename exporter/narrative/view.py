@@ -89,14 +89,16 @@ class DocumentView:
         self._url_of: dict[int, str] = {}
         self.resources: list[dict[str, Any]] = []
         self.questionnaires: dict[str, dict[str, Any]] = {}
-        for e in bundle.get("entry") or []:
-            r = e.get("resource") if isinstance(e, dict) else None
-            if not isinstance(r, dict):
+        resources, by_url, url_of = self.resources, self.by_url, self._url_of
+        for e in bundle.get("entry") or ():
+            r = e.get("resource") if type(e) is dict else None
+            if type(r) is not dict:
                 continue
-            self.resources.append(r)
-            if isinstance(e.get("fullUrl"), str):
-                self.by_url[e["fullUrl"]] = r
-                self._url_of[id(r)] = e["fullUrl"]
+            resources.append(r)
+            full = e.get("fullUrl")
+            if type(full) is str:
+                by_url[full] = r
+                url_of[id(r)] = full
             if r.get("resourceType") == "Questionnaire" and isinstance(r.get("url"), str):
                 self.questionnaires[r["url"]] = r
                 if r.get("version"):
