@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from exporter.engine.builder import NARRATIVE_VARIABLES, Engine
+from exporter.engine.builder import Engine
 from exporter.engine.templating import TemplateProblem, template_reads
 from exporter.engine.values import _TEMPLATE_VARIABLES, CompileContext, Scope, compile_path, item_test
 from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
@@ -34,7 +34,7 @@ from exporter.mapping.fields import ANY, Field, fields_of
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
 
-# the variables a value template is given (a narrative's: builder.NARRATIVE_VARIABLES)
+# the variables a value template is given (narratives are templates for people: exporter/narrative)
 VALUE_TEMPLATE_VARIABLES = tuple(_TEMPLATE_VARIABLES)
 FHIRPATH_VARIABLES = ("doc", "parent", "ucum", "sct", "loinc")
 _STRING_FUNCTIONS = frozenset({"upper", "lower", "trim", "substring", "startsWith", "endsWith", "matches", "replace",
@@ -77,9 +77,6 @@ def check_static(engine: Engine, schema: dict[str, Any] | None) -> list[Issue]:
     for mapping, cc in engine.contexts:
         record = _inner(root, mapping.for_each) if mapping is not None and mapping.for_each is not None else root
         _Reader(cc, root, record, issues).run()
-        if mapping is not None and isinstance(mapping.narrative, str):
-            _template(mapping.narrative, position(mapping.positions, ("narrative",)), record, NARRATIVE_VARIABLES,
-                      issues)
     issues += _coverage(engine, root)
     return issues
 
@@ -399,7 +396,6 @@ def _coverage(engine: Engine, root: Scope) -> list[Issue]:
     issues: list[Issue] = []
     lists = engine.coverage.lists
     texts = [str(text) for _, cc in engine.contexts for _, text, _ in cc.expressions]
-    texts += [m.narrative for m in engine.ms.mappings if isinstance(m.narrative, str)]
     layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
     for name, f in root.item.properties.items():
         if f.is_("array") and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):

@@ -73,7 +73,7 @@ MAPPING_BREAKS = [
      "family: {path: patient.family_name, as: integer}"),  # MAP_CONVERT
     ("resources/patient.yaml", "gender: {table: gender, key: {path: patient.gender}, field: code}",
      "gender: {table: gender, key: {path: patient.family_name}, field: code}"),  # MAP_CODE_UNMAPPED
-    ("resources/diary-entry.yaml", "text: {path: note}", "text: {path: note, as: decimal}"),  # MAP_CONVERT
+    ("resources/diary-entry.yaml", "text: {path: note, as: markdown}", "text: {path: note, as: decimal}"),  # MAP_CONVERT
 ]
 
 # error paths of our validator on its own (`fhir-export validate`, `POST /$validate`)

@@ -168,10 +168,11 @@ def test_fhirpath_type_errors_fail_check(scratch_mappings, old, new, words):
 
 
 def test_misspelt_template_field_and_variable_fail_check(scratch_mappings):
-    _edit(scratch_mappings, WEIGHT, 'narrative: "{{ item.measured_at[:10] }} body weight {{ item.value }}',
-          'narrative: "{{ item.measured_at[:10] }} body weight {{ item.valeu }} {{ itme.unit }}')
-    assert "did you mean 'value'" in _only(scratch_mappings, "MAP_FIELD_UNKNOWN", WEIGHT, "narrative:").message
-    assert "did you mean 'item'" in _only(scratch_mappings, "MAP_TEMPLATE_VARIABLE", WEIGHT, "narrative:").message
+    device = "resources/device.yaml"  # a value template (narratives are the templates in mappings/templates/)
+    _edit(scratch_mappings, device, 'display: {template: "{{ doc.diga.name }} DiGA"}',
+          'display: {template: "{{ doc.diga.nmae }} {{ dco.diga }} DiGA"}')
+    assert "did you mean 'name'" in _only(scratch_mappings, "MAP_FIELD_UNKNOWN", device, "display:").message
+    assert "did you mean 'doc'" in _only(scratch_mappings, "MAP_TEMPLATE_VARIABLE", device, "display:").message
 
 
 # -- mistake 4: a code-table target element id in the wrong form -----------------------------------
