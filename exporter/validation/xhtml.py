@@ -43,10 +43,12 @@ def has_text(text: str) -> bool:
 # A run of text between two tags that cannot change how the div parses: no markup or quote
 # characters, no entity references, no characters XML forbids — and not only whitespace (a run of
 # whitespace is kept as it is: whether a div has content depends on it).
-# Both tests look at one run at a time and each is a single character class, so the work is linear
-# in the div's length (a regex spanning `>…<` backtracked quadratically over a long unclosed run).
-_NOT_PLAIN = re.compile("[<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SAFE = re.compile("[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# One pass of one pattern, linear in the div's length: a `>`, then (looking ahead within the run) a
+# character with content, then only plain characters up to the next `<`. Every part stops at `<` or
+# `>`, so each attempt scans at most the run after its `>` and the runs are disjoint (the old single
+# pattern that spanned `>…<` with nested quantifiers backtracked quadratically over a long unclosed run).
+_RUN = re.compile(">(?=[^<>]*[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff])"
+                  "[^<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+(?=<)")
 
 
 _SHAPED = 4096  # longer divs (a section's list of thousands of entries) hardly share a shape: parsed as they are
@@ -54,17 +56,9 @@ _SHAPED = 4096  # longer divs (a section's list of thousands of entries) hardly 
 
 def shape(text: str) -> str:
     """The div with each text run that has content replaced by "x". A run is the text between a `>`
-    and the next `<`; one piece of `text.split("<")` holds at most one, after its last `>`."""
-    pieces = text.split("<")
-    for i in range(len(pieces) - 1):  # the last piece is followed by no "<": it holds no run
-        piece = pieces[i]
-        gt = piece.rfind(">")
-        if gt < 0 or gt == len(piece) - 1:
-            continue
-        run = piece[gt + 1:]
-        if _SAFE.search(run) and not _NOT_PLAIN.search(run):
-            pieces[i] = piece[:gt + 1] + "x"
-    return "<".join(pieces)
+    and the next `<` with no `>` in it; it is replaced when it has a character with content and only
+    plain characters (no markup, quote, entity or character XML forbids)."""
+    return _RUN.sub(">x", text)
 
 
 def _analyse(text: str) -> tuple[str | None, bool]:
