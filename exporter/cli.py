@@ -206,8 +206,6 @@ def _read_json(name: str, message_id: str) -> tuple[object, int | None]:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    import json as _json
-
     exporter = _exporter(get_settings(), args, "exported")
     if exporter is None:
         return EXIT_ERRORS

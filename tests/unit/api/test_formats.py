@@ -48,9 +48,16 @@ def test_patient_export_as_pdf_is_a_download_with_the_right_name(client, idp):
     assert r.headers["content-disposition"].endswith('.pdf"')
 
 
-def test_an_unavailable_format_is_406_and_denials_do_not_depend_on_accept(client, idp):
+def test_other_accept_values_get_fhir_and_denials_do_not_depend_on_the_format(client, idp):
     r = client.post("/internal/export", content=TYPICAL, headers=auth(idp.token(), "image/png"))
-    assert r.status_code == 406 and r.json()["resourceType"] == "OperationOutcome"
+    assert r.status_code == 200 and r.headers["content-type"] == "application/fhir+json"  # unknown: the default
+    r = client.post("/internal/export?_format=pdf", content=TYPICAL, headers=auth(idp.token(), "application/fhir+xml"))
+    assert r.content.startswith(b"%PDF-")  # _format wins over Accept
+    r = client.post("/internal/export", content=TYPICAL, headers=auth(idp.token(), "application/fhir+xml, application/pdf;q=0.5"))
+    assert r.headers["content-type"] == "application/fhir+xml"
+    broken = TYPICAL.replace(b'"birth_date"', b'"birth_dat"')
+    r = client.post("/internal/export", content=broken, headers=auth(idp.token(), "application/pdf"))
+    assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome"  # a failure is never a PDF
     for accept in ("application/pdf", "text/html", "image/png"):
         for method, path in (("POST", "/internal/export"), ("GET", "/patient/export")):
             r = client.request(method, path, content=TYPICAL, headers={"Accept": accept, "Content-Type": "application/fhir+json"})

@@ -48,11 +48,11 @@ def _de(value) -> str:
     return str(value).replace(".", ",")
 
 
-def test_the_typical_pdf_is_pdf_a_3b_with_the_bundle_embedded(typical_pdf):
+def test_the_typical_pdf_is_pdf_a_3b_with_the_bundle_embedded_as_json_and_xml(typical_pdf):
     bundle, pdf = typical_pdf
     assert verapdf([pdf]) == {pdf: None}
     listed = subprocess.run(["pdfdetach", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert "diga-export.fhir.json" in listed
+    assert "diga-export.fhir.json" in listed and "diga-export.fhir.xml" in listed
     with_file = pdf.parent / "bundle.json"
     subprocess.run(["pdfdetach", "-save", "1", "-o", str(with_file), str(pdf)], check=True)
     assert json.loads(with_file.read_text(encoding="utf-8")) == bundle
