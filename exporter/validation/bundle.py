@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.validation import messages as M
+from exporter.validation.model import Member
+from exporter.validation.rules import RESOURCE, Rule, rule
+
 _RESTFUL = re.compile(r"(.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/.*)?\Z")
 
 
@@ -66,10 +70,12 @@ class BundleIndex:
         return None
 
 
-def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(message id suffix, message, expression) for entry-level rules: fullUrl consistent with the resource id."""
+def entry_findings(bundle: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(entry index, message arguments) for entries whose RESTful fullUrl does not name their
+    resource's type and id."""
     out = []
-    for i, entry in enumerate(bundle.get("entry") or []):
+    entries = bundle.get("entry")
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(entry, dict):
             continue
         full, res = entry.get("fullUrl"), entry.get("resource")
@@ -78,6 +84,23 @@ def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
         m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # urn:uuid never matches: no regex
         if m:
             if res.get("resourceType") != m.group(2) or res.get("id") != m.group(3):
-                out.append(("FULLURL", f"fullUrl {full} does not match the resource's type/id "
-                                       f"{res.get('resourceType')}/{res.get('id')}", f"Bundle.entry[{i}].fullUrl"))
+                out.append((i, {"full_url": full, "rt": res.get("resourceType"), "id": res.get("id")}))
     return out
+
+
+@rule
+class FullUrlMatchesResource(Rule):
+    """Bundle.entry.fullUrl, when RESTful, ends in the entry's resource type and id."""
+
+    messages = (M.BUNDLE_RULE,)
+    stage = RESOURCE
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        return not entry_findings(value)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for i, args in entry_findings(value):
+            ctx.add(M.BUNDLE_RULE, f"{path}.entry[{i}].fullUrl", **args)

@@ -9,11 +9,11 @@ from typing import Any, Iterable
 import orjson
 
 
-def unknown_element_message(key: str, known: Iterable[str], where: str) -> str:
+def unknown_element_hint(key: str, known: Iterable[str]) -> str:
+    """The did-you-mean part of an unknown element's message ("" when nothing is close)."""
     candidates = [k for k in known if not k.startswith("_")]
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown element '{key}' in {where}{hint}"
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def parse_json(data: bytes | str) -> tuple[Any, str | None]:

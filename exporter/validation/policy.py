@@ -1,0 +1,42 @@
+"""Validation policy (layer L2): the switches where validators differ by policy, not by the spec,
+named after the HL7 reference validator's options. The service's defaults are strict, as German
+validators are (docs/validation.md, "Policy"); `Policy.reference()` is the HL7 validator's own.
+
+    Validator(store, policy=Policy(unknown_extensions="allow"))
+
+| switch | values | HL7 validator option |
+|---|---|---|
+| `unknown_extensions` | error (default), warning, allow | `-extension any` allows any |
+| `extension_domains` | URL prefixes whose unknown extensions are allowed | `-extension <domain>` |
+| `example_urls` | error (default), allow | `-allow-example-urls true` |
+| `best_practice` | warning (default), error, ignore | `-best-practice` |
+| `display_mismatch` | error (default), warning | `-display-issues-are-warnings` |
+
+A policy is decided when rules are compiled (which rules apply, which invariants run), so a switch
+costs nothing per value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Policy:
+    unknown_extensions: Literal["error", "warning", "allow"] = "error"
+    extension_domains: tuple[str, ...] = ()
+    example_urls: Literal["error", "allow"] = "error"
+    best_practice: Literal["error", "warning", "ignore"] = "warning"
+    display_mismatch: Literal["error", "warning"] = "error"
+
+    @classmethod
+    def reference(cls) -> "Policy":
+        """The HL7 validator's defaults: unknown extensions accepted (it warns only for some), example
+        URLs reported, best-practice invariants as warnings, wrong displays as errors."""
+        return cls(unknown_extensions="allow")
+
+    def extension_allowed(self, url: str) -> bool:
+        """Is an extension without a loaded definition accepted under this policy?"""
+        return self.unknown_extensions == "allow" or (bool(self.extension_domains)
+                                                      and url.startswith(self.extension_domains))
