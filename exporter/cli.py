@@ -107,6 +107,7 @@ def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -
 def cmd_validate(args: argparse.Namespace) -> int:
     from exporter.formats.media import JSON, render
     from exporter.issues import to_operation_outcome
+    from exporter.validation import messages as M
     from exporter.validation.validator import Validator
 
     settings = get_settings()
@@ -120,7 +121,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            print(f"{name}: fatal VAL_READ: cannot read file: {exc.strerror or exc}", file=sys.stderr)
+            print(f"{name}: {M.issue(M.READ, reason=exc.strerror or exc).format()}", file=sys.stderr)
             worst = EXIT_ERRORS
             continue
         issues = _read_resource(validator, data, name, args.profile)
