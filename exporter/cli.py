@@ -10,7 +10,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from exporter import __version__
 from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError, Severity
@@ -91,6 +91,28 @@ def cmd_build_ig(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _policy(args: argparse.Namespace, settings: Any) -> Any:
+    """The validation policy: the settings, with the command line's switches on top."""
+    from dataclasses import replace
+
+    from exporter.validation.policy import Policy
+
+    policy = Policy.reference() if args.reference_policy else Policy.from_settings(settings)
+    domains = [d for d in args.extension if d != "any"]
+    changes: dict[str, Any] = {}
+    if "any" in args.extension:
+        changes["unknown_extensions"] = "allow"
+    if domains:
+        changes["extension_domains"] = policy.extension_domains + tuple(domains)
+    if args.allow_example_urls:
+        changes["example_urls"] = "allow"
+    if args.best_practice:
+        changes["best_practice"] = args.best_practice
+    if args.display_issues_are_warnings:
+        changes["display_mismatch"] = "warning"
+    return replace(policy, **changes)
+
+
 def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -> list[Issue]:
     """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON."""
     from exporter.fhir.positions import attach
@@ -111,7 +133,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from exporter.validation.validator import Validator
 
     settings = get_settings()
-    validator = Validator.from_settings(settings, [Path(p) for p in args.ig])
+    validator = Validator.from_settings(settings, [Path(p) for p in args.ig], policy=_policy(args, settings))
     worst = EXIT_OK
     outcomes = {}
     progress = _Progress(len(args.files), "validating")
@@ -327,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "xml"), default="table",
                    help="table: compiler-style lines (default); json / xml: OperationOutcome in FHIR JSON / XML")
     p.add_argument("-w", "--warnings", action="store_true", help="table output: also list warnings")
+    policy = p.add_argument_group("policy (defaults: the service's, see docs/validation.md)")
+    policy.add_argument("--extension", action="append", default=[], metavar="DOMAIN|any",
+                        help="allow extensions without a loaded definition under this URL prefix, or any (repeatable)")
+    policy.add_argument("--allow-example-urls", action="store_true", help="accept example.org/acme.com URLs")
+    policy.add_argument("--best-practice", choices=("error", "warning", "ignore"),
+                        help="how best-practice invariants are reported")
+    policy.add_argument("--display-issues-are-warnings", action="store_true",
+                        help="a wrong Coding display is a warning, not an error")
+    policy.add_argument("--reference-policy", action="store_true",
+                        help="start from the HL7 validator's defaults instead of the service's")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("map", help="map one patient's domain JSON to a validated FHIR document Bundle")

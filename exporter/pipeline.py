@@ -29,6 +29,7 @@ from exporter.fhir.packages import ig_canonical
 from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
 from exporter.mapping.registry import load_mapping_set
 from exporter.rules import RuleSet, load_rules
+from exporter.validation.policy import Policy
 from exporter.validation.validator import Validator
 
 EXPLAIN_SECONDS = 2.0
@@ -71,7 +72,8 @@ class Exporter:
     @classmethod
     def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> "Exporter":
         store = default_store(settings)
-        validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds)
+        validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds,
+                              policy=Policy.from_settings(settings))
         engine = Engine(load_mapping_set(mappings_dir or settings.root / "mappings"), store,
                         ig_canonical=ig_canonical(settings.igs_dir))
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"

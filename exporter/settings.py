@@ -145,6 +145,22 @@ class Settings(BaseSettings):
     """Every silent denial (401) on the protected routes is sent no earlier than this long after the
     request arrived, so the time of a denial does not tell which check refused it."""
 
+    validation_unknown_extensions: Literal["error", "warning", "allow"] = "error"
+    """Validation policy (docs/validation.md, "Policy"): an extension without a loaded definition is an
+    error (German validators reject them), a warning, or allowed (the HL7 validator's `-extension any`)."""
+
+    validation_extension_domains: list[str] = []
+    """URL prefixes under which extensions without a loaded definition are allowed (`-extension <domain>`)."""
+
+    validation_example_urls: Literal["error", "allow"] = "error"
+    """uri/url values at example.org / acme.com: an error, or allowed (`-allow-example-urls true`)."""
+
+    validation_best_practice: Literal["error", "warning", "ignore"] = "warning"
+    """Best-practice invariants (dom-6 …): reported as warnings, errors, or not checked (`-best-practice`)."""
+
+    validation_display_mismatch: Literal["error", "warning"] = "error"
+    """A Coding's display that is not the code's: an error, or a warning (`-display-issues-are-warnings`)."""
+
     audit_pseudonym_key: SecretStr | None = None
     """HMAC key that turns patient ids into pseudonyms for audit lines. Unset: a random key per process
     (pseudonyms then correlate only within one process lifetime)."""

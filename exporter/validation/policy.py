@@ -19,7 +19,7 @@ costs nothing per value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class Policy:
     example_urls: Literal["error", "allow"] = "error"
     best_practice: Literal["error", "warning", "ignore"] = "warning"
     display_mismatch: Literal["error", "warning"] = "error"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Policy":
+        """The service's policy: the `validation_*` settings (DIGA_EXPORTER_VALIDATION_* variables)."""
+        return cls(unknown_extensions=settings.validation_unknown_extensions,
+                   extension_domains=tuple(settings.validation_extension_domains),
+                   example_urls=settings.validation_example_urls, best_practice=settings.validation_best_practice,
+                   display_mismatch=settings.validation_display_mismatch)
 
     @classmethod
     def reference(cls) -> "Policy":

@@ -70,7 +70,9 @@ class Validator:
 
     @classmethod
     def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
+        """The validator of the service: definitions and policy from the settings (`policy=` overrides)."""
         from exporter.fhir.definitions import default_store
+        kw.setdefault("policy", Policy.from_settings(settings))
         return cls(default_store(settings, extra_sources), **kw)
 
     # -- entry points -------------------------------------------------------------------------
