@@ -6,7 +6,7 @@ cannot be enumerated offline is reported as a warning (VAL_BINDING_UNCHECKED), n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import messages as M
@@ -67,8 +67,9 @@ class Binding(Rule):
         n = m.node
         return n.binding_strength in CHECKED_STRENGTHS and bool(n.binding_vs) and m.type.code in _BINDABLE
 
-    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        return finding(value, m.type.code, m.node.binding_strength, m.node.binding_vs, self.env.expander) is None  # type: ignore[arg-type]
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        type_code, strength, vs, expander = m.type.code, m.node.binding_strength, m.node.binding_vs, self.env.expander
+        return lambda value, ctx: finding(value, type_code, strength, vs, expander) is None  # type: ignore[arg-type]
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         found = finding(value, m.type.code, m.node.binding_strength, m.node.binding_vs, self.env.expander)  # type: ignore[arg-type]

@@ -194,11 +194,8 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     key, m = keys[0]
     if not m.many or m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None:
         return None
-    compiled = slicing.matchers(cnode)
-    dispatch = slicing.type_dispatch(cnode)
-    one_step = dispatch[0][0] if dispatch is not None and len(dispatch[0]) == 1 else None
     vtype = m.type.code
-    findings = slicing.findings
+    assign, findings = slicing.assign, slicing.findings
     plans: dict[int, tuple[Handler, ...] | None] = {}  # id(slice or None) -> the value checks of its items
 
     def checks_for(sl: Any) -> tuple[Handler, ...] | None:
@@ -214,41 +211,11 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
         items = obj.get(key)
         if type(items) is not list:
             return False
-        assigned = []
         for it in items:
             if type(it) is not dict:
-                return False
-            if dispatch is not None:
-                if one_step:  # `resource`: the item's own key, no collection
-                    target = it.get(one_step)
-                else:
-                    found = slicing.simple_values(it, dispatch[0])
-                    target = found[0] if len(found) == 1 else None
-                if type(target) is not dict:
-                    return False  # no value, several, a list or a non-object: Validator._slices decides
-                rt = target.get("resourceType")
-                chosen = dispatch[1].get(rt) if type(rt) is str else None
-            else:
-                chosen = None
-                for sl, fns in compiled:
-                    if len(fns) == 1:  # one discriminator, the common case
-                        verdict = fns[0](it, vtype, ctx)
-                        if verdict is None:
-                            return False
-                        if verdict:
-                            chosen = sl
-                            break
-                        continue
-                    if not fns:
-                        return False
-                    verdicts = [fn(it, vtype, ctx) for fn in fns]
-                    if None in verdicts:
-                        return False
-                    if all(verdicts):
-                        chosen = sl
-                        break
-            assigned.append(chosen)
-        if next(findings(assigned, cnode), None) is not None:
+                return False  # the walk reports it
+        assigned, problems = assign([(it, vtype) for it in items], cnode, ctx)
+        if problems or next(findings(assigned, cnode), None) is not None:
             return False
         todo = []
         for sl in assigned:
@@ -360,18 +327,13 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
     the verdict depends on nothing but the value: codes and systems recur throughout an export."""
     rules = val.compiler.rules_for(m)
-    holds = tuple(r.holds for r in rules)
-    if len(holds) == 1:
-        only = holds[0]
-
-        def one(v: Any, ctx: Any) -> bool:
-            return only(v, m, ctx)
-        if not val.compiler.context_free(m):
-            return one
+    tests = tuple(r.test(m) for r in rules)
+    if len(tests) == 1:
+        one = tests[0]
     else:
         def one(v: Any, ctx: Any) -> bool:
-            for h in holds:
-                if not h(v, m, ctx):
+            for test in tests:
+                if not test(v, ctx):
                     return False
             return True
     memo_ok = val.compiler.context_free(m) and any(r.costly for r in rules)
@@ -445,8 +407,8 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     node, t = m.node, m.type
     context_free = compiler.context_free(m)
     rules = compiler.rules_for(m)
-    before = tuple(r.holds for r in rules if r.stage < CHILDREN)
-    after = tuple(r.holds for r in rules if r.stage >= CHILDREN)
+    before = tuple(r.test(m) for r in rules if r.stage < CHILDREN)
+    after = tuple(r.test(m) for r in rules if r.stage >= CHILDREN)
     is_extension = m.kind == KIND_EXTENSION
     extension_rule = compiler.extension_rule
     sub_rule = None if is_extension else compiler.object_rule(node, t.code)
@@ -482,15 +444,15 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
                     return True
                 if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
-        for holds in before:
-            if not holds(v, m, ctx):
+        for test in before:
+            if not test(v, ctx):
                 return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
         fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr]
         if not fast(v, path, ctx, depth + 1):
             return False
-        for holds in after:
-            if not holds(v, m, ctx):
+        for test in after:
+            if not test(v, ctx):
                 return False
         if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # a reference's verdict depends on the Bundle
             seen[raw] = None

@@ -85,8 +85,9 @@ class Fixed(Rule):
     def applies(self, m: Member) -> bool:
         return m.node.has_fixed
 
-    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        return equals_fixed(value, m.node.fixed)
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        fixed = m.node.fixed
+        return lambda value, ctx: equals_fixed(value, fixed)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         ctx.add(M.FIXED_MISMATCH, path, value=describe(value), fixed=describe(m.node.fixed), sd=m.node.sd_url)
@@ -99,17 +100,12 @@ class Pattern(Rule):
     messages = (M.PATTERN_MISMATCH,)
     stage = BEFORE_CHILDREN
 
-    def __init__(self, env: Any):
-        super().__init__(env)
-        self._matchers: dict[int, Callable[[Any], bool]] = {}
-
     def applies(self, m: Member) -> bool:
-        if m.node.has_pattern:
-            self._matchers[id(m.node)] = pattern_matcher(m.node.pattern)
         return m.node.has_pattern
 
-    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        return self._matchers[id(m.node)](value)
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        matches = pattern_matcher(m.node.pattern)
+        return lambda value, ctx: matches(value)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         ctx.add(M.PATTERN_MISMATCH, path, value=describe(value), pattern=describe(m.node.pattern), sd=m.node.sd_url)

@@ -414,8 +414,8 @@ class Invariants(Rule):
         # ref-1 only constrains references that start with '#'
         return all(c.key == "ref-1" and NATIVE.get((c.key, c.expression)) is _ref1 for c in self.constraints(m)[0])
 
-    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        return self.constraints(m)[1](value, ctx)
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        return self.constraints(m)[1]
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         for c, exc in unmet(self.constraints(m)[0], value, ctx, m.type.code):

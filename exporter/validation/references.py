@@ -9,7 +9,7 @@ walk reports from.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from exporter.validation import messages as M
 from exporter.validation.model import KIND_REFERENCE, Member
@@ -131,16 +131,19 @@ class Reference(Rule):
             self._plans[id(m)] = plan
         return plan
 
-    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        ref = value.get("reference") if isinstance(value, dict) else None
-        if not isinstance(ref, str):
-            return True  # no reference string: nothing to check
-        plan = self.plan(m)
-        if type(ref) is str:
-            verdict = self.bundle_urn(ref, plan, ctx)
-            if verdict is not None:
-                return verdict
-        return not self._findings(ref, plan, ctx)
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        plan, bundle_urn, findings = self.plan(m), self.bundle_urn, self._findings
+
+        def holds(value: Any, ctx: Any) -> bool:
+            ref = value.get("reference") if isinstance(value, dict) else None
+            if not isinstance(ref, str):
+                return True  # no reference string: nothing to check
+            if type(ref) is str:
+                verdict = bundle_urn(ref, plan, ctx)
+                if verdict is not None:
+                    return verdict
+            return not findings(ref, plan, ctx)
+        return holds
 
     def bundle_urn(self, ref: str, plan: _Plan, ctx: Any) -> bool | None:
         """The verdict on `ref` when it is a well-formed urn:uuid inside a Bundle (cached per Bundle

@@ -7,6 +7,7 @@ A concern module defines each of its checks once, as a `Rule` registered with `@
         messages = (M.MIN_VALUE,)                     # rows of messages.TABLE
         def applies(self, m) -> bool: ...             # compile time, once per member
         def holds(self, value, m, ctx) -> bool: ...   # both paths: True = nothing to report
+                                                      # (or `compile(m)`: holds specialised per member)
         def report(self, value, m, path, ctx): ...    # the walk, only where holds() said False
 
 Both ways of running a rule are derived from that class: the reporting walk (validator.py) runs
@@ -31,7 +32,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from exporter.validation.model import Member
 from exporter.validation.policy import Policy
@@ -71,12 +72,30 @@ class Rule:
 
     def __init__(self, env: RuleEnv):
         self.env = env
+        self._tests: dict[int, Callable[[Any, Any], bool]] = {}
 
     def applies(self, m: Member) -> bool:
         raise NotImplementedError
 
     def holds(self, value: Any, m: Member, ctx: Any) -> bool:
-        raise NotImplementedError
+        """Does `value` of member `m` pass? Defined here or through `compile` (never both)."""
+        return self.test(m)(value, ctx)
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        """`holds` specialised once for member `m`, as a function of (value, ctx). A rule that can
+        decide faster with what it knows of the element at compile time (a pattern matcher, the
+        generated invariants) overrides this and leaves `holds` to go through it."""
+        holds = type(self).holds
+        if holds is Rule.holds:
+            raise NotImplementedError(f"{type(self).__name__} defines neither holds nor compile")
+        return lambda value, ctx: holds(self, value, m, ctx)
+
+    def test(self, m: Member) -> Callable[[Any, Any], bool]:
+        """`compile(m)`, made once per member: what the clean path calls."""
+        fn = self._tests.get(id(m))
+        if fn is None:
+            fn = self._tests[id(m)] = self.compile(m)
+        return fn
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         raise NotImplementedError

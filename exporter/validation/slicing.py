@@ -231,7 +231,8 @@ def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
 
 
 def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tuple[list[Node | None], list[str]]:
-    """Slice of each item (None = no slice) and problems deciding it."""
+    """Slice of each item (None = no slice) and problems deciding it. The one assignment both paths
+    use: the clean path takes it when there are no problems."""
     assert base.slicing is not None
     problems: list[str] = []
     result: list[Node | None] = []
@@ -239,8 +240,10 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     dispatch = type_dispatch(base)
     if dispatch is not None:
         parts, by_type = dispatch
+        one = parts[0] if len(parts) == 1 else None
         for item, _ in items:
-            found = simple_values(item, parts)
+            x = item.get(one) if one is not None and type(item) is dict else None
+            found = [x] if type(x) is dict else simple_values(item, parts)  # `resource`: the item's own key
             if len(found) == 1:
                 rt = found[0].get("resourceType") if isinstance(found[0], dict) else None
                 result.append(by_type.get(rt) if isinstance(rt, str) else None)
@@ -250,6 +253,15 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     for item, item_type in items:
         chosen = None
         for sl, fns in compiled:
+            if len(fns) == 1:  # one discriminator, the common case
+                verdict = fns[0](item, item_type, ctx)
+                if verdict is None:
+                    if sl.slice_name:
+                        problems.append(f"cannot evaluate the discriminator of slice {sl.slice_name}")
+                elif verdict:
+                    chosen = sl
+                    break
+                continue
             verdicts = [fn(item, item_type, ctx) for fn in fns] if fns else [None]
             if any(v is None for v in verdicts):
                 if sl.slice_name and not any(v is False for v in verdicts):
