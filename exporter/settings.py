@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     validation_display_mismatch: Literal["error", "warning"] = "error"
     """A Coding's display that is not the code's: an error, or a warning (`-display-issues-are-warnings`)."""
 
+    validation_unresolved_reference_types: Literal["check", "ignore"] = "check"
+    """A reference that does not resolve (`Patient/1` outside its Bundle): its named type is checked
+    against the allowed targets, or not (the HL7 validator checks only resolved targets)."""
+
     audit_pseudonym_key: SecretStr | None = None
     """HMAC key that turns patient ids into pseudonyms for audit lines. Unset: a random key per process
     (pseudonyms then correlate only within one process lifetime)."""

@@ -97,6 +97,12 @@ class Compiler:
             self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
         return next(r for r in self._rule_set.rules if type(r) is cls)  # type: ignore[return-value]
 
+    def companion_rule(self, node: Node) -> ObjectRule:
+        """The object rule of the `_key` companion (id, extension) of a primitive at element `node`:
+        the element's own children where the profile unfolds them (extension slices), and the
+        element as the host its extensions' contexts are checked against."""
+        return self.object_rule(node, "Element")
+
     def extension_root(self, url: Any) -> Node | None:
         """The root of the extension definition `url` names, or None when none is loaded."""
         if not isinstance(url, str) or not url:
@@ -283,6 +289,8 @@ class Compiler:
         members: dict[str, Member] = {}
         counted: list[Node] = []
         for name, child in children.items():
+            if type_code == "Element" and name == "value":
+                continue  # a primitive's unfolded value: in JSON the primitive itself, not a companion key
             target = child.content_ref or child
             if child.is_choice:
                 base = name[:-3]

@@ -17,14 +17,16 @@ RESOURCE_CONTEXTS = frozenset({"Resource", "DomainResource"})
 
 
 def context_allows(sd: dict[str, Any], host_type: str, host_path: str, host_is_resource: bool,
-                   host_extension_url: str | None) -> bool:
+                   host_extension_url: str | None, base_path: str | None = None) -> bool:
+    """May an extension defined by `sd` sit on the host (its type, its element path, the path of
+    the element it is based on — a profile's Patient.name.family is HumanName.family)?"""
     contexts = sd.get("context") or []
     if not contexts:
         return True
     for ctx in contexts:
         kind, expr = ctx.get("type"), ctx.get("expression", "")
         if kind == "element":
-            if expr in CONTEXT_ANY or expr == host_type or expr == host_path:
+            if expr in CONTEXT_ANY or expr == host_type or expr == host_path or expr == base_path:
                 return True
             if host_is_resource and expr in RESOURCE_CONTEXTS:
                 return True
@@ -74,6 +76,7 @@ class ExtensionKnown(Rule):
     def __init__(self, env: Any):
         super().__init__(env)
         self._known: dict[str, bool] = {}
+        self._subs: dict[int, frozenset[str]] = {}
 
     def applies(self, m: Member) -> bool:
         return m.kind == KIND_EXTENSION
@@ -82,6 +85,8 @@ class ExtensionKnown(Rule):
         url = _url(value)
         if url is None:
             return True  # ExtensionUrl reports it
+        if ":" not in url:  # a relative url names a sub-extension: one of the enclosing definition's slices
+            return url in self._sub_extensions(m)
         known = self._known.get(url)
         if known is None:
             sd = self.env.store.structure(url)
@@ -90,9 +95,25 @@ class ExtensionKnown(Rule):
                 self._known[url] = known
         return known
 
+    def _sub_extensions(self, m: Member) -> frozenset[str]:
+        """The urls the slices of the extension element `m` counts for fix (its definition's sub-extensions)."""
+        subs = self._subs.get(id(m.count_node))
+        if subs is None:
+            found = set()
+            for sl in m.count_node.slices:
+                url = (sl.content_ref or sl).children.get("url")
+                if url is not None and url.has_fixed and isinstance(url.fixed, str):
+                    found.add(url.fixed)
+            subs = self._subs[id(m.count_node)] = frozenset(found)
+        return subs
+
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        url = _url(value)
+        if url is not None and ":" not in url:
+            ctx.add(M.EXTENSION_UNKNOWN, path, variant="sub", url=url)
+            return
         severity = "warning" if self.env.policy.unknown_extensions == "warning" else None
-        ctx.add(M.EXTENSION_UNKNOWN, path, severity, url=_url(value))
+        ctx.add(M.EXTENSION_UNKNOWN, path, severity, url=url)
 
 
 @rule
@@ -123,7 +144,8 @@ class ExtensionContext(Rule):
         assert host is not None
         # context type "extension" needs the enclosing extension's URL, which the walk does not track:
         # such contexts are not matched (the extension is then reported as out of context)
-        return context_allows(sd, host.type_code, self._host_path(m), host.is_resource, None)
+        base = (host.node.element.get("base") or {}).get("path") if "." in host.node.path else None
+        return context_allows(sd, host.type_code, self._host_path(m), host.is_resource, None, base)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         sd = self._definition(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Callable, Iterator
 
-from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
+from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
 from exporter.validation.model import KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Member
@@ -255,7 +255,7 @@ def _fn_resolve(inputs: list[Any]) -> list[Any]:
         ref = i.get("reference") if isinstance(i, dict) else i
         res = ctx.resolve(ref) if ctx is not None and isinstance(ref, str) else None
         if res is not None:
-            out.append(res)
+            out.append(resource_node(res))
     return out
 
 

@@ -74,6 +74,16 @@ PATTERN_MISMATCH = _row("VAL_PATTERN", _C.VALUE, "error",
                         "value {value} does not match the pattern {pattern} required by {sd}")
 MIN_VALUE = _row("VAL_MIN_VALUE", _C.VALUE, "error", "value {value} is below the minimum {bound} of {path}")
 MAX_VALUE = _row("VAL_MAX_VALUE", _C.VALUE, "error", "value {value} is above the maximum {bound} of {path}")
+CANONICAL_RELATIVE = _row("VAL_CANONICAL_RELATIVE", _C.VALUE, "error",
+                          "canonical URL '{url}' must be absolute (or a #fragment reference to a contained resource)")
+ATTACHMENT_SIZE = _row("VAL_ATTACHMENT_SIZE", _C.VALUE, "error",
+                       "Attachment.size {stated} is not the size of its data ({actual} bytes)")
+ATTACHMENT_HASH = _row("VAL_ATTACHMENT_HASH", _C.VALUE, "error",
+                       "Attachment.hash '{stated}' is not the SHA-1 of its data (base64: '{actual}')")
+IDENTIFIER_URI = _row("VAL_IDENTIFIER_URI", _C.VALUE, "error",
+                      "an identifier with system urn:ietf:rfc:3986 must have an absolute URI as value, not '{value}'")
+FRAGMENT_UNRESOLVED = _row("VAL_FRAGMENT_UNRESOLVED", _C.NOT_FOUND, "error",
+                           "'{url}' names no contained resource of this resource")
 EXAMPLE_URL = _row("VAL_EXAMPLE_URL", _C.VALUE, "error", "example URLs are not allowed here ({url}): nothing is "
                    "known at that address; use the real canonical of the resource")
 # -- cardinality.py, slicing.py ------------------------------------------------------------------
@@ -101,8 +111,9 @@ CODE_UNKNOWN = _row("VAL_CODE_UNKNOWN", _C.CODE_INVALID, "error", "unknown code 
 DISPLAY_WRONG = _row("VAL_DISPLAY_WRONG", _C.CODE_INVALID, "error",
                      "wrong display '{display}' for {system}#{code}; valid display is '{valid}'", varies=True)
 # -- extensions.py -------------------------------------------------------------------------------
-EXTENSION_UNKNOWN = _row("VAL_EXTENSION_UNKNOWN", _C.NOT_FOUND, "error",
-                         "unknown extension {url}: no definition is loaded for it", varies=True)
+EXTENSION_UNKNOWN = _row("VAL_EXTENSION_UNKNOWN", _C.NOT_FOUND, "error", {
+    "default": "unknown extension {url}: no definition is loaded for it",
+    "sub": "sub-extension url '{url}' is not defined by the enclosing extension"}, varies=True)
 EXTENSION_CONTEXT = _row("VAL_EXTENSION_CONTEXT", _C.STRUCTURE, "error",
                          "extension {url} is not allowed on {host} (its contexts: {contexts})")
 EXTENSION_NO_URL = _row("VAL_EXTENSION_NO_URL", _C.REQUIRED, "error", "extension without url")
@@ -126,6 +137,8 @@ BUNDLE_RULE = _row("VAL_BUNDLE", _C.INVALID, "error",
 # -- profiles (validator.py), questionnaire.py ---------------------------------------------------
 PROFILE_UNKNOWN = _row("VAL_PROFILE_UNKNOWN", _C.NOT_FOUND, "error", "profile {profile} is not known to this validator")
 PROFILE_WRONG_TYPE = _row("VAL_PROFILE_WRONG_TYPE", _C.INVALID, "error", "profile {profile} is for {sd_type}, not {rt}")
+VITAL_SIGNS = _row("VAL_VITAL_SIGNS", _C.INFORMATIONAL, "information",
+                   "a vital sign must conform to {profile} (FHIR R4 vital signs): its problems follow")
 QUESTIONNAIRE = _row("VAL_QUESTIONNAIRE", _C.VALUE, "error", {
     "unknown": "questionnaire {url} is not known, so the answers are not checked against it",
     "required": "required item '{link}' of {url} has no answer",

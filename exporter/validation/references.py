@@ -48,10 +48,10 @@ def allowed_target_types(target_profiles: tuple[str, ...], store: Any) -> tuple[
     profiles: list[str] = []
     for p in target_profiles:
         url = p.split("|", 1)[0]
-        if url.startswith(CORE_PREFIX):
-            types.add(url[len(CORE_PREFIX):])
-            continue
         sd = store.structure(p)
+        if url.startswith(CORE_PREFIX) and (sd is None or sd.get("derivation") != "constraint"):
+            types.add(url[len(CORE_PREFIX):])  # a base resource type (core profiles such as vitalsigns are profiles)
+            continue
         if sd is not None:
             types.add(sd.get("type", ""))
         profiles.append(p)
@@ -203,7 +203,7 @@ class Reference(Rule):
                 out.append((M.REFERENCE_UNRESOLVED, "error", None, {"ref": ref}))
             elif ctx.bundle is not None and ctx.bundle.is_document and not ref.startswith("#"):
                 out.append((M.REFERENCE_UNRESOLVED, "warning", "document", {"ref": ref}))
-            declared = referenced_type(ref)
+            declared = referenced_type(ref) if self.env.policy.unresolved_reference_types == "check" else None
             if declared and plan.targets and types and declared not in types and "Resource" not in types:
                 out.append((M.REFERENCE_TARGET_TYPE, None, "declared", {"rt": declared, "types": ", ".join(sorted(types))}))
             return out

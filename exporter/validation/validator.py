@@ -59,7 +59,7 @@ class Validator:
         # nodes and members live as long as the compiler, so their ids stay theirs
         self._slice_plans: dict[tuple[int, int, Any, int], tuple[Member | None, bool]] = {}
         self._roots_for: dict[tuple[Any, ...], tuple[list[tuple[str, dict[str, Any], int | None]],
-                                                      list[tuple[Node, ObjectRule, Member]]]] = {}
+                                                      list[tuple[Node, ObjectRule, Member, Any]]]] = {}
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     def forget(self) -> None:
@@ -138,23 +138,26 @@ class Validator:
         if rt == "Bundle":
             ctx.bundle = BundleIndex.build(res)
         try:
-            for root, rule, whole in rules:
+            for root, rule, whole, checks in rules:
                 done = (id(res), id(root))
                 if done in ctx.walked:
                     continue
                 ctx.walked.add(done)
                 if not (self.clean_path and self._clean_walk(res, rule, path, ctx, 1)):
                     self._full_walk(res, rule, path, ctx, 1)
-                self._apply(self.compiler.rules_for(whole), res, whole, path, ctx)  # the resource's own rules
+                for test, r in checks:  # the rules of the resource as a whole
+                    if not test(res, ctx):
+                        r.report(res, whole, path, ctx)
         finally:
             ctx.resource, ctx.root_resource, ctx.bundle = saved
 
     def _resolve_roots(self, rt: str, claims: tuple[Any, ...], extra_profiles: Sequence[str]
-                       ) -> tuple[list[tuple[str, dict[str, Any], int | None]], list[tuple[Node, ObjectRule, Member]]]:
+                       ) -> tuple[list[tuple[str, dict[str, Any], int | None]], list[tuple[Node, ObjectRule, Member, Any]]]:
         """The problems with the profiles a resource claims or is named (message id, arguments,
         index of the meta.profile claim or None), and the profile roots it is walked against (its
         claims, then profiles named by the caller or by its element's type; core when there are
-        none) with their object rule and the member standing for the resource as a whole."""
+        none) with their object rule, the member standing for the resource as a whole and its rules
+        as (test, rule) pairs."""
         roots: list[Node] = []
         problems: list[tuple[str, dict[str, Any], int | None]] = []
         named: list[tuple[str, int | None]] = [(c, i) for i, c in enumerate(claims) if isinstance(c, str)]
@@ -173,8 +176,12 @@ class Validator:
             core_root = self.compiler.type_root(rt)
             assert core_root is not None
             roots.append(core_root)
-        return problems, [(root, self.compiler.object_rule(root, rt), self.compiler.root_member(root, rt))
-                          for root in roots]
+        out = []
+        for root in roots:
+            whole = self.compiler.root_member(root, rt)
+            out.append((root, self.compiler.object_rule(root, rt), whole,
+                        tuple((r.test(whole), r) for r in self.compiler.rules_for(whole))))
+        return problems, out
 
     def _is_resource_type(self, rt: str) -> bool:
         hit = self._resource_types.get(rt)
@@ -345,8 +352,7 @@ class Validator:
             if not isinstance(item, dict):
                 ctx.add(M.WRONG_JSON_TYPE, ipath, variant="companion", key=key)
                 continue
-            element_rule = self.compiler.object_rule(self.compiler.type_root("Element"), "Element")  # type: ignore[arg-type]
-            self._walk(item, element_rule, ipath, ctx, depth + 1)
+            self._walk(item, self.compiler.companion_rule(m.node), ipath, ctx, depth + 1)
 
     # -- values -------------------------------------------------------------------------------
     def _value(self, item: Any, m: Member, path: str, ctx: Ctx, depth: int, host: ObjectRule) -> None:

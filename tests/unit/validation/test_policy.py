@@ -15,7 +15,7 @@ from exporter.validation import messages as M
 from exporter.validation.policy import Policy
 from exporter.validation.validator import Validator
 
-HOME_MADE = "http://example.org/fhir/StructureDefinition/home-made"
+HOME_MADE = "https://fhir.home.test/StructureDefinition/home-made"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_unknown_extensions(store, example):
     assert _found(store, Policy(), pat, M.EXTENSION_UNKNOWN) == ["error"]
     assert _found(store, Policy(unknown_extensions="warning"), pat, M.EXTENSION_UNKNOWN) == ["warning"]
     assert _found(store, Policy(unknown_extensions="allow"), pat, M.EXTENSION_UNKNOWN) == []
-    assert _found(store, Policy(extension_domains=("http://example.org/fhir/",)), pat, M.EXTENSION_UNKNOWN) == []
+    assert _found(store, Policy(extension_domains=("https://fhir.home.test/",)), pat, M.EXTENSION_UNKNOWN) == []
     assert _found(store, Policy(extension_domains=("http://other.org/",)), pat, M.EXTENSION_UNKNOWN) == ["error"]
 
 
@@ -85,4 +85,4 @@ def test_cli_switches(tmp_path, example, capsys):
     assert main(["validate", str(path)]) == 1
     assert M.EXTENSION_UNKNOWN in capsys.readouterr().out
     assert main(["validate", "--extension", "any", str(path)]) == 0
-    assert main(["validate", "--extension", "http://example.org/", str(path)]) == 0
+    assert main(["validate", "--extension", "https://fhir.home.test/", str(path)]) == 0
