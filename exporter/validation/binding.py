@@ -46,7 +46,9 @@ def finding(value: Any, type_code: str, strength: str, vs_url: str, expander: Va
             return M.BINDING_NO_CODE, {"vs": vs_url}
         return None
     exp = expander.expand(vs_url)
-    verdicts = [exp.contains(s, c) for s, c in pairs]
+    # a Coding without a system names no code of any code system: it is in no ValueSet
+    bare = type_code in ("code", "string", "uri")
+    verdicts = [exp.contains(s, c) if s is not None or bare else False for s, c in pairs]
     if any(v is True for v in verdicts):
         return None
     shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in pairs)

@@ -274,6 +274,8 @@ class Compiler:
             return False
         if any(c.uses_context for c in self.constraints_for(m)):
             return False
+        if not all(r.context_free for r in self.rules_for(m)):
+            return False  # a rule that looks beyond the value (e.g. a '#id' naming a contained resource)
         if m.kind == KIND_PRIMITIVE:
             return True
         if m.kind == KIND_EXTENSION:

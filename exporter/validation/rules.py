@@ -69,6 +69,10 @@ class Rule:
     messages: ClassVar[tuple[str, ...]] = ()
     stage: ClassVar[int] = CHILDREN
     costly: ClassVar[bool] = True  # False: cheaper than a memo look-up (the clean path then asks it every time)
+    # False: the verdict depends on more than the value (the enclosing resource, the Bundle); values it
+    # applies to are then never memoised by content (Compiler.context_free). References are handled
+    # apart: the memo never stores a value holding a "reference".
+    context_free: ClassVar[bool] = True
 
     def __init__(self, env: RuleEnv):
         self.env = env

@@ -76,6 +76,7 @@ class FragmentResolves(Rule):
 
     messages = (M.FRAGMENT_UNRESOLVED,)
     stage = BEFORE_CHILDREN - 1
+    context_free = False  # the resource's contained resources decide
 
     def applies(self, m: Member) -> bool:
         return m.type.code == "canonical"

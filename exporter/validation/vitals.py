@@ -23,6 +23,7 @@ class VitalSignsProfile(Rule):
 
     messages = (M.VITAL_SIGNS,)
     stage = RESOURCE
+    context_free = False
 
     def __init__(self, env: Any):
         super().__init__(env)
