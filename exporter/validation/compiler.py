@@ -81,6 +81,12 @@ class Compiler:
         return m.rules  # type: ignore[return-value]
 
 
+    def memo_markers(self) -> tuple[bytes, ...]:
+        """The starts of JSON strings (`"#`) that keep a value out of the clean path's memo (Rule.context_marker)."""
+        if self._rule_set is None:
+            self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
+        return tuple(b'"' + m.encode() for m in self._rule_set.markers)
+
     def root_member(self, root: Node, type_code: str) -> Member:
         """The member standing for a whole resource validated against profile root `root`: the
         rules of a resource as such (its invariants, Bundle and questionnaire rules) apply to it."""

@@ -32,7 +32,7 @@ from exporter.validation.context import Dirty, Engine
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.references import Reference
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
-from exporter.validation.rules import CHILDREN
+from exporter.validation.rules import CHILDREN, Rule
 
 FastFn = Callable[[dict[str, Any], str, Any, int], bool]
 Handler = Callable[[Any, str, Any, int], bool]
@@ -43,6 +43,14 @@ _SCALARS = (str, int, float, bool)
 # stops storing: that element's values hardly repeat (times, measured values, narrative divs)
 MEMO_TRIAL, MEMO_MIN_HITS = 200, 20
 _REFERENCE_KEY = b'"reference"'
+
+
+def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
+    """Holds the JSON no string starting with a context marker (Compiler.memo_markers)?"""
+    for marker in markers:
+        if raw.find(marker) >= 0:
+            return False
+    return True
 
 
 class Memo:
@@ -153,6 +161,7 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
                                                    for _, m in keys)
     memo, slices = val.memo, val.walk_slices
     seen = memo.table()  # this (element, host rule) pair's memo
+    markers = val.compiler.memo_markers()
     clean = _clean_slices_fn(val, cnode, rule, keys)
     tries = hits = 0
 
@@ -175,7 +184,7 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
                     memo_ok = False  # these items hardly repeat as a whole (measured components)
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
-        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # reached only when nothing was reported
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):  # nothing was reported
             seen[raw] = None
             memo.stored()
     return run
@@ -322,26 +331,39 @@ def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
     return single
 
 
+def all_hold(rules: tuple[Any, ...], m: Member, name: str) -> Callable[[Any, Any], bool]:
+    """One generated function (value, ctx) -> do all `rules` hold for a value of `m`? Each rule is
+    one line: its `holds` called with the member, or its per-member specialisation (Rule.compile)."""
+    if len(rules) == 1 and type(rules[0]).compile is not Rule.compile:
+        return rules[0].test(m)
+    env: dict[str, Any] = {"M": m}
+    lines = ["def all_hold(v, ctx):"]
+    for i, r in enumerate(rules):
+        if type(r).compile is Rule.compile:  # defines holds itself: call it, no wrapper in between
+            env[f"R{i}"] = r.holds
+            lines.append(f"    if not R{i}(v, M, ctx):")
+        else:
+            env[f"R{i}"] = r.test(m)
+            lines.append(f"    if not R{i}(v, ctx):")
+        lines.append("        return False")
+    lines.append("    return True")
+    exec(compile("\n".join(lines), name, "exec"), env)
+    return env["all_hold"]  # type: ignore[no-any-return]
+
+
 def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     """The rules of a primitive member (fixed/pattern, binding, bounds, invariants, example URLs …)
     for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
     the verdict depends on nothing but the value: codes and systems recur throughout an export."""
     rules = val.compiler.rules_for(m)
-    tests = tuple(r.test(m) for r in rules)
-    if len(tests) == 1:
-        one = tests[0]
-    else:
-        def one(v: Any, ctx: Any) -> bool:
-            for test in tests:
-                if not test(v, ctx):
-                    return False
-            return True
+    one = all_hold(rules, m, "<rules of %s>" % m.node.id)
     memo_ok = val.compiler.context_free(m) and any(r.costly for r in rules)
     if not memo_ok:
         return one
     memo = val.memo
     seen = memo.table()  # value -> its type (1 and True are equal keys; the type tells them apart)
     storing, tries, hits = True, 0, 0
+    markers = tuple(r.context_marker for r in rules if r.context_marker)  # such strings are never stored
 
     def run(v: Any, ctx: Any) -> bool:
         nonlocal storing, tries, hits
@@ -356,7 +378,7 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
                 storing = False  # values that hardly repeat (narrative divs): stop storing them
         if not one(v, ctx):
             return False
-        if memo_on:
+        if memo_on and not (markers and kind is str and v.startswith(markers)):
             seen[v] = kind
             memo.stored()
         return True
@@ -407,8 +429,10 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     node, t = m.node, m.type
     context_free = compiler.context_free(m)
     rules = compiler.rules_for(m)
-    before = tuple(r.test(m) for r in rules if r.stage < CHILDREN)
-    after = tuple(r.test(m) for r in rules if r.stage >= CHILDREN)
+    early = tuple(r for r in rules if r.stage < CHILDREN)
+    late = tuple(r for r in rules if r.stage >= CHILDREN)
+    before = all_hold(early, m, f"<rules before the children of {node.id}>") if early else None
+    after = all_hold(late, m, f"<rules after the children of {node.id}>") if late else None
     is_extension = m.kind == KIND_EXTENSION
     extension_rule = compiler.extension_rule
     sub_rule = None if is_extension else compiler.object_rule(node, t.code)
@@ -419,6 +443,7 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
         bare_urn = reference.bundle_urn
     memo = val.memo
     seen = memo.table()
+    markers = compiler.memo_markers()
 
     memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
@@ -444,17 +469,16 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
                     return True
                 if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
-        for test in before:
-            if not test(v, ctx):
-                return False
+        if before is not None and not before(v, ctx):
+            return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
         fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr]
         if not fast(v, path, ctx, depth + 1):
             return False
-        for test in after:
-            if not test(v, ctx):
-                return False
-        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # a reference's verdict depends on the Bundle
+        if after is not None and not after(v, ctx):
+            return False
+        # a reference's verdict depends on the Bundle, a '#id' on the resource (Rule.context_marker)
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):
             seen[raw] = None
             memo.stored()
         return True

@@ -73,6 +73,10 @@ class Rule:
     # applies to are then never memoised by content (Compiler.context_free). References are handled
     # apart: the memo never stores a value holding a "reference".
     context_free: ClassVar[bool] = True
+    # a prefix of string values whose verdict depends on more than the value ("#" of a reference to
+    # a contained resource): the rule stays context-free for everything else, and no value holding
+    # such a string is memoised (fastpath.py)
+    context_marker: ClassVar[str | None] = None
 
     def __init__(self, env: RuleEnv):
         self.env = env
@@ -122,6 +126,7 @@ class RuleSet:
     def __init__(self, env: RuleEnv):
         self.env = env
         self.rules = tuple(cls(env) for cls in discover())
+        self.markers = tuple(sorted({r.context_marker for r in self.rules if r.context_marker}))
 
     def for_member(self, m: Member) -> tuple[Rule, ...]:
         if m.rules is None:

@@ -31,7 +31,6 @@ def is_absolute(url: str) -> bool:
 class NoExampleUrl(Rule):
     messages = (M.EXAMPLE_URL,)
     stage = BEFORE_CHILDREN - 1
-    costly = False  # two substring tests
 
     def applies(self, m: Member) -> bool:
         return (self.env.policy.example_urls == "error" and m.type.code in _URL_TYPES and not _defining_url(m)
@@ -58,7 +57,6 @@ class AbsoluteCanonical(Rule):
 
     messages = (M.CANONICAL_RELATIVE,)
     stage = BEFORE_CHILDREN - 1
-    costly = False
 
     def applies(self, m: Member) -> bool:
         return m.type.code == "canonical" or (m.type.code in _URL_TYPES and _defining_url(m))
@@ -76,7 +74,7 @@ class FragmentResolves(Rule):
 
     messages = (M.FRAGMENT_UNRESOLVED,)
     stage = BEFORE_CHILDREN - 1
-    context_free = False  # the resource's contained resources decide
+    context_marker = "#"  # only a '#id' depends on the resource (its contained resources)
 
     def applies(self, m: Member) -> bool:
         return m.type.code == "canonical"
