@@ -104,3 +104,32 @@ class FullUrlMatchesResource(Rule):
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         for i, args in entry_findings(value):
             ctx.add(M.BUNDLE_RULE, f"{path}.entry[{i}].fullUrl", **args)
+
+
+_NO_FULL_URL_NEEDED = frozenset({"transaction", "batch", "transaction-response", "batch-response"})
+
+
+@rule
+class FullUrlPresent(Rule):
+    """Except in transactions and batches (and their responses), an entry with a resource has a
+    fullUrl: the identity of that resource, which references inside the Bundle resolve against."""
+
+    messages = (M.BUNDLE_FULLURL_MISSING,)
+    stage = RESOURCE
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def _missing(self, bundle: Any) -> list[int]:
+        if bundle.get("type") in _NO_FULL_URL_NEEDED:
+            return []
+        entries = bundle.get("entry")
+        return [i for i, e in enumerate(entries if isinstance(entries, list) else [])
+                if isinstance(e, dict) and "resource" in e and "fullUrl" not in e]
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        return not self._missing(value)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for i in self._missing(value):
+            ctx.add(M.BUNDLE_FULLURL_MISSING, f"{path}.entry[{i}]", type=value.get("type"))

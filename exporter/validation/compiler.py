@@ -52,6 +52,13 @@ def _fixed_pattern(e: dict[str, Any]) -> tuple[Any, bool, Any, bool]:
     return fixed, has_fixed, pattern, has_pattern
 
 
+def _extensible(node: Node) -> bool:
+    """May the primitive element carry id/extension (`_key` in JSON)? Not when the snapshot types it
+    as a FHIRPath System type: Resource.id, Element.id, Extension.url hold bare values."""
+    return not any(str(t.get("code", "")).startswith("http://hl7.org/fhirpath/System.")
+                   for t in node.element.get("type") or [] if isinstance(t, dict))
+
+
 def _split_id(eid: str) -> tuple[str, str]:
     """'Obs.component:sys.code' -> ('Obs.component:sys', 'code'). A '.' inside a slice name would be
     taken for a separator; such names do not occur in the profiles we compile."""
@@ -315,7 +322,7 @@ class Compiler:
                 types = target.types if child.content_ref is not None else child.types
                 t = types[0] if types else TypeRef("BackboneElement")
                 members[name] = Member(name, child, child, t, t.kind, child.many)
-                if t.kind == KIND_PRIMITIVE:
+                if t.kind == KIND_PRIMITIVE and _extensible(child):
                     members["_" + name] = Member("_" + name, child, child, t, t.kind, child.many, primitive_ext=True)
             # a single-valued element (base max 1, not a choice) cannot occur twice in JSON: the
             # array-shape check already bounds it, so only these need counting

@@ -134,6 +134,8 @@ REFERENCE_TARGET_PROFILE = _row("VAL_REFERENCE_TARGET_PROFILE", _C.STRUCTURE, "e
                                 "referenced {rt} does not conform to {profiles}")
 BUNDLE_RULE = _row("VAL_BUNDLE", _C.INVALID, "error",
                    "fullUrl {full_url} does not match the resource's type/id {rt}/{id}")
+BUNDLE_FULLURL_MISSING = _row("VAL_BUNDLE_FULLURL_MISSING", _C.REQUIRED, "error",
+                              "an entry of a {type} Bundle must have a fullUrl, the identity of its resource")
 # -- profiles (validator.py), questionnaire.py ---------------------------------------------------
 PROFILE_UNKNOWN = _row("VAL_PROFILE_UNKNOWN", _C.NOT_FOUND, "error", "profile {profile} is not known to this validator")
 PROFILE_WRONG_TYPE = _row("VAL_PROFILE_WRONG_TYPE", _C.INVALID, "error", "profile {profile} is for {sd_type}, not {rt}")

@@ -132,3 +132,20 @@ def test_coding_without_system_is_in_no_value_set(store):
     assert (M.BINDING_REQUIRED, "Condition.clinicalStatus") in _ids(store, cond)
     cond["clinicalStatus"]["coding"][0]["system"] = "http://terminology.hl7.org/CodeSystem/condition-clinical"
     assert _ids(store, cond) == []
+
+
+def test_bare_system_values_take_no_extensions(store):
+    pat = {"resourceType": "Patient", "id": "a", "text": DIV,
+           "_id": {"extension": [{"url": "https://fhir.home.test/e", "valueString": "x"}]}}
+    assert _ids(store, pat) == [(M.UNKNOWN_ELEMENT, "Patient._id")]
+    pat = {"resourceType": "Patient", "text": DIV, "gender": "female", "_gender": {"id": "g"}}
+    assert _ids(store, pat) == []  # an ordinary primitive may
+
+
+def test_bundle_entries_need_a_full_url_outside_transactions(store):
+    entry = {"resource": {"resourceType": "Patient", "text": DIV}}
+    collection = {"resourceType": "Bundle", "type": "collection", "entry": [entry]}
+    assert _ids(store, collection) == [(M.BUNDLE_FULLURL_MISSING, "Bundle.entry[0]")]
+    transaction = {"resourceType": "Bundle", "type": "transaction",
+                   "entry": [dict(entry, request={"method": "POST", "url": "Patient"})]}
+    assert _ids(store, transaction) == []
