@@ -610,21 +610,17 @@ class _Compiler:
                     raise _Unsupported("type test on a value of unknown type")
                 out.append((it, t == tname or _SYSTEM_TYPES.get(t) == tname))
             return out
-        if op == "is":
-            def is_fn(f: Coll, e: dict[str, Any]) -> Coll:
-                items = typed_items(f, e)
-                if len(items) > 1:
-                    raise _Unsupported("type test on a collection")
+        if op not in ("is", "as"):
+            raise _Unsupported(f"type operator {op}")
+
+        def type_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            items = typed_items(f, e)
+            if len(items) > 1:
+                raise _Unsupported(f"'{op}' on a collection")
+            if op == "is":
                 return _wrap(items[0][1] if items else False)  # empty is no T (as the HL7 engine answers)
-            return is_fn
-        if op == "as":
-            def as_fn(f: Coll, e: dict[str, Any]) -> Coll:
-                items = typed_items(f, e)
-                if len(items) > 1:
-                    raise _Unsupported("type cast of a collection")
-                return [it for it, ok in items if ok]
-            return as_fn
-        raise _Unsupported(f"type operator {op}")
+            return [it for it, ok in items if ok]
+        return type_fn
 
     def _MembershipExpression(self, node: dict[str, Any]) -> Fn:
         left, right, op = self._binary(node)
