@@ -17,7 +17,6 @@ import copy
 import json
 import random
 import re
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
