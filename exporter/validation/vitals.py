@@ -31,7 +31,11 @@ class VitalSignsProfile(Rule):
         self._covered: dict[Any, frozenset[str]] = {}
 
     def applies(self, m: Member) -> bool:
-        return m.is_root and m.type.code == "Observation" and bool(self._codes())
+        """Observations walked against core or a profile that is not a vital signs profile (one that
+        is fixes a vital-sign code: a resource conforming to it needs no other vital profile)."""
+        if not (m.is_root and m.type.code == "Observation" and self._codes()):
+            return False
+        return not (self._ancestors([m.node.sd_url]) & set(self._codes().values()))
 
     def _codes(self) -> dict[str, str]:
         """LOINC code -> canonical of its vital signs profile (from the loaded core profiles)."""
