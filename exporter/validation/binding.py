@@ -51,7 +51,9 @@ def finding(value: Any, type_code: str, strength: str, vs_url: str, expander: Va
     verdicts = [exp.contains(s, c) if s is not None or bare else False for s, c in pairs]
     if any(v is True for v in verdicts):
         return None
-    shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in pairs)
+    # the code systems, never the codes: a code in a patient's document is patient data (a diagnosis)
+    systems = sorted({str(s) for s, _ in pairs if s})
+    shown = "the code" + (f" of {', '.join(systems)}" if systems else "")
     if any(v is None for v in verdicts):
         return M.BINDING_UNCHECKED, {"codes": shown, "vs": vs_url,
                                      "why": exp.problem or "its code system is not available offline"}

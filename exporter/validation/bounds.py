@@ -120,7 +120,7 @@ class _Bound(Rule):
         return compare(value, self._bounds[id(m)], m.type.code) != self.broken_when
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(self.message, path, value=_shown(value), bound=_shown(self._bounds[id(m)]), path=m.node.path)
+        ctx.add(self.message, path, bound=_shown(self._bounds[id(m)]), path=m.node.path)
 
 
 @rule

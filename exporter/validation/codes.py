@@ -30,10 +30,10 @@ def finding(coding: dict[str, Any], expander: ValueSetExpander) -> tuple[str, di
         return None
     exists, displays = found
     if not exists:
-        return M.CODE_UNKNOWN, {"code": code, "system": system}
+        return M.CODE_UNKNOWN, {"system": system}
     display = coding.get("display")
     if isinstance(display, str) and displays and displays[0] and _norm(display) not in {_norm(d) for d in displays if d}:
-        return M.DISPLAY_WRONG, {"display": display, "system": system, "code": code, "valid": displays[0]}
+        return M.DISPLAY_WRONG, {"system": system}
     return None
 
 

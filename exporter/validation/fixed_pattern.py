@@ -90,7 +90,7 @@ class Fixed(Rule):
         return lambda value, ctx: equals_fixed(value, fixed)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.FIXED_MISMATCH, path, value=describe(value), fixed=describe(m.node.fixed), sd=m.node.sd_url)
+        ctx.add(M.FIXED_MISMATCH, path, fixed=describe(m.node.fixed), sd=m.node.sd_url)
 
 
 @rule
@@ -108,4 +108,4 @@ class Pattern(Rule):
         return lambda value, ctx: matches(value)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.PATTERN_MISMATCH, path, value=describe(value), pattern=describe(m.node.pattern), sd=m.node.sd_url)
+        ctx.add(M.PATTERN_MISMATCH, path, pattern=describe(m.node.pattern), sd=m.node.sd_url)

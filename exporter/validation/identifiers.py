@@ -28,4 +28,4 @@ class UriIdentifierValue(Rule):
         return not isinstance(v, str) or is_absolute(v)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.IDENTIFIER_URI, path, value=value.get("value"))
+        ctx.add(M.IDENTIFIER_URI, path)

@@ -1,5 +1,7 @@
 """The validator's message table (layer L2): every message id with its FHIR issue code, severity and
-text, in one place. Ids are stable: tests, docs and API clients may rely on them.
+text, in one place. Ids are stable: tests, docs and API clients may rely on them. A text never
+quotes a value of the document (a code, a display, a reference, a measured value: patient data);
+it names definitions (profiles, code systems, ValueSets, elements) only.
 
     M.issue(M.CARD_MIN, "Patient.name", path="Patient.name", min=1, count=0)   # -> Issue
 
@@ -68,24 +70,24 @@ WRONG_JSON_TYPE = _row("VAL_WRONG_JSON_TYPE", _C.STRUCTURE, "error", {
     "companion": "{key} must be an object with id/extension"})
 TYPE_NOT_ALLOWED = _row("VAL_TYPE_NOT_ALLOWED", _C.STRUCTURE, "error", "a {rt} is not allowed here, only {type}")
 # -- values (primitives.py, fixed_pattern.py, bounds.py, urls.py) --------------------------------
-PRIMITIVE_INVALID = _row("VAL_PRIMITIVE", _C.VALUE, "error", "{type} value {value} {reason}")
-FIXED_MISMATCH = _row("VAL_FIXED", _C.VALUE, "error", "value {value} must be exactly {fixed} (fixed in {sd})")
+PRIMITIVE_INVALID = _row("VAL_PRIMITIVE", _C.VALUE, "error", "{type} value {reason}")
+FIXED_MISMATCH = _row("VAL_FIXED", _C.VALUE, "error", "the value must be exactly {fixed} (fixed in {sd})")
 PATTERN_MISMATCH = _row("VAL_PATTERN", _C.VALUE, "error",
-                        "value {value} does not match the pattern {pattern} required by {sd}")
-MIN_VALUE = _row("VAL_MIN_VALUE", _C.VALUE, "error", "value {value} is below the minimum {bound} of {path}")
-MAX_VALUE = _row("VAL_MAX_VALUE", _C.VALUE, "error", "value {value} is above the maximum {bound} of {path}")
+                        "the value does not match the pattern {pattern} required by {sd}")
+MIN_VALUE = _row("VAL_MIN_VALUE", _C.VALUE, "error", "the value is below the minimum {bound} of {path}")
+MAX_VALUE = _row("VAL_MAX_VALUE", _C.VALUE, "error", "the value is above the maximum {bound} of {path}")
 CANONICAL_RELATIVE = _row("VAL_CANONICAL_RELATIVE", _C.VALUE, "error",
-                          "canonical URL '{url}' must be absolute (or a #fragment reference to a contained resource)")
+                          "a canonical URL must be absolute (or a #fragment reference to a contained resource)")
 ATTACHMENT_SIZE = _row("VAL_ATTACHMENT_SIZE", _C.VALUE, "error",
-                       "Attachment.size {stated} is not the size of its data ({actual} bytes)")
+                       "Attachment.size is not the size of its data")
 ATTACHMENT_HASH = _row("VAL_ATTACHMENT_HASH", _C.VALUE, "error",
-                       "Attachment.hash '{stated}' is not the SHA-1 of its data (base64: '{actual}')")
+                       "Attachment.hash is not the SHA-1 of its data (base64)")
 IDENTIFIER_URI = _row("VAL_IDENTIFIER_URI", _C.VALUE, "error",
-                      "an identifier with system urn:ietf:rfc:3986 must have an absolute URI as value, not '{value}'")
+                      "an identifier with system urn:ietf:rfc:3986 must have an absolute URI as value")
 FRAGMENT_UNRESOLVED = _row("VAL_FRAGMENT_UNRESOLVED", _C.NOT_FOUND, "error",
-                           "'{url}' names no contained resource of this resource")
-EXAMPLE_URL = _row("VAL_EXAMPLE_URL", _C.VALUE, "error", "example URLs are not allowed here ({url}): nothing is "
-                   "known at that address; use the real canonical of the resource")
+                           "the #reference names no contained resource of this resource")
+EXAMPLE_URL = _row("VAL_EXAMPLE_URL", _C.VALUE, "error", "example URLs are not allowed here: nothing is known at "
+                   "that address; use the real canonical of the resource")
 # -- cardinality.py, slicing.py ------------------------------------------------------------------
 CARD_MIN = _row("VAL_CARD_MIN", _C.REQUIRED, "error", "{path}: minimum required = {min}, but only found {count}")
 CARD_MAX = _row("VAL_CARD_MAX", _C.STRUCTURE, "error", {
@@ -107,9 +109,9 @@ BINDING_EXTENSIBLE = _row("VAL_BINDING_EXTENSIBLE", _C.CODE_INVALID, "warning",
                           "{codes} is not in the extensible ValueSet {vs}")
 BINDING_UNCHECKED = _row("VAL_BINDING_UNCHECKED", _C.NOT_SUPPORTED, "warning", "cannot check {codes} against {vs}: {why}")
 BINDING_NO_CODE = _row("VAL_BINDING_NO_CODE", _C.CODE_INVALID, "error", "no code given for the required binding to {vs}")
-CODE_UNKNOWN = _row("VAL_CODE_UNKNOWN", _C.CODE_INVALID, "error", "unknown code '{code}' in the CodeSystem {system}")
-DISPLAY_WRONG = _row("VAL_DISPLAY_WRONG", _C.CODE_INVALID, "error",
-                     "wrong display '{display}' for {system}#{code}; valid display is '{valid}'", varies=True)
+CODE_UNKNOWN = _row("VAL_CODE_UNKNOWN", _C.CODE_INVALID, "error", "unknown code in the CodeSystem {system}")
+DISPLAY_WRONG = _row("VAL_DISPLAY_WRONG", _C.CODE_INVALID, "error", "wrong display for a code of {system}",
+                     varies=True)
 # -- extensions.py -------------------------------------------------------------------------------
 EXTENSION_UNKNOWN = _row("VAL_EXTENSION_UNKNOWN", _C.NOT_FOUND, "error", {
     "default": "unknown extension {url}: no definition is loaded for it",
@@ -123,7 +125,7 @@ INVARIANT_ERROR = _row("VAL_INVARIANT_UNEVALUABLE", _C.NOT_SUPPORTED, "warning",
     "default": "constraint {key} could not be evaluated: {error}",
     "compile": "constraint {key} could not be compiled: {error}"})
 # -- references.py, bundle.py --------------------------------------------------------------------
-REFERENCE_FORMAT = _row("VAL_REFERENCE_FORMAT", _C.VALUE, "error", "reference '{ref}' {problem}")
+REFERENCE_FORMAT = _row("VAL_REFERENCE_FORMAT", _C.VALUE, "error", "the reference {problem}")
 REFERENCE_UNRESOLVED = _row("VAL_REFERENCE_UNRESOLVED", _C.NOT_FOUND, "error", {
     "default": "reference {ref} does not resolve to an entry of this Bundle",
     "document": "reference {ref} does not resolve inside the document"}, varies=True)
@@ -147,8 +149,8 @@ QUESTIONNAIRE = _row("VAL_QUESTIONNAIRE", _C.VALUE, "error", {
     "link": "linkId '{link}' is not an item of the questionnaire",
     "repeats": "item '{link}' does not repeat but has {count} answers",
     "type": "item '{link}' of type {type} cannot be answered with {key}",
-    "option": "the code {system}::{code} is not in the set of permitted values of item '{link}'",
-    "value_set": "the code {system}::{code} is not in {vs}"}, varies=True)
+    "option": "the code is not in the set of permitted values of item '{link}'",
+    "value_set": "the code is not in {vs}"}, varies=True)
 
 
 def issue(mid: str, expression: str = "", severity: str | None = None, variant: str | None = None,

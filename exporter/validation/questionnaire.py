@@ -113,11 +113,9 @@ def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bo
                     if p.options is not None:
                         pair = (value.get("system"), value.get("code"))
                         if not (pair[0].__hash__ and pair[1].__hash__ and pair in p.options):  # a dict as code: no
-                            report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "option",
-                                   system=value.get("system"), code=value.get("code"), link=link)
+                            report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "option", link=link)
                     elif p.value_set and member_of(value, p.value_set) is False:
-                        report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "value_set",
-                               system=value.get("system"), code=value.get("code"), vs=p.value_set)
+                        report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "value_set", vs=p.value_set)
                 if "item" in a:
                     _walk(a["item"], plan, member_of, f"{path}[{i}].answer[{j}].item", report, answered)
         if "item" in item:

@@ -96,11 +96,6 @@ class _Plan:
         self.by_type: dict[Any, tuple[list[str], bool, frozenset[str]]] = {}
 
 
-def _short(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."
-
-
 @rule
 class Reference(Rule):
     """Reference.reference: well-formed, resolvable inside the Bundle, of an allowed target type,
@@ -194,7 +189,7 @@ class Reference(Rule):
     def _check(self, ref: str, plan: _Plan, ctx: Any) -> list[Finding]:
         problem = format_problem(ref)
         if problem is not None:
-            return [(M.REFERENCE_FORMAT, None, None, {"ref": _short(ref), "problem": problem})]
+            return [(M.REFERENCE_FORMAT, None, None, {"problem": problem})]
         out: list[Finding] = []
         target = ctx.resolve(ref)
         types = plan.types

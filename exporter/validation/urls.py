@@ -48,7 +48,7 @@ class NoExampleUrl(Rule):
         return store.get(value) is not None or store.get(value.split("|", 1)[0].split("#", 1)[0]) is not None
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.EXAMPLE_URL, path, url=value)
+        ctx.add(M.EXAMPLE_URL, path)
 
 
 @rule
@@ -65,7 +65,7 @@ class AbsoluteCanonical(Rule):
         return type(value) is not str or value.startswith("#") or is_absolute(value)
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.CANONICAL_RELATIVE, path, url=value)
+        ctx.add(M.CANONICAL_RELATIVE, path)
 
 
 @rule
@@ -84,5 +84,5 @@ class FragmentResolves(Rule):
             or ctx.resolve(value.split("|", 1)[0]) is not None
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
-        ctx.add(M.FRAGMENT_UNRESOLVED, path, url=value)
+        ctx.add(M.FRAGMENT_UNRESOLVED, path)
 

@@ -87,7 +87,7 @@ class Validator:
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
         if not isinstance(resource, dict):
             return [M.issue(M.NOT_OBJECT, severity="fatal", variant="top", kind=json_kind(resource))]
-        ctx = Ctx(self, time.monotonic() + self.time_limit_s, self.max_issues)
+        ctx = Ctx(self, min(time.monotonic() + self.time_limit_s, deadline.at()), self.max_issues)  # or the request's
         try:
             self.validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
                                    extra_profiles=tuple(profiles))
@@ -330,7 +330,7 @@ class Validator:
         """A primitive value: its format, then the rules of its element."""
         reason = m.check(item) if m.check is not None else None
         if reason is not None:
-            ctx.add(M.PRIMITIVE_INVALID, path, type=m.type.code, value=_short(item), reason=reason)
+            ctx.add(M.PRIMITIVE_INVALID, path, type=m.type.code, reason=reason)
             return
         rules = m.rules if m.rules is not None else self.compiler.rules_for(m)
         if rules:
@@ -482,7 +482,3 @@ class Validator:
             self._slice_memo_ok[id(base)] = hit
         return hit
 
-
-def _short(v: Any) -> str:
-    s = repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."
