@@ -462,7 +462,8 @@ def test_4_hostile_narratives_are_checked_in_linear_time(svc, tokens):
     entries = []
     for i in range(250):
         div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{i:04d}' + "a" * 3950 + "&amp;</p></div>"
-        entries.append({"resource": {"resourceType": "Basic", "id": f"b{i}",
+        entries.append({"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",  # a collection's entries need one
+                        "resource": {"resourceType": "Basic", "id": f"b{i}",
                                      "code": {"text": "x"}, "text": {"status": "generated", "div": div}}})
     body = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
     assert len(body) > 1_000_000
