@@ -8,7 +8,6 @@ in a validation result or one of these errors, never in another exception. The m
 from __future__ import annotations
 
 import copy
-import io
 import json
 import random
 import re
@@ -28,6 +27,7 @@ from exporter.fhir.snapshot import SnapshotError, check_snapshot
 from exporter.issues import ConfigurationError, ExporterError
 from exporter.settings import get_settings
 from exporter.validation.validator import Validator
+from tests.unit.test_packages import _tgz
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 EX = "http://example.org/fhir/StructureDefinition/"
@@ -187,16 +187,6 @@ def test_cli_malformed_snapshot(tmp_path, capsys, snapshot, line):
     assert main(["validate", "--ig", str(tmp_path / "ig"), _obs(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{tmp_path / 'ig' / 'sd.json'}: {line}") and "Traceback" not in err
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 SD_BYTES = json.dumps(_with_snapshot({"element": [ROOT]})).encode()
