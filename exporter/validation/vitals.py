@@ -43,7 +43,7 @@ class VitalSignsProfile(Rule):
             self._by_code = {}
             for name in PROFILES:
                 sd = self.env.store.structure(CORE + name)
-                for e in (sd or {}).get("snapshot", {}).get("element", []):
+                for e in self.env.store.snapshot(sd) if sd is not None else []:  # checked (or generated) elements
                     eid = e.get("id", "")
                     if eid.startswith("Observation.code.coding:") and eid.endswith(".code") and "fixedCode" in e:
                         self._by_code.setdefault(e["fixedCode"], CORE + name)
