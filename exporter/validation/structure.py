@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-import orjson
+from exporter.fhir.json import JsonInputError, read_json
 
 
 def unknown_element_hint(key: str, known: Iterable[str]) -> str:
@@ -17,12 +17,12 @@ def unknown_element_hint(key: str, known: Iterable[str]) -> str:
 
 
 def parse_json(data: bytes | str) -> tuple[Any, str | None]:
-    """(value, None) or (None, reason). orjson refuses invalid escapes, lone surrogates, NaN and
-    nesting deeper than 1024 levels without recursing in Python."""
+    """(value, None) or (None, reason): the one input reader (exporter/fhir/json.py `read_json`), whose
+    reason texts and positions every other door shows too."""
     try:
-        return orjson.loads(data), None
-    except orjson.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc}"
+        return read_json(data), None
+    except JsonInputError as exc:
+        return None, exc.text
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
