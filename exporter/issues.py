@@ -85,11 +85,17 @@ class Issue:
         return self.severity in (Severity.FATAL, Severity.ERROR)
 
     def format(self) -> str:
-        """Compiler-style one-liner: `file:line:col: error MSG_ID message`."""
+        """Compiler-style one-liner: `file:line:col: error MSG_ID message (at EXPRESSION)`. An issue with
+        both a location (the mapping or rule that found it) and a position (its node in the input
+        document) names the location first and the position after the expressions:
+        `mappings/x.yaml:5:3: error MAP_…: … (at $.measurements[3]; patient.json:40:7)`."""
         loc = self.location or self.position
         where = f"{loc}: " if loc else ""
         mid = f" {self.message_id}" if self.message_id else ""
-        at = f" (at {', '.join(self.expression)})" if self.expression else ""
+        notes = [", ".join(self.expression)] if self.expression else []
+        if self.location is not None and self.position is not None and self.position.line is not None:
+            notes.append(str(self.position))
+        at = f" (at {'; '.join(notes)})" if notes else ""
         return f"{where}{self.severity.value}{mid}: {self.message}{at}"
 
     def to_fhir(self) -> dict[str, Any]:
