@@ -1,6 +1,8 @@
 """The developer CLI `fhir-export` (layer L4). Domain errors become exit codes only here.
 
-Exit codes: 0 clean, 1 errors found (build failed, drift, invalid input), 2 usage or set-up problem.
+Exit codes: 0 clean, 1 errors found (build failed, drift, invalid input), 2 usage or set-up problem
+(bad arguments, a malformed DIGA_EXPORTER_* setting, an input file that cannot be read, an output
+path that cannot be written, a mapping folder that is not a folder).
 Messages are compiler-style: `file:line: error MSG_ID: text`.
 """
 
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exporter import __version__
-from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError, Severity
+from exporter.issues import (BuildError, ConfigurationError, ExporterError, Issue, IssueCode, PackageError, Severity,
+                            SourceLocation)
 from exporter.settings import get_settings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -52,6 +55,39 @@ def _print_issues(issues: Sequence[Issue], *, stream=None, warnings: bool = True
     for issue in issues:
         if issue.is_error or warnings:
             print(issue.format(), file=stream)
+
+
+def _read_input(name: str, message_id: str) -> bytes:
+    """The bytes of a file named on the command line; one that cannot be read is a usage problem
+    (ConfigurationError: exit 2, the same in every command)."""
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(_cannot(name, "read", exc, message_id)) from None
+
+
+def _write_output(name: str, data: bytes) -> None:
+    """Write `data` to an output path given on the command line (ConfigurationError when it cannot be)."""
+    try:
+        Path(name).write_bytes(data)
+    except OSError as exc:
+        raise ConfigurationError(_cannot(name, "write", exc, "OUTPUT_WRITE")) from None
+
+
+def _cannot(name: str, what: str, exc: OSError, message_id: str) -> Issue:
+    return Issue(Severity.FATAL, IssueCode.NOT_FOUND if what == "read" else IssueCode.EXCEPTION,
+                 f"cannot {what}: {exc.strerror or type(exc).__name__}", message_id, location=SourceLocation(name))
+
+
+def _mappings_dir(args: argparse.Namespace, settings) -> Path:
+    """The mapping set folder (`--mappings` or mappings/); not a folder is a set-up problem (exit 2)."""
+    from exporter.mapping.registry import root_problem
+
+    root = Path(args.mappings) if args.mappings else settings.root / "mappings"
+    problem = root_problem(root)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    return root
 
 
 def cmd_fetch_core(args: argparse.Namespace) -> int:
@@ -113,13 +149,21 @@ def _policy(args: argparse.Namespace, settings: Any) -> Any:
     return replace(policy, **changes)
 
 
-def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -> list[Issue]:
-    """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON."""
+def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str], max_depth: int) -> list[Issue]:
+    """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON, read by the
+    one input reader (exporter/fhir/json.py: the same verdicts and texts as `POST /$validate`)."""
+    from exporter.fhir.json import JsonInputError, read_json
     from exporter.fhir.positions import attach
     from exporter.formats.media import MEDIA_TYPES, XML, parse, sniff
 
     if sniff(data) != XML:
-        return attach(validator.validate_json(data, profiles), data, file=name, max_bytes=validator.max_bytes)
+        if len(data) > validator.max_bytes:  # the validator's own verdict on the size
+            return attach(validator.validate_json(data, profiles), data, file=name, max_bytes=validator.max_bytes)
+        try:
+            value = read_json(data, max_depth=max_depth)
+        except JsonInputError as exc:
+            return [exc.issue(name)]
+        return attach(validator.validate(value, profiles), data, file=name, max_bytes=validator.max_bytes)
     value, problems = parse(data, XML, source=name, max_bytes=validator.max_bytes)
     if problems:  # they carry their line and column already
         return problems
@@ -129,7 +173,6 @@ def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -
 def cmd_validate(args: argparse.Namespace) -> int:
     from exporter.formats.media import JSON, render
     from exporter.issues import to_operation_outcome
-    from exporter.validation import messages as M
     from exporter.validation.validator import Validator
 
     settings = get_settings()
@@ -139,16 +182,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     progress = _Progress(len(args.files), "validating")
     for name in args.files:
         progress.step()
-        path = Path(name)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            print(f"{name}: {M.issue(M.READ, reason=exc.strerror or exc).format()}", file=sys.stderr)
-            worst = EXIT_ERRORS
+            data = _read_input(name, "VAL_READ")
+        except ConfigurationError as exc:  # the other files are still validated
+            _print_issues(exc.issues)
+            worst = EXIT_USAGE
             continue
-        issues = _read_resource(validator, data, name, args.profile)
+        issues = _read_resource(validator, data, name, args.profile, settings.max_json_depth)
         if any(i.is_error for i in issues):
-            worst = EXIT_ERRORS
+            worst = max(worst, EXIT_ERRORS)
         if args.format != "table":
             outcomes[name] = to_operation_outcome(issues)
             continue
@@ -160,13 +202,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     progress.done()
     if args.format != "table":
         doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
-            "resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"file:{k}", "resource": v} for k, v in outcomes.items()]}
+            "resourceType": "Bundle", "type": "collection", "entry": [_outcome_entry(k, v) for k, v in outcomes.items()]}
         if args.format == JSON:
             print(_json_text(doc), end="")
         else:
             sys.stdout.write(render(doc, args.format, pretty=True).decode("utf-8"))
     return worst
+
+
+def _outcome_entry(name: str, outcome: dict) -> dict:
+    """A Bundle entry for the OperationOutcome of one file: a urn:uuid fullUrl (derived from the file
+    name, so a run is reproducible; a bare file name is not a URI) and the file name in its narrative."""
+    import uuid
+    from html import escape
+
+    div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Validation of {escape(name)}</p></div>'
+    return {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'file:' + name)}",
+            "resource": {"resourceType": "OperationOutcome", "text": {"status": "generated", "div": div},
+                         **{k: v for k, v in outcome.items() if k != "resourceType"}}}
 
 
 def _json_text(doc: object) -> str:
@@ -176,51 +229,48 @@ def _json_text(doc: object) -> str:
 
 
 def _export_time(value: str | None) -> str:
+    """The export timestamp: `--export-time` (a date-time that exists, with seconds and a zone: it
+    becomes the Bundle's instant) or now in UTC. ValueError for anything else."""
     from datetime import datetime, timezone
 
-    if value:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))  # validated; kept as given
-        return value
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    from exporter.domainschema import FORMATS
+
+    if value is None:
+        return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    if not FORMATS["date-time"](value):
+        raise ValueError(value)
+    return value.upper()
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    import json as _json
-
+    from exporter.fhir.json import JsonInputError, read_json
+    from exporter.fhir.positions import attach
     from exporter.pipeline import Exporter
 
+    try:
+        export_time = _export_time(args.export_time)
+    except ValueError:
+        print(f"fhir-export map: error: --export-time {args.export_time!r} is not a date-time with seconds and "
+              "a timezone (e.g. 2026-04-01T10:00:00+02:00)", file=sys.stderr)
+        return EXIT_USAGE
     settings = get_settings()
-    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    raw = _read_input(args.input, "MAP_INPUT")
+    exporter = Exporter.from_settings(settings, _mappings_dir(args, settings))
     if any(i.is_error for i in exporter.load_issues):
         _print_issues(exporter.load_issues)
         print("the mapping set has errors; nothing exported", file=sys.stderr)
         return EXIT_ERRORS
     try:
-        raw = Path(args.input).read_bytes()
-        doc = _json.loads(raw)
-    except OSError as exc:
-        print(f"{args.input}: fatal MAP_INPUT: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        from exporter.fhir.positions import json_syntax_error
-
-        found = json_syntax_error(raw)
-        where = f"{args.input}:{found[0][0]}:{found[0][1]}" if found else args.input
-        print(f"{where}: fatal MAP_INPUT: not JSON: {found[1] if found else exc}", file=sys.stderr)
+        doc = read_json(raw, max_depth=settings.max_json_depth)
+    except JsonInputError as exc:
+        print(exc.issue(args.input).format(), file=sys.stderr)
         return EXIT_ERRORS
-    except RecursionError:
-        print(f"{args.input}: fatal MAP_INPUT: not JSON this exporter reads: nested too deeply", file=sys.stderr)
-        return EXIT_ERRORS
-    try:
-        export_time = _export_time(args.export_time)
-    except ValueError:
-        print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
-        return EXIT_USAGE
     result = exporter.export(doc, export_time=export_time)
-    shown = [i for i in result.issues if i.is_error or args.verbose]
+    issues = attach(result.issues, raw, file=args.input, json_paths=True) if result.issues else []
+    shown = [i for i in issues if i.is_error or args.verbose]
     for issue in shown:
-        print(f"{args.input}: {issue.format()}", file=sys.stderr)
-    counts = _counts(result.issues, len(shown), "-v")
+        print(issue.format(), file=sys.stderr)
+    counts = _counts(issues, len(shown), "-v")
     if not result.ok:
         print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
@@ -231,7 +281,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     else:
         out = _json_text(result.bundle).encode("utf-8")
     if args.output:
-        Path(args.output).write_bytes(out)
+        _write_output(args.output, out)
     else:
         sys.stdout.write(out.decode("utf-8"))
     print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({counts})"
@@ -243,11 +293,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from exporter.formats.media import JSON, XML, parse, render, sniff
     from exporter.formats.xml import FormatError
 
-    try:
-        data = Path(args.input).read_bytes()
-    except OSError as exc:
-        print(f"{args.input}: fatal CONVERT_READ: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+    data = _read_input(args.input, "CONVERT_READ")
     source = sniff(data)
     target = args.to or (JSON if source == XML else XML)
     value, issues = parse(data, source, source=args.input)
@@ -261,7 +307,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             print(f"{args.input}: {issue.format()}", file=sys.stderr)
         return EXIT_ERRORS
     if args.output:
-        Path(args.output).write_bytes(out)
+        _write_output(args.output, out)
     else:
         sys.stdout.write(out.decode("utf-8"))
     return EXIT_OK
@@ -272,7 +318,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from exporter.pipeline import Exporter
 
     settings = get_settings()
-    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    exporter = Exporter.from_settings(settings, _mappings_dir(args, settings))
     validator = exporter.validator
     issues = list(exporter.load_issues)
     issues += check_bindings(exporter.engine, validator.compiler, validator.expander)
@@ -294,7 +340,7 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     from exporter.mapping.tables import to_concept_map
 
     settings = get_settings()
-    ms = load_mapping_set(Path(args.mappings) if args.mappings else settings.root / "mappings")
+    ms = load_mapping_set(_mappings_dir(args, settings))
     table_issues = [i for i in ms.issues if i.location is None or "/codes/" in i.location.file]
     if any(i.is_error for i in table_issues):
         _print_issues(table_issues)
@@ -304,10 +350,14 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     base = args.canonical or ig_canonical(settings.igs_dir) or "urn:diga-exporter"
     version = str((ms.layout.get("mapping_set") or {}).get("version", "0")) if ms.layout else "0"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(_cannot(args.out, "write", exc, "OUTPUT_WRITE")) from None
     for table in ms.tables.values():
-        (out / f"ConceptMap-{table.id}.json").write_text(
-            _json.dumps(to_concept_map(table, base, version), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_output(str(out / f"ConceptMap-{table.id}.json"),
+                      (_json.dumps(to_concept_map(table, base, version), indent=2, ensure_ascii=False) + "\n")
+                      .encode("utf-8"))
     print(f"wrote {len(ms.tables)} ConceptMaps to {out}")
     return EXIT_OK
 
@@ -365,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT.json")
     p.add_argument("-o", "--output", metavar="OUT", help="write the Bundle here (default: standard output)")
     p.add_argument("--format", choices=("json", "xml"), default="json", help="FHIR JSON (default) or FHIR XML")
-    p.add_argument("--export-time", metavar="DATETIME", help="export timestamp with timezone (default: now, UTC)")
+    p.add_argument("--export-time", metavar="DATETIME",
+                   help="export timestamp with seconds and timezone, e.g. 2026-04-01T10:00:00+02:00 (default: now, UTC)")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print warnings")
     p.set_defaults(func=cmd_map)
@@ -401,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help → 0, usage error → 2
         return int(exc.code or 0)
     try:
+        get_settings()  # a malformed DIGA_EXPORTER_* setting stops every command the same way (exit 2)
         return args.func(args)
     except (ConfigurationError, PackageError) as exc:
         _print_issues(exc.issues)

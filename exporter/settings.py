@@ -2,22 +2,29 @@
 
 Nothing else in the package reads os.environ for configuration.
 Defaults suit a checkout of this repository: the root is the folder holding `pyproject.toml`.
+A malformed setting stops start-up with a ConfigurationError naming the variable and the reason, never
+its value (`DIGA_EXPORTER_MAX_ISSUES: error SETTINGS_INVALID: …`; the CLI exits 2).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, SourceLocation
+
+ENV_PREFIX = "DIGA_EXPORTER_"
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DIGA_EXPORTER_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     root: Path = _REPO_ROOT
     """Project root: holds sushi-config.yaml, profiles_fsh/, igs/, mappings/."""
@@ -208,4 +215,30 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a malformed one raises ConfigurationError (see settings_issues)."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationError(settings_issues(exc)) from None
+
+
+_FIELD = re.compile(r'field "(\w+)"')
+
+
+def settings_issues(exc: ValidationError | SettingsError) -> list[Issue]:
+    """One issue per malformed setting: the variable's name and pydantic's reason, never the value
+    (a value may be a secret; pydantic's reason texts do not quote it, its `input` is left out)."""
+    if isinstance(exc, ValidationError):
+        found = [(str(e["loc"][0]) if e["loc"] else "", e["msg"]) for e in exc.errors(include_url=False)]
+    else:  # pydantic-settings could not decode a complex value (a list or dict is given as JSON)
+        m = _FIELD.search(str(exc))
+        found = [(m.group(1) if m else "", "not valid JSON (lists and mappings are given as JSON)")]
+    issues, seen = [], set()
+    for field, reason in found:
+        if (field, reason) in seen:
+            continue
+        seen.add((field, reason))
+        name = ENV_PREFIX + field.upper() if field else ENV_PREFIX + "*"
+        issues.append(Issue(Severity.ERROR, IssueCode.INVALID, reason, "SETTINGS_INVALID",
+                            location=SourceLocation(name)))
+    return issues

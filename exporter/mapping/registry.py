@@ -54,11 +54,20 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def root_problem(root: Path) -> Issue | None:
+    """MAP_ROOT when `root` is not a folder (nothing below it can be loaded), else None."""
+    if root.is_dir():
+        return None
+    what = "is not a folder" if root.exists() else "does not exist"
+    return error(IssueCode.NOT_FOUND, f"mapping folder {root} {what}", "MAP_ROOT")
+
+
 def load_mapping_set(root: Path) -> MappingSet:
     """Load everything below `root` (the mappings/ folder); problems go to `.issues`."""
     ms = MappingSet(root)
-    if not root.is_dir():
-        ms.issues.append(error(IssueCode.NOT_FOUND, f"mapping folder {root} does not exist", "MAP_ROOT"))
+    missing = root_problem(root)
+    if missing is not None:
+        ms.issues.append(missing)
         return ms
     for path in sorted((root / "codes").glob("*.yaml")):
         table, issues = load_table(path, _rel(path, root))
