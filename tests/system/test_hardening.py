@@ -358,6 +358,40 @@ def test_2_a_request_past_its_deadline_frees_its_slot(keycloak, tmp_path, tokens
         stop_service(service)
 
 
+def test_2_a_validate_body_with_a_1mb_key_is_answered_in_time_and_frees_its_slot(keycloak, tmp_path, tokens):
+    """Review 1, finding 1: locating the issue about one 1 MB upper-case key in the body took minutes
+    (every camel-case prefix of the key was looked up) after the validator, without a deadline check:
+    two such `$validate` requests got their 408 and then held both export slots for minutes, every
+    export meanwhile answered 408. Now locating is linear and stops at the deadline."""
+    service = start_service(tmp_path, keycloak.base_url, DIGA_EXPORTER_REQUEST_TIMEOUT_SECONDS="3",
+                            DIGA_EXPORTER_EXPORT_CONCURRENCY="2")
+    try:
+        _wait_ready(service, tokens)
+        token = tokens.backend
+        body = ('{"resourceType": "Patient", "%s": 1}' % ("A" * 1_000_000)).encode()
+        answers: list[tuple[int, float]] = []
+
+        def hostile() -> None:
+            t0 = time.perf_counter()
+            r = _post(service, "/$validate", token, body, timeout=30)
+            answers.append((r.status_code, time.perf_counter() - t0))
+
+        both = [threading.Thread(target=hostile) for _ in range(2)]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join(40)
+        print("hostile $validate:", answers)
+        assert len(answers) == 2 and all(status in (200, 408) and took < 3 + 2.0 for status, took in answers), answers
+        # both slots are free again: the next export is served at once (a held slot: 408 / 503 API_BUSY)
+        t0 = time.perf_counter()
+        r = _post(service, "/internal/export", token, TYPICAL)
+        took = time.perf_counter() - t0
+        assert r.status_code == 200 and took < 3.0, (r.status_code, took, r.text[:200])
+    finally:
+        stop_service(service)
+
+
 # ------------------------------------------------------------------------------ 3. hanging JWKS
 
 class SlowJwksProxy:
