@@ -364,7 +364,8 @@ def test_damaged_packages_never_end_in_another_exception(core_store, tmp_path):
             assert isinstance(exc, SnapshotError) and exc.issues[0].message_id.startswith("SNAP_")
             outcomes["snapshot"] += 1
         shutil.rmtree(folder.parent)
-    assert outcomes["source"] > 10 and outcomes["issues"] + outcomes["clean"] > 10, outcomes
+    # the damage reaches both the readers and the validator (the split moves with the IG's files)
+    assert outcomes["source"] >= 5 and outcomes["issues"] + outcomes["clean"] >= 5, outcomes
 
 
 def test_default_store_is_unchanged_by_the_checks():
