@@ -54,7 +54,8 @@ class Exporter:
                  rules: RuleSet | None = None, *, max_issues: int = 100):
         self.engine = engine
         self.max_issues = max_issues
-        """Issues collected per stage at most (domain schema and mapping here, the validator its own)."""
+        """Errors collected per stage at most (domain schema and mapping here, rules and validator their own);
+        warnings never count towards it: each stage lists as many and counts the rest (issues.IssueCap)."""
         self.validator = validator
         self.rules = rules or RuleSet()
         self._schema_validator = None

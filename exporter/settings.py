@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     at the next deadline check (exporter/deadline.py) and so frees its slot within a fraction of a second."""
 
     max_issues: int = 100
-    """The service stops collecting issues at this many, in each stage (domain schema, mapping,
-    validation), and reports that it stopped: the work per request is bounded, not the input's errors."""
+    """Each stage (domain schema, cross-field rules, mapping, validation) stops at this many errors and
+    reports that it stopped (ISSUES_STOPPED / VAL_TOO_LARGE): the work per request is bounded, not the
+    input's errors. Warnings never count towards it and never fail an export: a stage lists this many
+    and counts the rest in one information issue (ISSUES_NOT_LISTED). See exporter/issues.py IssueCap."""
 
     validation_time_limit_seconds: float = 10.0
     """Time budget of one validation (the Bundle of an export, or one `$validate` resource); also

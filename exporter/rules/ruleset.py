@@ -13,7 +13,8 @@ A rule file is YAML with one key, `rules`, a list of rules::
 Loading collects every problem with file:line:column (unknown keys with a suggestion, unknown check
 kinds, missing or mistyped arguments, and — given the domain schema — fields, lists and `when` values
 the schema does not know). Running is cheap: each list's rules are indexed by the `when` field they
-test first, so a record only meets the rules that apply to it.
+test first, so a record only meets the rules that apply to it; errors and warnings are capped
+separately (issues.IssueCap).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error, issues_stopped
+from exporter.issues import Issue, IssueCap, IssueCode, Severity, SourceLocation, error, issues_stopped
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 from exporter.rules.checks import KINDS, CheckFn, Field, Kind, parse_field, parse_items_path
+from exporter.settings import Settings
 
 RULE_KEYS = ("id", "description", "records", "when", "check", "severity", "configurable")
 SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
-MAX_FINDINGS = 100  # broken rules reported per document at most (the last issue says there were more)
+MAX_ISSUES: int = Settings.model_fields["max_issues"].default  # the one cap (settings), for callers without settings
 _ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
 _RANGE = re.compile(r"[A-Z][0-9]{2}-[A-Z][0-9]{2}\Z")
 
@@ -99,16 +101,18 @@ class RuleSet:
             else:
                 always.append(r)
 
-    def check(self, doc: Any, max_issues: int = MAX_FINDINGS) -> list[Issue]:
-        """Every broken rule of a schema-valid document (at most `max_issues`, then a last issue says
-        there may be more), errors and warnings."""
-        found: list[Issue] = []
+    def check(self, doc: Any, max_issues: int = MAX_ISSUES) -> list[Issue]:
+        """Every broken rule of a schema-valid document, errors and warnings, capped per severity
+        (exporter/issues.py IssueCap): at `max_issues` errors the check stops and a last error says
+        so; warnings beyond `max_issues` are counted in one information issue, and every error rule
+        still runs, however many warnings came first."""
+        cap = IssueCap(max_issues)
         if type(doc) is not dict:
-            return found
+            return cap.issues
         for rule in self._document:
             for _, failure in rule.fn([(0, doc)], doc):
-                if self._report(found, rule, "$", failure, max_issues):
-                    return found
+                if self._report(cap, rule, "$", failure):
+                    return cap.issues
         for name, (always, indexed) in self._lists.items():
             records = doc.get(name)
             if type(records) is not list:
@@ -130,19 +134,19 @@ class RuleSet:
                     runs.append((rule, chosen))
             for rule, chosen in runs:
                 for i, failure in rule.fn(chosen, doc):
-                    if self._report(found, rule, f"$.{name}[{i}]", failure, max_issues):
-                        return found
-        return found
+                    if self._report(cap, rule, f"$.{name}[{i}]", failure):
+                        return cap.issues
+        return cap.close()
 
     @staticmethod
-    def _report(found: list[Issue], rule: Rule, at: str, failure: tuple[str, str], limit: int) -> bool:
-        """Add the issue; True once the cap is reached (then a last issue says so)."""
+    def _report(cap: IssueCap, rule: Rule, at: str, failure: tuple[str, str]) -> bool:
+        """Add the issue; True once the errors reached the cap (then a last issue says so)."""
         where, reason = failure
         path = where if where.startswith("$") else f"{at}.{where}"
-        found.append(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
-                           expression=(path,), location=rule.location))
-        if len(found) >= limit:
-            found.append(issues_stopped(limit))
+        if cap.add(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
+                         expression=(path,), location=rule.location)):
+            cap.close()
+            cap.issues.append(issues_stopped(cap.limit))
             return True
         return False
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from exporter.issues import Issue
+from exporter.issues import Issue, IssueCap
 from exporter.validation import messages as M
 from exporter.validation.binding import codings_of
 from exporter.validation.bundle import BundleIndex
@@ -49,7 +49,7 @@ class Ctx:
     """Per-call state: collected issues, the resource being walked, the enclosing Bundle."""
 
     __slots__ = ("v", "issues", "seen", "resource", "root_resource", "bundle", "deadline", "max_issues",
-                 "conformance_cache", "focus_type", "walked", "references", "probing")
+                 "conformance_cache", "focus_type", "walked", "references", "probing", "cap")
 
     def __init__(self, engine: Engine, deadline: float, max_issues: int):
         self.v = engine
@@ -66,6 +66,7 @@ class Ctx:
         # (reference, target profiles, bundle) -> its findings (references.Reference)
         self.references: dict[Any, list[tuple[str, str | None, str | None, dict[str, Any]]]] = {}
         self.probing = False  # inside the clean path (fastpath): add() raises instead of recording
+        self.cap = IssueCap(max_issues, self.issues)  # errors stop the walk; warnings past the cap are counted
 
     def add(self, mid: str, expression: str, severity: str | None = None, variant: str | None = None,
             **args: Any) -> None:
@@ -77,9 +78,8 @@ class Ctx:
         if key in self.seen:
             return
         self.seen.add(key)
-        self.issues.append(issue)
-        if len(self.issues) >= self.max_issues:
-            raise Abort(f"more than {self.max_issues} issues")
+        if self.cap.add(issue):
+            raise Abort(f"{self.max_issues} errors reached")
 
     # services used by invariants, slicing and rules
     def resolve(self, ref: str) -> dict[str, Any] | None:

@@ -92,10 +92,11 @@ class Validator:
             self.validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
                                    extra_profiles=tuple(profiles))
         except Abort as exc:
+            ctx.cap.close()  # the count of unlisted warnings, then why the walk stopped
             ctx.issues.append(M.issue(M.TOO_LARGE, reason=exc))
         except RecursionError:
             ctx.issues.append(M.issue(M.TOO_DEEP, variant="recursion"))
-        return ctx.issues
+        return ctx.cap.close()
 
     # -- resources ----------------------------------------------------------------------------
     def validate_resource(self, res: Any, path: str, ctx: Ctx, *, extra_profiles: Sequence[str] = (),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +26,7 @@ from exporter.issues import ConfigurationError, Severity
 from exporter.mapping.yamlsrc import parse_yaml
 from exporter.pipeline import Exporter
 from exporter.rules import load_rules
-from exporter.rules.ruleset import MAX_FINDINGS, parse_rules
+from exporter.rules.ruleset import MAX_ISSUES, parse_rules
 from exporter.settings import Settings, get_settings
 from tests.unit.test_domain_samples import _set
 
@@ -197,13 +198,54 @@ def test_date_time_bounds_compare_as_instants(exporter: Exporter) -> None:
                                                                 ("$.measurements[7].measured_at",)]
 
 
-def test_findings_are_capped(exporter: Exporter) -> None:
+def test_errors_are_capped_and_the_cap_says_so(exporter: Exporter) -> None:
     doc = copy.deepcopy(sample("large"))
-    for m in doc["measurements"]:
-        if "value" in m:
-            m["value"] = 1e-9
+    doc["export_period"] = {"from": "2020-01-01", "to": "2020-01-02"}  # every measurement lies outside
     findings = exporter.rules.check(doc)
-    assert len(findings) == MAX_FINDINGS + 1 and findings[-1].message_id == "ISSUES_STOPPED"
+    assert all(i.is_error for i in findings)
+    assert len(findings) == MAX_ISSUES + 1 and findings[-1].message_id == "ISSUES_STOPPED"
+
+
+def _heart_rates(n: int, value: float = 260) -> list[dict[str, Any]]:
+    """n heart rates inside typical.json's period, each implausible (a warning of plausible-heart-rate)."""
+    return [{"id": str(uuid.UUID(int=i + 1)), "kind": "heart_rate", "measured_at": "2026-03-10T10:00:00+01:00",
+             "value": value, "unit": "bpm", "source": "device"} for i in range(n)]
+
+
+def test_warnings_alone_never_fail_an_export(exporter: Exporter) -> None:
+    """Review 1, finding 2: 101 implausible heart rates (a faulty meter) made the export fail with
+    ISSUES_STOPPED. Warnings are listed up to the cap, the rest counted in one information issue."""
+    doc = copy.deepcopy(TYP)
+    doc["measurements"] += _heart_rates(MAX_ISSUES + 50)
+    result = exporter.export(doc, export_time=EXPORT_TIME)
+    assert result.ok and result.bundle is not None, [i.format() for i in result.issues if i.is_error]
+    warnings = [i for i in result.issues if i.message_id == "DOMAIN_RULE"]
+    assert len(warnings) == MAX_ISSUES and all(i.severity is Severity.WARNING for i in warnings)
+    [note] = [i for i in result.issues if i.message_id == "ISSUES_NOT_LISTED"]
+    assert note.severity is Severity.INFORMATION and "50 more" in note.message
+    assert not any(i.is_error for i in result.issues)
+
+
+def test_error_rules_still_report_after_many_warnings(exporter: Exporter) -> None:
+    """Review 1, finding 2: 200 implausible weights filled the cap and hid the PHQ-9 sum error."""
+    doc = copy.deepcopy(TYP)
+    doc["measurements"] += [dict(m, kind="weight", unit="kg", value=700) for m in _heart_rates(2 * MAX_ISSUES)]
+    doc["questionnaires"][0]["total_score"] += 1 if doc["questionnaires"][0]["total_score"] < 27 else -1
+    findings = exporter.rules.check(doc)
+    assert [i.message.split(":")[0] for i in findings if i.is_error] == ["rule total-score-is-sum"]
+    assert "ISSUES_STOPPED" not in {i.message_id for i in findings}
+    result = exporter.export(doc, export_time=EXPORT_TIME)
+    assert [i.message_id for i in result.issues if i.is_error] == ["DOMAIN_RULE"]
+
+
+def test_map_exports_a_document_with_many_warnings(tmp_path: Path, capsys) -> None:
+    doc = copy.deepcopy(TYP)
+    doc["measurements"] += _heart_rates(MAX_ISSUES + 1)
+    src = tmp_path / "w.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["map", str(src), "-o", str(tmp_path / "out.json"), "--export-time", EXPORT_TIME]) == 0
+    err = capsys.readouterr().err
+    assert "valid (0 error(s), 100 warning(s), 1 note(s)" in err and "ISSUES_STOPPED" not in err
 
 
 # ----------------------------------------------------------------------------- severities per deployment
