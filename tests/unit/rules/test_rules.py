@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,7 @@ from exporter.issues import ConfigurationError, Severity
 from exporter.mapping.yamlsrc import parse_yaml
 from exporter.pipeline import Exporter
 from exporter.rules import load_rules
+from exporter.rules.checks import KINDS, VALUES, _not_after
 from exporter.rules.ruleset import MAX_ISSUES, parse_rules
 from exporter.settings import Settings, get_settings
 from tests.unit.test_domain_samples import _set
@@ -339,6 +341,149 @@ BROKEN_FILES = {
                      "mappings/rules.yaml:5:5: error RULE_DUPLICATE_ID", "twice"),
     "not a list": ("rules: {}\n", "mappings/rules.yaml:1:1: error RULE_SHAPE", "list 'rules'"),
 }
+
+
+# Review 1, finding 3: rules whose arguments have a type the check cannot judge passed `check` and
+# then held for every record. Each is refused at `check`, at the argument, saying what it must be.
+_R = "rules:\n  - id: a\n    description: x\n"
+MISTYPED_RULES = {
+    "a period that is not one": (_R + "    records: measurements\n"
+                                 "    check: {inside_period: {field: measured_at, period: $.patient}}\n",
+                                 ("RULE_FIELD", "period"), "no field 'patient.from'"),
+    "a period's bound as the period": (_R + "    records: measurements\n"
+                                       "    check: {inside_period: {field: measured_at, period: $.export_period.to}}\n",
+                                       ("RULE_FIELD", "period"), "'from' and 'to'"),
+    "greater against a text": (_R + "    records: measurements\n    check: {greater: {field: systolic, than: unit}}\n",
+                               ("RULE_TYPE", "than"),
+                               "'than' of 'greater' must name a number, but the domain schema makes 'unit' a text; "
+                               "such fields here: value, systolic, diastolic"),
+    "range on a text": (_R + "    records: measurements\n    check: {range: {field: unit, min: 1, max: 2}}\n",
+                        ("RULE_TYPE", "field"), "makes 'unit' a text"),
+    "year_at_most on a text": (_R + "    records: diagnoses\n"
+                               "    check: {year_at_most: {field: display, than: $.export_period.to}}\n",
+                               ("RULE_TYPE", "field"), "must name an integer"),
+    "year_at_most against a number": (_R + "    records: diagnoses\n"
+                                      "    check: {year_at_most: {field: icd10gm_version, than: icd10gm_version}}\n",
+                                      ("RULE_TYPE", "than"), "must name a date or date-time"),
+    "inside_period on a number": (_R + "    records: diagnoses\n"
+                                  "    check: {inside_period: {field: icd10gm_version, period: $.export_period}}\n",
+                                  ("RULE_TYPE", "field"), "makes 'icd10gm_version' an integer"),
+    "not_after on a number": (_R + "    records: measurements\n    check: {not_after: {field: value, than: measured_at}}\n",
+                              ("RULE_TYPE", "field"), "must name a date or date-time"),
+    "not_after against a period": (_R + "    check: {not_after: {field: patient.birth_date, than: export_period}}\n",
+                                   ("RULE_TYPE", "than"), "makes 'export_period' a period"),
+    "check digit of a number": (_R + "    records: diagnoses\n"
+                                "    check: {check_digit: {field: icd10gm_version, algorithm: pzn}}\n",
+                                ("RULE_TYPE", "field"), "must name a text"),
+    "category of a list": (_R + "    records: diary_entries\n    check: {category_in: {field: symptoms, ranges: [A00-B99]}}\n",
+                           ("RULE_TYPE", "field"), "makes 'symptoms' a list"),
+    "unique numbers": (_R + "    check: {unique: {fields: [\"measurements[*].id\", \"measurements[*].value\"]}}\n",
+                       ("RULE_TYPE", "fields"), "measurements[*].value a number"),
+}
+
+
+@pytest.mark.parametrize("name", list(MISTYPED_RULES))
+def test_a_rule_that_cannot_apply_is_refused_at_check(name: str) -> None:
+    text, (message_id, arg), word = MISTYPED_RULES[name]
+    lines = text.splitlines()
+    column = re.search(rf"\b{arg}:", lines[-1]).start() + 1  # at the argument
+    at = f"mappings/rules.yaml:{len(lines)}:{column}: error {message_id}: "
+    message = _one(text)
+    assert message.startswith(at) and word in message, message
+
+
+def test_swapped_arguments_are_named_as_such() -> None:
+    rs = _load(_R + "    records: questionnaires\n    check: {sum_equals: {items: total_score, total: answers}}\n")
+    assert [i.format() for i in rs.issues] == [
+        "mappings/rules.yaml:5:26: error RULE_TYPE: 'items' of 'sum_equals' must name a list of numbers, but the "
+        "domain schema makes 'total_score' an integer; did you swap 'items' and 'total'?",
+        "mappings/rules.yaml:5:46: error RULE_TYPE: 'total' of 'sum_equals' must name a number, but the domain "
+        "schema makes 'answers' a list of numbers; did you swap 'total' and 'items'?"]
+    assert rs.rules == []
+
+
+def test_every_field_argument_declares_what_it_holds() -> None:
+    """The loader judges a field argument by its declared value type: a new check kind cannot skip it."""
+    for kind in KINDS.values():
+        for arg in kind.args:
+            assert (arg.type in ("field", "fields")) == (arg.value in VALUES), (kind.name, arg.name)
+
+
+def test_the_reviews_damaged_rule_file_fails_check(tmp_path: Path, capsys) -> None:
+    """The three one-line mistakes of review 1 (rules_noop.sh) used to pass `check` and export a
+    reversed blood pressure, a wrong PHQ-9 sum and a December measurement as valid."""
+    import shutil
+
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    text = RULES.read_text(encoding="utf-8")
+    for old, new in (("{sum_equals: {items: answers, total: total_score}}", "{sum_equals: {items: total_score, total: answers}}"),
+                     ("{inside_period: {field: measured_at, period: $.export_period}}",
+                      "{inside_period: {field: measured_at, period: $.patient}}"),
+                     ("{greater: {field: systolic, than: diastolic}}", "{greater: {field: systolic, than: unit}}")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (target / "rules.yaml").write_text(text, encoding="utf-8")
+    assert main(["check", "--mappings", str(target)]) == 1
+    out = capsys.readouterr().out
+    lines = rule_lines()
+    for rule_id, message_id in (("total-score-is-sum", "RULE_TYPE"), ("measurement-in-period", "RULE_FIELD"),
+                                ("blood-pressure-order", "RULE_TYPE")):
+        assert any(f"mappings/rules.yaml:{line}:" in out and message_id in out
+                   for line in range(lines[rule_id], lines[rule_id] + 6)), (rule_id, out)
+    assert "patient.from" in out and "rule measurement-in-period" not in out
+    assert Exporter.from_settings(get_settings(), target).export(copy.deepcopy(TYP), export_time=EXPORT_TIME).bundle is None
+
+
+# At run time (a rule set loaded without the schema, or a document that skipped it): a value of a type
+# the check cannot judge is reported at its path, never taken for "the rule holds".
+WRONG_TYPES = {
+    "greater": ("records: measurements", "{greater: {field: systolic, than: diastolic}}",
+                ("measurements", 6, "systolic"), "60", "$.measurements[6].systolic", "is not a number"),
+    "sum_equals items": ("records: questionnaires", "{sum_equals: {items: answers, total: total_score}}",
+                         ("questionnaires", 0, "answers"), ["0"] * 9, "$.questionnaires[0].answers",
+                         "is not a list of numbers"),
+    "sum_equals total": ("records: questionnaires", "{sum_equals: {items: answers, total: total_score}}",
+                         ("questionnaires", 0, "total_score"), "20", "$.questionnaires[0].total_score", "is not a number"),
+    "inside_period value": ("records: measurements", "{inside_period: {field: measured_at, period: $.export_period}}",
+                            ("measurements", 4, "measured_at"), 20260310, "$.measurements[4].measured_at",
+                            "is not a date or date-time"),
+    "inside_period period": ("records: measurements", "{inside_period: {field: measured_at, period: $.export_period}}",
+                             ("export_period",), "2026-03", "$.export_period", "is not a period"),
+    "not_after": ("", "{not_after: {field: patient.birth_date, than: export_period.to}}",
+                  ("patient", "birth_date"), 19800101, "$.patient.birth_date", "is not a date or date-time"),
+    "unique": ("", "{unique: {fields: [patient.id, \"measurements[*].id\"]}}",
+               ("measurements", 2, "id"), 7, "$.measurements[2].id", "is not a text"),
+    "range": ("records: measurements\n    when: {kind: heart_rate}", "{range: {field: value, min: 20, max: 250}}",
+              ("measurements", 7, "value"), "300", "$.measurements[7].value", "is not a number"),
+    "check_digit": ("", "{check_digit: {field: diga.pzn, algorithm: pzn}}",
+                    ("diga", "pzn"), 17654328, "$.diga.pzn", "is not a text"),
+    "category_in": ("records: diagnoses", "{category_in: {field: icd10gm_code, ranges: [A00-Z99]}}",
+                    ("diagnoses", 1, "icd10gm_code"), 42, "$.diagnoses[1].icd10gm_code", "is not a text"),
+    "year_at_most": ("records: diagnoses", "{year_at_most: {field: icd10gm_version, than: $.export_period.to}}",
+                     ("diagnoses", 0, "icd10gm_version"), "2028", "$.diagnoses[0].icd10gm_version",
+                     "is not an integer"),
+}
+
+
+def test_a_date_time_without_offset_is_not_comparable_and_never_raises() -> None:
+    assert _not_after("2026-03-10T10:00:00", "2026-03-10T10:00:00+01:00") is None
+    assert _not_after("2026-03-10T10:00:00Z", "2026-03-10T11:00:00+01:00") is True
+
+
+@pytest.mark.parametrize("name", list(WRONG_TYPES))
+def test_a_value_of_the_wrong_type_is_reported_not_taken_for_a_rule_that_holds(name: str) -> None:
+    scope, check, at, value, path, words = WRONG_TYPES[name]
+    text = _R + (f"    {scope}\n" if scope else "") + f"    check: {check}\n"
+    data, pos = parse_yaml(text, "mappings/rules.yaml")
+    rs = parse_rules(data, pos, "mappings/rules.yaml")  # no schema: nothing was judged at load time
+    assert rs.issues == [] and rs.check(TYP) == []
+    doc = copy.deepcopy(TYP)
+    _set(at, value)(doc)
+    found = rs.check(doc)
+    assert [(i.expression, i.severity) for i in found] == [((path,), Severity.ERROR)], [i.format() for i in found]
+    assert words in found[0].message and "cannot be checked" in found[0].message
+    assert json.dumps(value) not in found[0].message and str(value) not in found[0].message
 
 
 @pytest.mark.parametrize("name", list(BROKEN_FILES))
