@@ -10,10 +10,11 @@ A rule file is YAML with one key, `rules`, a list of rules::
       severity: error                     # optional: error (default) or warning
       configurable: true                  # optional: a deployment may change the severity (settings)
 
-Loading collects every problem with file:line:column (unknown keys with a suggestion, unknown check
-kinds, missing or mistyped arguments, and — given the domain schema — fields, lists and `when` values
-the schema does not know, and fields whose schema type the check cannot judge: `RULE_TYPE`,
-checks.VALUES). Running is cheap: each list's rules are indexed by the `when` field they test first, so a record only meets the
+The file is required (`RULE_FILE_MISSING`; `rules: []` for a set without rules). Loading collects
+every problem with file:line:column (unknown keys with a suggestion, unknown check kinds, missing or
+mistyped arguments, and — given the domain schema — fields, lists and `when` values the schema does
+not know, and fields whose schema type the check cannot judge: `RULE_TYPE`, checks.VALUES). Running is
+cheap: each list's rules are indexed by the `when` field they test first, so a record only meets the
 rules that apply to it; errors and warnings are capped separately (issues.IssueCap).
 """
 
@@ -162,10 +163,18 @@ def _matches(record: dict[str, Any], when: tuple[tuple[str, frozenset[Any]], ...
 # ----------------------------------------------------------------------------- loading
 
 def load_rules(path: Path, display: str | None = None, schema: dict[str, Any] | None = None) -> RuleSet:
-    """The rules of `path` (a missing file is an empty rule set); problems go to `.issues`."""
+    """The rules of `path`; problems go to `.issues`. The file is required: a mapping set without it
+    would export without a single cross-field rule and nobody would notice; a set that really wants
+    none says so with `rules: []`. (A missing mapping folder is its loader's error, not repeated here.)"""
     file = display or str(path)
     if not path.is_file():
-        return RuleSet(file)
+        if not path.parent.is_dir():
+            return RuleSet(file)
+        return RuleSet(file, issues=[error(
+            IssueCode.NOT_FOUND, "the mapping set has no rule file, so no cross-field rule (unique ids, records "
+            "inside the period, score sums, check digits, plausible ranges) would be checked: copy "
+            "mappings/rules.yaml and adapt it, or write 'rules: []' to check none", "RULE_FILE_MISSING",
+            location=SourceLocation(file))])
     try:
         data, pos = load_yaml(path, file)
     except MappingSourceError as exc:

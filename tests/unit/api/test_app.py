@@ -204,6 +204,24 @@ def test_cold_start_without_keycloak_is_503_and_not_ready(make_client, idp):
     _same_denial(c.post("/internal/export", content=TYPICAL, headers=FHIR))  # no token: still the denial
 
 
+def test_a_broken_mapping_set_is_logged_at_start_up_and_not_ready(make_client, exporter, caplog):
+    """E.g. a mapping set without rules.yaml (RULE_FILE_MISSING): the service says so once at start-up,
+    answers not ready and refuses exports, instead of exporting without its cross-field rules."""
+    from exporter.issues import IssueCode, SourceLocation, error
+
+    class Broken:
+        validator = exporter.validator
+        load_issues = [error(IssueCode.NOT_FOUND, "no rule file", "RULE_FILE_MISSING",
+                             location=SourceLocation("mappings/rules.yaml"))]
+
+    with caplog.at_level(logging.ERROR, logger="exporter.api"):
+        c = make_client(exporter=Broken())
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "startup" and r.levelno == logging.ERROR]
+    assert line.error == ["mappings/rules.yaml: error RULE_FILE_MISSING: no rule file"]
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["mappings"] is False
+
+
 def test_an_unexpected_exception_becomes_a_500_outcome_without_details(make_client, idp, exporter):
     class Broken:
         validator = exporter.validator

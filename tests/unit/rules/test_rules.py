@@ -507,6 +507,44 @@ def test_a_broken_rule_file_stops_exports_and_check(tmp_path: Path, capsys) -> N
     assert "mappings/rules.yaml:" in capsys.readouterr().out
 
 
+def test_a_mapping_set_without_a_rule_file_is_refused(tmp_path: Path, capsys) -> None:
+    """Review 1, finding 15: a copied mapping set without rules.yaml exported without a single rule."""
+    import shutil
+
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    (target / "rules.yaml").unlink()
+    assert main(["check", "--mappings", str(target)]) == 1
+    out = capsys.readouterr().out
+    assert "mappings/rules.yaml: error RULE_FILE_MISSING:" in out and "rules: []" in out
+    missing = Exporter.from_settings(get_settings(), target)
+    assert [i.message_id for i in missing.load_issues if i.is_error] == ["RULE_FILE_MISSING"]
+    doc = copy.deepcopy(TYP)
+    BREAKS["kvnr-check-digit"][0](doc)
+    result = missing.export(doc, export_time=EXPORT_TIME)
+    assert result.bundle is None and [i.message_id for i in result.issues] == ["MAP_SET_INVALID"]
+    src = tmp_path / "doc.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["map", str(src), "--mappings", str(target), "-o", str(tmp_path / "out.json")]) == 1
+    assert "RULE_FILE_MISSING" in capsys.readouterr().err
+
+
+def test_an_empty_rule_list_is_the_explicit_way_to_have_none(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    (target / "rules.yaml").write_text("rules: []\n", encoding="utf-8")
+    assert main(["check", "--mappings", str(target)]) == 0
+    assert ", 0 rules: 0 error(s)" in capsys.readouterr().out
+    assert Exporter.from_settings(get_settings(), target).export(copy.deepcopy(TYP), export_time=EXPORT_TIME).ok
+
+
+def test_a_missing_mapping_folder_is_not_also_a_missing_rule_file(tmp_path: Path) -> None:
+    rs = load_rules(tmp_path / "nowhere" / "rules.yaml", "nowhere/rules.yaml", schema())
+    assert rs.issues == [] and rs.rules == []
+
+
 def test_the_loaded_rules_are_those_of_the_file() -> None:
     rs = load_rules(RULES, "mappings/rules.yaml", schema())
     assert rs.issues == []
