@@ -231,7 +231,7 @@ def test_warnings_alone_never_fail_an_export(exporter: Exporter) -> None:
 def test_error_rules_still_report_after_many_warnings(exporter: Exporter) -> None:
     """Review 1, finding 2: 200 implausible weights filled the cap and hid the PHQ-9 sum error."""
     doc = copy.deepcopy(TYP)
-    doc["measurements"] += [dict(m, kind="weight", unit="kg", value=700) for m in _heart_rates(2 * MAX_ISSUES)]
+    doc["measurements"] += _heart_rates(2 * MAX_ISSUES)
     doc["questionnaires"][0]["total_score"] += 1 if doc["questionnaires"][0]["total_score"] < 27 else -1
     findings = exporter.rules.check(doc)
     assert [i.message.split(":")[0] for i in findings if i.is_error] == ["rule total-score-is-sum"]
