@@ -27,6 +27,7 @@ from exporter.engine.static_check import check_static
 from exporter.fhir.definitions import default_store
 from exporter.fhir.packages import ig_canonical
 from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
+from exporter.mapping.fields import IntegerPlaces, fields_of
 from exporter.mapping.registry import load_mapping_set
 from exporter.rules import RuleSet, load_rules
 from exporter.validation.policy import Policy
@@ -60,6 +61,8 @@ class Exporter:
         self.rules = rules or RuleSet()
         self._schema_validator = None
         self._fast_schema = None
+        # integers written as 2.0 made 2 before mapping, where the schema says integer (exporter/mapping/fields.py)
+        self._integers = IntegerPlaces(fields_of(schema)) if isinstance(schema, dict) else None
         if schema is not None:
             # compiled to Python once and split per record kind (exporter/domainschema.py): ~4x faster than
             # the schema compiled as one on the large sample; jsonschema, made to judge alike, explains failures
@@ -137,6 +140,8 @@ class Exporter:
         problems = self.check_domain(doc)
         if problems:
             return ExportResult(None, problems)
+        if self._integers is not None:
+            doc = self._integers.normalise(doc)
         findings = self.rules.check(doc, self.max_issues)
         if any(i.is_error for i in findings):
             return ExportResult(None, findings)

@@ -96,7 +96,7 @@ class Engine:
         self.contexts: list[tuple[MappingFile | None, CompileContext]] = []
         self.compiled = [self._compile(m, sd) for m, sd in heads]
         ignore_cc = self._cc(ms.layout_file, ms.layout_positions)
-        self.coverage = Coverage(self.compiled, layout.get("ignore"), ignore_cc)
+        self.coverage = Coverage(self.compiled, layout.get("ignore"), ignore_cc, self.contexts)
         self.issues.extend(ignore_cc.issues)
         self.contexts.append((None, ignore_cc))
         self.parts: dict[str, _Part] = {}

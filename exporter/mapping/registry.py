@@ -45,6 +45,7 @@ class MappingSet:
     layout_file: str = ""
     layout_positions: Positions = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # mapping files left out (not loadable, or a duplicate id)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -81,10 +82,12 @@ def load_mapping_set(root: Path) -> MappingSet:
     for path in sorted((root / "resources").glob("*.yaml")):
         m = _load_mapping(path, _rel(path, root), ms.issues)
         if m is None:
+            ms.unreadable.append(_rel(path, root))
             continue
         if m.id in seen:
             ms.issues.append(error(IssueCode.INVALID, f"mapping id '{m.id}' is already used by {seen[m.id]}",
                                    "MAP_DUPLICATE_ID", location=position(m.positions, ("mapping",))))
+            ms.unreadable.append(m.file)
             continue
         seen[m.id] = m.file
         ms.mappings.append(m)
