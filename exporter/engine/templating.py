@@ -324,6 +324,10 @@ class Read(NamedTuple):
     text: str  # the chain as the template writes it: "e.nte"
 
 
+# filters whose result holds elements of the list they filter (a loop over it reads those elements),
+# and those that give one of them
+_SAME_ELEMENTS = ("selectattr", "rejectattr", "select", "reject", "sort", "reverse", "list", "unique")
+_ONE_ELEMENT = ("first", "last", "random")
 MAX_MACRO_EXPANSIONS = 200  # macro bodies read per template at most (macros calling macros)
 
 
@@ -396,6 +400,12 @@ def template_reads(source: str) -> tuple[set[str], list[Read]]:
             return None
         if isinstance(node, (nodes.Name, nodes.Getattr, nodes.Getitem)):
             return read(node, scope)
+        if isinstance(node, nodes.Filter) and node.node is not None and node.name in _SAME_ELEMENTS + _ONE_ELEMENT:
+            of = expression(node.node, scope)  # `doc.measurements | selectattr(...)`: elements of the same list
+            for child in [*node.args, *(k.value for k in node.kwargs), node.dyn_args, node.dyn_kwargs]:
+                if child is not None:
+                    visit(child, scope)
+            return (of[0], of[1] + (0,)) if of is not None and node.name in _ONE_ELEMENT else of
         visit(node, scope)
         return None
 

@@ -137,6 +137,9 @@ def test_a_nested_view_of_records_exported_anyway_is_no_loss(scratch_mappings):
     ("{% set e = item %}{{ e.nte | default('') }}", "e.nte"),
     ("{% macro line(e) %}{{ e.nte }}{% endmacro %}{{ line(item) }}", "e.nte"),
     ("{{ item.get('nte', '') }}", "item.get('nte')"),
+    ("{% for a in doc.diary_entries | selectattr('mood', 'defined') | sort(attribute='recorded_at') %}{{ a.nte }}"
+     "{% endfor %}", "a.nte"),
+    ("{% set last = doc.diary_entries | last %}{{ last.nte }}", "last.nte"),
 ])
 def test_template_bindings_are_followed_by_check(scratch_mappings, capsys, template, shown):
     _edit(scratch_mappings, DIARY, '    xhtml: "Diary entry of {{ item.recorded_at[:10] }}"',
