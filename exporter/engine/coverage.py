@@ -190,6 +190,7 @@ class Coverage:
         working = {r for _, _, _, hits in judged for r in hits}
         idle = [r for r in group.readers if r not in working]  # selected nothing: a broken condition, or absent data
         unmapped = 0
+        blamed: set[Any] = set()  # the locations the unmapped records were reported at
         for item, data_path, scope, hits in judged:
             if len(hits) > 1:
                 run.report("MAP_RECORD_MAPPED_TWICE", f"{hits[0].name} and {hits[1].name} both select this "
@@ -212,11 +213,13 @@ class Coverage:
             else:
                 hint = _ADD[group.nested].format(key=group.key)
                 loc = self.layout
+            blamed.add(loc)
             run.report("MAP_RECORD_UNMAPPED", f"no {_READER[group.nested]} selects this record of '{group.key}', so it "
                        f"would be left out; {hint}", loc, data_path, IssueCode.INVALID)
         if unmapped > MAX_REPORTED:
             run.report("MAP_RECORD_UNMAPPED", f"{unmapped - MAX_REPORTED} more records of '{group.key}' are selected "
-                       f"by no {_READER[group.nested]}", self.layout, f"$.{group.key}", IssueCode.INVALID)
+                       f"by no {_READER[group.nested]}", blamed.pop() if len(blamed) == 1 else self.layout,
+                       f"$.{group.key}", IssueCode.INVALID)
 
 
 _READER = {False: "mapping", True: "nested `for_each` item"}

@@ -97,10 +97,10 @@ class RunContext:
     ref_resolver: Callable[[str, Any, SourceLocation | None, str], str | None]
     issues: list[Issue] = field(default_factory=list)
     max_issues: int = 10_000
+    """report() raises IssueLimit when this many issues are collected (the build stops there)."""
     # the elements the checked nested `for_each` items met (see EachItem): list key -> data path ->
     # [the element's scope, every item whose `when` selected it]
     nested: dict[str, dict[Any, list[Any]]] = field(default_factory=dict)
-    """report() raises IssueLimit when this many issues are collected (the build stops there)."""
 
     def report(self, message_id: str, message: str, where: SourceLocation | None, data_path: Any,
                code: IssueCode = IssueCode.VALUE) -> None:

@@ -105,6 +105,18 @@ def test_two_nested_filters_selecting_the_same_symptoms_fail_check(scratch_mappi
     assert hits[0].location.line == _line_of(scratch_mappings, DIARY, "$this = 'headache'")
 
 
+def test_two_nested_filters_selecting_the_same_symptom_fail_the_export(scratch_mappings):
+    _filter_symptoms(scratch_mappings, "$this.startsWith('h')")
+    _edit(scratch_mappings, DIARY, "  note:\n", "    - for_each: symptoms\n      when: \"$this.startsWith('h').not() or "
+          "$this = 'headache'\"\n      item: {text: x}\n  note:\n")
+    exporter = load(scratch_mappings)
+    assert not any(i.is_error for i in exporter.load_issues), [i.format() for i in exporter.load_issues]
+    result = exporter.export(copy.deepcopy(TYPICAL), export_time=EXPORT_TIME)
+    hits = [i for i in result.issues if i.message_id == "MAP_RECORD_MAPPED_TWICE"]
+    assert result.bundle is None and [h.expression[0] for h in hits] == _headache_paths()
+    assert all(h.location.line == _line_of(scratch_mappings, DIARY, "or $this = 'headache'") for h in hits)
+
+
 def test_a_nested_ignore_rule_is_read_against_the_schema(scratch_mappings):
     _filter_symptoms(scratch_mappings, "$this != 'headache'")
     _ignore(scratch_mappings, "  - for_each: diary_entries[].symptomz\n    reason: x\n")
