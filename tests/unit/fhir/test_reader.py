@@ -97,10 +97,10 @@ def test_the_clean_path_costs_a_fraction_of_the_parse():
 
     def best(fn) -> float:
         out = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
+        for _ in range(7):  # process time: other processes on a shared host do not count
+            t0 = time.process_time()
             fn()
-            out = min(out, time.perf_counter() - t0)
+            out = min(out, time.process_time() - t0)
         return out
 
     floor, ours = best(lambda: orjson.loads(raw)), best(lambda: read_json(raw, max_depth=64))
