@@ -7,6 +7,11 @@ Ids are uuid5(namespace, "<type>|<mapping>|<source id>"), fullUrls `urn:uuid:<id
 target's id the same way and is checked afterwards to point at a resource that was really produced.
 The document is assembled from `mappings/bundle.yaml`: Composition first (sections with their
 entries and a generated, escaped narrative), then every mapped resource, Provenance last.
+
+Order does not depend on the input's: the mapped resources without a time of their own (Patient, the
+DiGA's Device, …) come first, in mapping order; then every resource with a time (`TIME_ELEMENTS`) by
+that instant, then by resource id. Section entries follow the same order, and the Bundle identifier is
+derived from the document with its record lists sorted by id.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -35,6 +42,9 @@ from exporter.mapping.yamlsrc import position
 
 XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
 NARRATIVE_VARIABLES = ("item", "doc", "export_time")  # what a mapping's `narrative` template is given
+# The time a resource is about, by element, first found wins: what the Bundle and its sections are ordered by.
+TIME_ELEMENTS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "authored", "recordedDate",
+                 "onsetDateTime", "issued", "occurrenceDateTime", "date")
 
 
 @dataclass
@@ -61,10 +71,31 @@ class _Part:
 
 @dataclass
 class Built:
+    """The mapped resources of one export; per resource (same index): its record's JSON path, the compiled
+    mapping that made it and its section narrative line. `ordered()` puts them in document order."""
     resources: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (fullUrl, resource)
     paths: list[Any] = field(default_factory=list)  # the JSON path of each resource's record
-    spans: list[tuple[Any, int, int]] = field(default_factory=list)  # (compiled mapping, first, end) in resources
-    sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key -> [(fullUrl, narrative line)]
+    owners: list[Any] = field(default_factory=list)  # the compiled mapping of each resource
+    lines: list[str] = field(default_factory=list)  # the section narrative line of each resource ("" if none)
+
+    def ordered(self, tz: str) -> None:
+        """Reorder in place: timeless resources first (as produced), then by instant, then by id."""
+        keys = [_order_key(i, r, tz) for i, (_, r) in enumerate(self.resources)]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        if order == list(range(len(order))):
+            return
+        self.resources = [self.resources[i] for i in order]
+        self.paths = [self.paths[i] for i in order]
+        self.owners = [self.owners[i] for i in order]
+        self.lines = [self.lines[i] for i in order]
+
+    def sections(self) -> dict[str, list[tuple[str, str]]]:
+        """Section key → [(fullUrl, narrative line)], in the resources' order."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for (full, _), owner, line in zip(self.resources, self.owners, self.lines):
+            if owner.m.section:
+                out.setdefault(owner.m.section, []).append((full, line))
+        return out
 
 
 class Engine:
@@ -191,6 +222,7 @@ class Engine:
             run.issues.append(issues_stopped(max_issues))
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
             return None, self.issues + run.issues
+        built.ordered(self.default_timezone)
         bundle = self._assemble(doc, export_time, built, run)
         if origins is not None:
             origins.make = lambda: self._origins(built)  # worked out only on the error path
@@ -206,9 +238,8 @@ class Engine:
             return [Origin(self.ms.layout_file, self.ms.layout_positions, (name, "resource"),
                            (layout.get(name) or {}).get("resource"), "$")]
         out = part("composition")
-        for c, first, end in built.spans:
-            out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(built.paths[i]))
-                    for i in range(first, end)]
+        out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(path))
+                for c, path in zip(built.owners, built.paths)]
         return out + part("provenance")
 
     def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
@@ -220,10 +251,8 @@ class Engine:
         export_time = run.export_time
         m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
-        resources = built.resources
-        narrative = c.narrate
-        section = built.sections.setdefault(m.section, []) if m.section else None
-        paths, first = built.paths, len(resources)
+        resources, paths, owners, lines = built.resources, built.paths, built.owners, built.lines
+        narrative = c.narrate if m.section else None
         seen: set[str] = set()
         selective = test is not None or when is not None
         for item, data_path in records:
@@ -253,19 +282,18 @@ class Engine:
             full = f"urn:uuid:{rid}"  # = urn(rid)
             resources.append((full, resource))
             paths.append(data_path)
+            owners.append(c)
             produced.add((mapping_id, sid))
-            if section is not None:
-                line = ""
-                if narrative is not None:
-                    try:
-                        line = narrative(item, doc, export_time)
-                    except TemplateProblem as exc:
-                        run.report("MAP_TEMPLATE_RENDER", exc.summary, position(m.positions, ("narrative",)), data_path)
-                section.append((full, line))
-        built.spans.append((c, first, len(resources)))
+            line = ""
+            if narrative is not None:
+                try:
+                    line = narrative(item, doc, export_time)
+                except TemplateProblem as exc:
+                    run.report("MAP_TEMPLATE_RENDER", exc.summary, position(m.positions, ("narrative",)), data_path)
+            lines.append(line)
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
-        digest = hashlib.sha256(_canonical(doc) + export_time.encode()).hexdigest()
+        digest = hashlib.sha256(_canonical(_sorted_lists(doc)) + export_time.encode()).hexdigest()
         root = Scope(doc, "$", None, run)
 
         def part(name: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -281,7 +309,7 @@ class Engine:
             return urn(rid), res
 
         layout_sections = (self.ms.layout.get("composition") or {}).get("sections") or []
-        composition = part("composition", {"section": self._sections(layout_sections, built)})
+        composition = part("composition", {"section": self._sections(layout_sections, built.sections())})
         entries = ([composition] if composition else []) + built.resources
         provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
         if provenance:
@@ -299,13 +327,13 @@ class Engine:
                        "entry": [{"fullUrl": full, "resource": res} for full, res in entries]})
         return bundle
 
-    def _sections(self, layout: list[dict[str, Any]], built: Built) -> list[dict[str, Any]]:
+    def _sections(self, layout: list[dict[str, Any]], members_of: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         out = []
         for s in layout:
             if not isinstance(s, dict):
                 continue
-            members = built.sections.get(s.get("key"), [])
-            children = self._sections(s.get("sections") or [], built)
+            members = members_of.get(s.get("key"), [])
+            children = self._sections(s.get("sections") or [], members_of)
             section: dict[str, Any] = {}
             if s.get("title"):
                 section["title"] = s["title"]
@@ -340,6 +368,53 @@ def _canonical(doc: Any) -> bytes:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _sorted_lists(doc: Any) -> Any:
+    """`doc` with each top-level list of records sorted by the records' ids (a shallow copy): the Bundle
+    identifier must not depend on the order the backend listed them in."""
+    if not isinstance(doc, dict):
+        return doc
+    out = dict(doc)
+    for k, v in doc.items():
+        if isinstance(v, list) and len(v) > 1 and all(isinstance(r, dict) for r in v):
+            out[k] = sorted(v, key=lambda r: str(r.get("id")))  # stable: records without ids keep their order
+    return out
+
+
+_ZONES: dict[str, Any] = {}
+
+
+def _order_key(index: int, resource: dict[str, Any], tz: str) -> tuple[int, Any, str]:
+    """Sort key of a mapped resource: (0, production index) without a time, (1, aware datetime, id) with
+    one (aware datetimes compare as instants), (2, text, id) when the time cannot be read (never raises)."""
+    for name in TIME_ELEMENTS:
+        value = resource.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = value.get("start")
+        if not isinstance(value, str):
+            continue
+        try:
+            if len(value) > 10:
+                moment = datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=_zone(tz))
+            else:  # a date (or year / year-month): its first instant in the mapping set's zone
+                parts = [int(p) for p in value.split("-")] + [1, 1]
+                moment = datetime(parts[0], parts[1], parts[2], tzinfo=_zone(tz))
+            return 1, moment, str(resource.get("id"))
+        except (ValueError, OverflowError, KeyError, LookupError):
+            return 2, value, str(resource.get("id"))
+    return 0, index, ""
+
+
+def _zone(tz: str) -> Any:
+    found = _ZONES.get(tz)
+    if found is None:
+        found = _ZONES[tz] = ZoneInfo(tz)
+    return found
 
 
 class _References:

@@ -78,6 +78,7 @@ def test_exported_bundle_with_mutated_entries(pair):
     fast, walk = pair
     assert _issues(fast, bundle) == _issues(walk, bundle) == Counter()
     rng = random.Random(SEED)
+    harmless = 0
     for _ in range(25):
         mutant = copy.deepcopy(bundle)
         for _ in range(rng.randint(1, 3)):
@@ -87,8 +88,9 @@ def test_exported_bundle_with_mutated_entries(pair):
                 entry["zzUnknown"] = "x"  # an entry-level problem beside the resource's own
             entry["resource"], _ = _mutate(entry["resource"], rng)
         expected = _issues(walk, mutant)
-        assert expected, "the mutation should break something"
+        harmless += not expected  # some mutations (e.g. dropping an optional element) break nothing
         assert _issues(fast, mutant) == expected
+    assert harmless <= 3, "most mutations should break something"
 
 
 @pytest.fixture(scope="module")

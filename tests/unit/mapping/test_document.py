@@ -1,0 +1,115 @@
+"""The document's shape beyond single resources: deterministic order (issue 13, item 2).
+
+* the Bundle does not depend on the order of the input lists: shuffled input, byte-identical output;
+* entries: Composition, the timeless resources (Patient, Device, …), then the records by time, then id;
+* section entries follow the same order, across the mappings that share a section.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from exporter.engine.builder import TIME_ELEMENTS
+from exporter.settings import get_settings
+from tests.unit.mapping.conftest import EXPORT_TIME
+
+ROOT = get_settings().root
+LISTS = ("measurements", "diary_entries", "questionnaires", "diagnoses")
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "samples" / "patients" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _bytes(exporter, doc: dict[str, Any]) -> bytes:
+    result = exporter.export(doc, export_time=EXPORT_TIME)
+    assert result.ok, [i.format() for i in result.issues]
+    return orjson.dumps(result.bundle)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shuffled_input_gives_a_byte_identical_bundle(exporter, seed: int) -> None:
+    doc = sample("typical")
+    reference = _bytes(exporter, doc)
+    shuffled = copy.deepcopy(doc)
+    rng = random.Random(seed)
+    for name in LISTS:
+        rng.shuffle(shuffled[name])
+    assert [r["id"] for r in shuffled["measurements"]] != [r["id"] for r in doc["measurements"]]
+    assert _bytes(exporter, shuffled) == reference
+
+
+def test_reversed_large_input_gives_a_byte_identical_bundle(exporter) -> None:
+    doc = sample("large")
+    reversed_doc = dict(doc, **{name: list(reversed(doc[name])) for name in LISTS})
+    assert _bytes(exporter, reversed_doc) == _bytes(exporter, doc)
+
+
+def _instant(resource: dict[str, Any]) -> datetime | None:
+    for name in TIME_ELEMENTS:
+        value = resource.get(name)
+        if value is not None:
+            text = value["start"] if isinstance(value, dict) else value
+            if len(text) == 10:  # recordedDate: midnight in the mapping set's zone (Europe/Berlin)
+                from zoneinfo import ZoneInfo
+                return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin"))
+            return datetime.fromisoformat(text)
+    return None
+
+
+def test_entries_are_ordered_by_time_then_id(exporter) -> None:
+    bundle = json.loads(_bytes(exporter, sample("typical")))
+    resources = [e["resource"] for e in bundle["entry"]]
+    assert resources[0]["resourceType"] == "Composition" and resources[-1]["resourceType"] == "Provenance"
+    mapped = resources[1:-1]
+    timed = [i for i, r in enumerate(mapped) if _instant(r) is not None]
+    assert [r["resourceType"] for r in mapped[:timed[0]]] == ["DeviceDefinition", "Device", "Patient"]
+    assert timed == list(range(timed[0], len(mapped))), "timeless resources come first"
+    keys = [(_instant(mapped[i]), mapped[i]["id"]) for i in timed]
+    assert keys == sorted(keys)
+    # the two questionnaires' response and score share a time: the id decides, not the mapping order
+    same_time = [k for k in keys if sum(1 for x in keys if x[0] == k[0]) > 1]
+    assert same_time, "typical.json has resources that share a time"
+
+
+def test_section_entries_follow_the_entry_order(exporter) -> None:
+    bundle = json.loads(_bytes(exporter, sample("typical")))
+    position = {e["fullUrl"]: i for i, e in enumerate(bundle["entry"])}
+
+    def walk(sections: list[dict[str, Any]]):
+        for s in sections:
+            yield s
+            yield from walk(s.get("section", []))
+
+    for section in walk(bundle["entry"][0]["resource"]["section"]):
+        at = [position[e["reference"]] for e in section.get("entry", [])]
+        assert at == sorted(at), section["title"]
+    vital = next(s for s in walk(bundle["entry"][0]["resource"]["section"]) if s["title"] == "Vital signs")
+    kinds = {bundle["entry"][position[e["reference"]]]["resource"]["meta"]["profile"][0] for e in vital["entry"]}
+    assert len(kinds) == 5, "five mappings share the vital signs section, interleaved by time"
+
+
+def test_the_bundle_identifier_does_not_depend_on_list_order(exporter) -> None:
+    doc = sample("typical")
+    flipped = dict(doc, diagnoses=list(reversed(doc["diagnoses"])))
+    one = exporter.export(doc, export_time=EXPORT_TIME).bundle
+    two = exporter.export(flipped, export_time=EXPORT_TIME).bundle
+    assert one["identifier"] == two["identifier"] and one["id"] == two["id"]
+    changed = copy.deepcopy(doc)
+    changed["diagnoses"][0]["display"] += " (geändert)"
+    assert exporter.export(changed, export_time=EXPORT_TIME).bundle["id"] != one["id"], "content still counts"
+
+
+def test_unreadable_times_never_raise() -> None:
+    from exporter.engine.builder import _order_key
+
+    for value in ("2026-02-30", "not a time", "2026", "2026-03", "2026-03-01T25:00:00Z", ""):
+        _order_key(0, {"id": "x", "effectiveDateTime": value}, "Europe/Berlin")
+    assert _order_key(0, {"id": "x", "recordedDate": "2026-03-01"}, "No/Such_Zone")[0] == 2
