@@ -42,6 +42,9 @@ from exporter.mapping.yamlsrc import position
 
 XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
 NARRATIVE_VARIABLES = ("item", "doc", "export_time")  # what a mapping's `narrative` template is given
+# The narrative of a section without entries (it keeps its place with its `empty_reason`): German, the
+# document's language for people.
+EMPTY_SECTION_TEXT = "Im Betrachtungszeitraum wurde hierzu nichts erfasst."
 # The time a resource is about, by element, first found wins: what the Bundle and its sections are ordered by.
 TIME_ELEMENTS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "authored", "recordedDate",
                  "onsetDateTime", "issued", "occurrenceDateTime", "date")
@@ -309,7 +312,8 @@ class Engine:
             return urn(rid), res
 
         layout_sections = (self.ms.layout.get("composition") or {}).get("sections") or []
-        composition = part("composition", {"section": self._sections(layout_sections, built.sections())})
+        sections = self._sections(layout_sections, built.sections())
+        composition = part("composition", {"section": sections} if sections else {})  # never an empty list
         entries = ([composition] if composition else []) + built.resources
         provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
         if provenance:
@@ -348,7 +352,7 @@ class Engine:
             elif children:
                 body = "<p>See the sub-sections.</p>"
             else:
-                body = "<p>No entries in the covered period.</p>"
+                body = f"<p>{EMPTY_SECTION_TEXT}</p>"
             section["text"] = {"status": "generated", "div": XHTML_DIV.format(body)}
             if members:
                 section["entry"] = [{"reference": full} for full, _ in members]

@@ -113,3 +113,50 @@ def test_unreadable_times_never_raise() -> None:
     for value in ("2026-02-30", "not a time", "2026", "2026-03", "2026-03-01T25:00:00Z", ""):
         _order_key(0, {"id": "x", "effectiveDateTime": value}, "Europe/Berlin")
     assert _order_key(0, {"id": "x", "recordedDate": "2026-03-01"}, "No/Such_Zone")[0] == 2
+
+
+# ----------------------------------------------------------------------------- a period without data (item 4)
+
+def _empty_period() -> dict[str, Any]:
+    doc = sample("minimal")
+    for name in LISTS:
+        doc[name] = []
+    return doc
+
+
+def test_a_period_without_data_is_a_valid_document(exporter) -> None:
+    result = exporter.export(_empty_period(), export_time=EXPORT_TIME)
+    assert result.ok and result.bundle is not None, [i.format() for i in result.issues]
+    sections = result.bundle["entry"][0]["resource"]["section"]
+    assert [s["title"] for s in sections] == ["Results", "Assessments", "Diary", "Diagnoses"], "sections keep their place"
+    vital = sections[0]["section"]
+    leaves = vital + sections[1:]
+    assert len(leaves) == 4
+    for s in leaves:
+        assert "entry" not in s
+        assert s["emptyReason"]["coding"] == [{"system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                                               "code": "nilknown", "display": "Nil Known"}]
+        assert "nichts erfasst" in s["text"]["div"]
+
+
+def test_an_empty_section_without_an_empty_reason_is_refused_by_the_profile(exporter) -> None:
+    result = exporter.export(_empty_period(), export_time=EXPORT_TIME)
+    bundle = copy.deepcopy(result.bundle)
+    del bundle["entry"][0]["resource"]["section"][2]["emptyReason"]
+    errors = [i for i in exporter.validator.validate(bundle) if i.is_error]
+    assert any("dgx-cmp-1" in i.format() for i in errors), [i.format() for i in errors]
+
+
+def test_a_section_left_out_entirely_never_becomes_an_empty_list(scratch_mappings) -> None:
+    from tests.unit.mapping.conftest import load
+
+    layout = scratch_mappings / "bundle.yaml"
+    text = layout.read_text(encoding="utf-8")
+    layout.write_text("\n".join(line for line in text.splitlines() if "empty_reason:" not in line) + "\n",
+                      encoding="utf-8")
+    result = load(scratch_mappings).export(_empty_period(), export_time=EXPORT_TIME)
+    assert result.bundle is None
+    composition = [i for i in result.issues if i.is_error]
+    assert composition and all('"section": []' not in i.format() for i in composition)
+    assert any("Composition.section" in i.format() and "minimum" in i.format() for i in composition), \
+        [i.format() for i in composition]
