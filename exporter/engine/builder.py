@@ -63,6 +63,8 @@ class _Compiled:
     body: Any
     narrative: Template | None
     narrate: Any  # the narrative's renderer, called with (item, doc, export_time)
+    origin: str | None = None  # the origin key of every record (a literal `origin`), or None
+    origin_of: Any = None  # or: the compiled `origin` value, evaluated per record
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Built:
     paths: list[Any] = field(default_factory=list)  # the JSON path of each resource's record
     owners: list[Any] = field(default_factory=list)  # the compiled mapping of each resource
     lines: list[str] = field(default_factory=list)  # the section narrative line of each resource ("" if none)
+    origins: list[str | None] = field(default_factory=list)  # the origin key of each resource's values (or None)
+    provenances: list[str] = field(default_factory=list)  # the origin keys that got a Provenance, in entry order
 
     def ordered(self, tz: str) -> None:
         """Reorder in place: timeless resources first (as produced), then by instant, then by id."""
@@ -91,6 +95,7 @@ class Built:
         self.paths = [self.paths[i] for i in order]
         self.owners = [self.owners[i] for i in order]
         self.lines = [self.lines[i] for i in order]
+        self.origins = [self.origins[i] for i in order]
 
     def sections(self) -> dict[str, list[tuple[str, str]]]:
         """Section key → [(fullUrl, narrative line)], in the resources' order."""
@@ -146,6 +151,16 @@ class Engine:
             self.issues.extend(cc.issues)
             self.contexts.append((None, cc))
             self.parts[part] = _Part(sd["type"], _claim(sd), body)
+        # Herkunftsinformation: per origin key, what its Provenance adds to the common provenance body
+        self.origin_parts: dict[str, Any] = {}
+        origins = (layout.get("provenance") or {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+        if isinstance(origins, dict) and "provenance" in self.parts:
+            cc = self._cc(ms.layout_file, ms.layout_positions)
+            for key, spec in origins.items():
+                if isinstance(key, str) and isinstance(spec, dict):
+                    self.origin_parts[key] = compile_value(spec, ("provenance", "origins", key), cc)
+            self.issues.extend(cc.issues)
+            self.contexts.append((None, cc))
 
     # -- compile --------------------------------------------------------------------------------
     def _cc(self, file: str, positions: Any) -> CompileContext:
@@ -187,6 +202,14 @@ class Engine:
         else:
             source_id = lambda scope, _v=m.id: _v  # noqa: E731
         body = compile_value(m.resource, ("resource",), cc)
+        origin, origin_of = None, None
+        if isinstance(m.origin, str):
+            origin = m.origin
+            if origin not in self.origin_keys():
+                cc.fail("MAP_ORIGIN_UNKNOWN", f"no origin '{origin}' in bundle.yaml provenance.origins"
+                        f"{suggest(origin, self.origin_keys())}", ("origin",))
+        elif m.origin is not None:
+            origin_of = compile_value(m.origin, ("origin",), cc)
         narrative = None
         if m.narrative is not None:
             try:
@@ -200,7 +223,13 @@ class Engine:
         prefilter = getattr(when, "item_test", None)
         narrate = narrative.renderer(NARRATIVE_VARIABLES) if narrative is not None else None
         return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
-                         narrative, narrate)
+                         narrative, narrate, origin, origin_of)
+
+    def origin_keys(self) -> list[str]:
+        """The origin keys bundle.yaml declares (provenance.origins), in order."""
+        layout = self.ms.layout or {}
+        origins = (layout.get("provenance") or {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+        return [k for k in origins if isinstance(k, str)] if isinstance(origins, dict) else []
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str, origins: Origins | None = None, *,
@@ -243,6 +272,9 @@ class Engine:
         out = part("composition")
         out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(path))
                 for c, path in zip(built.owners, built.paths)]
+        for key in built.provenances:
+            out.append(Origin(self.ms.layout_file, self.ms.layout_positions, ("provenance", "origins", key),
+                              ((layout.get("provenance") or {}).get("origins") or {}).get(key), "$"))
         return out + part("provenance")
 
     def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
@@ -254,7 +286,8 @@ class Engine:
         export_time = run.export_time
         m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
-        resources, paths, owners, lines = built.resources, built.paths, built.owners, built.lines
+        resources, paths, owners, lines, origins = built.resources, built.paths, built.owners, built.lines, built.origins
+        origin, origin_of, known_origins = c.origin, c.origin_of, self.origin_parts
         narrative = c.narrate if m.section else None
         seen: set[str] = set()
         selective = test is not None or when is not None
@@ -294,6 +327,15 @@ class Engine:
                 except TemplateProblem as exc:
                     run.report("MAP_TEMPLATE_RENDER", exc.summary, position(m.positions, ("narrative",)), data_path)
             lines.append(line)
+            if origin_of is not None:
+                key = origin_of(scope)
+                if type(key) is not str or key not in known_origins:
+                    run.report("MAP_ORIGIN_UNKNOWN", "the record's origin is none of bundle.yaml provenance.origins",
+                               position(m.positions, ("origin",)), data_path)
+                    key = None
+                origins.append(key)
+            else:
+                origins.append(origin)
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
         digest = hashlib.sha256(_canonical(_sorted_lists(doc)) + export_time.encode()).hexdigest()
@@ -317,6 +359,7 @@ class Engine:
         entries = ([composition] if composition else []) + built.resources
         provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
         if provenance:
+            entries += self._origin_provenances(built, root, digest)
             entries.append(provenance)
         bundle_part = self.parts.get("bundle")
         bid = self.resource_id("Bundle", "bundle", digest)
@@ -330,6 +373,28 @@ class Engine:
                        "timestamp": export_time,
                        "entry": [{"fullUrl": full, "resource": res} for full, res in entries]})
         return bundle
+
+    def _origin_provenances(self, built: Built, root: Scope, digest: str) -> list[tuple[str, dict[str, Any]]]:
+        """One Provenance per origin that has records (in the order of provenance.origins): the common
+        provenance body, what the origin adds (agents, …) and the records of that origin as targets."""
+        targets: dict[str, list[dict[str, str]]] = {}
+        for (full, _), key in zip(built.resources, built.origins):
+            if key is not None:
+                targets.setdefault(key, []).append({"reference": full})
+        p = self.parts["provenance"]
+        out = []
+        for key, extra in self.origin_parts.items():
+            if key not in targets:
+                continue
+            rid = self.resource_id(p.resource_type, "provenance-" + key, digest)
+            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            for body in (p.body(root), extra(root)):
+                if body is not MISSING:
+                    res.update(body)
+            res["target"] = targets[key]
+            out.append((urn(rid), res))
+            built.provenances.append(key)
+        return out
 
     def _sections(self, layout: list[dict[str, Any]], members_of: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         out = []

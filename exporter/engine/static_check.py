@@ -83,6 +83,28 @@ def check_static(engine: Engine, schema: dict[str, Any] | None) -> list[Issue]:
             _template(mapping.narrative, position(mapping.positions, ("narrative",)), record, NARRATIVE_VARIABLES,
                       issues)
     issues += _coverage(engine, root)
+    issues += _origins(engine, root)
+    return issues
+
+
+def _origins(engine: Engine, root: Scope) -> list[Issue]:
+    """A mapping's `origin: {path: …}` can only give origin keys bundle.yaml declares: every value the
+    schema allows at that path (an enum) must be one."""
+    issues: list[Issue] = []
+    keys = engine.origin_keys()
+    for c in engine.compiled:
+        spec = c.m.origin
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            continue
+        parsed = compile_path(spec["path"])
+        record = _inner(root, c.m.for_each) if c.m.for_each is not None else root
+        found = _resolve(parsed, record) if parsed is not None else None
+        missing = [v for v in (found.values or ()) if v not in keys] if found is not None else []
+        if missing:
+            issues.append(error(IssueCode.INVALID, f"the schema allows {', '.join(map(repr, missing))} at "
+                                f"'{spec['path']}', which bundle.yaml provenance.origins does not declare "
+                                f"(it has: {', '.join(keys) or 'none'})", "MAP_ORIGIN_UNKNOWN",
+                                location=position(c.m.positions, ("origin",))))
     return issues
 
 

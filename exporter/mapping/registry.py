@@ -14,10 +14,10 @@ from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.tables import CodeTable, load_table, suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 
-MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "narrative",
+MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "narrative", "origin",
                 "resource"}
 BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance", "ignore"}
-PART_KEYS = {"profile", "resource", "sections"}
+PART_KEYS = {"profile", "resource", "sections", "origins"}
 SECTION_KEYS = {"key", "code", "title", "sections", "empty_reason"}
 IGNORE_KEYS = {"for_each", "when", "reason"}
 
@@ -34,6 +34,7 @@ class MappingFile:
     when: str | None = None
     source_id: Any = None
     narrative: str | None = None
+    origin: Any = None  # where its records' values come from: a key of bundle.yaml provenance.origins (or a value giving one)
 
 
 @dataclass
@@ -114,6 +115,12 @@ def load_mapping_set(root: Path) -> MappingSet:
     _check_sections(layout.get("composition", {}).get("sections") if isinstance(layout.get("composition"), dict) else None,
                     ("composition", "sections"), pos, ms.issues)
     _check_ignore(layout.get("ignore"), pos, ms.issues)
+    origins = layout.get("provenance", {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+    if origins is not None and (not isinstance(origins, dict) or not all(isinstance(k, str) and isinstance(v, dict)
+                                                                         for k, v in origins.items())):
+        ms.issues.append(error(IssueCode.STRUCTURE, "'origins' maps each origin key to what its Provenance adds "
+                               "(a mapping of FHIR elements)", "MAP_SHAPE",
+                               location=position(pos, ("provenance", "origins"))))
     ms.layout = layout
     return ms
 
@@ -195,4 +202,5 @@ def _load_mapping(path: Path, display: str, issues: list[Issue]) -> MappingFile 
         return None
     return MappingFile(id=data["mapping"], file=display, positions=pos, profile=data["profile"],
                        resource=data["resource"], section=data.get("section"), for_each=data.get("for_each"),
-                       when=data.get("when"), source_id=data.get("source_id"), narrative=data.get("narrative"))
+                       when=data.get("when"), source_id=data.get("source_id"), narrative=data.get("narrative"),
+                       origin=data.get("origin"))

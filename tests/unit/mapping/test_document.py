@@ -68,7 +68,8 @@ def test_entries_are_ordered_by_time_then_id(exporter) -> None:
     bundle = json.loads(_bytes(exporter, sample("typical")))
     resources = [e["resource"] for e in bundle["entry"]]
     assert resources[0]["resourceType"] == "Composition" and resources[-1]["resourceType"] == "Provenance"
-    mapped = resources[1:-1]
+    mapped = [r for r in resources[1:] if r["resourceType"] != "Provenance"]
+    assert all(r["resourceType"] == "Provenance" for r in resources[1 + len(mapped):]), "Provenances come last"
     timed = [i for i, r in enumerate(mapped) if _instant(r) is not None]
     assert [r["resourceType"] for r in mapped[:timed[0]]] == ["DeviceDefinition", "Device", "Patient"]
     assert timed == list(range(timed[0], len(mapped))), "timeless resources come first"
@@ -160,3 +161,116 @@ def test_a_section_left_out_entirely_never_becomes_an_empty_list(scratch_mapping
     assert composition and all('"section": []' not in i.format() for i in composition)
     assert any("Composition.section" in i.format() and "minimum" in i.format() for i in composition), \
         [i.format() for i in composition]
+
+
+# ----------------------------------------------------------------------------- origin of every value (item 3)
+
+PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+
+def _provenances(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The Provenances of a Bundle by what they say: 'export', 'manual', 'device', 'computed'."""
+    out = {}
+    for e in bundle["entry"]:
+        r = e["resource"]
+        if r["resourceType"] != "Provenance":
+            continue
+        (agent,) = r["agent"]
+        role, who = agent["type"]["coding"][0]["code"], agent["who"]["reference"]
+        kind = {"assembler": "export", "performer": "device"}.get(role) or (
+            "manual" if who.endswith(_id_of(bundle, "Patient")) else "computed")
+        assert kind not in out, kind
+        out[kind] = r
+    return out
+
+
+def _id_of(bundle: dict[str, Any], resource_type: str) -> str:
+    return next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type)
+
+
+def test_every_value_names_its_origin(exporter) -> None:
+    doc = sample("typical")
+    bundle = exporter.export(doc, export_time=EXPORT_TIME).bundle
+    prov = _provenances(bundle)
+    assert set(prov) == {"export", "manual", "device", "computed"}
+    url_of = {e["resource"]["id"]: e["fullUrl"] for e in bundle["entry"]}
+    targets = {kind: {t["reference"] for t in p["target"]} for kind, p in prov.items()}
+    device, patient = url_of[_id_of(bundle, "Device")], url_of[_id_of(bundle, "Patient")]
+    assert prov["manual"]["agent"][0]["who"] == {"reference": patient}
+    assert prov["manual"]["agent"][0]["type"]["coding"][0] == {"system": PARTICIPANT, "code": "author", "display": "Author"}
+    assert prov["computed"]["agent"][0]["who"] == {"reference": device}
+    assert prov["export"]["agent"][0]["who"] == {"reference": device}
+    (meter,) = prov["device"]["contained"]
+    assert meter["resourceType"] == "Device" and prov["device"]["agent"][0]["who"]["reference"] == "#" + meter["id"]
+    # each record by its origin: measurements by `source`, diary and answers typed in, scores computed
+    by_origin: dict[str, set[str]] = {"manual": set(), "device": set(), "computed": set()}
+    for e in bundle["entry"]:
+        r = e["resource"]
+        claimed = r["meta"]["profile"][0].split("|")[0].rsplit("/", 1)[1]
+        if claimed in ("diga-diary-entry", "diga-questionnaire-response"):
+            by_origin["manual"].add(e["fullUrl"])
+        elif claimed in ("diga-phq9-score", "diga-gad7-score"):
+            by_origin["computed"].add(e["fullUrl"])
+    measurement_urls = {m["id"]: m["source"] for m in doc["measurements"]}
+    for e in bundle["entry"]:
+        r = e["resource"]
+        if r["resourceType"] == "Observation" and "vital-signs" in json.dumps(r.get("category")):
+            record = next(m for m in doc["measurements"] if exporter.engine.resource_id(
+                "Observation", _mapping_of(r), m["id"]) == r["id"])
+            by_origin[measurement_urls[record["id"]]].add(e["fullUrl"])
+    assert {k: targets[k] for k in by_origin} == by_origin
+    assert len(by_origin["device"]) == sum(m["source"] == "device" for m in doc["measurements"]) > 0
+    # the issue's situation: no value the patient typed in is attributed to the DiGA as its author
+    assert not targets["computed"] & targets["manual"]
+    # the export Provenance still covers the whole document
+    assert targets["export"] >= set().union(*by_origin.values())
+
+
+def _mapping_of(resource: dict[str, Any]) -> str:
+    return resource["meta"]["profile"][0].split("|")[0].rsplit("/", 1)[1].removeprefix("diga-")
+
+
+def test_a_measurement_changes_provenance_with_its_source(exporter) -> None:
+    doc = sample("typical")
+    first = doc["measurements"][0]
+    url = None
+    for flip in ("manual", "device"):
+        first["source"] = flip
+        bundle = exporter.export(doc, export_time=EXPORT_TIME).bundle
+        prov = _provenances(bundle)
+        if url is None:
+            url = next(e["fullUrl"] for e in bundle["entry"]
+                       if e["resource"]["resourceType"] == "Observation"
+                       and e["resource"]["effectiveDateTime"].startswith(first["measured_at"][:16]))
+        other = "device" if flip == "manual" else "manual"
+        assert url in {t["reference"] for t in prov[flip]["target"]}
+        assert url not in {t["reference"] for t in prov[other]["target"]}
+
+
+def test_an_origin_without_records_gets_no_provenance(exporter) -> None:
+    bundle = exporter.export(sample("minimal"), export_time=EXPORT_TIME).bundle
+    assert set(_provenances(bundle)) == {"export", "manual"}  # one weight, typed in
+    assert set(_provenances(exporter.export(_empty_period(), export_time=EXPORT_TIME).bundle)) == {"export"}
+
+
+def test_an_unknown_origin_is_a_load_error_with_its_line(scratch_mappings) -> None:
+    from tests.unit.mapping.conftest import load
+
+    path = scratch_mappings / "resources" / "diary-entry.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("origin: manual", "origin: manuel"), encoding="utf-8")
+    issues = [i.format() for i in load(scratch_mappings).load_issues if i.is_error]
+    assert len(issues) == 1 and "diary-entry.yaml:" in issues[0] and "MAP_ORIGIN_UNKNOWN" in issues[0], issues
+    assert "did you mean 'manual'" in issues[0]
+
+
+def test_a_source_value_without_an_origin_is_found_by_check(scratch_mappings, capsys) -> None:
+    from exporter.cli import main
+
+    layout = scratch_mappings / "bundle.yaml"
+    text = layout.read_text(encoding="utf-8")
+    start = text.index("    device:     #")
+    end = text.index("    computed:", start)
+    layout.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert main(["check", "--mappings", str(scratch_mappings)]) == 1
+    out = capsys.readouterr().out
+    assert "MAP_ORIGIN_UNKNOWN" in out and "'device'" in out and "blood-glucose.yaml:" in out
