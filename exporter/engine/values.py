@@ -373,7 +373,8 @@ def _structure(fields: list[tuple[Any, ValueFn]], cond: Callable[[Scope], bool] 
 
 
 def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:
-    """A list as straight-line code, like `_structure`; for_each items are spliced in."""
+    """A list as straight-line code, like `_structure`; for_each items, and the several results of a
+    `fhirpath` item, are spliced in."""
     code = Code(MISSING=MISSING, _CONTAINERS=_CONTAINERS)
     leading: list[str] = []
     rest: list[str] = []
@@ -391,6 +392,8 @@ def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:
             continue
         if expand:
             rest += [f"v = {code.bind(fn)}(scope)", "if v is not MISSING: out.extend(v)"]
+        elif getattr(fn, "splices", False):  # a FHIRPath's several results are spliced in: FHIR has no nested lists
+            rest += _kept_lines(fn, code, "out.extend(v) if type(v) is list else out.append(v)")
         else:
             rest += _kept_lines(fn, code, "out.append(v)")
     body = ["out = [" + ", ".join(leading) + "]"] + rest + ["return out" if always else "return out or MISSING"]
@@ -676,6 +679,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             if not result:
                 return MISSING
             return result[0] if len(result) == 1 else result
+        evaluate.splices = True  # type: ignore[attr-defined]  # as a list item: several results, several items
         return evaluate
     if op in ("template", "xhtml"):
         if not isinstance(arg, str):

@@ -274,3 +274,116 @@ def test_a_source_value_without_an_origin_is_found_by_check(scratch_mappings, ca
     assert main(["check", "--mappings", str(scratch_mappings)]) == 1
     out = capsys.readouterr().out
     assert "MAP_ORIGIN_UNKNOWN" in out and "'device'" in out and "blood-glucose.yaml:" in out
+
+
+# ----------------------------------------------------------------------------- German base conventions (item 5)
+
+LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
+VERSIONS = {LOINC: "2.81", SNOMED: "http://snomed.info/sct/900000000000207008/version/20241101"}
+
+
+def _codings(node: Any):
+    if isinstance(node, dict):
+        if "system" in node and "code" in node:
+            yield node
+        for v in node.values():
+            yield from _codings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _codings(v)
+
+
+def _resources(bundle: dict[str, Any], claimed: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if f"/{claimed}|" in e["resource"]["meta"]["profile"][0]]
+
+
+def test_every_loinc_and_snomed_coding_names_its_version(exporter) -> None:
+    bundle = exporter.export(sample("typical"), export_time=EXPORT_TIME).bundle
+    found = {LOINC: 0, SNOMED: 0}
+    for coding in _codings(bundle):
+        if coding["system"] in VERSIONS:
+            assert coding.get("version") == VERSIONS[coding["system"]], coding
+            found[coding["system"]] += 1
+    assert found[LOINC] > 40 and found[SNOMED] > 30, found
+
+
+SNOMED_BESIDE_LOINC = {  # LOINC → SNOMED CT, as in mappings/codes/measurement-kind-snomed.yaml (sources there)
+    "29463-7": "27113001", "8302-2": "50373000", "8867-4": "364075005", "85354-9": "75367002",
+    "8480-6": "271649006", "8462-4": "271650006", "15074-8": "434912009", "2339-0": "434912009"}
+
+
+def test_vital_signs_carry_a_snomed_coding_beside_the_loinc_code(exporter) -> None:
+    bundle = exporter.export(sample("typical"), export_time=EXPORT_TIME).bundle
+    seen = set()
+    for e in bundle["entry"]:
+        r = e["resource"]
+        if r["resourceType"] != "Observation" or "vital-signs" not in json.dumps(r["category"]):
+            continue
+        for concept in [r["code"]] + [c["code"] for c in r.get("component", [])]:
+            (loinc,) = [c["code"] for c in concept["coding"] if c["system"] == LOINC]
+            assert [c["code"] for c in concept["coding"] if c["system"] == SNOMED] == [SNOMED_BESIDE_LOINC[loinc]]
+            seen.add(loinc)
+    assert seen == set(SNOMED_BESIDE_LOINC), "typical.json has every kind, glucose in both units"
+
+
+def test_the_kvnr_is_a_kvid10_identifier_typed_kvz10(exporter) -> None:
+    bundle = exporter.export(sample("typical"), export_time=EXPORT_TIME).bundle
+    (patient,) = _resources(bundle, "diga-patient")
+    (kvid,) = [i for i in patient["identifier"] if i["system"] == "http://fhir.de/sid/gkv/kvid-10"]
+    assert kvid["type"] == {"coding": [{"system": "http://fhir.de/CodeSystem/identifier-type-de-basis",
+                                        "code": "KVZ10", "display": "Krankenversichertennummer"}]}
+
+
+@pytest.mark.parametrize("given, split", [("Jonas", ["Jonas"]), ("Anna Lena", ["Anna", "Lena"]),
+                                          ("  Anna \t Maria\nLuise ", ["Anna", "Maria", "Luise"])])
+def test_the_name_is_official_with_one_element_per_given_name(exporter, given: str, split: list[str]) -> None:
+    doc = sample("minimal")
+    doc["patient"]["given_name"] = given
+    bundle = exporter.export(doc, export_time=EXPORT_TIME).bundle
+    (patient,) = _resources(bundle, "diga-patient")
+    assert patient["name"] == [{"use": "official", "family": doc["patient"]["family_name"], "given": split}]
+
+
+@pytest.mark.parametrize("gender, fhir, legal", [("diverse", "other", "D"), ("female", "female", None),
+                                                 ("male", "male", None), ("unknown", "unknown", None)])
+def test_diverse_is_other_with_the_german_legal_entry(exporter, gender: str, fhir: str, legal: str | None) -> None:
+    doc = sample("minimal")
+    doc["patient"]["gender"] = gender
+    bundle = exporter.export(doc, export_time=EXPORT_TIME).bundle
+    (patient,) = _resources(bundle, "diga-patient")
+    assert patient["gender"] == fhir
+    if legal is None:
+        assert "_gender" not in patient
+    else:
+        assert patient["_gender"] == {"extension": [{
+            "url": "http://fhir.de/StructureDefinition/gender-amtlich-de",
+            "valueCoding": {"system": "http://fhir.de/CodeSystem/gender-amtlich-de", "code": legal, "display": "divers"}}]}
+
+
+def _patient_entry(bundle: dict[str, Any]) -> dict[str, Any]:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+
+
+BREAK_CONVENTION = {
+    "KVID-10 without its type": (lambda b: _patient_entry(b)["identifier"][1].pop("type"), "type"),
+    "KVID-10 typed GKV (retired)": (lambda b: _patient_entry(b)["identifier"][1]["type"]["coding"][0].update(code="GKV"),
+                                    "identifier-type-kvid-de-basis"),
+    "a name that is not the official one": (lambda b: _patient_entry(b)["name"][0].update(use="usual"), "use"),
+    "a SNOMED CT coding without its version": (
+        lambda b: next(e["resource"] for e in b["entry"] if "diga-body-weight|" in e["resource"]["meta"]["profile"][0])
+        ["code"]["coding"][1].pop("version"), "version"),
+    "a legal gender entry outside gender-other-de": (
+        lambda b: _patient_entry(b).update(gender="female", _gender={"extension": [{
+            "url": "http://fhir.de/StructureDefinition/gender-amtlich-de",
+            "valueCoding": {"system": "http://fhir.de/CodeSystem/gender-amtlich-de", "code": "W"}}]}), "gender-other-de"),
+}
+
+
+@pytest.mark.parametrize("name", list(BREAK_CONVENTION))
+def test_the_profiles_refuse_a_broken_convention(exporter, name: str) -> None:
+    bundle = copy.deepcopy(exporter.export(sample("typical"), export_time=EXPORT_TIME).bundle)
+    assert [i for i in exporter.validator.validate(copy.deepcopy(bundle)) if i.is_error] == []
+    mutate, word = BREAK_CONVENTION[name]
+    mutate(bundle)
+    errors = [i.format() for i in exporter.validator.validate(bundle) if i.is_error]
+    assert errors and any(word in e for e in errors), errors
