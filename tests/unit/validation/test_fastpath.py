@@ -90,7 +90,7 @@ def test_exported_bundle_with_mutated_entries(pair):
         expected = _issues(walk, mutant)
         harmless += not expected  # some mutations (e.g. dropping an optional element) break nothing
         assert _issues(fast, mutant) == expected
-    assert harmless <= 3, "most mutations should break something"
+    assert harmless <= 25 // 3, f"most mutations should break something ({harmless} of 25 did not)"
 
 
 @pytest.fixture(scope="module")
