@@ -12,7 +12,8 @@ XVER_ID     := hl7.fhir.xver-extensions
 XVER_VER    := 0.1.0
 XVER_SHA256 := 83122134f299c16262591a498cada83fad5206177166ee46750afad8e36b251f
 XVER_STAMP  := $(TOOLS)/fhir-home/.$(XVER_ID)-$(XVER_VER).stamp
-# FHIR's own R4 examples from npm, the corpus of the XML round trip (see the $(EXAMPLES_STAMP) rule)
+# FHIR's own R4 examples from npm, the corpus of the XML round trip and of the validator differential
+# (see the $(EXAMPLES_STAMP) rule)
 EXAMPLES_ID     := hl7.fhir.r4.examples
 EXAMPLES_VER    := 4.0.1
 EXAMPLES_SHA256 := dce87f1b5b9341867033f7d1f544fa1b5232503f6d62813887ac6b8a8b6cb682
@@ -71,7 +72,8 @@ $(TOOLS)/fhir-xml/.stamp: tools/fhir-xml/pom.xml
 	touch $@
 
 # hl7.fhir.r4.examples#4.0.1 (CC0-1.0, 18,849,311 bytes, 5,306 resources): `npm pack` fetches just the tarball,
-# checked against a pinned sha256 (EXAMPLES_* above) and unpacked; the XML round-trip corpus of the tests.
+# checked against a pinned sha256 (EXAMPLES_* above) and unpacked; the XML round-trip corpus of the tests and
+# the corpus of tools/devstack/examples_differential.py (our validator against the HL7 validator).
 $(EXAMPLES_STAMP):
 	rm -rf $(TOOLS)/fhir-examples
 	mkdir -p $(TOOLS)/fhir-examples

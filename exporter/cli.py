@@ -1,6 +1,8 @@
 """The developer CLI `fhir-export` (layer L4). Domain errors become exit codes only here.
 
-Exit codes: 0 clean, 1 errors found (build failed, drift, invalid input), 2 usage or set-up problem.
+Exit codes: 0 clean, 1 errors found (build failed, drift, invalid input), 2 usage or set-up problem
+(bad arguments, a malformed DIGA_EXPORTER_* setting, an input file that cannot be read, an output
+path that cannot be written, a mapping folder that is not a folder).
 Messages are compiler-style: `file:line: error MSG_ID: text`.
 """
 
@@ -10,10 +12,11 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from exporter import __version__
-from exporter.issues import BuildError, ConfigurationError, ExporterError, Issue, PackageError, Severity
+from exporter.issues import (BuildError, ConfigurationError, ExporterError, Issue, IssueCode, PackageError, Severity,
+                            SourceLocation)
 from exporter.settings import get_settings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -54,6 +57,39 @@ def _print_issues(issues: Sequence[Issue], *, stream=None, warnings: bool = True
             print(issue.format(), file=stream)
 
 
+def _read_input(name: str, message_id: str) -> bytes:
+    """The bytes of a file named on the command line; one that cannot be read is a usage problem
+    (ConfigurationError: exit 2, the same in every command)."""
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(_cannot(name, "read", exc, message_id)) from None
+
+
+def _write_output(name: str, data: bytes) -> None:
+    """Write `data` to an output path given on the command line (ConfigurationError when it cannot be)."""
+    try:
+        Path(name).write_bytes(data)
+    except OSError as exc:
+        raise ConfigurationError(_cannot(name, "write", exc, "OUTPUT_WRITE")) from None
+
+
+def _cannot(name: str, what: str, exc: OSError, message_id: str) -> Issue:
+    return Issue(Severity.FATAL, IssueCode.NOT_FOUND if what == "read" else IssueCode.EXCEPTION,
+                 f"cannot {what}: {exc.strerror or type(exc).__name__}", message_id, location=SourceLocation(name))
+
+
+def _mappings_dir(args: argparse.Namespace, settings) -> Path:
+    """The mapping set folder (`--mappings` or mappings/); not a folder is a set-up problem (exit 2)."""
+    from exporter.mapping.registry import root_problem
+
+    root = Path(args.mappings) if args.mappings else settings.root / "mappings"
+    problem = root_problem(root)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    return root
+
+
 def cmd_fetch_core(args: argparse.Namespace) -> int:
     from exporter.fhir.packages import install_core_package
 
@@ -91,13 +127,43 @@ def cmd_build_ig(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str]) -> list[Issue]:
-    """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON."""
+def _policy(args: argparse.Namespace, settings: Any) -> Any:
+    """The validation policy: the settings, with the command line's switches on top."""
+    from dataclasses import replace
+
+    from exporter.validation.policy import Policy
+
+    policy = Policy.reference() if args.reference_policy else Policy.from_settings(settings)
+    domains = [d for d in args.extension if d != "any"]
+    changes: dict[str, Any] = {}
+    if "any" in args.extension:
+        changes["unknown_extensions"] = "allow"
+    if domains:
+        changes["extension_domains"] = policy.extension_domains + tuple(domains)
+    if args.allow_example_urls:
+        changes["example_urls"] = "allow"
+    if args.best_practice:
+        changes["best_practice"] = args.best_practice
+    if args.display_issues_are_warnings:
+        changes["display_mismatch"] = "warning"
+    return replace(policy, **changes)
+
+
+def _read_resource(validator, data: bytes, name: str, profiles: Sequence[str], max_depth: int) -> list[Issue]:
+    """Validate one file's bytes: FHIR XML (detected by content: a leading '<') or FHIR JSON, read by the
+    one input reader (exporter/fhir/json.py: the same verdicts and texts as `POST /$validate`)."""
+    from exporter.fhir.json import JsonInputError, read_json
     from exporter.fhir.positions import attach
     from exporter.formats.media import MEDIA_TYPES, XML, parse, sniff
 
     if sniff(data) != XML:
-        return attach(validator.validate_json(data, profiles), data, file=name, max_bytes=validator.max_bytes)
+        if len(data) > validator.max_bytes:  # the validator's own verdict on the size
+            return attach(validator.validate_json(data, profiles), data, file=name, max_bytes=validator.max_bytes)
+        try:
+            value = read_json(data, max_depth=max_depth)
+        except JsonInputError as exc:
+            return [exc.issue(name)]
+        return attach(validator.validate(value, profiles), data, file=name, max_bytes=validator.max_bytes)
     value, problems = parse(data, XML, source=name, max_bytes=validator.max_bytes)
     if problems:  # they carry their line and column already
         return problems
@@ -110,22 +176,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from exporter.validation.validator import Validator
 
     settings = get_settings()
-    validator = Validator.from_settings(settings, [Path(p) for p in args.ig])
+    validator = Validator.from_settings(settings, [Path(p) for p in args.ig], policy=_policy(args, settings))
     worst = EXIT_OK
     outcomes = {}
     progress = _Progress(len(args.files), "validating")
     for name in args.files:
         progress.step()
-        path = Path(name)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            print(f"{name}: fatal VAL_READ: cannot read file: {exc.strerror or exc}", file=sys.stderr)
-            worst = EXIT_ERRORS
+            data = _read_input(name, "VAL_READ")
+        except ConfigurationError as exc:  # the other files are still validated
+            _print_issues(exc.issues)
+            worst = EXIT_USAGE
             continue
-        issues = _read_resource(validator, data, name, args.profile)
+        issues = _read_resource(validator, data, name, args.profile, settings.max_json_depth)
         if any(i.is_error for i in issues):
-            worst = EXIT_ERRORS
+            worst = max(worst, EXIT_ERRORS)
         if args.format != "table":
             outcomes[name] = to_operation_outcome(issues)
             continue
@@ -137,13 +202,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     progress.done()
     if args.format != "table":
         doc = next(iter(outcomes.values())) if len(outcomes) == 1 else {
-            "resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"file:{k}", "resource": v} for k, v in outcomes.items()]}
+            "resourceType": "Bundle", "type": "collection", "entry": [_outcome_entry(k, v) for k, v in outcomes.items()]}
         if args.format == JSON:
             print(_json_text(doc), end="")
         else:
             sys.stdout.write(render(doc, args.format, pretty=True).decode("utf-8"))
     return worst
+
+
+def _outcome_entry(name: str, outcome: dict) -> dict:
+    """A Bundle entry for the OperationOutcome of one file: a urn:uuid fullUrl (derived from the file
+    name, so a run is reproducible; a bare file name is not a URI) and the file name in its narrative."""
+    import uuid
+    from html import escape
+
+    div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Validation of {escape(name)}</p></div>'
+    return {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'file:' + name)}",
+            "resource": {"resourceType": "OperationOutcome", "text": {"status": "generated", "div": div},
+                         **{k: v for k, v in outcome.items() if k != "resourceType"}}}
 
 
 def _json_text(doc: object) -> str:
@@ -153,19 +229,24 @@ def _json_text(doc: object) -> str:
 
 
 def _export_time(value: str | None) -> str:
+    """The export timestamp: `--export-time` (a date-time that exists, with seconds and a zone: it
+    becomes the Bundle's instant) or now in UTC. ValueError for anything else."""
     from datetime import datetime, timezone
 
-    if value:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))  # validated; kept as given
-        return value
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    from exporter.domainschema import FORMATS
+
+    if value is None:
+        return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    if not FORMATS["date-time"](value):
+        raise ValueError(value)
+    return value.upper()
 
 
-def _exporter(settings: object, args: argparse.Namespace, what: str):  # -> Exporter | None
+def _exporter(settings: Any, args: argparse.Namespace, what: str) -> Any:
     """The exporter of `--mappings` (default mappings/), or None after printing the mapping set's errors."""
     from exporter.pipeline import Exporter
 
-    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    exporter = Exporter.from_settings(settings, _mappings_dir(args, settings))
     if any(i.is_error for i in exporter.load_issues) or exporter.engine.narrator is None:
         _print_issues(exporter.load_issues)
         print(f"the mapping set has errors; nothing {what}", file=sys.stderr)
@@ -173,52 +254,48 @@ def _exporter(settings: object, args: argparse.Namespace, what: str):  # -> Expo
     return exporter
 
 
-def _export(exporter, doc: object, args: argparse.Namespace):  # -> ExportResult | None
-    """The export of `doc` at `--export-time` (default now), or None after a usage message."""
+def _export_time_arg(args: argparse.Namespace, command: str) -> str | None:
+    """`--export-time` checked (see _export_time), or None after a usage message."""
     try:
-        export_time = _export_time(args.export_time)
+        return _export_time(args.export_time)
     except ValueError:
-        print(f"--export-time {args.export_time!r} is not an ISO date-time with timezone", file=sys.stderr)
+        print(f"fhir-export {command}: error: --export-time {args.export_time!r} is not a date-time with seconds "
+              "and a timezone (e.g. 2026-04-01T10:00:00+02:00)", file=sys.stderr)
         return None
-    return exporter.export(doc, export_time=export_time)
 
 
-def _read_json(name: str, message_id: str) -> tuple[object, int | None]:
-    """(the parsed JSON file, None), or (None, exit code) after printing why it cannot be read."""
-    import json as _json
+def _parse_input(raw: bytes, name: str, settings: Any) -> tuple[Any, bool]:
+    """(the JSON document, True), or (None, False) after printing why `raw` is not JSON this exporter reads
+    (the one input reader: exporter/fhir/json.py)."""
+    from exporter.fhir.json import JsonInputError, read_json
 
     try:
-        raw = Path(name).read_bytes()
-        return _json.loads(raw), None
-    except OSError as exc:
-        print(f"{name}: fatal {message_id}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return None, EXIT_USAGE
-    except ValueError as exc:
-        from exporter.fhir.positions import json_syntax_error
-
-        found = json_syntax_error(raw)
-        where = f"{name}:{found[0][0]}:{found[0][1]}" if found else name
-        print(f"{where}: fatal {message_id}: not JSON: {found[1] if found else exc}", file=sys.stderr)
-        return None, EXIT_ERRORS
-    except RecursionError:
-        print(f"{name}: fatal {message_id}: not JSON this exporter reads: nested too deeply", file=sys.stderr)
-        return None, EXIT_ERRORS
+        return read_json(raw, max_depth=settings.max_json_depth), True
+    except JsonInputError as exc:
+        print(exc.issue(name).format(), file=sys.stderr)
+        return None, False
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    exporter = _exporter(get_settings(), args, "exported")
+    from exporter.fhir.positions import attach
+
+    export_time = _export_time_arg(args, "map")
+    if export_time is None:
+        return EXIT_USAGE
+    settings = get_settings()
+    raw = _read_input(args.input, "MAP_INPUT")
+    exporter = _exporter(settings, args, "exported")
     if exporter is None:
         return EXIT_ERRORS
-    doc, failed = _read_json(args.input, "MAP_INPUT")
-    if failed is not None:
-        return failed
-    result = _export(exporter, doc, args)
-    if result is None:
-        return EXIT_USAGE
-    shown = [i for i in result.issues if i.is_error or args.verbose]
+    doc, ok = _parse_input(raw, args.input, settings)
+    if not ok:
+        return EXIT_ERRORS
+    result = exporter.export(doc, export_time=export_time)
+    issues = attach(result.issues, raw, file=args.input, json_paths=True) if result.issues else []
+    shown = [i for i in issues if i.is_error or args.verbose]
     for issue in shown:
-        print(f"{args.input}: {issue.format()}", file=sys.stderr)
-    counts = _counts(result.issues, len(shown), "-v")
+        print(issue.format(), file=sys.stderr)
+    counts = _counts(issues, len(shown), "-v")
     if not result.ok:
         print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
@@ -229,7 +306,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     else:
         out = _json_text(result.bundle).encode("utf-8")
     if args.output:
-        Path(args.output).write_bytes(out)
+        _write_output(args.output, out)
     else:
         sys.stdout.write(out.decode("utf-8"))
     print(f"{args.input}: exported {len(result.bundle['entry'])} resources, valid ({counts})"
@@ -241,11 +318,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from exporter.formats.media import JSON, XML, parse, render, sniff
     from exporter.formats.xml import FormatError
 
-    try:
-        data = Path(args.input).read_bytes()
-    except OSError as exc:
-        print(f"{args.input}: fatal CONVERT_READ: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+    data = _read_input(args.input, "CONVERT_READ")
     source = sniff(data)
     target = args.to or (JSON if source == XML else XML)
     value, issues = parse(data, source, source=args.input)
@@ -259,7 +332,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             print(f"{args.input}: {issue.format()}", file=sys.stderr)
         return EXIT_ERRORS
     if args.output:
-        Path(args.output).write_bytes(out)
+        _write_output(args.output, out)
     else:
         sys.stdout.write(out.decode("utf-8"))
 
@@ -271,18 +344,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.language:
         settings = settings.model_copy(update={"language": args.language})
+    raw = _read_input(args.input, "RENDER_INPUT")
     exporter = _exporter(settings, args, "rendered")
     if exporter is None:
         return EXIT_ERRORS
-    doc, failed = _read_json(args.input, "RENDER_INPUT")
-    if failed is not None:
-        return failed
+    doc, ok = _parse_input(raw, args.input, settings)
+    if not ok:
+        return EXIT_ERRORS
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         result = exporter.accept_bundle(doc)  # an exported Bundle: rendered only when it is valid
     else:
-        result = _export(exporter, doc, args)
-        if result is None:
+        export_time = _export_time_arg(args, "render")
+        if export_time is None:
             return EXIT_USAGE
+        result = exporter.export(doc, export_time=export_time)
     for issue in result.issues:  # message id and place only: a validator message may quote a value
         if issue.is_error:
             print(f"{args.input}: error {issue.message_id} at {', '.join(issue.expression) or '-'}", file=sys.stderr)
@@ -295,7 +370,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except RenderError as exc:
         _print_issues(exc.issues)
         return EXIT_ERRORS
-    Path(args.output).write_bytes(data)
+    _write_output(args.output, data)
     print(f"{args.input}: wrote {args.format.upper()} ({len(data):,} bytes) -> {args.output}", file=sys.stderr)
     return EXIT_OK
 
@@ -305,7 +380,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from exporter.pipeline import Exporter
 
     settings = get_settings()
-    exporter = Exporter.from_settings(settings, Path(args.mappings) if args.mappings else None)
+    exporter = Exporter.from_settings(settings, _mappings_dir(args, settings))
     validator = exporter.validator
     issues = list(exporter.load_issues)
     issues += check_bindings(exporter.engine, validator.compiler, validator.expander)
@@ -327,7 +402,7 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     from exporter.mapping.tables import to_concept_map
 
     settings = get_settings()
-    ms = load_mapping_set(Path(args.mappings) if args.mappings else settings.root / "mappings")
+    ms = load_mapping_set(_mappings_dir(args, settings))
     table_issues = [i for i in ms.issues if i.location is None or "/codes/" in i.location.file]
     if any(i.is_error for i in table_issues):
         _print_issues(table_issues)
@@ -337,10 +412,14 @@ def cmd_concept_maps(args: argparse.Namespace) -> int:
     base = args.canonical or ig_canonical(settings.igs_dir) or "urn:diga-exporter"
     version = str((ms.layout.get("mapping_set") or {}).get("version", "0")) if ms.layout else "0"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(_cannot(args.out, "write", exc, "OUTPUT_WRITE")) from None
     for table in ms.tables.values():
-        (out / f"ConceptMap-{table.id}.json").write_text(
-            _json.dumps(to_concept_map(table, base, version), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_output(str(out / f"ConceptMap-{table.id}.json"),
+                      (_json.dumps(to_concept_map(table, base, version), indent=2, ensure_ascii=False) + "\n")
+                      .encode("utf-8"))
     print(f"wrote {len(ms.tables)} ConceptMaps to {out}")
     return EXIT_OK
 
@@ -382,13 +461,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "xml"), default="table",
                    help="table: compiler-style lines (default); json / xml: OperationOutcome in FHIR JSON / XML")
     p.add_argument("-w", "--warnings", action="store_true", help="table output: also list warnings")
+    policy = p.add_argument_group("policy (defaults: the service's, see docs/validation.md)")
+    policy.add_argument("--extension", action="append", default=[], metavar="DOMAIN|any",
+                        help="allow extensions without a loaded definition under this URL prefix, or any (repeatable)")
+    policy.add_argument("--allow-example-urls", action="store_true", help="accept example.org/acme.com URLs")
+    policy.add_argument("--best-practice", choices=("error", "warning", "ignore"),
+                        help="how best-practice invariants are reported")
+    policy.add_argument("--display-issues-are-warnings", action="store_true",
+                        help="a wrong Coding display is a warning, not an error")
+    policy.add_argument("--reference-policy", action="store_true",
+                        help="start from the HL7 validator's defaults instead of the service's")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("map", help="map one patient's domain JSON to a validated FHIR document Bundle")
     p.add_argument("input", metavar="INPUT.json")
     p.add_argument("-o", "--output", metavar="OUT", help="write the Bundle here (default: standard output)")
     p.add_argument("--format", choices=("json", "xml"), default="json", help="FHIR JSON (default) or FHIR XML")
-    p.add_argument("--export-time", metavar="DATETIME", help="export timestamp with timezone (default: now, UTC)")
+    p.add_argument("--export-time", metavar="DATETIME",
+                   help="export timestamp with seconds and timezone, e.g. 2026-04-01T10:00:00+02:00 (default: now, UTC)")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print warnings")
     p.set_defaults(func=cmd_map)
@@ -433,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help → 0, usage error → 2
         return int(exc.code or 0)
     try:
+        get_settings()  # a malformed DIGA_EXPORTER_* setting stops every command the same way (exit 2)
         return args.func(args)
     except (ConfigurationError, PackageError) as exc:
         _print_issues(exc.issues)

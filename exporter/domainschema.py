@@ -667,3 +667,71 @@ def explaining_validator(schema: dict[str, Any]) -> Any:
 
     cls = validators.extend(Draft202012Validator, {"pattern": pattern, "$ref": ref_within_deadline})
     return cls(schema, format_checker=checker)
+
+
+SHOWN_NAME = 64
+"""Characters of a member name (schema vocabulary, or a document's unknown key) a message shows at most."""
+
+
+def _name(key: Any) -> str:
+    text = str(key)
+    return f"'{text}'" if len(text) <= SHOWN_NAME else f"'{text[:SHOWN_NAME]}…'"
+
+
+def _schema_value(value: Any) -> str:
+    """A constant of the schema (an enum member, a bound) as a message shows it."""
+    return _name(value) if isinstance(value, str) else str(value)
+
+
+def _relative(path: Iterable[Any]) -> str:
+    steps = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return steps[1:] if steps.startswith(".") else steps
+
+
+_WORDS = {
+    "maximum": "is above the maximum {v}", "minimum": "is below the minimum {v}",
+    "exclusiveMaximum": "must be below {v}", "exclusiveMinimum": "must be above {v}",
+    "minItems": "needs at least {v} item(s)", "maxItems": "allows at most {v} item(s)",
+    "minLength": "needs at least {v} character(s)", "maxLength": "allows at most {v} character(s)",
+    "type": "must be of JSON type {v}", "const": "must be {v}", "pattern": "does not match the pattern {v}",
+    "uniqueItems": "must not repeat an item", "minProperties": "needs at least {v} member(s)",
+}
+
+
+def explain(error: Any) -> tuple[str, tuple[Any, ...]]:
+    """What one jsonschema error of `explaining_validator` says, in words that name schema vocabulary
+    (member names, bounds, allowed constants) and never a value of the document — `required` names the
+    missing members, `additionalProperties` the unknown ones, `anyOf`/`oneOf` the alternatives that
+    came closest and why each failed — and the path below the error's own where all of that is (so
+    `'value' is above the maximum 700` points at the value; empty when it is not one place)."""
+    kw, value, instance = error.validator, error.validator_value, error.instance
+    if kw == "required" and isinstance(instance, dict):
+        missing = [k for k in value if k not in instance]
+        return f"misses the required member(s) {', '.join(map(_name, missing))}", ()
+    if kw == "additionalProperties" and isinstance(instance, dict):
+        known = set(error.schema.get("properties", {}))
+        patterns = [_pattern(p) for p in error.schema.get("patternProperties", {})]
+        extra = [k for k in instance if k not in known and not any(p.search(k) for p in patterns)]
+        shown = ", ".join(map(_name, extra[:3])) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        return f"has unknown member(s) {shown}", ()
+    if kw == "format":
+        return FORMAT_HINTS.get(value, f"breaks the format '{value}'"), ()
+    if kw == "enum":
+        shown = ", ".join(_schema_value(v) for v in value[:8]) + (", …" if len(value) > 8 else "")
+        return f"is not one of the allowed values ({shown})", ()
+    if kw in ("anyOf", "oneOf") and error.context:
+        branches: dict[int, list[tuple[str, tuple[Any, ...]]]] = {}
+        for sub in error.context:
+            text, below = explain(sub)
+            at = tuple(sub.relative_path) + below
+            where = _relative(at)
+            branches.setdefault(sub.relative_schema_path[0], []).append(
+                (f"{_name(where) if where else 'the value'} {text}", at))
+        fewest = min(len(v) for v in branches.values())
+        closest = [v for _, v in sorted(branches.items()) if len(v) == fewest]
+        places = {at for v in closest for _, at in v}
+        texts = dict.fromkeys("; ".join(t for t, _ in v) for v in closest)
+        return "fits none of the alternatives: " + " — or: ".join(texts), places.pop() if len(places) == 1 else ()
+    if kw in _WORDS:
+        return _WORDS[kw].format(v=_schema_value(value) if not isinstance(value, list) else value), ()
+    return f"breaks schema rule '{kw}'", ()

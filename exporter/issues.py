@@ -85,11 +85,17 @@ class Issue:
         return self.severity in (Severity.FATAL, Severity.ERROR)
 
     def format(self) -> str:
-        """Compiler-style one-liner: `file:line:col: error MSG_ID message`."""
+        """Compiler-style one-liner: `file:line:col: error MSG_ID message (at EXPRESSION)`. An issue with
+        both a location (the mapping or rule that found it) and a position (its node in the input
+        document) names the location first and the position after the expressions:
+        `mappings/x.yaml:5:3: error MAP_…: … (at $.measurements[3]; patient.json:40:7)`."""
         loc = self.location or self.position
         where = f"{loc}: " if loc else ""
         mid = f" {self.message_id}" if self.message_id else ""
-        at = f" (at {', '.join(self.expression)})" if self.expression else ""
+        notes = [", ".join(self.expression)] if self.expression else []
+        if self.location is not None and self.position is not None and self.position.line is not None:
+            notes.append(str(self.position))
+        at = f" (at {'; '.join(notes)})" if notes else ""
         return f"{where}{self.severity.value}{mid}: {self.message}{at}"
 
     def to_fhir(self) -> dict[str, Any]:
@@ -129,9 +135,52 @@ def truncate(text: str, limit: int = MAX_ECHO) -> str:
 
 
 def issues_stopped(limit: int) -> Issue:
-    """The last issue of a stage that stopped collecting at `limit` issues."""
-    return Issue(Severity.ERROR, IssueCode.TOO_COSTLY, f"stopped after {limit} issues; there may be more",
+    """The last issue of a stage that stopped at `limit` errors (warnings do not count: IssueCap)."""
+    return Issue(Severity.ERROR, IssueCode.TOO_COSTLY, f"stopped after {limit} errors; there may be more",
                  "ISSUES_STOPPED")
+
+
+def not_listed(count: int) -> Issue:
+    """The last issue of a stage that listed its warnings and notes up to the cap and counted the rest.
+    Information, never an error: warnings do not fail an export, however many there are."""
+    return Issue(Severity.INFORMATION, IssueCode.INFORMATIONAL,
+                 f"{count} more warning(s) or note(s) were found and not listed", "ISSUES_NOT_LISTED")
+
+
+class IssueCap:
+    """The issues of one stage, capped per severity at `limit` (settings `max_issues`).
+
+    `add(issue)` lists errors until `limit` of them were listed and then answers True: the stage stops
+    (and says so: `issues_stopped`, or its own issue). Warnings and notes never stop a stage and never
+    count towards the errors' cap: the first `limit` are listed, the rest only counted, and `close()`
+    appends one `not_listed` information issue with their number. So error checks still run and
+    report after any number of warnings, and an export with only warnings stays an export."""
+
+    __slots__ = ("limit", "issues", "errors", "others", "unlisted")
+
+    def __init__(self, limit: int, issues: list[Issue] | None = None):
+        self.limit = limit
+        self.issues: list[Issue] = [] if issues is None else issues
+        self.errors = self.others = self.unlisted = 0
+
+    def add(self, issue: Issue) -> bool:
+        if issue.is_error:
+            self.issues.append(issue)
+            self.errors += 1
+            return self.errors >= self.limit
+        if self.others >= self.limit:
+            self.unlisted += 1
+        else:
+            self.others += 1
+            self.issues.append(issue)
+        return False
+
+    def close(self) -> list[Issue]:
+        """The listed issues, with the count of the unlisted ones last (once)."""
+        if self.unlisted:
+            self.issues.append(not_listed(self.unlisted))
+            self.unlisted = 0
+        return self.issues
 
 
 def error(code: IssueCode, message: str, message_id: str = "", **kw: Any) -> Issue:

@@ -20,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from exporter import deadline
-from exporter.domainschema import FORMAT_HINTS, FORMATS, UUID_PATTERN, compile_checker, explaining_validator
+from exporter.domainschema import FORMATS, UUID_PATTERN, compile_checker, explain, explaining_validator
 from exporter.engine.builder import Engine
 from exporter.engine.origin import Origins, trace
 from exporter.engine.static_check import check_static
 from exporter.fhir.definitions import default_store
 from exporter.fhir.packages import ig_canonical
 from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
+from exporter.mapping.fields import IntegerPlaces, fields_of
 from exporter.mapping.registry import load_mapping_set
 from exporter.rules import RuleSet, load_rules
+from exporter.validation.policy import Policy
 from exporter.validation.validator import Validator
 
 EXPLAIN_SECONDS = 2.0
@@ -53,11 +55,14 @@ class Exporter:
                  rules: RuleSet | None = None, *, max_issues: int = 100):
         self.engine = engine
         self.max_issues = max_issues
-        """Issues collected per stage at most (domain schema and mapping here, the validator its own)."""
+        """Errors collected per stage at most (domain schema and mapping here, rules and validator their own);
+        warnings never count towards it: each stage lists as many and counts the rest (issues.IssueCap)."""
         self.validator = validator
         self.rules = rules or RuleSet()
         self._schema_validator = None
         self._fast_schema = None
+        # integers written as 2.0 made 2 before mapping, where the schema says integer (exporter/mapping/fields.py)
+        self._integers = IntegerPlaces(fields_of(schema)) if isinstance(schema, dict) else None
         if schema is not None:
             # compiled to Python once and split per record kind (exporter/domainschema.py): ~4x faster than
             # the schema compiled as one on the large sample; jsonschema, made to judge alike, explains failures
@@ -71,7 +76,8 @@ class Exporter:
     @classmethod
     def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> "Exporter":
         store = default_store(settings)
-        validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds)
+        validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds,
+                              policy=Policy.from_settings(settings))
         engine = Engine(load_mapping_set(mappings_dir or settings.root / "mappings"), store,
                         ig_canonical=ig_canonical(settings.igs_dir), language=settings.language)
         schema_path = settings.root / "schemas" / "domain-patient.schema.json"
@@ -91,7 +97,7 @@ class Exporter:
             return []
         if self._fast_schema.is_valid(doc):
             return []
-        found: list[tuple[list[str], Any, Any, list[Any]]] = []
+        found: list[tuple[list[tuple[int, int, str]], list[Any], str]] = []  # (document order, path, why)
         # jsonschema yields its errors lazily: stop at the cap (sorting them all first cost minutes
         # and gigabytes on a body of 100,000 broken records), after EXPLAIN_SECONDS (it takes ~0.3 ms
         # per record, so a broken record after 30,000 good ones costs seconds) and at the request's deadline
@@ -102,18 +108,22 @@ class Exporter:
                 for e in self._schema_validator.iter_errors(doc):
                     if len(found) >= self.max_issues:
                         break
-                    found.append((list(map(str, e.absolute_path)), e.validator, e.validator_value, list(e.absolute_path)))
+                    why, below = explain(e)
+                    path = [*e.absolute_path, *below]
+                    entry = ([(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path], path,
+                             f"'{e.validator}': {why}")
+                    if entry not in found:  # two branches of the schema can say the same thing
+                        found.append(entry)
         except deadline.DeadlineExceeded:
             if time.monotonic() > request_deadline:
                 raise
             out_of_time = True
         issues = []
-        for _, keyword, value, path in sorted(found, key=lambda f: f[0]):
+        for _, path, why in sorted(found, key=lambda f: f[0]):
             where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-            # the rule, never the value: the value may be a name, a birth date or a KVNR
-            rule = f"'{keyword}'" + (f" ({FORMAT_HINTS.get(value, value)})" if keyword == "format" else "")
-            issues.append(error(IssueCode.INVALID, f"domain document breaks schema rule {rule} at {where}",
-                                "DOMAIN_SCHEMA", expression=(where,)))
+            # the rule and the schema's names, never the value: the value may be a name, a birth date or a KVNR
+            issues.append(error(IssueCode.INVALID, f"domain document breaks schema rule {why}", "DOMAIN_SCHEMA",
+                                expression=(where,)))
         if not issues:  # the two implementations disagree, or explaining ran out of time: refuse all the same
             issues.append(error(IssueCode.INVALID, "domain document breaks the schema", "DOMAIN_SCHEMA"))
         if out_of_time:
@@ -130,6 +140,8 @@ class Exporter:
         problems = self.check_domain(doc)
         if problems:
             return ExportResult(None, problems)
+        if self._integers is not None:
+            doc = self._integers.normalise(doc)
         findings = self.rules.check(doc, self.max_issues)
         if any(i.is_error for i in findings):
             return ExportResult(None, findings)

@@ -2,22 +2,29 @@
 
 Nothing else in the package reads os.environ for configuration.
 Defaults suit a checkout of this repository: the root is the folder holding `pyproject.toml`.
+A malformed setting stops start-up with a ConfigurationError naming the variable and the reason, never
+its value (`DIGA_EXPORTER_MAX_ISSUES: error SETTINGS_INVALID: …`; the CLI exits 2).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, SourceLocation
+
+ENV_PREFIX = "DIGA_EXPORTER_"
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DIGA_EXPORTER_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     root: Path = _REPO_ROOT
     """Project root: holds sushi-config.yaml, profiles_fsh/, igs/, mappings/."""
@@ -110,8 +117,10 @@ class Settings(BaseSettings):
     at the next deadline check (exporter/deadline.py) and so frees its slot within a fraction of a second."""
 
     max_issues: int = 100
-    """The service stops collecting issues at this many, in each stage (domain schema, mapping,
-    validation), and reports that it stopped: the work per request is bounded, not the input's errors."""
+    """Each stage (domain schema, cross-field rules, mapping, validation) stops at this many errors and
+    reports that it stopped (ISSUES_STOPPED / VAL_TOO_LARGE): the work per request is bounded, not the
+    input's errors. Warnings never count towards it and never fail an export: a stage lists this many
+    and counts the rest in one information issue (ISSUES_NOT_LISTED). See exporter/issues.py IssueCap."""
 
     validation_time_limit_seconds: float = 10.0
     """Time budget of one validation (the Bundle of an export, or one `$validate` resource); also
@@ -144,6 +153,26 @@ class Settings(BaseSettings):
     denial_floor_seconds: float = 0.05
     """Every silent denial (401) on the protected routes is sent no earlier than this long after the
     request arrived, so the time of a denial does not tell which check refused it."""
+
+    validation_unknown_extensions: Literal["error", "warning", "allow"] = "error"
+    """Validation policy (docs/validation.md, "Policy"): an extension without a loaded definition is an
+    error (German validators reject them), a warning, or allowed (the HL7 validator's `-extension any`)."""
+
+    validation_extension_domains: list[str] = []
+    """URL prefixes under which extensions without a loaded definition are allowed (`-extension <domain>`)."""
+
+    validation_example_urls: Literal["error", "allow"] = "error"
+    """uri/url values at example.org / acme.com: an error, or allowed (`-allow-example-urls true`)."""
+
+    validation_best_practice: Literal["error", "warning", "ignore"] = "warning"
+    """Best-practice invariants (dom-6 …): reported as warnings, errors, or not checked (`-best-practice`)."""
+
+    validation_display_mismatch: Literal["error", "warning"] = "error"
+    """A Coding's display that is not the code's: an error, or a warning (`-display-issues-are-warnings`)."""
+
+    validation_unresolved_reference_types: Literal["check", "ignore"] = "check"
+    """A reference that does not resolve (`Patient/1` outside its Bundle): its named type is checked
+    against the allowed targets, or not (the HL7 validator checks only resolved targets)."""
 
     language: str = "de-DE"
     """Language of the narratives and of the HTML/PDF export: a file mappings/templates/texts/<language>.yaml
@@ -192,4 +221,30 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a malformed one raises ConfigurationError (see settings_issues)."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationError(settings_issues(exc)) from None
+
+
+_FIELD = re.compile(r'field "(\w+)"')
+
+
+def settings_issues(exc: ValidationError | SettingsError) -> list[Issue]:
+    """One issue per malformed setting: the variable's name and pydantic's reason, never the value
+    (a value may be a secret; pydantic's reason texts do not quote it, its `input` is left out)."""
+    if isinstance(exc, ValidationError):
+        found = [(str(e["loc"][0]) if e["loc"] else "", e["msg"]) for e in exc.errors(include_url=False)]
+    else:  # pydantic-settings could not decode a complex value (a list or dict is given as JSON)
+        m = _FIELD.search(str(exc))
+        found = [(m.group(1) if m else "", "not valid JSON (lists and mappings are given as JSON)")]
+    issues, seen = [], set()
+    for field, reason in found:
+        if (field, reason) in seen:
+            continue
+        seen.add((field, reason))
+        name = ENV_PREFIX + field.upper() if field else ENV_PREFIX + "*"
+        issues.append(Issue(Severity.ERROR, IssueCode.INVALID, reason, "SETTINGS_INVALID",
+                            location=SourceLocation(name)))
+    return issues

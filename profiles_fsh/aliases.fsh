@@ -116,3 +116,15 @@ RuleSet: UcumValue(valueset)
 * valueQuantity.system = $ucum (exactly)
 * valueQuantity.code 1..1
 * valueQuantity.code from {valueset} (required)
+
+// A second coding in SNOMED CT beside the LOINC code, as the KBV profiles of vital signs and body
+// measures carry it: one slice `snomed` of {codings} (a Coding list already sliced by code and system,
+// as in the FHIR core vital signs profiles), the concept fixed, the code system version required.
+RuleSet: SnomedCodingSlice(codings, code)
+* {codings} contains snomed 0..1
+* {codings}[snomed] ^short = "The same observable in SNOMED CT, with the code system version"
+* {codings}[snomed].system 1..1
+* {codings}[snomed].system = $sct (exactly)
+* {codings}[snomed].code 1..1
+* {codings}[snomed].code = #{code} (exactly)
+* {codings}[snomed].version 1..1

@@ -56,7 +56,7 @@ Usage: #example
 Instance: ExampleDocumentBundle
 InstanceOf: DiGADocumentBundle
 Title: "Example DiGA export document"
-Description: "A complete DiGA export: Composition, Patient, the DiGA (Device + DeviceDefinition), measurements, scores with their questionnaire responses, a diary entry, a diagnosis and the origin information."
+Description: "A complete DiGA export: Composition, Patient, the DiGA (Device + DeviceDefinition), measurements, scores with their questionnaire responses, a diary entry, a diagnosis and the origin information (the export, values typed in by the patient, values computed by the DiGA)."
 Usage: #example
 * insert ClaimProfile(DiGADocumentBundle)
 * identifier.system = "urn:ietf:rfc:3986"
@@ -93,6 +93,10 @@ Usage: #example
 * entry[=].resource = DocDiaryEntry
 * entry[+].fullUrl = "urn:uuid:7e8babc3-16df-5710-9301-7ebee199f968"
 * entry[=].resource = DocCondition
+* entry[+].fullUrl = "urn:uuid:2f2f7e06-36f5-5e80-aec6-92eed4bc6776"
+* entry[=].resource = DocProvenanceManual
+* entry[+].fullUrl = "urn:uuid:6b493005-af3e-51c8-9321-2143e5f7f774"
+* entry[=].resource = DocProvenanceComputed
 * entry[+].fullUrl = "urn:uuid:b47aabd2-312a-5a79-b905-e4875b508853"
 * entry[=].resource = DocProvenance
 
@@ -185,6 +189,28 @@ InstanceOf: DiGACondition
 Usage: #inline
 * id = "7e8babc3-16df-5710-9301-7ebee199f968"
 * insert ExampleConditionContent(urn:uuid:82ec266c-759c-5144-be52-d1c311b49999)
+
+Instance: DocProvenanceManual
+InstanceOf: DiGAProvenance
+Usage: #inline
+* id = "2f2f7e06-36f5-5e80-aec6-92eed4bc6776"
+* insert ExampleManualOriginContent(urn:uuid:82ec266c-759c-5144-be52-d1c311b49999)
+* target[0].reference = "urn:uuid:57938ea3-8260-5892-a639-b17c337d4adf"
+* target[1].reference = "urn:uuid:03074509-0626-58fa-b3dc-258862c5c8e8"
+* target[2].reference = "urn:uuid:9fe8e251-c094-5eb1-a8f9-b9e0c603607b"
+* target[3].reference = "urn:uuid:4a316180-6a4c-5036-b20d-db806f59b698"
+* target[4].reference = "urn:uuid:8b152168-bc2d-55c5-8eab-f0a34f0d9bdb"
+* target[5].reference = "urn:uuid:58159a97-5318-5f63-ac29-e9be6be5614f"
+* target[6].reference = "urn:uuid:c35c6118-a192-5f90-8440-c99c42e41c51"
+* target[7].reference = "urn:uuid:6e95d635-7398-5ac4-837f-83d264e5223e"
+
+Instance: DocProvenanceComputed
+InstanceOf: DiGAProvenance
+Usage: #inline
+* id = "6b493005-af3e-51c8-9321-2143e5f7f774"
+* insert ExampleComputedOriginContent(urn:uuid:17e6d2a3-9768-5269-b897-9e3a6cd05aea)
+* target[0].reference = "urn:uuid:a2df9398-a4b7-5e27-9dd8-4c4f655d6a5e"
+* target[1].reference = "urn:uuid:c3ee395f-4e1a-58ab-93df-53a595f1363e"
 
 Instance: DocProvenance
 InstanceOf: DiGAProvenance

@@ -4,7 +4,8 @@ Id: diga-body-weight
 Title: "DiGA Body Weight"
 Description: "A body weight measured or entered in the DiGA (LOINC 29463-7, kg or g). Derives from the FHIR core body weight profile."
 * insert DiGAObservationBase
-* code = $loinc#29463-7
+// the LOINC code is fixed by the core profile's code slice; SUSHI cannot combine a CodeableConcept pattern with a second coding slice
+* insert SnomedCodingSlice(code.coding, 27113001)
 * insert UcumValue(BodyWeightUnits)
 
 RuleSet: ExampleBodyWeightContent(patient)

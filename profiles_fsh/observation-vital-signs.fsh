@@ -10,7 +10,8 @@ Id: diga-body-height
 Title: "DiGA Body Height"
 Description: "A body height entered in the DiGA (LOINC 8302-2, cm). Derives from the FHIR core body height profile."
 * insert DiGAObservationBase
-* code = $loinc#8302-2
+// the LOINC code is fixed by the core profile's code slice; SUSHI cannot combine a CodeableConcept pattern with a second coding slice
+* insert SnomedCodingSlice(code.coding, 50373000)
 * insert UcumValue(BodyHeightUnits)
 
 Profile: DiGAHeartRate
@@ -19,7 +20,8 @@ Id: diga-heart-rate
 Title: "DiGA Heart Rate"
 Description: "A heart rate measured by or entered in the DiGA (LOINC 8867-4, /min). Derives from the FHIR core heart rate profile."
 * insert DiGAObservationBase
-* code = $loinc#8867-4
+// the LOINC code is fixed by the core profile's code slice; SUSHI cannot combine a CodeableConcept pattern with a second coding slice
+* insert SnomedCodingSlice(code.coding, 364075005)
 * value[x] 1..1
 * value[x] only Quantity
 // valueQuantity: value, unit, system (UCUM) and code (/min) are fixed by the core heartrate profile
@@ -30,7 +32,10 @@ Id: diga-blood-pressure
 Title: "DiGA Blood Pressure"
 Description: "A blood pressure measurement (LOINC panel 85354-9) with systolic (8480-6) and diastolic (8462-4) components in mm[Hg]. Derives from the FHIR core blood pressure profile."
 * insert DiGAObservationBase
-* code = $loinc#85354-9
+// the LOINC code is fixed by the core profile's code slice; SUSHI cannot combine a CodeableConcept pattern with a second coding slice
+* insert SnomedCodingSlice(code.coding, 75367002)
+* insert SnomedCodingSlice(component[SystolicBP].code.coding, 271649006)
+* insert SnomedCodingSlice(component[DiastolicBP].code.coding, 271650006)
 * value[x] 0..0
 * component[SystolicBP].value[x] 1..1
 * component[SystolicBP].value[x] only Quantity
@@ -46,6 +51,17 @@ Description: "A blood glucose concentration measured by the patient: LOINC 15074
 * insert DiGAObservationBase
 * insert VitalSignsCategory
 * code from BloodGlucoseCodes (required)
+* code.coding ^slicing.discriminator[0].type = #value
+* code.coding ^slicing.discriminator[0].path = "system"
+* code.coding ^slicing.rules = #open
+* code.coding ^slicing.description = "By code system: one LOINC coding (from blood-glucose-codes), at most one SNOMED CT coding."
+* code.coding contains loinc 1..1
+* code.coding[loinc] ^short = "The LOINC code: 15074-8 (mmol/L) or 2339-0 (mg/dL)"
+* code.coding[loinc].system 1..1
+* code.coding[loinc].system = $loinc (exactly)
+* code.coding[loinc].code 1..1
+* code.coding[loinc] from BloodGlucoseCodes (required)
+* insert SnomedCodingSlice(code.coding, 434912009)
 * insert UcumValue(BloodGlucoseUnits)
 * obeys dgx-glu-1
 

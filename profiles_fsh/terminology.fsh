@@ -150,3 +150,16 @@ Title: "DiGA mood scale"
 Description: "All levels of the DiGA's mood scale."
 * ^experimental = false
 * include codes from system DiGAMoodScale
+
+// ============================================================================================
+// Value sets over HL7 terminology
+// ============================================================================================
+
+ValueSet: ProvenanceAgentTypes
+Id: provenance-agent-types
+Title: "Provenance agent types of the export"
+Description: "The roles an agent plays in the export's origin information: the patient who typed values in (author), a measuring device that measured them (performer), the DiGA that computed values (author) or assembled the document (assembler)."
+* ^experimental = false
+* $provenance-participant-type#author "Author"
+* $provenance-participant-type#performer "Performer"
+* $provenance-participant-type#assembler "Assembler"

@@ -69,6 +69,10 @@ def create_app(settings: Settings | None = None, *, exporter: Any = None, verifi
             from exporter.pipeline import Exporter
 
             app.state.exporter = Exporter.from_settings(settings)
+        broken = [i.format() for i in getattr(app.state.exporter, "load_issues", ()) if i.is_error]
+        if broken:  # the service runs, not ready, and refuses exports (MAP_SET_INVALID) until the set is fixed
+            log.error("the mapping set has errors: not ready, every export is refused; run `fhir-export check`",
+                      extra={"event": "startup", "error": broken[:20]})
         app.state.conformance = ConformanceIndex.load(settings.igs_dir)
         app.state.capability_statement = app.state.conformance.capability_statement(
             issuer=settings.issuer, date=datetime.now(timezone.utc).replace(microsecond=0).isoformat())

@@ -3,24 +3,22 @@
 Called inside a route, i.e. only AFTER its policy has accepted the caller, so an unauthorised
 caller never learns anything from body errors. Checks: content type (application/json or
 application/fhir+json), size (Content-Length and the bytes actually received, `max_body_bytes` →
-413), well-formed JSON (orjson, which never evaluates anything → 400, with the line and column of
-the first syntax error), nesting depth
-(`max_json_depth` → 400). Issues name the rule, never a value from the body. Parsing runs on the
-export pool under the request's deadline (exporter/api/limits.py).
+413), then the one input reader (exporter/fhir/json.py `read_json`: well-formed JSON, nesting depth
+`max_json_depth`, unique member names → 400 JSON_SYNTAX / JSON_TOO_DEEP / JSON_DUPLICATE_KEY with
+the line and column of the problem). Issues name the rule, never a value from the body. Parsing
+runs on the export pool under the request's deadline (exporter/api/limits.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import Request
 
 from exporter.api.errors import ApiError
 from exporter.api.limits import run_bounded
-from exporter.fhir.positions import json_syntax_error
-from exporter.issues import Issue, IssueCode, Severity, SourceLocation
-from exporter.validation.structure import depth_exceeds
+from exporter.fhir.json import JsonInputError, read_json
+from exporter.issues import IssueCode
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 
@@ -61,14 +59,6 @@ async def read_body_bytes(request: Request, *, max_bytes: int) -> bytes:
 
 def _parse(raw: bytes, max_depth: int) -> Any:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        found = json_syntax_error(raw)
-        where = SourceLocation("", *found[0]) if found else None
-        raise ApiError(400, Issue(Severity.ERROR, IssueCode.STRUCTURE, "The body is not well-formed JSON"
-                                  + (f" ({found[1]})." if found else "."), "API_MALFORMED_JSON", position=where),
-                       reason="API_MALFORMED_JSON") from None
-    if depth_exceeds(value, max_depth):
-        raise ApiError(400, code=IssueCode.TOO_COSTLY, message_id="API_JSON_TOO_DEEP",
-                       text=f"The body nests deeper than {max_depth} levels.")
-    return value
+        return read_json(raw, max_depth=max_depth)
+    except JsonInputError as exc:
+        raise ApiError(400, exc.issue(), reason=exc.message_id) from None

@@ -20,7 +20,7 @@ import time
 
 FIELDS = ("event", "request_id", "client_request_id", "method", "route", "status", "principal", "client", "outcome",
           "duration_ms", "caller", "patient", "size", "result", "error", "kids", "known_keys", "host", "port", "source",
-          "phase")
+          "phase", "message_id", "line", "column")
 
 
 class JsonFormatter(logging.Formatter):

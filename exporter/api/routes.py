@@ -5,6 +5,7 @@ answers FHIR JSON. Errors are raised (ApiError / AuthError) and rendered by erro
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -20,12 +21,14 @@ from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILE
 from exporter.api.limits import run_bounded
 from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.logs import audit_export
-from exporter.api.sources import SourceUnavailable
+from exporter.api.sources import SourceDocumentInvalid, SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
 from exporter.auth.principal import Principal
 from exporter.fhir.positions import attach
 from exporter.formats.media import FILE_SUFFIXES, render
 from exporter.issues import IssueCode, to_operation_outcome
+
+log = logging.getLogger("exporter.api")
 
 _XML = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
 _OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
@@ -76,11 +79,15 @@ def _deadline(request: Request) -> float:
     return request.app.state.settings.request_timeout_seconds
 
 
-def _export(request: Request, doc: Any, fmt: str, human: formats.Format | None = None) -> tuple[Any, bytes | None]:
+def _export(request: Request, doc: Any, fmt: str, human: formats.Format | None = None,
+            raw: bytes | None = None) -> tuple[Any, bytes | None]:
     """Export and, when it succeeded, write the Bundle in the format asked for — FHIR JSON or XML, or the
-    human-readable HTML or PDF rendered from it (both in the worker thread)."""
+    human-readable HTML or PDF rendered from it (both in the worker thread); when it failed, the issues
+    get the line:column of their record in `raw` (the request body)."""
     result = request.app.state.exporter.export(doc, export_time=_now())
     if not result.ok:
+        if raw is not None:
+            result.issues = attach(result.issues, raw, json_paths=True)
         return result, None
     return result, (formats.body(request.app, result.bundle, human) if human else render(result.bundle, fmt))
 
@@ -122,8 +129,9 @@ def register(app: FastAPI) -> None:
         try:
             human = formats.human_format(request)  # Accept / _format: text/html or application/pdf, else None
             with anyio.fail_after(settings.request_timeout_seconds):
-                doc, _ = await read_json_body(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
-                result, body = await _in_thread(request, _export, request, doc, fmt, human)
+                doc, raw = await read_json_body(request, max_bytes=settings.max_body_bytes,
+                                                max_depth=settings.max_json_depth)
+                result, body = await _in_thread(request, _export, request, doc, fmt, human, raw)
             if body is None:
                 result_word = "invalid"
                 return fhir_response(result.operation_outcome(), 422, fmt=fmt)
@@ -162,6 +170,14 @@ def register(app: FastAPI) -> None:
                     result_word = "source_unavailable"
                     raise ApiError(503, code=IssueCode.EXCEPTION, message_id="API_SOURCE_UNAVAILABLE",
                                    text="The source is unavailable.", headers={"Retry-After": "10"}) from None
+                except SourceDocumentInvalid as exc:  # a data problem, not an outage: the generic 422, the reason logged
+                    result_word = f"source_invalid:{exc.issue.message_id}"
+                    pos = exc.issue.position
+                    log.warning("source document unreadable", extra={
+                        "event": "source_document_invalid", "message_id": exc.issue.message_id,
+                        "line": pos.line if pos else None,
+                        "column": pos.column if pos else None, "request_id": request.state.request_id})
+                    raise ApiError(422, [exc.issue], reason=result_word) from None
                 if doc is None:
                     result_word = "no_patient"
                     raise denied("no_patient")

@@ -1,8 +1,12 @@
 """Where GET /patient/export reads a patient's domain document (layer L4; imports requests).
 
 A source answers `get(patient_id) -> dict | None`: None means "no such patient" (the route turns it
-into the silent denial); SourceUnavailable means the source could not answer (503). Patient ids
-reaching a source have already been checked against tokens.PATIENT_ID (no path separators).
+into the silent denial); SourceUnavailable means the source could not answer (503); SourceDocumentInvalid
+means it answered with a document the exporter cannot read (the route answers 422 with the generic
+patient body and logs the reason). Documents are read by the one input reader (exporter/fhir/json.py
+`read_json`, the same as `POST /internal/export` and `fhir-export map`: depth limit, no BOM/NaN/
+Infinity, unique member names). Patient ids reaching a source have already been checked against
+tokens.PATIENT_ID (no path separators).
 
 - DirectorySource: a folder of `<patient-id>.json` files (the demo: deploy/demo-source/).
 - HttpSource: the main backend, `GET <backend_url>/patients/<id>/domain-document`, authenticated
@@ -12,7 +16,6 @@ reaching a source have already been checked against tokens.PATIENT_ID (no path s
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -24,10 +27,28 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from exporter.auth.tokens import PATIENT_ID
+from exporter.fhir.json import JsonInputError, read_json
 
 
 class SourceUnavailable(Exception):
     """The source could not be asked (backend down, bad answer)."""
+
+
+class SourceDocumentInvalid(Exception):
+    """The source answered with a document that is not JSON the exporter reads (a permanent data
+    problem, not an outage). `issue` says what and where (line:column), never a value of it."""
+
+    def __init__(self, error: JsonInputError):
+        super().__init__(error.message_id)
+        self.issue = error.issue()
+
+
+def _document(raw: bytes, max_depth: int) -> dict[str, Any] | None:
+    try:
+        doc = read_json(raw, max_depth=max_depth)
+    except JsonInputError as exc:
+        raise SourceDocumentInvalid(exc) from None
+    return doc if isinstance(doc, dict) else None
 
 
 class Source(Protocol):
@@ -35,8 +56,9 @@ class Source(Protocol):
 
 
 class DirectorySource:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, max_depth: int = 64):
         self.folder = Path(folder)
+        self.max_depth = max_depth
 
     def get(self, patient_id: str) -> dict[str, Any] | None:
         if not PATIENT_ID.match(patient_id):
@@ -45,21 +67,23 @@ class DirectorySource:
         if path.parent != self.folder or not path.is_file():
             return None
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
             raise SourceUnavailable(type(exc).__name__) from None
-        return doc if isinstance(doc, dict) else None
+        return _document(raw, self.max_depth)
 
 
 class HttpSource:
     def __init__(self, backend_url: str, token_endpoint: str, client_id: str, client_secret: str, *,
-                 timeout: float = 5.0, retries: int = 2, backoff: float = 0.3, max_bytes: int = 5_000_000):
+                 timeout: float = 5.0, retries: int = 2, backoff: float = 0.3, max_bytes: int = 5_000_000,
+                 max_depth: int = 64):
         self.backend_url = backend_url.rstrip("/")
         self.token_endpoint = token_endpoint
         self.client_id = client_id
         self._secret = client_secret
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
         retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
                       status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET", "POST"}),
                       raise_on_status=False, respect_retry_after_header=False)
@@ -107,11 +131,7 @@ class HttpSource:
             raise SourceUnavailable(f"HTTP {r.status_code}")
         if len(r.content) > self.max_bytes:
             raise SourceUnavailable("too large")
-        try:
-            doc = r.json()
-        except ValueError:
-            raise SourceUnavailable("not JSON") from None
-        return doc if isinstance(doc, dict) else None
+        return _document(r.content, self.max_depth)
 
 
 def source_from_settings(settings: Any, token_endpoint: str | None = None) -> Source:
@@ -122,5 +142,6 @@ def source_from_settings(settings: Any, token_endpoint: str | None = None) -> So
                                       "/protocol/openid-connect/token")
         return HttpSource(settings.backend_url, endpoint, settings.backend_client_id,
                           settings.backend_client_secret.get_secret_value(), timeout=settings.backend_timeout_seconds,
-                          retries=settings.backend_retries, max_bytes=settings.max_body_bytes)
-    return DirectorySource(settings.demo_source_dir)
+                          retries=settings.backend_retries, max_bytes=settings.max_body_bytes,
+                          max_depth=settings.max_json_depth)
+    return DirectorySource(settings.demo_source_dir, max_depth=settings.max_json_depth)

@@ -6,8 +6,14 @@
 Ids are uuid5(namespace, "<type>|<mapping>|<source id>"), fullUrls `urn:uuid:<id>`; a `ref` computes the
 target's id the same way and is checked afterwards to point at a resource that was really produced.
 The document is assembled from `mappings/bundle.yaml`: Composition first (sections with their
-entries), then every mapped resource, the Questionnaires the responses answer, Provenance last; then
-the narrator (exporter/narrative) writes every narrative from the built resources.
+entries), then every mapped resource, the Questionnaires the responses answer, one Provenance per
+origin of the values, the export's Provenance last; then the narrator (exporter/narrative) writes every
+narrative from the built resources.
+
+Order does not depend on the input's: the mapped resources without a time of their own (Patient, the
+DiGA's Device, …) come first, in mapping order; then every resource with a time (`TIME_ELEMENTS`) by
+that instant, then by resource id. Section entries follow the same order, and the Bundle identifier is
+derived from the document with its record lists sorted by id.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -34,6 +42,10 @@ from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import position
 from exporter.narrative.narrator import Narrator
 
+# The time a resource is about, by element, first found wins: what the Bundle and its sections are ordered by.
+TIME_ELEMENTS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "authored", "recordedDate",
+                 "onsetDateTime", "issued", "occurrenceDateTime", "date")
+
 
 @dataclass
 class _Compiled:
@@ -46,6 +58,8 @@ class _Compiled:
     prefilter: Any  # when's test on the bare record (None: undecided), or None
     source_id: Any
     body: Any
+    origin: str | None = None  # the origin key of every record (a literal `origin`), or None
+    origin_of: Any = None  # or: the compiled `origin` value, evaluated per record
 
 
 @dataclass
@@ -57,11 +71,33 @@ class _Part:
 
 @dataclass
 class Built:
+    """The mapped resources of one export; per resource (same index): its record's JSON path, the compiled
+    mapping that made it and the origin of its values. `ordered()` puts them in document order."""
     resources: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (fullUrl, resource)
     paths: list[Any] = field(default_factory=list)  # the JSON path of each resource's record
-    spans: list[tuple[Any, int, int]] = field(default_factory=list)  # (compiled mapping, first, end) in resources
-    sections: dict[str, list[str]] = field(default_factory=dict)  # key -> [fullUrl]
+    owners: list[Any] = field(default_factory=list)  # the compiled mapping of each resource
+    origins: list[str | None] = field(default_factory=list)  # the origin key of each resource's values (or None)
+    provenances: list[str] = field(default_factory=list)  # the origin keys that got a Provenance, in entry order
     questionnaires: int = 0  # Questionnaire entries after the mapped resources (bundle.yaml `questionnaires`)
+
+    def ordered(self, tz: str) -> None:
+        """Reorder in place: timeless resources first (as produced), then by instant, then by id."""
+        keys = [_order_key(i, r, tz) for i, (_, r) in enumerate(self.resources)]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        if order == list(range(len(order))):
+            return
+        self.resources = [self.resources[i] for i in order]
+        self.paths = [self.paths[i] for i in order]
+        self.owners = [self.owners[i] for i in order]
+        self.origins = [self.origins[i] for i in order]
+
+    def sections(self) -> dict[str, list[str]]:
+        """Section key → [fullUrl], in the resources' order."""
+        out: dict[str, list[str]] = {}
+        for (full, _), owner in zip(self.resources, self.owners):
+            if owner.m.section:
+                out.setdefault(owner.m.section, []).append(full)
+        return out
 
 
 class Engine:
@@ -93,7 +129,7 @@ class Engine:
         self.contexts: list[tuple[MappingFile | None, CompileContext]] = []
         self.compiled = [self._compile(m, sd) for m, sd in heads]
         ignore_cc = self._cc(ms.layout_file, ms.layout_positions)
-        self.coverage = Coverage(self.compiled, layout.get("ignore"), ignore_cc)
+        self.coverage = Coverage(self.compiled, layout.get("ignore"), ignore_cc, self.contexts)
         self.issues.extend(ignore_cc.issues)
         self.contexts.append((None, ignore_cc))
         self.parts: dict[str, _Part] = {}
@@ -114,6 +150,16 @@ class Engine:
         if ms.templates is not None and not any(i.is_error for i in ms.templates.issues):
             self.narrator = Narrator(ms.templates, language, (layout.get("composition") or {}).get("sections") or [])
             self.issues.extend(self.narrator.issues)
+        # Herkunftsinformation: per origin key, what its Provenance adds to the common provenance body
+        self.origin_parts: dict[str, Any] = {}
+        origins = (layout.get("provenance") or {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+        if isinstance(origins, dict) and "provenance" in self.parts:
+            cc = self._cc(ms.layout_file, ms.layout_positions)
+            for key, spec in origins.items():
+                if isinstance(key, str) and isinstance(spec, dict):
+                    self.origin_parts[key] = compile_value(spec, ("provenance", "origins", key), cc)
+            self.issues.extend(cc.issues)
+            self.contexts.append((None, cc))
 
     # -- compile --------------------------------------------------------------------------------
     def _cc(self, file: str, positions: Any) -> CompileContext:
@@ -155,11 +201,26 @@ class Engine:
         else:
             source_id = lambda scope, _v=m.id: _v  # noqa: E731
         body = compile_value(m.resource, ("resource",), cc)
+        origin, origin_of = None, None
+        if isinstance(m.origin, str):
+            origin = m.origin
+            if origin not in self.origin_keys():
+                cc.fail("MAP_ORIGIN_UNKNOWN", f"no origin '{origin}' in bundle.yaml provenance.origins"
+                        f"{suggest(origin, self.origin_keys())}", ("origin",))
+        elif m.origin is not None:
+            origin_of = compile_value(m.origin, ("origin",), cc)
         self.issues.extend(cc.issues)
         self.table_uses.append((m, sd["url"], cc))
         self.contexts.append((m, cc))
         prefilter = getattr(when, "item_test", None)
-        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body)
+        return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
+                         origin, origin_of)
+
+    def origin_keys(self) -> list[str]:
+        """The origin keys bundle.yaml declares (provenance.origins), in order."""
+        layout = self.ms.layout or {}
+        origins = (layout.get("provenance") or {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+        return [k for k in origins if isinstance(k, str)] if isinstance(origins, dict) else []
 
     # -- run ------------------------------------------------------------------------------------
     def build(self, doc: dict[str, Any], export_time: str, origins: Origins | None = None, *,
@@ -184,6 +245,7 @@ class Engine:
             run.issues.append(issues_stopped(max_issues))
         if any(i.is_error for i in run.issues) or any(i.is_error for i in self.issues):
             return None, self.issues + run.issues
+        built.ordered(self.default_timezone)
         bundle = self._assemble(doc, export_time, built, run)
         if origins is not None:
             origins.make = lambda: self._origins(built)  # worked out only on the error path
@@ -204,24 +266,25 @@ class Engine:
             return [Origin(self.ms.layout_file, self.ms.layout_positions, (name, "resource"),
                            (layout.get(name) or {}).get("resource"), "$")]
         out = part("composition")
-        for c, first, end in built.spans:
-            out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(built.paths[i]))
-                    for i in range(first, end)]
+        out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(path))
+                for c, path in zip(built.owners, built.paths)]
         out += [Origin(self.ms.layout_file, self.ms.layout_positions, ("questionnaires",), layout.get("questionnaires"), "$")
                 for _ in range(built.questionnaires)]
+        for key in built.provenances:
+            out.append(Origin(self.ms.layout_file, self.ms.layout_positions, ("provenance", "origins", key),
+                              ((layout.get("provenance") or {}).get("origins") or {}).get(key), "$"))
         return out + part("provenance")
 
     def _produce(self, c: _Compiled, records: list[tuple[Any, Any]], test: Any, when: Any, root: Scope,
                  built: Built, produced: set[tuple[str, str]]) -> None:
-        """The resources (and section lines) of mapping `c` for `records`, of which `test` and `when`
+        """The resources of mapping `c` for `records`, of which `test` and `when`
         (either may be None) select those to map. The loop runs thousands of times: what it reads of
         `c` is read once, before it."""
         run = root.run
         m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
-        resources = built.resources
-        section = built.sections.setdefault(m.section, []) if m.section else None
-        paths, first = built.paths, len(resources)
+        resources, paths, owners, origins = built.resources, built.paths, built.owners, built.origins
+        origin, origin_of, known_origins = c.origin, c.origin_of, self.origin_parts
         seen: set[str] = set()
         selective = test is not None or when is not None
         for item, data_path in records:
@@ -251,13 +314,20 @@ class Engine:
             full = f"urn:uuid:{rid}"  # = urn(rid)
             resources.append((full, resource))
             paths.append(data_path)
+            owners.append(c)
             produced.add((mapping_id, sid))
-            if section is not None:
-                section.append(full)
-        built.spans.append((c, first, len(resources)))
+            if origin_of is not None:
+                key = origin_of(scope)
+                if type(key) is not str or key not in known_origins:
+                    run.report("MAP_ORIGIN_UNKNOWN", "the record's origin is none of bundle.yaml provenance.origins",
+                               position(m.positions, ("origin",)), data_path)
+                    key = None
+                origins.append(key)
+            else:
+                origins.append(origin)
 
     def _assemble(self, doc: dict[str, Any], export_time: str, built: Built, run: RunContext) -> dict[str, Any]:
-        digest = hashlib.sha256(_canonical(doc) + export_time.encode()).hexdigest()
+        digest = hashlib.sha256(_canonical(_sorted_lists(doc)) + export_time.encode()).hexdigest()
         root = Scope(doc, "$", None, run)
 
         def part(name: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -273,12 +343,15 @@ class Engine:
             return urn(rid), res
 
         layout_sections = (self.ms.layout.get("composition") or {}).get("sections") or []
-        questionnaires = self._questionnaires(built, run)
-        composition = part("composition", {"section": self._sections(layout_sections, built)})
+        members_of = built.sections()
+        questionnaires = self._questionnaires(built, run, members_of)
+        sections = self._sections(layout_sections, members_of)
+        composition = part("composition", {"section": sections} if sections else {})  # never an empty list
         entries = ([composition] if composition else []) + built.resources
         provenance = part("provenance", {"target": [{"reference": full} for full, _ in entries]})
         entries += questionnaires
         if provenance:
+            entries += self._origin_provenances(built, root, digest)
             entries.append(provenance)
         bundle_part = self.parts.get("bundle")
         bid = self.resource_id("Bundle", "bundle", digest)
@@ -293,7 +366,8 @@ class Engine:
                        "entry": [{"fullUrl": full, "resource": res} for full, res in entries]})
         return bundle
 
-    def _questionnaires(self, built: Built, run: RunContext) -> list[tuple[str, dict[str, Any]]]:
+    def _questionnaires(self, built: Built, run: RunContext,
+                        members_of: dict[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
         """The Questionnaires the document's QuestionnaireResponses answer (bundle.yaml
         `questionnaires: {profile: …, section: …}`), as entries: each once, from the loaded definitions
         by its versioned canonical, so a receiver reads every question and answer text inside the
@@ -319,17 +393,39 @@ class Engine:
             q.update((k, copy(v)) for k, v in found.items() if k not in ("resourceType", "id", "meta", "text"))
             out.append((urn(rid), q))
         if out and isinstance(spec.get("section"), str):
-            built.sections.setdefault(spec["section"], []).extend(full for full, _ in out)
+            members_of.setdefault(spec["section"], []).extend(full for full, _ in out)
         built.questionnaires = len(out)
         return out
 
-    def _sections(self, layout: list[dict[str, Any]], built: Built) -> list[dict[str, Any]]:
+    def _origin_provenances(self, built: Built, root: Scope, digest: str) -> list[tuple[str, dict[str, Any]]]:
+        """One Provenance per origin that has records (in the order of provenance.origins): the common
+        provenance body, what the origin adds (agents, …) and the records of that origin as targets."""
+        targets: dict[str, list[dict[str, str]]] = {}
+        for (full, _), key in zip(built.resources, built.origins):
+            if key is not None:
+                targets.setdefault(key, []).append({"reference": full})
+        p = self.parts["provenance"]
+        out = []
+        for key, extra in self.origin_parts.items():
+            if key not in targets:
+                continue
+            rid = self.resource_id(p.resource_type, "provenance-" + key, digest)
+            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            for body in (p.body(root), extra(root)):
+                if body is not MISSING:
+                    res.update(body)
+            res["target"] = targets[key]
+            out.append((urn(rid), res))
+            built.provenances.append(key)
+        return out
+
+    def _sections(self, layout: list[dict[str, Any]], members_of: dict[str, list[str]]) -> list[dict[str, Any]]:
         out = []
         for s in layout:
             if not isinstance(s, dict):
                 continue
-            members = built.sections.get(s.get("key"), [])
-            children = self._sections(s.get("sections") or [], built)
+            members = members_of.get(s.get("key"), [])
+            children = self._sections(s.get("sections") or [], members_of)
             section: dict[str, Any] = {}
             if s.get("title"):
                 section["title"] = s["title"]
@@ -356,6 +452,53 @@ def _canonical(doc: Any) -> bytes:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _sorted_lists(doc: Any) -> Any:
+    """`doc` with each top-level list of records sorted by the records' ids (a shallow copy): the Bundle
+    identifier must not depend on the order the backend listed them in."""
+    if not isinstance(doc, dict):
+        return doc
+    out = dict(doc)
+    for k, v in doc.items():
+        if isinstance(v, list) and len(v) > 1 and all(isinstance(r, dict) for r in v):
+            out[k] = sorted(v, key=lambda r: str(r.get("id")))  # stable: records without ids keep their order
+    return out
+
+
+_ZONES: dict[str, Any] = {}
+
+
+def _order_key(index: int, resource: dict[str, Any], tz: str) -> tuple[int, Any, str]:
+    """Sort key of a mapped resource: (0, production index) without a time, (1, aware datetime, id) with
+    one (aware datetimes compare as instants), (2, text, id) when the time cannot be read (never raises)."""
+    for name in TIME_ELEMENTS:
+        value = resource.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = value.get("start")
+        if not isinstance(value, str):
+            continue
+        try:
+            if len(value) > 10:
+                moment = datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=_zone(tz))
+            else:  # a date (or year / year-month): its first instant in the mapping set's zone
+                parts = [int(p) for p in value.split("-")] + [1, 1]
+                moment = datetime(parts[0], parts[1], parts[2], tzinfo=_zone(tz))
+            return 1, moment, str(resource.get("id"))
+        except (ValueError, OverflowError, KeyError, LookupError):
+            return 2, value, str(resource.get("id"))
+    return 0, index, ""
+
+
+def _zone(tz: str) -> Any:
+    found = _ZONES.get(tz)
+    if found is None:
+        found = _ZONES[tz] = ZoneInfo(tz)
+    return found
 
 
 class _References:

@@ -21,13 +21,15 @@ Every problem is an issue with the file:line:column of the YAML node and a fix h
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from typing import Any, Iterable
 
 from exporter.engine.builder import Engine
 from exporter.engine.templating import TemplateProblem, template_reads
-from exporter.engine.values import _TEMPLATE_VARIABLES, CompileContext, Scope, compile_path, item_test
+from exporter.engine.coverage import NESTED, ListGroup, Reader, list_key
+from exporter.engine.values import _TEMPLATE_VARIABLES, CompileContext, Scope, compile_path, literal_test
 from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
 from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.fields import ANY, Field, fields_of
@@ -78,6 +80,28 @@ def check_static(engine: Engine, schema: dict[str, Any] | None) -> list[Issue]:
         record = _inner(root, mapping.for_each) if mapping is not None and mapping.for_each is not None else root
         _Reader(cc, root, record, issues).run()
     issues += _coverage(engine, root)
+    issues += _origins(engine, root)
+    return issues
+
+
+def _origins(engine: Engine, root: Scope) -> list[Issue]:
+    """A mapping's `origin: {path: …}` can only give origin keys bundle.yaml declares: every value the
+    schema allows at that path (an enum) must be one."""
+    issues: list[Issue] = []
+    keys = engine.origin_keys()
+    for c in engine.compiled:
+        spec = c.m.origin
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            continue
+        parsed = compile_path(spec["path"])
+        record = _inner(root, c.m.for_each) if c.m.for_each is not None else root
+        found = _resolve(parsed, record) if parsed is not None else None
+        missing = [v for v in (found.values or ()) if v not in keys] if found is not None else []
+        if missing:
+            issues.append(error(IssueCode.INVALID, f"the schema allows {', '.join(map(repr, missing))} at "
+                                f"'{spec['path']}', which bundle.yaml provenance.origins does not declare "
+                                f"(it has: {', '.join(keys) or 'none'})", "MAP_ORIGIN_UNKNOWN",
+                                location=position(c.m.positions, ("origin",))))
     return issues
 
 
@@ -125,12 +149,20 @@ def _resolve(parsed: tuple[int, bool, tuple[tuple[str, int | None], ...]], scope
     return current
 
 
-def _inner(scope: Scope, for_each: str | None) -> Scope:
+def _inner(scope: Scope, for_each: str | None, report: Any = None, loc: SourceLocation | None = None) -> Scope:
     """The scope of the elements `for_each` selects in `scope`."""
     parsed = compile_path(for_each) if for_each else None
     if parsed is None:
         return _scope(ANY, scope)
-    return _scope(_element(_resolve(parsed, scope)), scope)
+    return _scope(_element(_resolve(parsed, scope, report, loc)), scope)
+
+
+def _list_scope(root: Scope, key: str | None, report: Any = None, loc: SourceLocation | None = None) -> Scope:
+    """The scope of the elements of a list named by its key (`measurements`, `diary_entries[].symptoms`)."""
+    scope = root
+    for part in (key or "").removeprefix("$.").split(NESTED):
+        scope = _inner(scope, part, report, loc)
+    return scope
 
 
 # -- expressions of one compiled mapping -----------------------------------------------------------
@@ -149,7 +181,7 @@ class _Reader:
         if at == ("for_each",) or at[:1] == ("ignore",) and at[2:] == ("for_each",):
             return self.root
         if at[:1] == ("ignore",):
-            return _inner(self.root, self.each_for.get(at[:2]))
+            return _list_scope(self.root, self.each_for.get(at[:2]))
         scope = self.record
         for i in range(1, len(at)):
             if at[:i] in self.each_for and at[i] in ("item", "when"):
@@ -160,7 +192,9 @@ class _Reader:
         for op, text, at in self.cc.expressions:
             scope = self.scope_of(at)
             loc = self.cc.loc(at)
-            if op in ("path", "for_each"):
+            if op == "for_each" and NESTED in text:  # an ignore rule's nested list
+                _list_scope(scope, text, self.report, loc)
+            elif op in ("path", "for_each"):
                 parsed = compile_path(text)
                 if parsed is not None:
                     _resolve(parsed, scope, self.report, loc)
@@ -183,15 +217,15 @@ def _template(source: str, loc: SourceLocation | None, scope: Scope, variables: 
         return SourceLocation(loc.file, loc.line + line - 1, None)
 
     for name in sorted(free - set(variables)):
-        line = next((ln for n, _, ln in reads if n == name), 1)
+        line = next((r.line for r in reads if r.variable == name), 1)
         issues.append(error(IssueCode.INVALID, f"template variable '{name}' does not exist here (there are "
                             f"{', '.join(variables)}){suggest(name, variables)}", "MAP_TEMPLATE_VARIABLE",
                             location=at_line(line)))
     fields = {"item": scope.item, "doc": _root(scope).item,
               "parent": scope.parent.item if scope.parent is not None else None}
-    for name, steps, line in reads:
-        current = fields.get(name)
-        for step in steps:
+    for r in reads:
+        current = fields.get(r.variable)
+        for step in r.steps:
             if current is None:
                 break
             if isinstance(step, int):
@@ -199,8 +233,8 @@ def _template(source: str, loc: SourceLocation | None, scope: Scope, variables: 
                 continue
             found, problem = _member(current, step)
             if problem is not None:
-                issues.append(error(IssueCode.INVALID, f"template reads {name}.{'.'.join(map(str, steps))}: {problem}",
-                                    "MAP_FIELD_UNKNOWN", location=at_line(line)))
+                issues.append(error(IssueCode.INVALID, f"template reads {r.text}: {problem}", "MAP_FIELD_UNKNOWN",
+                                    location=at_line(r.line)))
                 break
             current = found
 
@@ -390,54 +424,100 @@ def _show(f: Field | None) -> str:
 
 # -- records no mapping selects --------------------------------------------------------------------
 def _coverage(engine: Engine, root: Scope) -> list[Issue]:
-    """Lists of the document read by no mapping; records of a list whose conditions are all
-    `field = 'literal'` tests on one field that no mapping (and no ignore rule) selects; two
-    mappings, or a mapping and an ignore rule, that select the same records."""
+    """Lists of the document read by no mapping; records of a list (or elements of a nested list,
+    see coverage.py) whose conditions are all `field = 'literal'` / `field != 'literal'` tests on one
+    field that no reader (and no ignore rule) selects; two readers, or a reader and an ignore rule,
+    that select the same records. Nothing is said while a mapping file did not load: it may read
+    any list, and its own errors come first."""
     issues: list[Issue] = []
-    lists = engine.coverage.lists
+    ms = engine.ms
+    if ms.unreadable or not ms.root.is_dir():
+        return issues
+    compiled = {c.m.id for c in engine.compiled}
+    uncompiled = [m for m in ms.mappings if m.id not in compiled]  # e.g. an unknown profile: reported already
     texts = [str(text) for _, cc in engine.contexts for _, text, _ in cc.expressions]
     layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
+    texts += [m.for_each for m in uncompiled if isinstance(m.for_each, str)]
     for name, f in root.item.properties.items():
         if f.is_("array") and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):
             issues.append(error(IssueCode.INVALID, f"the domain schema's list '{name}' is read by no mapping: its "
                                 "records would be left out of every export; map it, or add an `ignore:` rule with "
-                                "a reason to bundle.yaml", "MAP_LIST_UNMAPPED", location=layout_loc))
-    for path, group in lists.items():
-        if group.unconditional or not group.mappings:
-            continue
-        tests = [(c, item_test(c.m.when)) for c in group.mappings]
-        ignores = [(r, item_test(r.when) if r.when is not None else None) for r in engine.coverage.ignores
-                   if r.list == path.removeprefix("$.")]
-        if any(r.when is None for r, _ in ignores):
-            continue  # every record not mapped is ignored
-        names = {t.name for _, t in tests if t is not None} | {t.name for _, t in ignores if t is not None}
-        if len(names) != 1 or any(t is None for _, t in tests) or any(t is None for _, t in ignores):
-            continue  # decided per record at run time (coverage.py)
-        (name,) = names
-        seen: dict[str, str] = {}
-        for c, t in tests:
-            loc = position(c.m.positions, ("when",))
-            if t.literal in seen:
-                issues.append(error(IssueCode.INVALID, f"mapping '{c.m.id}' selects the same records of '{path}' as "
-                                    f"mapping '{seen[t.literal]}' ({name} = {t.literal!r}): each record must be mapped "
-                                    "by exactly one mapping with a `when`", "MAP_RECORDS_OVERLAP", location=loc))
-            seen.setdefault(t.literal, c.m.id)
-        for r, t in ignores:
-            if t.literal in seen:
-                issues.append(error(IssueCode.INVALID, f"the ignore rule for {name} = {t.literal!r} contradicts "
-                                    f"mapping '{seen[t.literal]}', which exports those records; remove one of them",
-                                    "MAP_IGNORE_MAPPED", location=r.location))
-            seen.setdefault(t.literal, "ignore")
-        allowed = _member(_inner(root, path).item, name)[0]
-        values = allowed.values if allowed is not None else None
-        missing = [v for v in values or () if v not in seen]
-        if missing:
-            first = group.mappings[0].m
-            shown = ", ".join(repr(v) for v in missing)
-            issues.append(error(IssueCode.INVALID, f"records of '{path}' with {name} {shown} (allowed by the domain "
-                                "schema) are selected by no mapping: an export with one would fail; add a mapping "
-                                f"(`when: \"{name} = '{missing[0]}'\"`) or an `ignore:` rule with a reason to bundle.yaml",
-                                "MAP_RECORDS_UNMAPPED", location=position(first.positions, ("for_each",))))
+                                "a reason to bundle.yaml", "MAP_LIST_UNMAPPED", location=engine.coverage.layout))
+    undecided = {NESTED.join(list_key((), m.for_each) or ()) for m in uncompiled}  # their records: once they load
+    groups = [g for g in engine.coverage.lists.values() if not g.unconditional and g.readers]
+    for group in groups + list(engine.coverage.nested.values()):
+        if group.key not in undecided:
+            issues += _list_coverage(engine, root, group)
+    return issues
+
+
+def _list_coverage(engine: Engine, root: Scope, group: ListGroup) -> list[Issue]:
+    tests = [(r, literal_test(r.when)) for r in group.readers]
+    ignores = [(r, literal_test(r.when) if r.when is not None else None) for r in engine.coverage.ignores
+               if r.list == group.key]
+    if any(r.when is None for r, _ in ignores):
+        return []  # every record not mapped is ignored
+    names = {t[0] for _, t in tests + ignores if t is not None}
+    if len(names) != 1 or any(t is None for _, t in tests + ignores):
+        return []  # decided per record at run time (coverage.py)
+    (name,) = names
+    element = _list_scope(root, group.key).item
+    allowed = element.values if name == "$this" else getattr(_member(element, name)[0], "values", None)
+
+    def covers(test: tuple[str, str, str]) -> list[Any] | None:
+        """The values a test selects (None: not known)."""
+        if test[1] == "=":
+            return [test[2]]
+        return [v for v in allowed if v != test[2]] if allowed is not None else None
+    covered = [(r, covers(t)) for r, t in tests]
+    ignored = [(r, covers(t)) for r, t in ignores]  # type: ignore[arg-type]
+    if any(values is None for _, values in covered + ignored):
+        return []
+    issues: list[Issue] = []
+    shown_name = "" if name == "$this" else f"{name} "
+    seen: dict[Any, Reader] = {}
+    for r, values in covered:
+        twice = [v for v in values or () if v in seen]
+        if twice:
+            issues.append(error(IssueCode.INVALID, f"{r.name} selects the same records of '{group.key}' as "
+                                f"{seen[twice[0]].name} ({shown_name}{twice[0]!r}): each record must be selected by "
+                                "exactly one reader with a `when`", "MAP_RECORDS_OVERLAP", location=r.location))
+        for v in values or ():
+            seen.setdefault(v, r)
+    for rule, values in ignored:
+        twice = [v for v in values or () if v in seen]
+        if twice:
+            issues.append(error(IssueCode.INVALID, f"the ignore rule for {shown_name}{twice[0]!r} contradicts "
+                                f"{seen[twice[0]].name}, which exports those records; remove one of them",
+                                "MAP_IGNORE_MAPPED", location=rule.location))
+        for v in values or ():
+            seen.setdefault(v, rule)  # type: ignore[arg-type]
+    missing = [v for v in allowed or () if v not in seen]
+    if not missing:
+        return issues
+    shown = ", ".join(repr(v) for v in missing)
+    # who to blame: the one reader no allowed value can satisfy (`kind = 'spo2'`), or one whose literal is
+    # close to a missing value (`kind = 'Weight'`), or the only item reading a nested list; else nobody
+    never = [(r, t) for r, t in tests if allowed is not None and not set(covers(t) or ()) & set(allowed)]
+    close = [r for r, t in never if any(difflib.get_close_matches(str(v), [t[2]], n=1) for v in missing)]
+    suspect = never[0][0] if len(never) == 1 else close[0] if close else \
+        group.readers[0] if group.nested and len(group.readers) == 1 else None
+    reader = "nested `for_each` item" if group.nested else "mapping"
+    what = f"records of '{group.key}' with {name} {shown}" if name != "$this" else f"elements {shown} of '{group.key}'"
+    text = f"{what} (allowed by the domain schema) are selected by no {reader}: an export with one would fail; "
+    if suspect is not None and group.nested and len(group.readers) == 1:
+        text += (f"{suspect.name} leaves them out (`when: {suspect.when}`): select them, or, if leaving them out is "
+                 f"intended, add an `ignore:` rule for '{group.key}' with a reason to bundle.yaml")
+    elif group.nested:
+        text += (f"{suspect.name} (`when: {suspect.when}`) looks meant for them: check its condition, or add "
+                 if suspect is not None else "add ")
+        text += f"a `for_each` item that selects them, or an `ignore:` rule for '{group.key}' with a reason to bundle.yaml"
+    else:
+        text += (f"{suspect.name} (`when: {suspect.when}`) looks meant for them: check its condition, or add "
+                 if suspect is not None else "add ")
+        text += f"a mapping (`when: \"{name} = '{missing[0]}'\"`) or an `ignore:` rule with a reason to bundle.yaml"
+    issues.append(error(IssueCode.INVALID, text, "MAP_RECORDS_UNMAPPED",
+                        location=suspect.location if suspect is not None else engine.coverage.layout))
     return issues
 
 

@@ -16,7 +16,7 @@ the quick path existed) or to jinja2 — so every template renders, and fails, e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -315,43 +315,177 @@ class Template:
         return out
 
 
-def template_reads(source: str) -> tuple[set[str], list[tuple[str, tuple[str | int, ...], int]]]:
+class Read(NamedTuple):
+    """One chain of look-ups a template makes on a variable the engine passes."""
+
+    variable: str  # the engine's variable the chain starts at, local bindings followed (`e` of `{% with e = item %}`: item)
+    steps: tuple[str | int, ...]  # keys, and ints for elements of a list (`{% for a in doc.x %}{{ a.y }}`: "x", 0, "y")
+    line: int  # in the template
+    text: str  # the chain as the template writes it: "e.nte"
+
+
+# filters whose result holds elements of the list they filter (a loop over it reads those elements),
+# and those that give one of them
+_SAME_ELEMENTS = ("selectattr", "rejectattr", "select", "reject", "sort", "reverse", "list", "unique")
+_ONE_ELEMENT = ("first", "last", "random")
+MAX_MACRO_EXPANSIONS = 200  # macro bodies read per template at most (macros calling macros)
+
+
+def template_reads(source: str) -> tuple[set[str], list[Read]]:
     """What a template reads from its variables, for `fhir-export check`: the variables it uses
-    without defining them itself, and each chain of look-ups on one of them — (variable,
-    keys and indexes, template line): `{{ item.measured_at[:10] }}` reads ("item", ("measured_at",)).
-    A chain stops at a computed key or a slice. Raises TemplateProblem on a syntax error."""
+    without defining them itself, and each chain of look-ups on one of them, read through the names
+    the template binds itself — `{% set %}`, `{% for %}` (an element of the list), `{% with %}` and
+    a macro's parameters (from each call's arguments): `{{ item.measured_at[:10] }}` reads ("item",
+    ("measured_at",)), `{% for a in doc.diary_entries %}{{ a.nte }}` reads ("doc", ("diary_entries",
+    0, "nte")). A chain stops at a computed key or a slice; a name bound to anything else (a loop
+    variable of `range`, a `{% set %}` block) reads nothing known. Raises TemplateProblem on a syntax error."""
     try:
         tree = _PLAIN.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from exc
     free = set(meta.find_undeclared_variables(tree)) - set(_PLAIN.globals)  # range, dict, … are jinja2's own
-    reads: list[tuple[str, tuple[str | int, ...], int]] = []
+    reads: list[Read] = []
+    macros = {m.name: m for m in tree.find_all(nodes.Macro)}
+    called: set[str] = set()
+    active: list[str] = []  # the macros being read, innermost last
+    budget = [MAX_MACRO_EXPANSIONS]
+    # a scope: local name -> what it stands for, (variable, steps) of the engine's variables, or None (not known)
+    Scope = dict[str, "tuple[str, tuple[str | int, ...]] | None"]
 
-    def visit(node: nodes.Node) -> None:
-        if isinstance(node, (nodes.Getattr, nodes.Getitem)):
-            steps: list[str | int] = []
-            base: nodes.Node = node
-            while isinstance(base, (nodes.Getattr, nodes.Getitem)):
-                if isinstance(base, nodes.Getattr):
-                    steps.append(base.attr)
-                elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, (str, int)):
-                    steps.append(base.arg.value)
-                else:  # a slice or a computed key: the chain is read up to here
-                    steps.clear()
-                    visit(base.arg)
-                base = base.node
-            if isinstance(base, nodes.Name) and base.name in free:
-                reads.append((base.name, tuple(reversed(steps)), node.lineno))
-            elif not isinstance(base, nodes.Name):
-                visit(base)
-            return
-        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in free:
-            reads.append((node.name, (), node.lineno))
-            return
-        for child in node.iter_child_nodes():
-            visit(child)
+    def chain(node: nodes.Node, scope: Scope) -> tuple[str, tuple[str | int, ...], str] | None:
+        """(variable, steps, text) a Name/Getattr/Getitem chain stands for; None: nothing known. Visits
+        the computed keys it stops at."""
+        steps: list[str | int] = []
+        shown: list[str] = []
+        base = node
+        while isinstance(base, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(base, nodes.Getattr):
+                steps.append(base.attr)
+                shown.append(f".{base.attr}")
+            elif isinstance(base.arg, nodes.Const) and isinstance(base.arg.value, (str, int)):
+                steps.append(base.arg.value)
+                shown.append(f"[{base.arg.value!r}]")
+            else:  # a slice or a computed key: the chain is read up to here
+                steps.clear()
+                shown.clear()
+                visit(base.arg, scope)
+            base = base.node
+        if not isinstance(base, nodes.Name):
+            visit(base, scope)
+            return None
+        text = base.name + "".join(reversed(shown))
+        if base.name in scope:
+            bound = scope[base.name]
+            return (bound[0], bound[1] + tuple(reversed(steps)), text) if bound is not None else None
+        return (base.name, tuple(reversed(steps)), text) if base.name in free else None
 
-    visit(tree)
+    def read(node: nodes.Node, scope: Scope) -> tuple[str, tuple[str | int, ...]] | None:
+        """Record the chain `node` is (if it is one); what it stands for."""
+        found = chain(node, scope)
+        if found is None:
+            return None
+        reads.append(Read(found[0], found[1], node.lineno, found[2]))
+        return found[0], found[1]
+
+    def bind(target: nodes.Node, value: tuple[str, tuple[str | int, ...]] | None, scope: Scope) -> None:
+        if isinstance(target, nodes.Name):
+            scope[target.name] = value
+        else:  # unpacking: nothing known
+            for name in target.find_all(nodes.Name):
+                scope[name.name] = None
+
+    def expression(node: nodes.Node | None, scope: Scope) -> tuple[str, tuple[str | int, ...]] | None:
+        """Visit an expression; what it stands for when it is a chain."""
+        if node is None:
+            return None
+        if isinstance(node, (nodes.Name, nodes.Getattr, nodes.Getitem)):
+            return read(node, scope)
+        if isinstance(node, nodes.Filter) and node.node is not None and node.name in _SAME_ELEMENTS + _ONE_ELEMENT:
+            of = expression(node.node, scope)  # `doc.measurements | selectattr(...)`: elements of the same list
+            for child in [*node.args, *(k.value for k in node.kwargs), node.dyn_args, node.dyn_kwargs]:
+                if child is not None:
+                    visit(child, scope)
+            return (of[0], of[1] + (0,)) if of is not None and node.name in _ONE_ELEMENT else of
+        visit(node, scope)
+        return None
+
+    def call_macro(node: nodes.Call, macro: nodes.Macro, scope: Scope) -> None:
+        args = [expression(a, scope) for a in node.args]
+        kwargs = {k.key: expression(k.value, scope) for k in node.kwargs}
+        for extra in (node.dyn_args, node.dyn_kwargs):
+            expression(extra, scope)
+        if macro.name in active or budget[0] <= 0:
+            return  # a macro calling itself: its body is read once per chain of calls
+        budget[0] -= 1
+        called.add(macro.name)
+        active.append(macro.name)
+        inner: Scope = {"caller": None, "varargs": None, "kwargs": None}
+        defaults = dict(zip([a.name for a in macro.args][len(macro.args) - len(macro.defaults):], macro.defaults))
+        for i, param in enumerate(macro.args):
+            if i < len(args):
+                inner[param.name] = args[i]
+            elif param.name in kwargs:
+                inner[param.name] = kwargs[param.name]
+            else:
+                inner[param.name] = expression(defaults.get(param.name), inner)
+        for child in macro.body:
+            visit(child, inner)
+        active.pop()
+
+    def method(node: nodes.Call, scope: Scope) -> None:
+        """`x.get('k')` reads x.k; `x.items()` and other methods read x (their name is no field)."""
+        assert isinstance(node.node, nodes.Getattr)
+        found = chain(node.node.node, scope)
+        if found is not None:
+            reads.append(Read(found[0], found[1], node.lineno, found[2]))
+            key = node.args[0] if node.args else None
+            if node.node.attr == "get" and isinstance(key, nodes.Const) and isinstance(key.value, str):
+                reads.append(Read(found[0], found[1] + (key.value,), node.lineno, f"{found[2]}.get({key.value!r})"))
+        for child in [*node.args, *(k.value for k in node.kwargs), node.dyn_args, node.dyn_kwargs]:
+            if child is not None:
+                visit(child, scope)
+
+    def visit(node: nodes.Node, scope: Scope) -> None:
+        if isinstance(node, (nodes.Name, nodes.Getattr, nodes.Getitem)):
+            if not isinstance(node, nodes.Name) or node.ctx == "load":
+                read(node, scope)
+            return
+        if isinstance(node, nodes.Assign):
+            bind(node.target, expression(node.node, scope), scope)
+        elif isinstance(node, nodes.AssignBlock):
+            for child in node.body:
+                visit(child, scope)
+            bind(node.target, None, scope)
+        elif isinstance(node, nodes.For):
+            of = expression(node.iter, scope)
+            inner = dict(scope, loop=None)
+            bind(node.target, (of[0], of[1] + (0,)) if of is not None else None, inner)
+            for child in ([node.test] if node.test is not None else []) + node.body:
+                visit(child, inner)
+            for child in node.else_:
+                visit(child, scope)
+        elif isinstance(node, nodes.With):
+            inner = dict(scope)
+            for target, value in zip(node.targets, node.values):
+                bind(target, expression(value, scope), inner)
+            for child in node.body:
+                visit(child, inner)
+        elif isinstance(node, nodes.Macro):
+            return  # read at each call (below), or once at the end if never called
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name in macros \
+                and node.node.name not in scope:
+            call_macro(node, macros[node.node.name], scope)
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            method(node, scope)
+        else:
+            for child in node.iter_child_nodes():
+                visit(child, scope)
+
+    visit(tree, {})
+    for name, macro in macros.items():
+        if name not in called:  # its parameters stand for nothing known
+            for child in macro.body:
+                visit(child, {"caller": None, "varargs": None, "kwargs": None, **{a.name: None for a in macro.args}})
     return free, reads
 
 

@@ -53,7 +53,8 @@ OPS = ("path", "fhirpath", "template", "xhtml", "table", "ref", "literal", "now"
 MODIFIERS = {"as", "when", "key", "field"}
 TABLE_FIELDS = ("codeable", "codings", "coding", "code", "display", "system")
 AS_TYPES = ("date", "dateTime", "instant", "decimal", "integer", "string", "boolean", "code", "markdown")
-_SIMPLE_EQ = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^'\\]*)'\s*\Z")
+# `field = 'literal'`, `field != 'literal'` (and the same on `$this`, an element of a list of strings)
+_LITERAL_TEST = re.compile(r"\s*(\$this|[A-Za-z_][A-Za-z0-9_]*)\s*(!?=)\s*'([^'\\]*)'\s*\Z")
 _PATH = re.compile(r"(\$\.|(\^\.)+)?[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*\Z")
 
 
@@ -97,6 +98,9 @@ class RunContext:
     issues: list[Issue] = field(default_factory=list)
     max_issues: int = 10_000
     """report() raises IssueLimit when this many issues are collected (the build stops there)."""
+    # the elements the checked nested `for_each` items met (see EachItem): list key -> data path ->
+    # [the element's scope, every item whose `when` selected it]
+    nested: dict[str, dict[Any, list[Any]]] = field(default_factory=dict)
 
     def report(self, message_id: str, message: str, where: SourceLocation | None, data_path: Any,
                code: IssueCode = IssueCode.VALUE) -> None:
@@ -113,6 +117,22 @@ class IssueLimit(Exception):
 ValueFn = Callable[[Scope], Any]
 
 
+@dataclass(eq=False)
+class EachItem:
+    """A nested `for_each` list item (for exporter/engine/coverage.py). Where the list it reads is
+    exported only by such items (a diary entry's `symptoms`), an element no item's `when` selects
+    would be left out silently: Coverage sets `checked` on those with a `when`, and they record per
+    export which elements they met and which they selected (RunContext.nested)."""
+
+    at: tuple[Any, ...]  # YAML path of the list item
+    for_each: str
+    when_text: str | None
+    when: Callable[[Scope], bool] | None
+    location: SourceLocation | None  # of its `when` (or of the item, without one)
+    key: str | None = None  # the list it reads, e.g. "diary_entries[].symptoms" (set by Coverage)
+    checked: bool = False
+
+
 @dataclass
 class CompileContext:
     file: str
@@ -124,6 +144,7 @@ class CompileContext:
     # for `fhir-export check`: every table lookup (table, field, YAML path, literal key or None)
     table_uses: list[tuple[CodeTable, str, tuple[Any, ...], Any]] = field(default_factory=list)
     each_items: set[tuple[Any, ...]] = field(default_factory=set)  # YAML paths of for_each `item:` bodies
+    eaches: list["EachItem"] = field(default_factory=list)  # the nested for_each list items, for coverage.py
     # for `fhir-export check` (exporter/engine/static_check.py): every expression that reads the domain
     # document — (operator: path, fhirpath, template, xhtml, when or for_each; its text; YAML path)
     expressions: list[tuple[str, str, tuple[Any, ...]]] = field(default_factory=list)
@@ -363,7 +384,8 @@ def _structure(fields: list[tuple[Any, ValueFn]], cond: Callable[[Scope], bool] 
 
 
 def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:
-    """A list as straight-line code, like `_structure`; for_each items are spliced in."""
+    """A list as straight-line code, like `_structure`; for_each items, and the several results of a
+    `fhirpath` item, are spliced in."""
     code = Code(MISSING=MISSING, _CONTAINERS=_CONTAINERS)
     leading: list[str] = []
     rest: list[str] = []
@@ -381,6 +403,8 @@ def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:
             continue
         if expand:
             rest += [f"v = {code.bind(fn)}(scope)", "if v is not MISSING: out.extend(v)"]
+        elif getattr(fn, "splices", False):  # a FHIRPath's several results are spliced in: FHIR has no nested lists
+            rest += _kept_lines(fn, code, "out.extend(v) if type(v) is list else out.append(v)")
         else:
             rest += _kept_lines(fn, code, "out.append(v)")
     body = ["out = [" + ", ".join(leading) + "]"] + rest + ["return out" if always else "return out or MISSING"]
@@ -459,14 +483,27 @@ def _compile_list_item(spec: Any, at: tuple[Any, ...], cc: CompileContext) -> tu
     select = selector(spec["for_each"], at + ("for_each",), cc)
     when = condition(spec.get("when"), at + ("when",), cc) if "when" in spec else None
     cc.each_items.add(at + ("item",))
+    each = EachItem(at, spec["for_each"] if isinstance(spec["for_each"], str) else "",
+                    spec["when"] if isinstance(spec.get("when"), str) else None, when,
+                    cc.loc(at + ("when",)) if "when" in spec else cc.loc(at))
+    cc.eaches.append(each)
     body = compile_value(spec["item"], at + ("item",), cc)
 
     def expand(scope: Scope) -> Any:
         out = []
+        met = scope.run.nested.setdefault(each.key, {}) if each.checked else None  # type: ignore[arg-type]
         for i, (value, data_path) in enumerate(select(scope)):
             sub = Scope(value, data_path, scope, scope.run, i)
-            if when is not None and not when(sub):
-                continue
+            if when is not None:
+                held = when(sub)
+                if met is not None:
+                    entry = met.get(data_path)
+                    if entry is None:
+                        entry = met[data_path] = [sub]
+                    if held:
+                        entry.append(each)
+                if not held:
+                    continue
             v = body(sub)
             if v is not MISSING:
                 out.append(v)
@@ -569,11 +606,20 @@ class ItemTest:
         return groups
 
 
+def literal_test(text: str) -> tuple[str, str, str] | None:
+    """(field or `$this`, `=` or `!=`, literal) of a `when` that compares one field with a string
+    literal, else None: what `fhir-export check` can reason about with the schema's allowed values."""
+    m = _LITERAL_TEST.match(text)
+    return (m.group(1), m.group(2), m.group(3)) if m is not None else None
+
+
 def item_test(text: str) -> ItemTest | None:
     """The ItemTest of a `when` condition, or None when it is not `field = 'literal'`. The engine also
     runs it on records before it makes their scope."""
-    simple = _SIMPLE_EQ.match(text)
-    return ItemTest(simple.group(1), simple.group(2)) if simple is not None else None
+    simple = literal_test(text)
+    if simple is None or simple[0] == "$this" or simple[1] != "=":
+        return None
+    return ItemTest(simple[0], simple[2])
 
 
 def _compile_op(spec: dict[str, Any], ops: list[str], at: tuple[Any, ...], cc: CompileContext) -> ValueFn:
@@ -644,6 +690,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
             if not result:
                 return MISSING
             return result[0] if len(result) == 1 else result
+        evaluate.splices = True  # type: ignore[attr-defined]  # as a list item: several results, several items
         return evaluate
     if op in ("template", "xhtml"):
         if not isinstance(arg, str):
@@ -690,8 +737,11 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
 
         def unmapped(scope: Scope, key: Any, codings: list[dict[str, Any]] | None) -> Any:
             if codings is None:
-                scope.run.report("MAP_CODE_UNMAPPED", f"the value is not in code table '{table.id}' ({table.file})",
-                                 loc, scope.data_path, IssueCode.CODE_INVALID)
+                # the value's type, never the value: a number is looked up as written (2.0 as "2.0")
+                written = ("; the value is a number with a decimal point, looked up as written (2.0 as '2.0')"
+                           if type(key) is float else "")
+                scope.run.report("MAP_CODE_UNMAPPED", f"the value is not in code table '{table.id}' ({table.file})"
+                                 f"{written}", loc, scope.data_path, IssueCode.CODE_INVALID)
             else:
                 scope.run.report("MAP_CODE_UNMAPPED", f"the entry of code table '{table.id}' for the value has no "
                                  f"attribute '{fld.split(':', 1)[1]}'", loc, scope.data_path, IssueCode.CODE_INVALID)

@@ -142,6 +142,12 @@ def typed(value: Any, type_code: str | None) -> Any:
     return ResourceNode.create_node(value, type_code)
 
 
+def resource_node(resource: dict[str, Any]) -> Any:
+    """A resource met inside an expression (what `resolve()` returns) typed by its resourceType, so
+    that `resolve().ofType(Practitioner)` and `is Patient` see its type."""
+    return ResourceNode.create_node(resource, resource.get("resourceType"))
+
+
 def compile_expression(expression: str, functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None) -> CompiledPath:
     """Compile once; call the result as `fn(data, env)` where env holds %variables (e.g. resource)."""
     table = {}

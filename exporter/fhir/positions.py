@@ -1,5 +1,5 @@
 """Where in the input an issue is: FHIRPath expression → line:column of the JSON node (layer L1;
-imports only `exporter.issues` and the standard library).
+imports only `exporter.issues`, `exporter.deadline` and the standard library).
 
 The validator works on parsed values and names elements by FHIRPath (`Patient.name[0].given[1]`,
 `Bundle.entry[3].resource.valueQuantity.value`). Only a document that has issues is read a second
@@ -8,12 +8,15 @@ time, here, with a small position-tracking JSON scanner, so the clean path costs
     issues = validator.validate_json(raw)
     issues = attach(issues, raw, file="patient.json")   # no issues: returned as is, raw not read
 
-The scanner sees attacker input: it is iterative (no recursion), linear in the input (regular
-expressions without backtracking for strings and numbers), bounded in depth, and builds nodes only
-on the way to the wanted expressions (everything else is scanned and dropped). It accepts what
+The scanner sees attacker input: it is iterative (no recursion), linear in the input and in the
+length of every key and expression (regular expressions without backtracking for strings and
+numbers; a key is tested against the wanted names, never expanded into its prefixes), bounded in
+depth, stops at the deadline of its thread's work (`exporter.deadline.check()`), and builds nodes
+only on the way to the wanted expressions (everything else is scanned and dropped). It accepts what
 orjson accepts — RFC 8259, UTF-8 without byte order mark, no lone surrogates, no numbers beyond
-double range — and reports the first violation with its position. Duplicate keys: the last one
-counts, as in orjson.
+double range — and reports the first violation with its position. Duplicate keys: with
+`unique_keys` the second occurrence of a member name is an error (the one definition of "duplicate"
+for the input reader, `exporter/fhir/json.py::read_json`); without, the last one counts, as in orjson.
 
 Positions are 1-based; columns count Unicode code points from the line start (a tab is one).
 A node's position is where its value starts (`"`, `{`, `[`, the first digit); an element that is
@@ -32,8 +35,9 @@ import json
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
+from exporter import deadline
 from exporter.issues import Issue, SourceLocation
 
 Position = tuple[int, int]
@@ -60,16 +64,17 @@ Locate = Callable[[bytes, Sequence[str]], Located]
 
 
 class JsonSyntaxError(ValueError):
-    """The document is not well-formed JSON; `offset` is the code point index of the problem."""
+    """The document is not JSON the scanner accepts; `offset` is the code point index of the problem,
+    `kind` says which rule it breaks: "syntax", "depth" (nested deeper than allowed) or "duplicate"
+    (a member name repeated in one object, only with `unique_keys`)."""
 
-    def __init__(self, reason: str, offset: int):
+    def __init__(self, reason: str, offset: int, kind: str = "syntax"):
         super().__init__(reason)
-        self.reason, self.offset = reason, offset
+        self.reason, self.offset, self.kind = reason, offset, kind
 
 
 # ----------------------------------------------------------------------------- expressions
 
-_COMMENT = re.compile(r"/\*.*?\*/")
 _OF_TYPE = re.compile(r"\.ofType\(\s*(?:FHIR\.)?[A-Za-z]\w*\s*\)")
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d+)\])?\Z")
 
@@ -79,8 +84,7 @@ Segment = tuple[str, "int | None"]
 def segments(expression: str) -> list[Segment]:
     """The steps of an expression after its first one (the resource type): `(name, index | None)`.
     Stops before the first step that is not a plain name with an optional index."""
-    text = _COMMENT.sub("", expression)
-    text = _OF_TYPE.sub("", text).replace("[x]", "")
+    text = _OF_TYPE.sub("", _strip_comments(expression)).replace("[x]", "")
     out: list[Segment] = []
     for part in text.split(".")[1:]:
         m = _SEGMENT.match(part)
@@ -90,24 +94,32 @@ def segments(expression: str) -> list[Segment]:
     return out
 
 
-def _key_names(key: str) -> Iterator[str]:
-    """The element names a JSON key can stand for: itself, without a leading `_` (a primitive's
-    extension companion), and each camel-case prefix (the choice element `value` of `valueQuantity`)."""
-    base = key[1:] if key.startswith("_") else key
-    yield base
-    for i in range(1, len(base)):
-        if base[i].isupper():
-            yield base[:i]
+def _strip_comments(text: str) -> str:
+    """`text` without `/* … */` comments (the HL7 validator's `/*Patient/123*/`), in one pass (a
+    regular expression would rescan the rest of the text from every unclosed `/*`)."""
+    if "/*" not in text:
+        return text
+    out, i = [], 0
+    while True:
+        start = text.find("/*", i)
+        end = text.find("*/", start + 2) if start >= 0 else -1
+        if end < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:start])
+        i = end + 2
 
 
 def _matches(key: str, name: str) -> int:
-    """0 no match; 3 the exact key, 2 the `_` companion, 1 a choice-type key (higher is preferred)."""
+    """0 no match; 3 the exact key, 2 the `_` companion, 1 a choice-type key (`valueQuantity` for the
+    element `value`; higher is preferred). Costs at most the length of `name`."""
     if key == name:
         return 3
-    names = _key_names(key)
-    if next(names) == name:
+    base = key[1:] if key.startswith("_") else key
+    if base == name:
         return 2
-    return 1 if name in names else 0
+    n = len(name)
+    return 1 if len(base) > n > 0 and base[n].isupper() and base.startswith(name) else 0
 
 
 # ----------------------------------------------------------------------------- the scanner
@@ -154,6 +166,8 @@ _ARRAY_RUN = re.compile(rf"(?:(?:{_V}){_W},{_W})*+")
 _ARRAY_REST = re.compile(rf"(?:(?:{_V}){_W},{_W})*+(?:{_V}){_W}\]")
 _FLAT_OBJECT = re.compile(rf"\{{{_W}(?:\}}|{_OBJECT_REST.pattern})")
 _FLAT_ARRAY = re.compile(rf"\[{_W}(?:\]|{_ARRAY_REST.pattern})")
+_OBJECT_LAST = re.compile(rf"{_MEMBER}{_W}\}}")
+_ARRAY_LAST = re.compile(rf"(?:{_V}){_W}\]")
 
 
 def _string_end(text: str, i: int) -> int:
@@ -188,19 +202,50 @@ def _key(text: str, i: int, end: int) -> str:
     return json.loads(text[i:end]) if "\\" in raw else raw
 
 
+def _name_lengths(t: Trie) -> list[int]:
+    return sorted({len(n) for n in t})
+
+
 def _wanted_in_object(tries: list[Trie], key: str) -> list[dict[int | None, Trie]] | None:
-    found = [t[n] for t in tries for n in _key_names(key) if n in t]
+    """The sub-tries of the wanted names `key` can stand for (see `_matches`): looked up by the key
+    itself, by the key without `_`, and by the key's prefixes of the lengths the wanted names have
+    (at most one per distinct length, so a long key costs its length times that number, never the
+    square of its length)."""
+    base = key[1:] if key.startswith("_") else key
+    found = []
+    for t in tries:
+        if not t:
+            continue
+        if key in t:
+            found.append(t[key])
+        if base != key and base in t:
+            found.append(t[base])
+        for n in _name_lengths(t):
+            if n >= len(base):
+                break
+            if n and base[n].isupper() and base[:n] in t:
+                found.append(t[base[:n]])
     return found or None
 
 
-def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH) -> _Node:
+_KEYED_MEMBER = re.compile(rf"({_S}){_W}:{_W}(?:{_V}){_W}")
+"""One member with a scalar value, its key captured (the duplicate check's way past scalar members)."""
+
+CHECK_EVERY = 4096
+"""Scanner steps between two deadline checks."""
+
+
+def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH, *, unique_keys: bool = False) -> _Node:
     """Check `text` as JSON and return its root node, with children only on the paths of `trie`
-    (none when `trie` is None). Raises JsonSyntaxError at the first problem."""
+    (none when `trie` is None). Raises JsonSyntaxError at the first problem; with `unique_keys`, a
+    member name repeated in one object is one. Stops with deadline.DeadlineExceeded when the
+    deadline of this thread's work passes."""
     n = len(text)
     ws = _WS.match
     if text.startswith("\ufeff"):
         raise JsonSyntaxError("byte order mark is not allowed", 0)
-    # stack frames: [is_object, node | None, tries of the container's children, item count]
+    # stack frames: [is_object, node | None, tries of the container's children, item count,
+    #                member names seen (unique_keys) | None, whether any child can be wanted]
     stack: list[list] = []
     # the next value: its wanted sub-paths (None: not wanted) and where its node goes
     want: list[dict[int | None, Trie]] | None = [{None: trie or {}}]
@@ -209,7 +254,12 @@ def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH) -> _No
     root: _Node | None = None
     i = ws(text, 0).end()
     state = _VALUE
+    steps = 0
     while True:
+        steps += 1
+        if steps >= CHECK_EVERY:
+            steps = 0
+            deadline.check()
         if state == _VALUE:  # one value at i
             if i >= n:
                 raise JsonSyntaxError("unexpected end of input, expected a JSON value", i)
@@ -224,23 +274,27 @@ def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH) -> _No
                     parent.items[slot] = node  # type: ignore[index]
             state = _AFTER
             if c == "{" or c == "[":
-                if node is None and len(stack) < max_depth:  # not wanted: a flat container in one go
+                if node is None and len(stack) < max_depth and not (unique_keys and c == "{"):
+                    # not wanted: a flat container in one go (objects only when their keys do not matter)
                     m = (_FLAT_OBJECT if c == "{" else _FLAT_ARRAY).match(text, i)
                     if m is not None:
                         i = m.end()
                         continue
                 if len(stack) >= max_depth:
-                    raise JsonSyntaxError(f"nesting deeper than {max_depth} levels", i)
+                    raise JsonSyntaxError(f"nesting deeper than {max_depth} levels", i, "depth")
                 is_obj = c == "{"
                 tries: list = []
+                wanted = False
                 if node is not None:
                     if is_obj:
                         tries = [m[None] for m in want if None in m]  # type: ignore[union-attr]
+                        wanted = any(tries)
                         node.keys = {}
                     else:
                         tries = want  # type: ignore[assignment]
+                        wanted = any(type(k) is int for m in tries for k in m)
                         node.items = {}
-                stack.append([is_obj, node, tries, 0])
+                stack.append([is_obj, node, tries, 0, set() if unique_keys and is_obj else None, wanted])
                 i = ws(text, i + 1).end()
                 if i < n and text[i] == ("}" if is_obj else "]"):
                     i += 1
@@ -287,24 +341,50 @@ def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH) -> _No
                 raise JsonSyntaxError("expected ',' or '}'" if frame[0] else "expected ',' or ']'", i)
         else:  # the next member or item of the innermost container, at i
             frame = stack[-1]
-            is_obj, cnode = frame[0], frame[1]
+            is_obj, cnode, seen = frame[0], frame[1], frame[4]
             state = _VALUE
-            if cnode is None:  # not wanted: runs of scalar members/items in one regular expression
-                m = (_OBJECT_REST if is_obj else _ARRAY_REST).match(text, i)
-                if m is not None:
-                    i = m.end()
-                    stack.pop()
-                    state = _AFTER
-                    continue
-                i = (_OBJECT_RUN if is_obj else _ARRAY_RUN).match(text, i).end()  # type: ignore[union-attr]
+            if not frame[5]:  # no child is wanted
+                if seen is not None:  # scalar members one regular expression each, their names checked
+                    m = _KEYED_MEMBER.match(text, i)
+                    if m is not None and m.end() < n and text[m.end()] in ",}":
+                        _remember(text, m.start(1), m.end(1), seen)
+                        i = m.end()
+                        state = _AFTER
+                        continue
+                else:  # runs of scalar members/items in one regular expression, then the last one
+                    i = (_OBJECT_RUN if is_obj else _ARRAY_RUN).match(text, i).end()  # type: ignore[union-attr]
+                    m = (_OBJECT_LAST if is_obj else _ARRAY_LAST).match(text, i)
+                    if m is not None:
+                        i = m.end()
+                        if cnode is not None:
+                            cnode.end = i
+                        stack.pop()
+                        state = _AFTER
+                        continue
             if is_obj:
                 i, want, parent, slot = _member(text, i, frame)
             else:
-                want = _wanted_item(frame[2], frame[3]) if cnode is not None else None
+                want = _wanted_item(frame[2], frame[3]) if frame[5] else None
                 parent, slot = cnode, frame[3]
 
 
 _VALUE, _AFTER, _ENTRY = 0, 1, 2
+
+
+def _remember(text: str, start: int, end: int, seen: set[str]) -> None:
+    """Note the member name of the string token text[start:end] in `seen`; a second one is an error."""
+    key = _key(text, start, end)
+    if key in seen:
+        raise JsonSyntaxError(f"duplicate member name '{_shown(key)}'", start, "duplicate")
+    seen.add(key)
+
+
+SHOWN_KEY = 64
+"""Characters of a member name an error message shows at most."""
+
+
+def _shown(key: str) -> str:
+    return key if len(key) <= SHOWN_KEY else f"{key[:SHOWN_KEY]}…"
 
 
 def _wanted_item(tries: list[dict[int | None, Trie]], index: int) -> list[dict[int | None, Trie]] | None:
@@ -318,12 +398,14 @@ def _member(text: str, i: int, frame: list) -> tuple[int, list | None, _Node | N
         raise JsonSyntaxError("expected a member name in double quotes", i)
     end = _string_end(text, i)
     node: _Node | None = frame[1]
-    key = _key(text, i, end) if node is not None else ""
+    if frame[4] is not None:
+        _remember(text, i, end, frame[4])
+    key = _key(text, i, end) if frame[5] else ""
     j = _WS.match(text, end).end()
     if j >= len(text) or text[j] != ":":
         raise JsonSyntaxError("expected ':' after the member name", j)
     j = _WS.match(text, j + 1).end()
-    if node is None:
+    if not frame[5]:
         return j, None, None, ""
     return j, _wanted_in_object(frame[2], key), node, key
 
@@ -429,7 +511,23 @@ def locate_json(raw: bytes | str, expressions: Sequence[str]) -> Located:
 
 def json_syntax_error(raw: bytes | str) -> tuple[Position, str] | None:
     """The position and reason of the first syntax error, or None for well-formed JSON."""
-    return locate_json(raw, ()).syntax_error
+    found = first_problem(raw)
+    return (found[1], found[2]) if found else None
+
+
+def first_problem(raw: bytes | str, *, max_depth: int = MAX_DEPTH,
+                  unique_keys: bool = False) -> tuple[str, Position, str] | None:
+    """(kind, position, reason) of the first thing that makes `raw` unreadable — kind "syntax",
+    "depth" (deeper than `max_depth`) or "duplicate" (with `unique_keys`) — or None."""
+    try:
+        text = _decode(raw)
+    except _BadUtf8 as bad:
+        return "syntax", _positions(bad.good, [len(bad.good)])[len(bad.good)], "invalid UTF-8"
+    try:
+        scan(text, None, max_depth, unique_keys=unique_keys)
+    except JsonSyntaxError as exc:
+        return exc.kind, _positions(text, [exc.offset])[exc.offset], exc.reason
+    return None
 
 
 LOCATORS: dict[str, Locate] = {"json": locate_json}
@@ -445,35 +543,53 @@ def _rooted(expression: str, root: str) -> str:
     """`Patient.gender` inside `Parameters.parameter[0].resource` → the full path in the document."""
     if not root:
         return expression
-    head, dot, rest = _COMMENT.sub("", expression).partition(".")
+    head, dot, rest = _strip_comments(expression).partition(".")
     return root + (dot + rest if dot else "")
 
 
+def _json_path(issue: Issue) -> str | None:
+    """The first JSON path (`$`, `$.measurements[3].value`) among an issue's expressions."""
+    return next((e for e in issue.expression if e == "$" or e.startswith(("$.", "$["))), None)
+
+
 def attach(issues: list[Issue], raw: bytes | str, *, media_type: str = "application/fhir+json", file: str = "",
-           root: str = "", max_bytes: int | None = None) -> list[Issue]:
+           root: str = "", max_bytes: int | None = None, json_paths: bool = False) -> list[Issue]:
     """`issues` with `position` set to where each one is in `raw` (the document they were found in).
     An issue with an expression gets its node's start; one without (about the whole document) the
     first syntax error, else the start of the document. `root` names the node of `raw` that was
     validated, when it is not the whole document (a resource in a Parameters body). No issues: the
     list is returned as it is and `raw` is not read; a document over `max_bytes` is not read either
     (its issues get the file name only). Issues that already have a position, or a `location` in
-    another file (a profile, a mapping), are kept as they are."""
+    another file (a profile, a mapping), are kept as they are.
+
+    `json_paths`: `raw` is a domain document and its issues name records by JSON path (`$.a.b[3].c`,
+    the schema's, the rules' and the mappings' issues): each issue with such a path gets its
+    position, also when its `location` is the mapping or rule that found it; the others get the
+    file name only (when they have no location)."""
     if not issues:
         return issues
-    mine = [i.position is None and i.location is None for i in issues]  # the others are about another file
-    wanted = {i.expression[0]: _rooted(i.expression[0], root) for i, m in zip(issues, mine) if m and i.expression}
+    if json_paths:
+        mine = [i.position is None and _json_path(i) is not None for i in issues]
+        wanted = {p: p for i, m in zip(issues, mine) if m and (p := _json_path(i))}
+    else:
+        mine = [i.position is None and i.location is None for i in issues]  # the others are about another file
+        wanted = {i.expression[0]: _rooted(i.expression[0], root) for i, m in zip(issues, mine) if m and i.expression}
     locate = LOCATORS.get(kind(media_type))
     where = Located({})
-    if locate is not None and (max_bytes is None or len(raw) <= max_bytes):
-        data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
-        where = locate(data, sorted(set(wanted.values()) | ({root} if root else set())))
+    if wanted or not json_paths:
+        if locate is not None and (max_bytes is None or len(raw) <= max_bytes):
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+            where = locate(data, sorted(set(wanted.values()) | ({root} if root else set())))
     whole = where.syntax_error[0] if where.syntax_error else where.found.get(root) if root else where.root
     out = []
     for issue, m in zip(issues, mine):
+        deadline.check()
         if not m:
-            out.append(issue)
+            bare = json_paths and issue.position is None and issue.location is None and file
+            out.append(replace(issue, position=SourceLocation(file)) if bare else issue)
             continue
-        at = where.found.get(wanted[issue.expression[0]]) if issue.expression else whole
+        key = _json_path(issue) if json_paths else issue.expression[0] if issue.expression else None
+        at = where.found.get(wanted[key]) if key is not None else whole
         out.append(replace(issue, position=SourceLocation(file, *at)) if at
                    else replace(issue, position=SourceLocation(file)) if file else issue)
     return out

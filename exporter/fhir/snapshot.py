@@ -35,7 +35,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from exporter.issues import ExporterError, IssueCode, SourceLocation, error
+from exporter.fhir.defmessages import MESSAGES, value_text
+from exporter.issues import ExporterError, SourceLocation, error
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 Resolve = Callable[[str], "dict[str, Any] | None"]
@@ -43,15 +44,17 @@ Resolve = Callable[[str], "dict[str, Any] | None"]
 _EXTENSION_SLICING = {"discriminator": [{"type": "value", "path": "url"}], "ordered": False, "rules": "open"}
 _TYPE_SLICING = {"discriminator": [{"type": "type", "path": "$this"}], "ordered": False, "rules": "closed"}
 _REPLACED_FAMILIES = ("fixed", "pattern", "defaultValue", "minValue", "maxValue")
+# JSON of the R4 primitive datatypes (every other datatype is a JSON object)
+_PRIMITIVE_JSON: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,), "integer": (int,), "unsignedInt": (int,), "positiveInt": (int,), "decimal": (int, float),
+    **{t: (str,) for t in ("base64Binary", "canonical", "code", "date", "dateTime", "id", "instant", "markdown", "oid",
+                           "string", "time", "uri", "url", "uuid", "xhtml")}}
+_JSON_KIND = {(bool,): "true or false", (int,): "a JSON integer", (int, float): "a JSON number", (str,): "a JSON string",
+              (dict,): "a JSON object"}
 _ADDED_LISTS = {"alias": None, "condition": None, "code": None, "example": None, "mapping": None}
 _NOT_COPIED = frozenset({"id", "path", "base", "slicing", "min", "max", "type", "binding", "constraint",
                          "extension", "modifierExtension", "contentReference"})
 _BINDABLE = frozenset({"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"})
-_DICT_LISTS = ("type", "constraint", "extension", "modifierExtension", "mapping", "example", "code")
-_SHAPES: dict[str, tuple[type, ...]] = {
-    "id": (str,), "path": (str,), "sliceName": (str,), "min": (int,), "max": (str,), "slicing": (dict,),
-    "binding": (dict,), "contentReference": (str,), "base": (dict,), "alias": (list,), "condition": (list,),
-    **{k: (list,) for k in _DICT_LISTS}}
 
 
 class SnapshotError(ExporterError):
@@ -95,37 +98,102 @@ def _segments(eid: str) -> list[tuple[str, str | None]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Obj:
+    """The JSON shape of an object: its properties' shapes (others are not looked at), required ones."""
+
+    fields: dict[str, Any]
+    required: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _List:
+    item: Any
+
+
+# The R4 ElementDefinition properties snapshot generation and the validator rely on (texts such as
+# `short` are only copied), as JSON shapes: str (a non-empty string), int, bool, dict (any object),
+# a frozenset (a string of that code system), _Obj, _List. One definition for differentials, carried
+# snapshots and bases.
+_DICTS = _List(dict)
+_EXTENSIONS = _DICTS
+_ELEMENT = _Obj({
+    "id": str, "path": str, "sliceName": str, "sliceIsConstraining": bool,
+    "alias": _List(str), "condition": _List(str), "code": _DICTS,
+    "min": int, "max": str, "contentReference": str, "maxLength": int,
+    "mustSupport": bool, "isModifier": bool, "isSummary": bool,
+    "base": _Obj({"path": str, "min": int, "max": str}, ("path", "min", "max")),
+    "slicing": _Obj({"discriminator": _List(_Obj({"type": frozenset({"value", "exists", "pattern", "type", "profile"}),
+                                                  "path": str}, ("type", "path"))),
+                     "description": str, "ordered": bool,
+                     "rules": frozenset({"closed", "open", "openAtEnd"})}, ("rules",)),
+    "type": _List(_Obj({"code": str, "profile": _List(str), "targetProfile": _List(str),
+                        "aggregation": _List(frozenset({"contained", "referenced", "bundled"})),
+                        "versioning": frozenset({"either", "independent", "specific"}), "extension": _EXTENSIONS},
+                       ("code",))),
+    "binding": _Obj({"strength": frozenset({"required", "extensible", "preferred", "example"}), "description": str,
+                     "valueSet": str, "extension": _EXTENSIONS}, ("strength",)),
+    "constraint": _List(_Obj({"key": str, "requirements": str, "severity": frozenset({"error", "warning"}),
+                              "human": str, "expression": str, "xpath": str, "source": str,
+                              "extension": _EXTENSIONS}, ("key", "severity", "human"))),
+    "example": _DICTS, "mapping": _DICTS, "extension": _EXTENSIONS, "modifierExtension": _EXTENSIONS,
+}, ("path",))
+_KINDS = {str: "a non-empty JSON string", int: "a JSON integer", bool: "true or false", dict: "a JSON object"}
+
+
+def _shape(value: Any, shape: Any) -> tuple[str, str] | None:
+    """What is wrong with `value` against `shape`: (where below `value`, what must hold); None: nothing.
+    Only called often on well-formed definitions, so the text is built only for a problem."""
+    if type(shape) is _Obj:
+        if type(value) is not dict:
+            return "", "must be a JSON object"
+        for k in shape.required:
+            if k not in value:
+                return "", f"has no {k}"
+        fields = shape.fields
+        for k, v in value.items():
+            sub = fields.get(k)
+            if sub is None or (type(v) is sub and (sub is not str or (v and not v.isspace()))) \
+                    or (sub is _DICTS and type(v) is list and v and all(type(x) is dict for x in v)):
+                continue  # the common cases, without a call
+            if problem := _shape(v, sub):
+                return f".{k}{problem[0]}", problem[1]
+        return None
+    if type(shape) is _List:
+        if type(value) is not list or not value:
+            return "", "must be a non-empty JSON array"
+        for i, v in enumerate(value):
+            if problem := _shape(v, shape.item):
+                return f"[{i}]{problem[0]}", problem[1]
+        return None
+    if type(shape) is frozenset:
+        return None if type(value) is str and value in shape else ("", f"must be one of {', '.join(sorted(shape))}")
+    if type(value) is shape and (shape is not str or (value and not value.isspace())):
+        return None
+    return "", f"must be {_KINDS[shape]}"
+
+
 def _shape_problem(e: Any) -> str | None:
     """What is wrong with the JSON shape of an element definition (None: nothing we rely on)."""
     if not isinstance(e, dict):
         return "an element definition is not a JSON object"
     if not isinstance(e.get("path"), str) or not e["path"] or "" in e["path"].split("."):
         return "an element definition has no valid path"
-    for key, kinds in _SHAPES.items():
-        if key in e and (not isinstance(e[key], kinds) or isinstance(e[key], bool)):
-            return f"{key} of {e.get('id') or e['path']} is not a JSON {kinds[0].__name__}"
-    name = e.get("id") or e["path"]
+    problem = _shape(e, _ELEMENT)
+    if problem:
+        return f"{problem[0].lstrip('.')} {problem[1]}"
     if ("min" in e and e["min"] < 0) or ("max" in e and not (e["max"] == "*" or e["max"].isdigit())):
-        return f"the cardinality of {name} is malformed (min {e.get('min')!r}, max {e.get('max')!r})"
-    for key in _DICT_LISTS:
-        if key in e and not all(isinstance(x, dict) for x in e[key]):
-            return f"{key} of {name} is not a list of JSON objects"
-    for t in e.get("type") or []:
-        if not isinstance(t.get("code", ""), str) or not all(
-                isinstance(v, list) and all(isinstance(u, str) for u in v)
-                for k, v in t.items() if k in ("profile", "targetProfile")):
-            return f"a type of {name} has a code or profile that is not a string"
-    if any(not isinstance(c.get("key", ""), str) for c in e.get("constraint") or []):
-        return f"a constraint key of {name} is not a string"
-    discriminators = (e.get("slicing") or {}).get("discriminator", [])
-    if not isinstance(discriminators, list) or not all(isinstance(d, dict) for d in discriminators):
-        return f"the slicing discriminators of {name} are not a list of JSON objects"
+        return f"the cardinality is malformed (min {value_text(e.get('min'))}, max {value_text(e.get('max'))})"
+    if "base" in e and (e["base"]["min"] < 0 or not (e["base"]["max"] == "*" or e["base"]["max"].isdigit())):
+        return "the base cardinality is malformed"
     return None
 
 
 def _ids_from_paths(elements: list[dict[str, Any]]) -> list[str]:
     """Element ids of a list whose elements may lack them (computed from path and sliceName, the way
     the HL7 tooling does: a slice entry opens a scope for the elements below its path)."""
+    if all(type(e.get("id")) is str and e["id"] for e in elements):
+        return [e["id"] for e in elements]  # (shipped snapshots: every element has its id)
     current: dict[str, str | None] = {}  # path -> slice name in effect
     ids = []
     for e in elements:
@@ -161,12 +229,134 @@ def _is_slice_id(eid: str) -> bool:
     return ":" in eid.rsplit(".", 1)[-1]
 
 
+def _discriminator_text(discriminators: list[tuple[Any, Any]]) -> str:
+    """[('value', 'url')] -> 'value:url' (as FHIR shorthand writes them)."""
+    return ", ".join(f"{t}:{p}" for t, p in discriminators) or "none"
+
+
 def _larger_max(derived: str, base: str) -> bool:
     if base == "*":
         return False
     if derived == "*":
         return True
     return int(derived) > int(base)
+
+
+def carried_elements(sd: dict[str, Any]) -> Any:
+    """The element list of the snapshot `sd` carries (as found: maybe malformed); None when it has none."""
+    snapshot = sd.get("snapshot")
+    return (snapshot.get("element") if isinstance(snapshot, dict) else snapshot) or None
+
+
+def _parent_ids(eid: str) -> tuple[str | None, str]:
+    """Where element `eid` hangs in its snapshot: the element it slices (None: not a slice) and its parent."""
+    segs = _segments(eid)
+    parent_id = ".".join(n + (f":{s}" if s else "") for n, s in segs[:-1])
+    name, slice_name = segs[-1]
+    if not slice_name:
+        return None, parent_id
+    return parent_id + "." + name + (f":{slice_name.rsplit('/', 1)[0]}" if "/" in slice_name else ""), parent_id
+
+
+def _value_family(key: str) -> str | None:
+    return next((f for f in _REPLACED_FAMILIES if key.startswith(f)), None)
+
+
+def _value_datatype(key: str, family: str) -> str:
+    """`fixedCode` -> 'code', `patternCodeableConcept` -> 'CodeableConcept' ('' when no datatype is named)."""
+    suffix = key[len(family):]
+    if not suffix[:1].isupper():
+        return ""
+    primitive = suffix[:1].lower() + suffix[1:]
+    return primitive if primitive in _PRIMITIVE_JSON else suffix
+
+
+def _value_problem(key: str, value: Any, types: Any) -> str | None:
+    """What is wrong with a fixed[x]/pattern[x]/defaultValue[x]/minValue[x]/maxValue[x] property of an
+    element typed `types`: its datatype is none of the element's, or its JSON is not that datatype's."""
+    family = _value_family(key)
+    assert family is not None
+    datatype = _value_datatype(key, family)
+    if not datatype:
+        return f"{key} does not name a datatype ({family}[x] is written {family}<Type>)"
+    codes = {c for c in (_fhir_type(t) for t in types or [] if isinstance(t, dict)) if isinstance(c, str)}
+    system = any(c.startswith("http://hl7.org/fhirpath/System.") for c in codes)
+    if codes and datatype not in codes and not codes & {"*", "Element"} and not (system and datatype in _PRIMITIVE_JSON):
+        return f"{key}: the element has type {', '.join(sorted(codes))}, not {datatype}"
+    kinds = _PRIMITIVE_JSON.get(datatype, (dict,))
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        return f"{key} must be {_JSON_KIND[kinds]} (the JSON of a {datatype}), not {_json_kind(value)}"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    return {str: "a string", int: "a number", float: "a number", dict: "an object", list: "an array"}.get(
+        type(value), "null")
+
+
+def _first_malformed(elements: list[Any]) -> tuple[str, str] | None:
+    """(element id — or path, or position —, problem) of the first element of the wrong JSON shape."""
+    for i, e in enumerate(elements):
+        problem = _shape_problem(e)
+        if problem:
+            names = [e.get(k) for k in ("id", "path")] if isinstance(e, dict) else []
+            return next((n for n in names if isinstance(n, str) and n), f"element[{i}]"), problem
+    return None
+
+
+def _snapshot_problem(elements: Any) -> tuple[str, str | None, str] | None:
+    """(message id, element, text) of the first problem of a snapshot's element list, None when it is
+    well-formed: every element of the right JSON shapes, the root first, every element after the one
+    it belongs to (its parent, or the element it slices), ids that match paths, min at most max,
+    values of the element's types. What the tree building here and the validator's compiler rely on."""
+    if not isinstance(elements, list) or not elements:
+        return "SNAP_MALFORMED", None, "snapshot.element is not a non-empty JSON array"
+    bad = _first_malformed(elements)
+    if bad:
+        return "SNAP_MALFORMED", *bad
+    seen: set[str] = set()
+    for eid, e in zip(_ids_from_paths(elements), elements):
+        segs = _segments(eid)
+        if ".".join(n for n, _ in segs) != e["path"] or any(s == "" for _, s in segs):
+            return "SNAP_MALFORMED", eid, f"element id {eid} does not match its path {e['path']}"
+        if eid in seen:
+            return "SNAP_MALFORMED", eid, f"element {eid} appears twice"
+        if not seen:
+            if len(segs) != 1 or segs[0][1] is not None:
+                return "SNAP_MALFORMED", eid, f"the first element {eid} is not the root"
+        else:
+            holder, parent_id = _parent_ids(eid)
+            if holder not in seen and parent_id not in seen:
+                return "SNAP_MALFORMED", eid, f"element {eid} comes without (or before) the element it belongs to"
+        seen.add(eid)
+        if e.get("max", "*") != "*" and e.get("min", 0) > int(e["max"]):
+            return "SNAP_MALFORMED", eid, f"min {e.get('min')} is above max {e['max']}"
+        problem = next((p for k, v in e.items() if k.startswith(_REPLACED_FAMILIES)
+                        and (p := _value_problem(k, v, e.get("type")))), None)
+        if problem:
+            return "SNAP_VALUE_TYPE", eid, problem
+    return None
+
+
+def check_snapshot(sd: dict[str, Any], origin: Callable[[str], str | None] = lambda url: None) -> None:
+    """Raise `SnapshotError` (SNAP_MALFORMED, SNAP_VALUE_TYPE) naming the element when the snapshot
+    `sd` carries is malformed, so that what reads snapshot elements only ever sees well-formed ones."""
+    problem = _snapshot_problem(carried_elements(sd))
+    if problem:
+        message_id, element, text = problem
+        raise _error(sd, origin, message_id, element, text, what="malformed snapshot in")
+
+
+def _error(sd: dict[str, Any], origin: Callable[[str], str | None], message_id: str, element: str | None,
+           message: str, what: str = "cannot generate the snapshot of") -> SnapshotError:
+    """The one issue about `sd` ("<what> StructureDefinition <url>: <message>"), at the file it came from."""
+    url = sd.get("url") or sd.get("id") or "<StructureDefinition without url>"
+    where = origin(url) if isinstance(url, str) else None
+    text = f"{what} StructureDefinition {url if isinstance(url, str) else value_text(url)}: {message}"
+    return SnapshotError(error(MESSAGES[message_id][0], text, message_id, expression=(element,) if element else (),
+                               location=SourceLocation(where) if where else None))
 
 
 class _Generator:
@@ -182,12 +372,8 @@ class _Generator:
         self.base_index: dict[str, _Node] = {}
 
     # -- errors ----------------------------------------------------------------------------------
-    def fail(self, message_id: str, element: str | None, message: str, code: IssueCode = IssueCode.INVALID) -> SnapshotError:
-        url = self.sd.get("url") or self.sd.get("id") or "<StructureDefinition without url>"
-        where = self.origin(url) if isinstance(url, str) else None
-        text = f"cannot generate the snapshot of StructureDefinition {url}: {message}"
-        return SnapshotError(error(code, text, message_id, expression=(element,) if element else (),
-                                   location=SourceLocation(where) if where else None))
+    def fail(self, message_id: str, element: str | None, message: str) -> SnapshotError:
+        return _error(self.sd, self.origin, message_id, element, message)
 
     # -- structures --------------------------------------------------------------------------------
     def structure(self, url: str, element: str | None, what: str) -> dict[str, Any]:
@@ -196,9 +382,9 @@ class _Generator:
         if sd is None:
             sd = self.resolve(url.split("|", 1)[0]) if "|" in url else None
         if sd is None:
-            raise self.fail("SNAP_UNKNOWN_STRUCTURE" if what == "base" else "SNAP_TYPE_UNKNOWN", element,
-                            f"{what} {url} is not a known StructureDefinition", IssueCode.NOT_FOUND)
-        if not (sd.get("snapshot") or {}).get("element"):
+            raise self.fail({"base": "SNAP_UNKNOWN_STRUCTURE", "profile": "SNAP_PROFILE_UNKNOWN"}.get(what, "SNAP_TYPE_UNKNOWN"),
+                            element, f"{what} {url} is not a known StructureDefinition")
+        if not carried_elements(sd):
             if sd.get("url") in self.stack:
                 raise self.fail("SNAP_CIRCULAR", element, "circular base/type references: "
                                 + " -> ".join((*self.stack, str(sd.get("url")))))
@@ -213,45 +399,35 @@ class _Generator:
         return self.trees[key]
 
     def _tree(self, sd: dict[str, Any], element: str | None) -> tuple[_Node, dict[str, _Node]]:
-        elements = sd["snapshot"]["element"]
-        problem = next((p for p in map(_shape_problem, elements) if p), None) if isinstance(elements, list) \
-            else "snapshot.element is not a list"
+        elements = carried_elements(sd)
+        problem = _snapshot_problem(elements)
         if problem:
-            raise self.fail("SNAP_BAD_BASE", element, f"the snapshot of {sd.get('url')} is malformed: {problem}")
-        ids = _ids_from_paths(elements)
+            _, where, text = problem
+            raise self.fail("SNAP_BAD_BASE", element, f"the snapshot of {value_text(sd.get('url'))} is malformed: "
+                            + (f"{where}: {text}" if where else text))
         index: dict[str, _Node] = {}
         root: _Node | None = None
-        for eid, e in zip(ids, elements):
+        for eid, e in zip(_ids_from_paths(elements), elements):
             el = dict(e)  # shallow: tree elements are only ever read, and copied deeply when used
             el.setdefault("base", {"path": e.get("path"), "min": e.get("min", 0), "max": e.get("max", "*")})
-            segs = _segments(eid)
-            node = _Node(el, segs[-1][0])
+            node = _Node(el, _segments(eid)[-1][0])
             index[eid] = node
             if root is None:
                 root = node
                 continue
-            parent_id = ".".join(n + (f":{s}" if s else "") for n, s in segs[:-1])
-            name, slice_name = segs[-1]
-            if slice_name:
-                holder = parent_id + "." + name + (f":{slice_name.rsplit('/', 1)[0]}" if "/" in slice_name else "")
-                owner = index.get(holder)
-                if owner is not None:
-                    owner.slices.append(node)
-                    continue
-            parent = index.get(parent_id)
-            if parent is None:
-                raise self.fail("SNAP_BAD_BASE", element or eid,
-                                f"the snapshot of {sd.get('url')} has element {eid} without its parent")
-            parent.children.append(node)
-        if root is None:
-            raise self.fail("SNAP_BAD_BASE", element, f"the snapshot of {sd.get('url')} is empty")
+            holder, parent_id = _parent_ids(eid)  # one of them is there (_snapshot_problem)
+            if holder is not None and holder in index:
+                index[holder].slices.append(node)
+            else:
+                index[parent_id].children.append(node)
+        assert root is not None  # _snapshot_problem: a non-empty list
         return root, index
 
     def differential(self) -> _Diff:
         elements = self.sd["differential"]["element"]
-        problem = next((p for p in map(_shape_problem, elements) if p), None)
-        if problem:
-            raise self.fail("SNAP_MALFORMED", None, f"differential: {problem}", IssueCode.STRUCTURE)
+        bad = _first_malformed(elements)
+        if bad:
+            raise self.fail("SNAP_MALFORMED", bad[0], f"differential: {bad[1]}")
         ids = _ids_from_paths(elements)
         root: _Diff | None = None
         for eid, e in zip(ids, elements):
@@ -285,13 +461,13 @@ class _Generator:
         if not isinstance(differential, dict) or not differential.get("element"):
             raise self.fail("SNAP_NO_DIFFERENTIAL", None, "it has neither a snapshot nor a differential")
         if not isinstance(differential["element"], list):
-            raise self.fail("SNAP_MALFORMED", None, "differential.element is not a list", IssueCode.STRUCTURE)
+            raise self.fail("SNAP_MALFORMED", None, "differential.element is not a list")
         if sd.get("derivation", "constraint") != "constraint":
-            raise self.fail("SNAP_NOT_SUPPORTED", None, f"derivation '{sd.get('derivation')}' is not supported "
-                            "(only constraint profiles get a generated snapshot)", IssueCode.NOT_SUPPORTED)
+            raise self.fail("SNAP_NOT_SUPPORTED", None, f"derivation '{value_text(sd.get('derivation'))}' is not supported "
+                            "(only constraint profiles get a generated snapshot)")
         base_url = sd.get("baseDefinition")
         if not isinstance(base_url, str) or not base_url:
-            raise self.fail("SNAP_UNKNOWN_STRUCTURE", None, "it has no baseDefinition", IssueCode.REQUIRED)
+            raise self.fail("SNAP_UNKNOWN_STRUCTURE", None, "it has no baseDefinition")
         base_sd = self.structure(base_url, None, "base")
         base_root, self.base_index = self.tree(base_sd)
         diff = self.differential()
@@ -299,7 +475,8 @@ class _Generator:
             raise self.fail("SNAP_PATH_UNKNOWN", diff.name,
                             f"the differential describes {diff.name}, the base {base_url} describes {base_root.name}")
         if sd.get("type") and sd["type"] != base_root.name and base_root.name not in ("Element", "BackboneElement"):
-            raise self.fail("SNAP_PATH_UNKNOWN", None, f"type {sd['type']} does not match the base's {base_root.name}")
+            raise self.fail("SNAP_PATH_UNKNOWN", None,
+                            f"type {value_text(sd['type'])} does not match the base's {base_root.name}")
         root = self.merge(base_root, diff, base_root.name)
         out: list[dict[str, Any]] = []
         _emit(root, None, None, out)
@@ -311,6 +488,8 @@ class _Generator:
         if diff is None or diff.is_empty():
             return base.copy()
         out = _Node(copy.deepcopy(base.el), base.name)
+        if not is_slice and ((diff.el is not None and "slicing" in diff.el) or (diff.slices and "slicing" in base.el)):
+            self.sliceable(base, diff, eid)  # slices without any slicing: SNAP_SLICE_WITHOUT_SLICING, below
         if diff.el is not None:
             self.apply(out.el, diff.el, eid, is_slice=is_slice)
             if "slicing" in diff.el:
@@ -369,6 +548,20 @@ class _Generator:
             holder.renamed.append(name)
         return out
 
+    def sliceable(self, base: _Node, diff: _Diff, eid: str) -> None:
+        """Only an element that repeats can be sliced, or a choice `[x]` (by type); like the HL7 tooling,
+        also a type slicing, or a differential that slices the element and sets its max to 1."""
+        if "." not in eid:
+            raise self.fail("SNAP_SLICING", eid, "slicing is not allowed at the root of a profile")
+        most = str(base.el.get("max", "*"))
+        if most == "*" or int(most) > 1 or base.name.endswith("[x]"):
+            return
+        d = diff.el or {}
+        discriminators = [(x.get("type"), x.get("path")) for x in (d.get("slicing") or {}).get("discriminator") or []]
+        if "slicing" in d and (d.get("max") == "1" or discriminators == [("type", "$this")]):
+            return
+        raise self.fail("SNAP_SLICE_NOT_REPEATING", eid, f"{eid} does not repeat (max {most}), so it cannot be sliced")
+
     def slicing(self, el: dict[str, Any], dslicing: Any, eid: str) -> None:
         """The differential's slicing of an element; a base slicing may only be narrowed."""
         if not isinstance(dslicing, dict) or dslicing.get("rules") not in (None, "open", "closed", "openAtEnd"):
@@ -380,7 +573,8 @@ class _Generator:
         discr = [(d.get("type"), d.get("path")) for d in dslicing.get("discriminator") or []]
         base_discr = [(d.get("type"), d.get("path")) for d in old.get("discriminator") or []]
         if discr and base_discr and discr[: len(base_discr)] != base_discr:
-            raise self.fail("SNAP_SLICING", eid, f"the discriminators {discr} differ from the base's {base_discr}")
+            raise self.fail("SNAP_SLICING", eid, f"the discriminators {_discriminator_text(discr)} differ from the "
+                            f"base's {_discriminator_text(base_discr)}")
         if "ordered" in dslicing and "ordered" in old and dslicing["ordered"] != old["ordered"] and old["ordered"]:
             raise self.fail("SNAP_SLICING", eid, "the base slicing is ordered; a profile cannot unorder it")
         if old.get("rules") == "closed" and dslicing.get("rules") not in (None, "closed"):
@@ -470,7 +664,7 @@ class _Generator:
         t = types[0]
         profiles = t.get("profile") or []
         url = profiles[0] if profiles else (t["code"] if ":" in t["code"] else CORE + t["code"])
-        sd = self.structure(url, eid, "type")
+        sd = self.structure(url, eid, "profile" if profiles else "type")
         root, _ = self.tree(sd, eid)
         return [c.copy() for c in root.children]
 
@@ -508,23 +702,51 @@ class _Generator:
                 items = el.setdefault(key, [])
                 items.extend(copy.deepcopy(v) for v in value if v not in items)
                 continue
-            family = next((f for f in _REPLACED_FAMILIES if key.startswith(f)), None)
+            family = _value_family(key)
             if family:
                 for old_key in [k for k in el if k.startswith(family)]:
                     del el[old_key]
             el[key] = copy.deepcopy(value)
+        for key in filter(_value_family, d):
+            self.value_type(key, d[key], el, eid)
         if "binding" in el and not any(t.get("code") in _BINDABLE for t in el.get("type") or []) and el.get("type"):
             del el["binding"]
+
+    def value_type(self, key: str, value: Any, el: dict[str, Any], eid: str) -> None:
+        """A fixed/pattern/default/min/max value of the differential fits the element's types."""
+        problem = _value_problem(key, value, el.get("type"))
+        datatype = _value_datatype(key, _value_family(key) or "")
+        if problem is None and datatype not in _PRIMITIVE_JSON:
+            known = self.resolve(CORE + datatype)
+            if known is None or known.get("kind") != "complex-type":
+                problem = f"{key}: {datatype} is not a FHIR datatype"
+        if problem:
+            raise self.fail("SNAP_VALUE_TYPE", eid, problem)
+
+    def type_profiles(self, dtypes: list[dict[str, Any]], eid: str) -> None:
+        """Every profile the differential puts on a type resolves, to a profile of that type (like the
+        HL7 tooling's 'Unable to resolve profile'); target profiles are the validator's to resolve."""
+        for t in dtypes:
+            for url in t.get("profile") or []:
+                sd = self.resolve(url) or (self.resolve(url.split("|", 1)[0]) if "|" in url else None)
+                if sd is None:
+                    raise self.fail("SNAP_PROFILE_UNKNOWN", eid, f"type {t['code']}: profile {url} cannot be resolved "
+                                    "(it is not a known StructureDefinition)")
+                if sd.get("type") != t["code"] and t["code"] not in ("BackboneElement", "Element") \
+                        and not (t["code"] in ("Resource", "DomainResource") and sd.get("kind") == "resource"):
+                    # (a BackboneElement/Element profile names an element of that profile: R4's profile-element)
+                    raise self.fail("SNAP_PROFILE_WRONG_TYPE", eid, f"type {t['code']}: profile {url} constrains "
+                                    f"{value_text(sd.get('type'))}, not {t['code']}")
 
     def profile_constraints(self, el: dict[str, Any], dtypes: list[dict[str, Any]], eid: str) -> None:
         """An element typed with one profiled datatype (SimpleQuantity, an extension) carries the
         constraints of that profile's root; a profiled resource keeps its rules to itself."""
         if len(dtypes) != 1 or dtypes[0].get("code") == "Reference" or len(dtypes[0].get("profile") or []) != 1:
             return
-        sd = self.resolve(dtypes[0]["profile"][0])  # an unknown profile is the validator's to report
+        sd = self.resolve(dtypes[0]["profile"][0])  # resolved (type_profiles), unless only through its version
         if sd is None or sd.get("kind") not in ("complex-type", "primitive-type"):
             return
-        root = self.structure(dtypes[0]["profile"][0], eid, "type")["snapshot"]["element"][0]
+        root = self.tree(self.structure(dtypes[0]["profile"][0], eid, "type"), eid)[0].el
         keys = {c.get("key") for c in el.get("constraint") or []}
         extra = [copy.deepcopy(c) for c in root.get("constraint") or [] if c.get("key") not in keys]
         if extra:
@@ -567,6 +789,7 @@ class _Generator:
             raise self.fail("SNAP_TYPE_NOT_ALLOWED" if known else "SNAP_TYPE_UNKNOWN", eid,
                             f"type {code} is not allowed here (the base allows {', '.join(map(str, base_codes))})"
                             if known else f"type {code} is not a known FHIR type")
+        self.type_profiles(dtypes, eid)
         el["type"] = copy.deepcopy(dtypes)
 
 

@@ -10,6 +10,9 @@ data arrives.
 Only what holds for every document the schema accepts is kept: `allOf` narrows (types, allowed
 values), `anyOf`/`oneOf` widen, and conditional rules (`if`/`then`/`else`) are left out — they only
 narrow further, so the allowed values kept are an upper bound and the field names are exact.
+
+`IntegerPlaces(tree).normalise(doc)` makes integers written as `2.0` the ints they are, at the
+places the tree says can only hold an integer (see below), before a document is mapped.
 """
 
 from __future__ import annotations
@@ -135,3 +138,120 @@ def _types_and(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
     if "integer" in a and "number" in b or "integer" in b and "number" in a:
         both |= {"integer"}
     return both
+
+
+# -- whole numbers written as 2.0 ------------------------------------------------------------------
+# JSON has one number type: 2.0 is the integer 2 (JSON Schema's `type: integer` accepts it), and
+# backends that hold numbers as doubles (Java's Double, JavaScript) write it so. Read as a Python
+# float it would become the key "2.0" of a code table, the string "2.0" of `as: string`, a FHIR
+# Coding.version "2026.0". So before mapping, such a value is made the integer it is, wherever the
+# schema says the place holds an integer (only there: a decimal's 72.0 keeps its precision).
+_LARGEST = 2 ** 63  # a float beyond is no exact integer of the document's writer; left as it is
+
+
+class _Place:
+    """A place on the way to integers: its members that are integers, its members with integers
+    below, and, for a list, whether its elements are integers or have integers below."""
+
+    __slots__ = ("ints", "deeper", "each_int", "each")
+
+    def __init__(self) -> None:
+        self.ints: tuple[str, ...] = ()
+        self.deeper: tuple[tuple[str, "_Place"], ...] = ()
+        self.each_int = False
+        self.each: _Place | None = None
+
+    def empty(self) -> bool:
+        return not (self.ints or self.deeper or self.each_int or self.each)
+
+
+class IntegerPlaces:
+    """The places of a document whose value can only be an integer, per the schema's Field tree.
+    `normalise(doc)` returns `doc` with every whole float at those places made an int; it copies
+    only the objects and lists on the way to a value it changes (the caller's document is left as
+    it is) and returns `doc` itself when there is none."""
+
+    def __init__(self, root: Field):
+        self.root = self._place(root, 0)
+
+    def _place(self, f: Field, depth: int) -> _Place:
+        place = _Place()
+        if depth > 64:
+            return place
+        ints, deeper = [], []
+        for name, sub in f.properties.items():
+            if sub.is_("integer"):
+                ints.append(name)
+            else:
+                below = self._place(sub, depth + 1)
+                if not below.empty():
+                    deeper.append((name, below))
+        place.ints, place.deeper = tuple(ints), tuple(deeper)
+        if f.items is not None:
+            place.each_int = f.items.is_("integer")
+            below = self._place(f.items, depth + 1) if not place.each_int else _Place()
+            place.each = below if not below.empty() else None
+        return place
+
+    @property
+    def places(self) -> list[str]:
+        """The places, as JSON paths (`$.diary_entries[*].mood`)."""
+        out: list[str] = []
+
+        def walk(place: _Place, here: str) -> None:
+            out.extend(f"{here}.{name}" for name in place.ints)
+            if place.each_int:
+                out.append(f"{here}[*]")
+            for name, below in place.deeper:
+                walk(below, f"{here}.{name}")
+            if place.each is not None:
+                walk(place.each, f"{here}[*]")
+        walk(self.root, "$")
+        return out
+
+    def normalise(self, doc: Any) -> Any:
+        return _whole(doc, self.root)
+
+
+def _integer(v: Any) -> Any:
+    """A whole float as the int it is; anything else as it is."""
+    return int(v) if type(v) is float and v.is_integer() and abs(v) < _LARGEST else v
+
+
+def _whole(value: Any, place: _Place) -> Any:
+    if type(value) is dict:
+        out = value
+        for name in place.ints:
+            v = value.get(name)
+            if type(v) is float and _integer(v) is not v:
+                if out is value:
+                    out = dict(value)
+                out[name] = _integer(v)
+        for name, below in place.deeper:
+            v = value.get(name)
+            if v is not None:
+                w = _whole(v, below)
+                if w is not v:
+                    if out is value:
+                        out = dict(value)
+                    out[name] = w
+        return out
+    if type(value) is list:
+        if place.each_int:
+            return [_integer(v) for v in value] if float in map(type, value) else value
+        below = place.each
+        if below is None:
+            return value
+        changed: list[Any] | None = None
+        # records with one integer member and nothing below (a diary entry's mood): tested without a call
+        flat = below.ints[0] if len(below.ints) == 1 and not (below.deeper or below.each or below.each_int) else None
+        for i, v in enumerate(value):
+            if flat is not None and type(v) is dict and type(v.get(flat)) is not float:
+                continue
+            w = _whole(v, below)
+            if w is not v:
+                if changed is None:
+                    changed = list(value)
+                changed[i] = w
+        return value if changed is None else changed
+    return value

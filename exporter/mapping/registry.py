@@ -15,10 +15,10 @@ from exporter.mapping.tables import CodeTable, load_table, suggest
 from exporter.mapping.templates import TemplateSources, load_templates
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
 
-MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "resource"}
+MAPPING_KEYS = {"mapping", "description", "profile", "section", "for_each", "when", "source_id", "origin", "resource"}
 BUNDLE_KEYS = {"mapping_set", "id_namespace", "default_timezone", "bundle", "composition", "provenance", "ignore",
                "questionnaires"}
-PART_KEYS = {"profile", "resource", "sections"}
+PART_KEYS = {"profile", "resource", "sections", "origins"}
 SECTION_KEYS = {"key", "code", "title", "sections", "empty_reason"}
 IGNORE_KEYS = {"for_each", "when", "reason"}
 
@@ -34,6 +34,7 @@ class MappingFile:
     for_each: str | None = None
     when: str | None = None
     source_id: Any = None
+    origin: Any = None  # where its records' values come from: a key of bundle.yaml provenance.origins (or a value giving one)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class MappingSet:
     layout_positions: Positions = field(default_factory=dict)
     templates: TemplateSources | None = None
     issues: list[Issue] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # mapping files left out (not loadable, or a duplicate id)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -55,11 +57,20 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def root_problem(root: Path) -> Issue | None:
+    """MAP_ROOT when `root` is not a folder (nothing below it can be loaded), else None."""
+    if root.is_dir():
+        return None
+    what = "is not a folder" if root.exists() else "does not exist"
+    return error(IssueCode.NOT_FOUND, f"mapping folder {root} {what}", "MAP_ROOT")
+
+
 def load_mapping_set(root: Path) -> MappingSet:
     """Load everything below `root` (the mappings/ folder); problems go to `.issues`."""
     ms = MappingSet(root)
-    if not root.is_dir():
-        ms.issues.append(error(IssueCode.NOT_FOUND, f"mapping folder {root} does not exist", "MAP_ROOT"))
+    missing = root_problem(root)
+    if missing is not None:
+        ms.issues.append(missing)
         return ms
     for path in sorted((root / "codes").glob("*.yaml")):
         table, issues = load_table(path, _rel(path, root))
@@ -73,10 +84,12 @@ def load_mapping_set(root: Path) -> MappingSet:
     for path in sorted((root / "resources").glob("*.yaml")):
         m = _load_mapping(path, _rel(path, root), ms.issues)
         if m is None:
+            ms.unreadable.append(_rel(path, root))
             continue
         if m.id in seen:
             ms.issues.append(error(IssueCode.INVALID, f"mapping id '{m.id}' is already used by {seen[m.id]}",
                                    "MAP_DUPLICATE_ID", location=position(m.positions, ("mapping",))))
+            ms.unreadable.append(m.file)
             continue
         seen[m.id] = m.file
         ms.mappings.append(m)
@@ -105,6 +118,12 @@ def load_mapping_set(root: Path) -> MappingSet:
     _check_sections(layout.get("composition", {}).get("sections") if isinstance(layout.get("composition"), dict) else None,
                     ("composition", "sections"), pos, ms.issues)
     _check_ignore(layout.get("ignore"), pos, ms.issues)
+    origins = layout.get("provenance", {}).get("origins") if isinstance(layout.get("provenance"), dict) else None
+    if origins is not None and (not isinstance(origins, dict) or not all(isinstance(k, str) and isinstance(v, dict)
+                                                                         for k, v in origins.items())):
+        ms.issues.append(error(IssueCode.STRUCTURE, "'origins' maps each origin key to what its Provenance adds "
+                               "(a mapping of FHIR elements)", "MAP_SHAPE",
+                               location=position(pos, ("provenance", "origins"))))
     ms.layout = layout
     return ms
 
@@ -186,4 +205,4 @@ def _load_mapping(path: Path, display: str, issues: list[Issue]) -> MappingFile 
         return None
     return MappingFile(id=data["mapping"], file=display, positions=pos, profile=data["profile"],
                        resource=data["resource"], section=data.get("section"), for_each=data.get("for_each"),
-                       when=data.get("when"), source_id=data.get("source_id"))
+                       when=data.get("when"), source_id=data.get("source_id"), origin=data.get("origin"))

@@ -10,10 +10,12 @@ A rule file is YAML with one key, `rules`, a list of rules::
       severity: error                     # optional: error (default) or warning
       configurable: true                  # optional: a deployment may change the severity (settings)
 
-Loading collects every problem with file:line:column (unknown keys with a suggestion, unknown check
-kinds, missing or mistyped arguments, and — given the domain schema — fields, lists and `when` values
-the schema does not know). Running is cheap: each list's rules are indexed by the `when` field they
-test first, so a record only meets the rules that apply to it.
+The file is required (`RULE_FILE_MISSING`; `rules: []` for a set without rules). Loading collects
+every problem with file:line:column (unknown keys with a suggestion, unknown check kinds, missing or
+mistyped arguments, and — given the domain schema — fields, lists and `when` values the schema does
+not know, and fields whose schema type the check cannot judge: `RULE_TYPE`, checks.VALUES). Running is
+cheap: each list's rules are indexed by the `when` field they test first, so a record only meets the
+rules that apply to it; errors and warnings are capped separately (issues.IssueCap).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error, issues_stopped
+from exporter.issues import Issue, IssueCap, IssueCode, Severity, SourceLocation, error, issues_stopped
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
-from exporter.rules.checks import KINDS, CheckFn, Field, Kind, parse_field, parse_items_path
+from exporter.rules.checks import KINDS, TIMES, VALUES, CheckFn, Field, Kind, parse_field, parse_items_path
+from exporter.settings import Settings
 
 RULE_KEYS = ("id", "description", "records", "when", "check", "severity", "configurable")
 SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
-MAX_FINDINGS = 100  # broken rules reported per document at most (the last issue says there were more)
+MAX_ISSUES: int = Settings.model_fields["max_issues"].default  # the one cap (settings), for callers without settings
 _ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
 _RANGE = re.compile(r"[A-Z][0-9]{2}-[A-Z][0-9]{2}\Z")
 
@@ -99,16 +102,18 @@ class RuleSet:
             else:
                 always.append(r)
 
-    def check(self, doc: Any, max_issues: int = MAX_FINDINGS) -> list[Issue]:
-        """Every broken rule of a schema-valid document (at most `max_issues`, then a last issue says
-        there may be more), errors and warnings."""
-        found: list[Issue] = []
+    def check(self, doc: Any, max_issues: int = MAX_ISSUES) -> list[Issue]:
+        """Every broken rule of a schema-valid document, errors and warnings, capped per severity
+        (exporter/issues.py IssueCap): at `max_issues` errors the check stops and a last error says
+        so; warnings beyond `max_issues` are counted in one information issue, and every error rule
+        still runs, however many warnings came first."""
+        cap = IssueCap(max_issues)
         if type(doc) is not dict:
-            return found
+            return cap.issues
         for rule in self._document:
             for _, failure in rule.fn([(0, doc)], doc):
-                if self._report(found, rule, "$", failure, max_issues):
-                    return found
+                if self._report(cap, rule, "$", failure):
+                    return cap.issues
         for name, (always, indexed) in self._lists.items():
             records = doc.get(name)
             if type(records) is not list:
@@ -130,19 +135,19 @@ class RuleSet:
                     runs.append((rule, chosen))
             for rule, chosen in runs:
                 for i, failure in rule.fn(chosen, doc):
-                    if self._report(found, rule, f"$.{name}[{i}]", failure, max_issues):
-                        return found
-        return found
+                    if self._report(cap, rule, f"$.{name}[{i}]", failure):
+                        return cap.issues
+        return cap.close()
 
     @staticmethod
-    def _report(found: list[Issue], rule: Rule, at: str, failure: tuple[str, str], limit: int) -> bool:
-        """Add the issue; True once the cap is reached (then a last issue says so)."""
+    def _report(cap: IssueCap, rule: Rule, at: str, failure: tuple[str, str]) -> bool:
+        """Add the issue; True once the errors reached the cap (then a last issue says so)."""
         where, reason = failure
         path = where if where.startswith("$") else f"{at}.{where}"
-        found.append(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
-                           expression=(path,), location=rule.location))
-        if len(found) >= limit:
-            found.append(issues_stopped(limit))
+        if cap.add(Issue(rule.severity, rule.kind.code, f"rule {rule.id}: {reason}", "DOMAIN_RULE",
+                         expression=(path,), location=rule.location)):
+            cap.close()
+            cap.issues.append(issues_stopped(cap.limit))
             return True
         return False
 
@@ -158,10 +163,18 @@ def _matches(record: dict[str, Any], when: tuple[tuple[str, frozenset[Any]], ...
 # ----------------------------------------------------------------------------- loading
 
 def load_rules(path: Path, display: str | None = None, schema: dict[str, Any] | None = None) -> RuleSet:
-    """The rules of `path` (a missing file is an empty rule set); problems go to `.issues`."""
+    """The rules of `path`; problems go to `.issues`. The file is required: a mapping set without it
+    would export without a single cross-field rule and nobody would notice; a set that really wants
+    none says so with `rules: []`. (A missing mapping folder is its loader's error, not repeated here.)"""
     file = display or str(path)
     if not path.is_file():
-        return RuleSet(file)
+        if not path.parent.is_dir():
+            return RuleSet(file)
+        return RuleSet(file, issues=[error(
+            IssueCode.NOT_FOUND, "the mapping set has no rule file, so no cross-field rule (unique ids, records "
+            "inside the period, score sums, check digits, plausible ranges) would be checked: copy "
+            "mappings/rules.yaml and adapt it, or write 'rules: []' to check none", "RULE_FILE_MISSING",
+            location=SourceLocation(file))])
     try:
         data, pos = load_yaml(path, file)
     except MappingSourceError as exc:
@@ -292,6 +305,9 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
             parsed = parse_field(value) if isinstance(value, str) else None
             problem = "a field path (a.b, or $.a.b from the document root)" if parsed is None else \
                 scope.check_field(parsed.steps, root=parsed.root)
+            if problem is None and arg.value == "period":  # the fields the check derives: <period>.from, .to
+                problem = next((f"{p} ('{arg.name}' names an object with 'from' and 'to')" for end in ("from", "to")
+                                if (p := scope.check_field(parsed.steps + (end,), root=parsed.root))), None)
             if problem:
                 issues.append(_bad(f"'{arg.name}': {problem}", "RULE_FIELD", pos, where, IssueCode.NOT_FOUND))
                 continue
@@ -299,10 +315,17 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
         elif arg.type == "fields":
             paths = [(v, parse_items_path(v)) if isinstance(v, str) else (v, None) for v in value] \
                 if isinstance(value, list) and value else [(value, None)]
-            bad = [str(v) for v, p in paths if p is None or scope.check_items(p)]
+            bad = [str(v) for v, p in paths if p is None or scope.items_kind(p) is _UNKNOWN]
             if bad:
                 issues.append(_bad(f"'{arg.name}' lists paths from the document root (a.b, list[*].c) the schema "
                                    f"knows; not: {', '.join(bad)}", "RULE_FIELD", pos, where, IssueCode.NOT_FOUND))
+                continue
+            wanted = VALUES[arg.value]
+            typed = [(str(v), k) for v, p in paths if (k := scope.items_kind(p)) is not None and k not in wanted.schema]
+            if typed:
+                issues.append(_bad(f"'{arg.name}' of '{kind.name}' lists fields that are {wanted.text}; the domain "
+                                   "schema makes " + ", ".join(f"{v} {KIND_TEXT.get(k, k)}" for v, k in typed),
+                                   "RULE_TYPE", pos, where, IssueCode.INVALID))
                 continue
             args[arg.name] = paths
         elif arg.type in ("number", "integer"):
@@ -326,7 +349,31 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
             args[arg.name] = value
     if kind.name == "range" and {"min", "max"} <= args.keys() and args["min"] > args["max"]:
         issues.append(_bad("'min' is above 'max'", "RULE_SHAPE", pos, at))
+    _check_types(kind, args, scope, at, pos, issues)
     return args
+
+
+def _check_types(kind: Kind, args: dict[str, Any], scope: "_Scope", at: tuple[Any, ...], pos: Positions,
+                 issues: list[Issue]) -> None:
+    """Each field argument names a field whose schema type the check can judge (a rule that cannot
+    apply is refused here, not left to pass every record at run time)."""
+    fields = {a.name: a for a in kind.args if a.type == "field" and a.name in args}
+    kinds = {name: scope.kind_of(args[name].steps, args[name].root) for name in fields}
+    for name, arg in fields.items():
+        got, wanted = kinds[name], VALUES[arg.value]
+        if got is None or got in wanted.schema:
+            continue
+        text = args[name].text
+        swap = next((other for other, o in fields.items() if other != name and kinds[other] in wanted.schema
+                     and got in VALUES[o.value].schema), None)
+        if swap:
+            hint = f"; did you swap '{name}' and '{swap}'?"
+        else:
+            fitting = scope.fields_of(wanted.schema, root=args[name].root)
+            hint = f"; such fields here: {', '.join(fitting)}" if fitting else ""
+        issues.append(_bad(f"'{name}' of '{kind.name}' must name {wanted.text}, but the domain schema "
+                           f"makes '{text}' {KIND_TEXT.get(got, got)}{hint}", "RULE_TYPE", pos, at + (name,),
+                           IssueCode.INVALID))
 
 
 class _Scope:
@@ -383,18 +430,78 @@ class _Scope:
                 return f"'{'.'.join(steps)}' is never {', '.join(unknown)}{suggest(unknown[0], allowed)}"
         return None
 
-    def check_items(self, parts: tuple[tuple[str, ...], ...]) -> bool:
-        """True if the schema does NOT know this `a[*].b` path."""
+    def _node(self, steps: tuple[str, ...], root: bool) -> Any:
+        node = self.root if root else self.here
+        for step in steps:
+            node = self._child(node, step)
+        return node
+
+    def kind_of(self, steps: tuple[str, ...], root: bool = False) -> str | None:
+        """The kind of value the schema allows at a known field (`schema_kind`); None without a schema."""
+        return None if self.schema is None else self.schema_kind(self._node(steps, root))
+
+    def items_kind(self, parts: tuple[tuple[str, ...], ...]) -> Any:
+        """The kind of value at an `a[*].b` path from the root: _UNKNOWN if the schema does not know
+        the path, None without a schema."""
         if self.schema is None:
-            return False
+            return None
         node = self.root
         for n, steps in enumerate(parts):
             for step in steps:
                 node = self._child(node, step)
                 if node is None:
-                    return True
+                    return _UNKNOWN
             if n < len(parts) - 1:
                 if not isinstance(node, dict) or node.get("type") != "array":
-                    return True
+                    return _UNKNOWN
                 node = self._resolve(node.get("items"))
-        return False
+        return self.schema_kind(node)
+
+    def fields_of(self, kinds: frozenset[str], root: bool = False, limit: int = 8) -> list[str]:
+        """Fields at this place (nested objects included, lists not) whose kind is one of `kinds`."""
+        out: list[str] = []
+        todo: list[tuple[str, Any]] = [("$." if root else "", self.root if root else self.here)]
+        while todo and len(out) < limit:
+            prefix, node = todo.pop(0)
+            props = (self._resolve(node) or {}).get("properties") or {}
+            for name in props:
+                child, path = self._child(node, name), prefix + name
+                kind = self.schema_kind(child)
+                if kind in kinds:
+                    out.append(path)
+                elif kind in ("object", "period"):
+                    todo.append((path + ".", child))
+        return out[:limit]
+
+    def schema_kind(self, node: Any, depth: int = 0) -> str:
+        """What a schema node holds, in the words of checks.VALUES: integer, number, numbers, date,
+        date-time, date or date-time, period (an object with from and to, both dates or date-times),
+        string, object, list, boolean — or unknown (several or none)."""
+        node = self._resolve(node)
+        if not isinstance(node, dict) or depth > 8:
+            return "unknown"
+        if node.get("format") in ("date", "date-time"):
+            return node["format"]
+        choices = node.get("anyOf") or node.get("oneOf")
+        if "type" not in node and isinstance(choices, list) and choices:
+            kinds = {self.schema_kind(c, depth + 1) for c in choices}
+            if len(kinds) == 1:
+                return kinds.pop()
+            return "date or date-time" if kinds <= TIMES else "unknown"
+        kind = node.get("type")
+        if kind in ("integer", "number", "string", "boolean"):
+            return kind
+        if kind == "array":
+            return "numbers" if self.schema_kind(node.get("items"), depth + 1) in ("integer", "number") else "list"
+        if kind == "object":
+            ends = [self._child(node, end) for end in ("from", "to")]
+            return "period" if all(self.schema_kind(e, depth + 1) in TIMES for e in ends) else "object"
+        return "unknown"
+
+
+_UNKNOWN = "(not in the schema)"
+KIND_TEXT = {"integer": "an integer", "number": "a number", "numbers": "a list of numbers", "date": "a date",
+             "date-time": "a date-time", "date or date-time": "a date or date-time", "period": "a period",
+             "string": "a text", "object": "an object", "list": "a list", "boolean": "true or false",
+             "unknown": "of no single type"}
+"""How a message names a schema kind (`_Scope.schema_kind`)."""

@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.validation import messages as M
+from exporter.validation.model import Member
+from exporter.validation.rules import RESOURCE, Rule, rule
+
 _RESTFUL = re.compile(r"(.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/.*)?\Z")
 
 
@@ -20,7 +24,7 @@ class BundleIndex:
     by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
     is_document: bool = False
-    # (urn, target-profile token) pairs the clean path found clean in this Bundle (fastpath._reference_fn)
+    # (urn, target-profile plan) pairs found clean in this Bundle (references.Reference.bundle_urn)
     clean_references: set[tuple[str, object]] = field(default_factory=set)
     # reference -> is it a well-formed urn:uuid (asked once per reference, whatever the target profiles)
     uuid_urns: dict[str, bool] = field(default_factory=dict)
@@ -66,10 +70,12 @@ class BundleIndex:
         return None
 
 
-def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(message id suffix, message, expression) for entry-level rules: fullUrl consistent with the resource id."""
+def entry_findings(bundle: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(entry index, message arguments) for entries whose RESTful fullUrl does not name their
+    resource's type and id."""
     out = []
-    for i, entry in enumerate(bundle.get("entry") or []):
+    entries = bundle.get("entry")
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(entry, dict):
             continue
         full, res = entry.get("fullUrl"), entry.get("resource")
@@ -78,6 +84,52 @@ def entry_issues(bundle: dict[str, Any]) -> list[tuple[str, str, str]]:
         m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # urn:uuid never matches: no regex
         if m:
             if res.get("resourceType") != m.group(2) or res.get("id") != m.group(3):
-                out.append(("FULLURL", f"fullUrl {full} does not match the resource's type/id "
-                                       f"{res.get('resourceType')}/{res.get('id')}", f"Bundle.entry[{i}].fullUrl"))
+                out.append((i, {"full_url": full, "rt": res.get("resourceType"), "id": res.get("id")}))
     return out
+
+
+@rule
+class FullUrlMatchesResource(Rule):
+    """Bundle.entry.fullUrl, when RESTful, ends in the entry's resource type and id."""
+
+    messages = (M.BUNDLE_RULE,)
+    stage = RESOURCE
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        return not entry_findings(value)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for i, args in entry_findings(value):
+            ctx.add(M.BUNDLE_RULE, f"{path}.entry[{i}].fullUrl", **args)
+
+
+_NO_FULL_URL_NEEDED = frozenset({"transaction", "batch", "transaction-response", "batch-response"})
+
+
+@rule
+class FullUrlPresent(Rule):
+    """Except in transactions and batches (and their responses), an entry with a resource has a
+    fullUrl: the identity of that resource, which references inside the Bundle resolve against."""
+
+    messages = (M.BUNDLE_FULLURL_MISSING,)
+    stage = RESOURCE
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def _missing(self, bundle: Any) -> list[int]:
+        if bundle.get("type") in _NO_FULL_URL_NEEDED:
+            return []
+        entries = bundle.get("entry")
+        return [i for i, e in enumerate(entries if isinstance(entries, list) else [])
+                if isinstance(e, dict) and "resource" in e and "fullUrl" not in e]
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        return not self._missing(value)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for i in self._missing(value):
+            ctx.add(M.BUNDLE_FULLURL_MISSING, f"{path}.entry[{i}]", type=value.get("type"))

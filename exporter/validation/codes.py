@@ -6,10 +6,12 @@ are not judged here — bindings report those as unchecked."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import messages as M
+from exporter.validation.model import KIND_COMPLEX, Member
+from exporter.validation.rules import CHILDREN, Rule, rule
 
 _WS = re.compile(r"\s+")
 
@@ -18,18 +20,38 @@ def _norm(s: str) -> str:
     return _WS.sub(" ", s.strip()).casefold()
 
 
-def check_coding(coding: dict[str, Any], expander: ValueSetExpander, path: str,
-                 report: Callable[[str, str, str, str], None]) -> None:
+def finding(coding: dict[str, Any], expander: ValueSetExpander) -> tuple[str, dict[str, Any]] | None:
+    """(message id, its arguments) when a Coding names an unknown code or a wrong display."""
     system, code = coding.get("system"), coding.get("code")
     if not isinstance(system, str) or not isinstance(code, str):
-        return
+        return None
     found = expander.lookup(system, code)
     if found is None:
-        return
+        return None
     exists, displays = found
     if not exists:
-        report("error", M.CODE_UNKNOWN, f"unknown code in the CodeSystem {system}", path)
-        return
+        return M.CODE_UNKNOWN, {"system": system}
     display = coding.get("display")
     if isinstance(display, str) and displays and displays[0] and _norm(display) not in {_norm(d) for d in displays if d}:
-        report("error", M.DISPLAY_WRONG, f"wrong display for a code of {system}", path)
+        return M.DISPLAY_WRONG, {"system": system}
+    return None
+
+
+@rule
+class CodeInSystem(Rule):
+    """A Coding's code exists in a CodeSystem held completely, with a valid display."""
+
+    messages = (M.CODE_UNKNOWN, M.DISPLAY_WRONG)
+    stage = CHILDREN + 10
+
+    def applies(self, m: Member) -> bool:
+        return m.type.code == "Coding" and m.kind == KIND_COMPLEX
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        return finding(value, self.env.expander) is None
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        found = finding(value, self.env.expander)
+        if found is not None:
+            severity = self.env.policy.display_mismatch if found[0] == M.DISPLAY_WRONG else None
+            ctx.add(found[0], path, severity, **found[1])

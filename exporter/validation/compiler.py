@@ -9,15 +9,22 @@ during validation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.fhir.definitions import DefinitionStore
+from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import invariants
+from exporter.validation.policy import Policy
 from exporter.validation.primitives import PRIMITIVE_CHECKS
-from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Constraint, Discriminator, Member, Node, ObjectRule,
+from exporter.validation.rules import Rule, RuleEnv, RuleSet
+from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Discriminator, Member, Node, ObjectRule,
                                        Slicing, TypeRef)
 
 _FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+_BEST_PRACTICE = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"
+
+
+R = TypeVar("R", bound=Rule)
 
 
 class CompileError(Exception):
@@ -45,6 +52,13 @@ def _fixed_pattern(e: dict[str, Any]) -> tuple[Any, bool, Any, bool]:
     return fixed, has_fixed, pattern, has_pattern
 
 
+def _extensible(node: Node) -> bool:
+    """May the primitive element carry id/extension (`_key` in JSON)? Not when the snapshot types it
+    as a FHIRPath System type: Resource.id, Element.id, Extension.url hold bare values."""
+    return not any(str(t.get("code", "")).startswith("http://hl7.org/fhirpath/System.")
+                   for t in node.element.get("type") or [] if isinstance(t, dict))
+
+
 def _split_id(eid: str) -> tuple[str, str]:
     """'Obs.component:sys.code' -> ('Obs.component:sys', 'code'). A '.' inside a slice name would be
     taken for a separator; such names do not occur in the profiles we compile."""
@@ -53,11 +67,68 @@ def _split_id(eid: str) -> tuple[str, str]:
 
 
 class Compiler:
-    def __init__(self, store: DefinitionStore):
+    def __init__(self, store: DefinitionStore, policy: Policy | None = None,
+                 expander: ValueSetExpander | None = None):
         self.store = store
+        self.policy = policy or Policy()
+        self.expander = expander or ValueSetExpander(store)
         self._roots: dict[str, Node] = {}
         self._nodes_by_sd: dict[str, dict[str, Node]] = {}
         self._resource_types: dict[str, bool] = {}
+        self._rule_set: RuleSet | None = None
+        self._root_members: dict[tuple[int, str], Member] = {}
+
+    # -- rules ------------------------------------------------------------------------------
+    def rules_for(self, m: Member) -> tuple[Rule, ...]:
+        """The rules (rules.Rule) that apply to values of member `m`, decided once."""
+        if m.rules is None:
+            if self._rule_set is None:
+                self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
+            self._rule_set.for_member(m)
+        return m.rules  # type: ignore[return-value]
+
+
+    def memo_markers(self) -> tuple[bytes, ...]:
+        """The starts of JSON strings (`"#`) that keep a value out of the clean path's memo (Rule.context_marker)."""
+        if self._rule_set is None:
+            self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
+        return tuple(b'"' + m.encode() for m in self._rule_set.markers)
+
+    def root_member(self, root: Node, type_code: str) -> Member:
+        """The member standing for a whole resource validated against profile root `root`: the
+        rules of a resource as such (its invariants, Bundle and questionnaire rules) apply to it."""
+        key = (id(root), type_code)
+        m = self._root_members.get(key)
+        if m is None:
+            m = self._root_members[key] = Member(type_code, root, root, TypeRef(type_code), KIND_RESOURCE, False,
+                                                 is_root=True)
+        return m
+
+    def rule(self, cls: type[R]) -> R:
+        """This compiler's instance of rule class `cls` (a rule that builds on another's verdicts)."""
+        if self._rule_set is None:
+            self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
+        return next(r for r in self._rule_set.rules if type(r) is cls)  # type: ignore[return-value]
+
+    def companion_rule(self, node: Node) -> ObjectRule:
+        """The object rule of the `_key` companion (id, extension) of a primitive at element `node`:
+        the element's own children where the profile unfolds them (extension slices), and the
+        element as the host its extensions' contexts are checked against."""
+        return self.object_rule(node, "Element")
+
+    def extension_root(self, url: Any) -> Node | None:
+        """The root of the extension definition `url` names, or None when none is loaded."""
+        if not isinstance(url, str) or not url:
+            return None
+        sd = self.store.structure(url)
+        return self.root(url) if sd is not None and sd.get("type") == "Extension" else None
+
+    def extension_rule(self, url: Any, node: Node) -> ObjectRule:
+        """The object rule an extension value with `url` at element `node` is walked with: its
+        definition's, or the plain Extension rule when `url` names no loaded definition (the
+        extension rules report that)."""
+        root = self.extension_root(url)
+        return self.object_rule(root if root is not None else node, "Extension")
 
     # -- profiles ---------------------------------------------------------------------------
     def root(self, url: str) -> Node | None:
@@ -145,19 +216,21 @@ class Compiler:
             types=types,
             fixed=fixed, has_fixed=has_fixed, pattern=pattern, has_pattern=has_pattern,
             binding_strength=binding.get("strength"), binding_vs=binding.get("valueSet"),
-            slicing=slicing,
+            slicing=slicing, element=e,
         )
         for c in e.get("constraint", []):
             if c.get("key") == "ele-1":  # checked natively: no empty objects/arrays, no nulls
                 continue
+            best_practice = any(x.get("url") == _BEST_PRACTICE and x.get("valueBoolean") is True
+                                for x in c.get("extension") or [] if isinstance(x, dict))
             node.constraints.append(invariants.compile_constraint(
                 Constraint(c.get("key", "?"), c.get("severity", "error"), c.get("human", ""),
-                           c.get("expression", ""))))
+                           c.get("expression", ""), best_practice=best_practice)))
         return node
 
     # -- object rules -----------------------------------------------------------------------
     def object_rule(self, node: Node, type_code: str) -> ObjectRule:
-        rule = node._rules.get(type_code)
+        rule = node.object_rules.get(type_code)
         if rule is not None:
             return rule
         source = node.content_ref or node
@@ -166,7 +239,7 @@ class Compiler:
             troot = self.type_root(type_code)
             children = troot.children if troot is not None else {}
         rule = self._build_rule(node, type_code, children)
-        node._rules[type_code] = rule
+        node.object_rules[type_code] = rule
         return rule
 
     def _prepare(self, m: Member) -> None:
@@ -174,9 +247,6 @@ class Compiler:
         if m.kind == KIND_COMPLEX and self._is_resource_type(m.type.code):
             m.kind = KIND_RESOURCE  # e.g. Bundle.entry.resource restricted to Composition
         m.check = PRIMITIVE_CHECKS.get(m.type.code) if m.kind == KIND_PRIMITIVE else None
-        m.more = bool(n.has_fixed or n.has_pattern or n.binding_strength or n.constraints
-                      or (m.type.code in ("uri", "url") and not n.path.endswith(".system")
-                          and not (n.path.count(".") == 1 and n.name == "url")))  # example-URL rule
         m.sliced = m.count_node.slicing is not None and bool(m.count_node.slices)
 
     def _is_resource_type(self, code: str) -> bool:
@@ -186,8 +256,8 @@ class Compiler:
             hit = self._resource_types[code] = bool(sd and sd.get("kind") == "resource" and sd.get("derivation") != "constraint")
         return hit
 
-    def member(self, key: str, count_node: Node, node: Node, t: TypeRef) -> Member:
-        m = Member(key, count_node, node, t, t.kind, False)
+    def member(self, key: str, count_node: Node, node: Node, t: TypeRef, host: ObjectRule) -> Member:
+        m = Member(key, count_node, node, t, t.kind, False, host=host)
         self._prepare(m)
         return m
 
@@ -195,7 +265,7 @@ class Compiler:
         """Invariants of the element plus those of its datatype (qty-3, ref-1, per-1 …), once per member."""
         if m.constraints is None:
             own = list(m.node.constraints)
-            if m.kind not in (KIND_PRIMITIVE,) and m.type.code not in ("Resource", "DomainResource"):
+            if not m.is_root and m.kind not in (KIND_PRIMITIVE,) and m.type.code not in ("Resource", "DomainResource"):
                 troot = self.type_root(m.type.code)
                 keys = {c.key for c in own}
                 own += [c for c in (troot.constraints if troot is not None else []) if c.key not in keys]
@@ -217,6 +287,8 @@ class Compiler:
             return False
         if any(c.uses_context for c in self.constraints_for(m)):
             return False
+        if not all(r.context_free for r in self.rules_for(m)):
+            return False  # a rule that looks beyond the value (e.g. a '#id' naming a contained resource)
         if m.kind == KIND_PRIMITIVE:
             return True
         if m.kind == KIND_EXTENSION:
@@ -232,6 +304,8 @@ class Compiler:
         members: dict[str, Member] = {}
         counted: list[Node] = []
         for name, child in children.items():
+            if type_code == "Element" and name == "value":
+                continue  # a primitive's unfolded value: in JSON the primitive itself, not a companion key
             target = child.content_ref or child
             if child.is_choice:
                 base = name[:-3]
@@ -248,7 +322,7 @@ class Compiler:
                 types = target.types if child.content_ref is not None else child.types
                 t = types[0] if types else TypeRef("BackboneElement")
                 members[name] = Member(name, child, child, t, t.kind, child.many)
-                if t.kind == KIND_PRIMITIVE:
+                if t.kind == KIND_PRIMITIVE and _extensible(child):
                     members["_" + name] = Member("_" + name, child, child, t, t.kind, child.many, primitive_ext=True)
             # a single-valued element (base max 1, not a choice) cannot occur twice in JSON: the
             # array-shape check already bounds it, so only these need counting
@@ -259,4 +333,7 @@ class Compiler:
             self._prepare(m)
             m.counted = id(m.count_node) in counted_ids
         is_resource = "." not in node.path and node.path[:1].isupper() and type_code == node.path
-        return ObjectRule(node, type_code, members, counted, is_resource)
+        rule = ObjectRule(node, type_code, members, counted, is_resource)
+        for m in members.values():
+            m.host = rule
+        return rule

@@ -6,13 +6,14 @@ once at compile time instead of per value.
     fast = compile_rule(validator, rule)        # cached on rule.fast
     fast(obj, path, ctx, depth) -> bool          # True: the walk would report nothing
 
-How it is used (Validator._walk): the clean path runs first with `ctx.probing` set. While probing,
-`ctx.add` raises `Dirty` instead of recording an issue — leaf checks that are not worth
-duplicating (bindings, references, invariants, extensions, slices) are simply called and "raise if
-anything would be reported". If the clean path returns False or meets `Dirty`, the ordinary walk
-runs over the same object and reports exactly what it always did: every message, path and code
-still comes from the walker; this module only makes the common case, an export without issues,
-cheap. Nested resources are validated for real even while probing (their issues belong to them, and
+How it is used (Validator._walk): the clean path runs first with `ctx.probing` set. It defines no
+check of its own: the rules of each member (rules.py; fixed/pattern, bindings, codes, references,
+extensions, bounds, invariants, …) are asked `holds`, cardinality is `cardinality.violated`
+inlined, slices are assigned with slicing's matchers and judged by `slicing.findings`. While
+probing, `ctx.add` raises `Dirty` instead of recording an issue. If the clean path returns False or
+meets `Dirty`, the ordinary walk runs over the same object and reports exactly what it always did:
+every message, path and code comes from the walker and the rules' `report`; this module only makes
+the common case, an export without issues, cheap. Nested resources are validated for real even while probing (their issues belong to them, and
 each resource is walked once per profile), so a probe never discards a resource's issues.
 
 Equivalence is tested by running the validator with and without this path over the IG examples,
@@ -22,27 +23,19 @@ the invalid cases and mutations (tests/unit/validation/test_fastpath.py).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import orjson
 
-from exporter.validation import binding, codes, slicing
-from exporter.validation.invariants import NATIVE, unmet
-from exporter.validation.primitives import PRIMITIVE_CHECKS, UUID_RE
-from exporter.validation.references import claims_any
-from exporter.validation.fixed_pattern import equals_fixed, pattern_matcher
+from exporter.validation import cardinality, slicing
+from exporter.validation.context import Dirty, Engine
+from exporter.validation.primitives import PRIMITIVE_CHECKS
+from exporter.validation.references import Reference
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
-
-if TYPE_CHECKING:
-    from exporter.validation.validator import Validator
+from exporter.validation.rules import CHILDREN, Rule
 
 FastFn = Callable[[dict[str, Any], str, Any, int], bool]
 Handler = Callable[[Any, str, Any, int], bool]
-
-
-class Dirty(BaseException):
-    """Raised by ctx.add while probing: something would be reported. A BaseException, so that the
-    `except Exception` around invariant evaluation cannot swallow it."""
 
 
 _SCALARS = (str, int, float, bool)
@@ -50,6 +43,14 @@ _SCALARS = (str, int, float, bool)
 # stops storing: that element's values hardly repeat (times, measured values, narrative divs)
 MEMO_TRIAL, MEMO_MIN_HITS = 200, 20
 _REFERENCE_KEY = b'"reference"'
+
+
+def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
+    """Holds the JSON no string starting with a context marker (Compiler.memo_markers)?"""
+    for marker in markers:
+        if raw.find(marker) >= 0:
+            return False
+    return True
 
 
 class Memo:
@@ -83,7 +84,7 @@ def _no_problem(v: Any) -> None:
     return None
 
 
-def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
+def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
     """Generate (once per rule) straight-line Python for the object-level work: the key loop with
     the common members inlined, then one line per cardinality rule, then the slice checks."""
     if rule.fast is not None:
@@ -92,7 +93,7 @@ def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
     for key, m in rule.members.items():
         if m.primitive_ext:
             continue  # `_key` companions are rare: their presence sends the object down the walk
-        if m.kind == KIND_PRIMITIVE and m.check is not None and not m.more and not m.many:
+        if m.kind == KIND_PRIMITIVE and m.check is not None and not val.compiler.rules_for(m) and not m.many:
             table[key] = (1, m.check)  # inlined: format check only
         elif m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE) and not m.many and not m.sliced:
             table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value
@@ -120,17 +121,14 @@ def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
               "            return False"]
     for i, cnode in enumerate(rule.counted):
         keys = [(k, m.many) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext]
-        lo, hi = cnode.min, cnode.max
+        broken = cardinality.violated(cnode, "n")  # the bounds, inlined
         if not keys:
-            if lo > 0:
+            if broken is not None and eval(f"lambda n: {broken}")(0):  # noqa: S307 (our own expression)
                 lines.append("    return False")
             continue
         if len(keys) == 1 and not keys[0][1]:
-            k = keys[0][0]
-            if lo > 0:
-                lines += [f"    if {k!r} not in obj:", "        return False"]
-            if hi == 0:
-                lines += [f"    if {k!r} in obj:", "        return False"]
+            if broken is not None:
+                lines += [f"    n = {keys[0][0]!r} in obj", f"    if {broken}:", "        return False"]
             continue
         if len(keys) == 1:
             lines.append(f"    n = len(obj.get({keys[0][0]!r}) or ())")
@@ -141,11 +139,8 @@ def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
             env[f"K{i}"] = tuple(keys)
             lines += ["    n = 0", f"    for k, many in K{i}:", "        v = obj.get(k)", "        if v is not None:",
                       "            n += len(v) if many else 1"]
-        cond = [f"n < {lo}"] if lo > 0 else []
-        if hi is not None:
-            cond.append(f"n > {hi}")
-        if cond:
-            lines += [f"    if {' or '.join(cond)}:", "        return False"]
+        if broken is not None:
+            lines += [f"    if {broken}:", "        return False"]
     for i, cnode in enumerate(rule.counted):
         if cnode.slicing is not None and cnode.slices:
             env[f"SLICES{i}"] = _slices_fn(val, cnode, rule)
@@ -157,15 +152,16 @@ def compile_rule(val: "Validator", rule: ObjectRule) -> FastFn:
     return fast
 
 
-def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict[str, Any], str, Any, int], None]:
+def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str, Any], str, Any, int], None]:
     """Slice assignment and slice validation of one sliced element of `rule`, memoised on the raw
-    content of its keys when the outcome depends on nothing else (as Validator._slices does, but
+    content of its keys when the outcome depends on nothing else (as Validator.walk_slices does, but
     without building the item list first: in an export the same category or code recurs)."""
     keys = tuple((k, m) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext)
-    memo_ok = val._slices_memoisable(cnode) and all(m.check is not None or val.compiler.context_free(m)
-                                                    for _, m in keys)
-    memo, slices = val.memo, val._slices
+    memo_ok = val.slices_memoisable(cnode) and all(m.check is not None or val.compiler.context_free(m)
+                                                   for _, m in keys)
+    memo, slices = val.memo, val.walk_slices
     seen = memo.table()  # this (element, host rule) pair's memo
+    markers = val.compiler.memo_markers()
     clean = _clean_slices_fn(val, cnode, rule, keys)
     tries = hits = 0
 
@@ -188,37 +184,31 @@ def _slices_fn(val: "Validator", cnode: Any, rule: ObjectRule) -> Callable[[dict
                     memo_ok = False  # these items hardly repeat as a whole (measured components)
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
-        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # reached only when nothing was reported
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):  # nothing was reported
             seen[raw] = None
             memo.stored()
     return run
 
 
-def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple[tuple[str, Member], ...]
+def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tuple[str, Member], ...]
                      ) -> Callable[[dict[str, Any], str, Any, int], bool] | None:
-    """Validator._slices for the clean case of one array of complex items: assign each item (type
-    dispatch or the compiled matchers), check the slices' cardinalities, closed/openAtEnd and order,
-    then validate each item through the value checks its slice plan names. True: all clean (an
-    item's problem raises Dirty, as Validator._item does); False: something to report, or a case
-    this does not decide (a discriminator that cannot be evaluated, a non-object item) — then
-    Validator._slices runs and reports. None when the element is not of that kind."""
+    """Validator.walk_slices for the clean case of one array of complex items: assign each item (type
+    dispatch or the compiled matchers), ask slicing.findings whether a slice rule is broken, then
+    validate each item through the value checks its slice plan names. True: all clean (an item's
+    problem raises Dirty, as Validator._item does); False: something to report, or a case this does
+    not decide (a discriminator that cannot be evaluated, a non-object item) — then
+    Validator.walk_slices runs and reports. None when the element is not of that kind."""
     if len(keys) != 1:
         return None
     key, m = keys[0]
     if not m.many or m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None:
         return None
-    compiled = slicing.matchers(cnode)
-    dispatch = slicing.type_dispatch(cnode)
-    one_step = dispatch[0][0] if dispatch is not None and len(dispatch[0]) == 1 else None
-    rules, ordered = cnode.slicing.rules, cnode.slicing.ordered
-    closed, open_at_end = rules == "closed", rules == "openAtEnd"
-    positions = {id(sl): i for i, sl in enumerate(cnode.slices)}
-    bounds = [(id(sl), sl.min, sl.max) for sl in cnode.slices if sl.min > 0 or sl.max is not None]
     vtype = m.type.code
+    assign, findings = slicing.assign, slicing.findings
     plans: dict[int, tuple[Handler, ...] | None] = {}  # id(slice or None) -> the value checks of its items
 
     def checks_for(sl: Any) -> tuple[Handler, ...] | None:
-        sm, with_base = val._slice_plan(cnode, sl, vtype, m)
+        sm, with_base = val.slice_plan(cnode, sl, vtype, m, rule)
         if sm is not None and sm.kind in (KIND_PRIMITIVE, KIND_RESOURCE):
             return None  # Validator._item validates such a member with the walk
         fns = [val.clean_value_fn(m, rule)] if with_base else []
@@ -230,59 +220,12 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
         items = obj.get(key)
         if type(items) is not list:
             return False
-        assigned = []
         for it in items:
             if type(it) is not dict:
-                return False
-            if dispatch is not None:
-                if one_step:  # `resource`: the item's own key, no collection
-                    target = it.get(one_step)
-                else:
-                    found = slicing.simple_values(it, dispatch[0])
-                    target = found[0] if len(found) == 1 else None
-                if type(target) is not dict:
-                    return False  # no value, several, a list or a non-object: Validator._slices decides
-                rt = target.get("resourceType")
-                chosen = dispatch[1].get(rt) if type(rt) is str else None
-            else:
-                chosen = None
-                for sl, fns in compiled:
-                    if len(fns) == 1:  # one discriminator, the common case
-                        verdict = fns[0](it, vtype, ctx)
-                        if verdict is None:
-                            return False
-                        if verdict:
-                            chosen = sl
-                            break
-                        continue
-                    if not fns:
-                        return False
-                    verdicts = [fn(it, vtype, ctx) for fn in fns]
-                    if None in verdicts:
-                        return False
-                    if all(verdicts):
-                        chosen = sl
-                        break
-            assigned.append(chosen)
-        counts: dict[int, int] = {}
-        last, unmatched = -1, False
-        for sl in assigned:
-            if sl is None:
-                if closed:
-                    return False
-                unmatched = True
-                continue
-            if open_at_end and unmatched:
-                return False
-            pos = positions[id(sl)]
-            if ordered and pos < last:
-                return False
-            last = pos if pos > last else last
-            counts[id(sl)] = counts.get(id(sl), 0) + 1
-        for sid, lo, hi in bounds:
-            n = counts.get(sid, 0)
-            if n < lo or (hi is not None and n > hi):
-                return False
+                return False  # the walk reports it
+        assigned, problems = assign([(it, vtype) for it in items], cnode, ctx)
+        if problems or next(findings(assigned, cnode), None) is not None:
+            return False
         todo = []
         for sl in assigned:
             fns = plans.get(id(sl), False)
@@ -301,7 +244,7 @@ def _clean_slices_fn(val: "Validator", cnode: Any, rule: ObjectRule, keys: tuple
 
 
 def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str) -> list[Any]:
-    """The items of one sliced element, in the form Validator._slices takes."""
+    """The items of one sliced element, in the form Validator.walk_slices takes."""
     items: list[tuple[Any, str | None, str, Member | None]] = []
     for k, m in keys:
         v = obj.get(k)
@@ -315,11 +258,11 @@ def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str
     return items
 
 
-def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler:
+def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
     deadline_guard = 256
     if m.kind == KIND_PRIMITIVE and not (m.sliced and m.check is None):
         check = m.check or _no_problem
-        more = m.more
+        more = bool(val.compiler.rules_for(m))
         if more:
             more_fn = _more_fn(val, m)
         if m.many:
@@ -330,8 +273,9 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
                     if it is None or check(it) is not None:
                         return False
                 if more:
-                    for i, it in enumerate(v):
-                        more_fn(it, path, key, i, ctx)
+                    for it in v:
+                        if not more_fn(it, ctx):
+                            return False
                 return True
             return primitives
 
@@ -344,9 +288,7 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
                     return True  # it passed its format check too
             if v is None or type(v) is list or check(v) is not None:
                 return False
-            if more:
-                more_fn(v, path, key, None, ctx)
-            return True
+            return not more or more_fn(v, ctx)
         return primitive
 
     if m.sliced:  # shape only: the items are validated by _slices once assigned
@@ -389,68 +331,41 @@ def _handler(val: "Validator", key: str, m: Member, host: ObjectRule) -> Handler
     return single
 
 
-def constraints_fn(constraints: list[Any], type_code: str | None, objects: bool) -> Callable[[Any, Any], bool]:
-    """The invariants of an element as one generated function: True when all hold (what
-    Validator._constraints would report nothing for); False sends the caller to _constraints,
-    which reports. `objects`: the values are JSON objects, so guards (see invariants.GUARDS) apply."""
-    if any(c.check is None for c in constraints):
-        return lambda v, ctx: False  # a constraint that could not be compiled is always reported
-    env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
-    lines = ["def holds(v, ctx):", "    ctx.focus_type = T"]
-    if any(c.test is not None for c in constraints):
-        lines.append("    F = [(v, T)]  # the focus of every translated test (each reads, none changes it)")
-    lines.append("    try:")
-    for i, c in enumerate(constraints):
-        if c.test is not None:  # the translated test itself; where it declines, _constraints decides
-            env[f"C{i}"] = c.test
-            call = f"C{i}(F, NO_ENV) is not True"
+def all_hold(rules: tuple[Any, ...], m: Member, name: str) -> Callable[[Any, Any], bool]:
+    """One generated function (value, ctx) -> do all `rules` hold for a value of `m`? Each rule is
+    one line: its `holds` called with the member, or its per-member specialisation (Rule.compile)."""
+    if len(rules) == 1 and type(rules[0]).compile is not Rule.compile:
+        return rules[0].test(m)
+    env: dict[str, Any] = {"M": m}
+    lines = ["def all_hold(v, ctx):"]
+    for i, r in enumerate(rules):
+        if type(r).compile is Rule.compile:  # defines holds itself: call it, no wrapper in between
+            env[f"R{i}"] = r.holds
+            lines.append(f"    if not R{i}(v, M, ctx):")
         else:
-            env[f"C{i}"] = c.check
-            call = f"not C{i}(v, ctx)"
-        if objects and c.guard is not None:
-            lines.append(f"        if {c.guard!r} in v and {call}:")
-        else:
-            lines.append(f"        if {call}:")
-        lines.append("            return False")
-    # a translated test that declines at run time (fhirpath_native.Unsupported, e.g. a temporal
-    # comparison) is no finding: every invariant is then decided the way _constraints decides it
-    env["SLOW"] = _constraints_slowly(constraints, type_code)
-    lines += ["    except Exception:", "        return SLOW(v, ctx)", "    return True"]
-    exec(compile("\n".join(lines), f"<invariants of {type_code}>", "exec"), env)
-    return env["holds"]
+            env[f"R{i}"] = r.test(m)
+            lines.append(f"    if not R{i}(v, ctx):")
+        lines.append("        return False")
+    lines.append("    return True")
+    exec(compile("\n".join(lines), name, "exec"), env)
+    return env["all_hold"]  # type: ignore[no-any-return]
 
 
-def _constraints_slowly(constraints: list[Any], type_code: str | None) -> Callable[[Any, Any], bool]:
-    """What Validator._constraints decides, without reporting: True when every invariant holds
-    (each through its full check, which falls back to fhirpathpy where the translation declines)."""
-    def slowly(v: Any, ctx: Any) -> bool:
-        return next(unmet(constraints, v, ctx, type_code), None) is None
-    return slowly
-
-
-def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None, Any], None]:
-    """Validator._primitive_more (fixed/pattern, binding, invariants, example URLs) for one value,
-    memoised per (member, type, value) when it depends on nothing but the value: codes and systems
-    recur throughout an export."""
-    memo_ok = val.compiler.context_free(m)
-    memo, more = val.memo, val._primitive_more
+def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
+    """The rules of a primitive member (fixed/pattern, binding, bounds, invariants, example URLs …)
+    for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
+    the verdict depends on nothing but the value: codes and systems recur throughout an export."""
+    rules = val.compiler.rules_for(m)
+    one = all_hold(rules, m, "<rules of %s>" % m.node.id)
+    memo_ok = val.compiler.context_free(m) and any(r.costly for r in rules)
+    if not memo_ok:
+        return one
+    memo = val.memo
     seen = memo.table()  # value -> its type (1 and True are equal keys; the type tells them apart)
-    node = m.node
-    if not (node.has_fixed or node.has_pattern or node.binding_strength or node.constraints):
-        # only the example-URL rule applies (a uri such as Bundle.entry.fullUrl): two substring tests
-        # decide it, cheaper than any memo
-        def url_only(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
-            if type(v) is not str or "example.org" in v or "acme.com" in v:
-                more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
-        return url_only
+    storing, tries, hits = True, 0, 0
+    markers = tuple(r.context_marker for r in rules if r.context_marker)  # such strings are never stored
 
-    storing, tries, hits = memo_ok, 0, 0
-    # only invariants (a narrative's div: txt-1, txt-2): their generated function decides, and
-    # _primitive_more runs only to report
-    only_invariants = not (node.has_fixed or node.has_pattern or node.binding_strength) and m.type.code not in ("uri", "url")
-    holds = constraints_fn(node.constraints, m.type.code, False) if only_invariants and node.constraints else None
-
-    def run(v: Any, path: str, key: str, index: int | None, ctx: Any) -> None:
+    def run(v: Any, ctx: Any) -> bool:
         nonlocal storing, tries, hits
         kind = type(v)
         memo_on = storing and kind in _SCALARS
@@ -458,112 +373,47 @@ def _more_fn(val: "Validator", m: Member) -> Callable[[Any, str, str, int | None
             tries += 1
             if seen.get(v) is kind:
                 hits += 1
-                return
+                return True
             if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                 storing = False  # values that hardly repeat (narrative divs): stop storing them
-        if holds is None or not holds(v, ctx):
-            more(v, m, f"{path}.{key}[{index}]" if index is not None else f"{path}.{key}", ctx)
-        if memo_on:  # reached only when nothing was reported (probing raises)
+        if not one(v, ctx):
+            return False
+        if memo_on and not (markers and kind is str and v.startswith(markers)):
             seen[v] = kind
             memo.stored()
-    if memo_ok:
-        run.seen = seen  # type: ignore[attr-defined]  # (every caller checks the format first: see _handler)
+        return True
+    run.seen = seen  # type: ignore[attr-defined]  # (every caller checks the format first: see _handler)
     return run
 
 
-def _reference_fn(val: "Validator", target_profiles: tuple[str, ...]) -> Callable[[dict[str, Any], str, Any], None]:
-    """Validator._reference for the common clean case — a urn:uuid that is the fullUrl of an entry
-    of the enclosing Bundle, whose resource has an allowed type and claims an allowed profile —
-    without its message machinery; anything else is handed to Validator._reference."""
-    types, profiles = val._allowed_targets(target_profiles) if target_profiles else (set(), [])
-    any_type = not types or "Resource" in types
-    uuid_match = UUID_RE.match
-    full, candidates_of = val._reference, val._target_candidates
-
-    token = object()  # these target profiles, in the per-validation set of references found clean
-    by_type: dict[str, tuple[list[str], bool, frozenset[str]]] = {}  # target type -> candidates (fixed per validator)
-
-    def check(v: dict[str, Any], path: str, ctx: Any) -> None:
-        ref = v.get("reference")
-        if type(ref) is not str:
-            if isinstance(ref, str):  # a str subclass: the general check
-                full(v, target_profiles, path, ctx)
-            return  # no reference string: nothing to check (as Validator._reference)
-        if not bare(v, ref, path, ctx):
-            full(v, target_profiles, path, ctx)
-
-    def bare(v: dict[str, Any], ref: str, path: str, ctx: Any) -> bool:
-        """The check of reference string `ref` of value `v`: True when it is a urn:uuid of the
-        enclosing Bundle, checked here (a problem with its target raises Dirty); False when it is no
-        urn:uuid of a Bundle (the caller takes the general path)."""
-        bundle = ctx.bundle
-        if bundle is None:
-            return False
-        key = (ref, token)
-        if key in bundle.clean_references:
-            return True  # found clean before: a urn:uuid, resolved, an allowed target
-        well_formed = bundle.uuid_urns.get(ref)  # shared by all target profiles (Composition, Provenance)
-        if well_formed is None:
-            well_formed = bundle.uuid_urns[ref] = ref.startswith("urn:uuid:") and uuid_match(ref) is not None
-        if not well_formed:
-            return False
-        resolves(v, ref, key, bundle, path, ctx)
-        return True
-
-    def resolves(v: dict[str, Any], ref: str, key: tuple[str, object], bundle: Any, path: str, ctx: Any) -> None:
-        target = bundle.by_full_url.get(ref)
-        if target is None:
-            full(v, target_profiles, path, ctx)
-            return
-        if target_profiles:
-            rt = target.get("resourceType")
-            if not any_type and rt not in types:
-                full(v, target_profiles, path, ctx)
-                return
-            found = by_type.get(rt) if type(rt) is str else None
-            if found is None:
-                found = candidates_of(target_profiles, profiles, rt)
-                if type(rt) is str:
-                    by_type[rt] = found
-            candidates, core_ok, claimed = found
-            if candidates and not core_ok and not claims_any(target, claimed):
-                full(v, target_profiles, path, ctx)  # raises Dirty when it finds a problem
-        bundle.clean_references.add(key)
-    check.bare = bare  # type: ignore[attr-defined]
-    return check
-
-
 _STRING_CHECK = PRIMITIVE_CHECKS["string"]
-# the invariants a bare urn:uuid Reference satisfies whatever its uuid: ref-1 only constrains
-# references that start with '#'
-_BARE_REFERENCE_HOLDS = frozenset({("ref-1", next(e for k, e in NATIVE if k == "ref-1"))})
 
 
-def _bare_reference_ok(node: Any, sub_rule: ObjectRule | None, constraints: list[Any], strength: str | None) -> bool:
+def _bare_reference_ok(val: Engine, m: Member, sub_rule: ObjectRule | None) -> bool:
     """True when a Reference value that is exactly {"reference": <urn:uuid:…>} is clean as soon as its
-    reference resolves (what _reference_fn checks): nothing on the element depends on the uuid (no
-    fixed value, pattern, binding, or invariant other than ref-1), its `reference` member takes any
-    string (a urn:uuid always is one) and the object's cardinalities hold for that one key."""
-    if sub_rule is None or node.has_fixed or node.has_pattern or strength is not None:
-        return False
-    if any((c.key, c.expression) not in _BARE_REFERENCE_HOLDS for c in constraints):
+    reference resolves (Reference.bundle_urn): every rule of the element holds whatever the uuid
+    (Rule.uuid_blind), its `reference` member takes any string (a urn:uuid always is one) and the
+    object's cardinalities hold for that one key."""
+    if sub_rule is None or not all(r.uuid_blind(m) for r in val.compiler.rules_for(m)):
         return False
     ref = sub_rule.members.get("reference")
-    if ref is None or ref.kind != KIND_PRIMITIVE or ref.many or ref.more or ref.sliced or ref.check is not _STRING_CHECK:
+    if ref is None or ref.kind != KIND_PRIMITIVE or ref.many or val.compiler.rules_for(ref) or ref.sliced \
+            or ref.check is not _STRING_CHECK:
         return False
     for cnode in sub_rule.counted:
         n = sum(1 for k, mm in sub_rule.members.items() if mm.count_node is cnode and k == "reference")
-        if n < cnode.min or (cnode.max is not None and n > cnode.max) or (cnode.slicing is not None and cnode.slices):
+        if not cardinality.check(cnode, n, "") is None or (cnode.slicing is not None and cnode.slices):
             return False
     return True
 
 
-def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
-    """The checks of Validator._value/_complex for one complex value of member `m`."""
+def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
+    """The clean path's check of one complex value of member `m`: the rules before its children,
+    its own elements (the clean path of their object rule), the rules after them."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
         any_type = m.type.code in ("Resource", "DomainResource")
         code, profiles, contained = m.type.code, m.type.profiles, m.key == "contained"
-        validate_resource = val._validate_resource
+        validate_resource = val.validate_resource
 
         def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
             if not any_type and type(v) is dict and v.get("resourceType") != code:
@@ -578,32 +428,34 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
     compiler = val.compiler
     node, t = m.node, m.type
     context_free = compiler.context_free(m)
-    has_fixed, fixed, has_pattern, pattern = node.has_fixed, node.fixed, node.has_pattern, node.pattern
-    pattern_holds = pattern_matcher(pattern) if has_pattern else None
+    rules = compiler.rules_for(m)
+    early = tuple(r for r in rules if r.stage < CHILDREN)
+    late = tuple(r for r in rules if r.stage >= CHILDREN)
+    before = all_hold(early, m, f"<rules before the children of {node.id}>") if early else None
+    after = all_hold(late, m, f"<rules after the children of {node.id}>") if late else None
     is_extension = m.kind == KIND_EXTENSION
+    extension_rule = compiler.extension_rule
     sub_rule = None if is_extension else compiler.object_rule(node, t.code)
-    strength = node.binding_strength if node.binding_strength in binding.CHECKED_STRENGTHS and node.binding_vs else None
-    reference = None
-    if m.kind == KIND_REFERENCE:
-        reference = _reference_fn(val, t.target_profiles or tuple(p for x in node.types for p in x.target_profiles))
-    is_coding = t.code == "Coding"
-    constraints = compiler.constraints_for(m)
-    bare_ok = reference is not None and _bare_reference_ok(node, sub_rule, constraints, strength)
-    invariants_hold = constraints_fn(constraints, t.code, True) if constraints else None
+    bare_urn = None
+    if m.kind == KIND_REFERENCE and _bare_reference_ok(val, m, sub_rule):
+        reference = next(r for r in rules if type(r) is Reference)
+        plan = reference.plan(m)
+        bare_urn = reference.bundle_urn
     memo = val.memo
     seen = memo.table()
-    expander = val.expander
-    bare_reference = reference.bare if bare_ok else None  # type: ignore[union-attr]
+    markers = compiler.memo_markers()
 
     memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
     tries = hits = 0
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
         nonlocal memo_on, tries, hits
-        if bare_ok and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
+        if bare_urn is not None and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
             ref = v.get("reference")
-            if type(ref) is str and bare_reference(v, ref, path, ctx):
-                return True
+            if type(ref) is str:
+                verdict = bare_urn(ref, plan, ctx)
+                if verdict is not None:
+                    return verdict
         raw = None
         if memo_on:
             try:
@@ -617,25 +469,16 @@ def value_fn(val: "Validator", m: Member, host: ObjectRule) -> Handler:
                     return True
                 if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
-        if has_fixed and not equals_fixed(v, fixed):
+        if before is not None and not before(v, ctx):
             return False
-        if has_pattern and not pattern_holds(v):
+        sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
+        fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr]
+        if not fast(v, path, ctx, depth + 1):
             return False
-        if is_extension:
-            val._extension(v, m, path, ctx, depth, host)
-        else:
-            fast = sub_rule.fast or compile_rule(val, sub_rule)  # type: ignore[union-attr]
-            if not fast(v, path, ctx, depth + 1):
-                return False
-        if strength is not None:
-            binding.check(v, t.code, strength, node.binding_vs, expander, path, ctx.add)
-        if reference is not None:
-            reference(v, path, ctx)
-        elif is_coding:
-            codes.check_coding(v, expander, path, ctx.add)
-        if invariants_hold is not None and not invariants_hold(v, ctx):
+        if after is not None and not after(v, ctx):
             return False
-        if raw is not None and raw.find(_REFERENCE_KEY) < 0:  # a reference's verdict depends on the Bundle
+        # a reference's verdict depends on the Bundle, a '#id' on the resource (Rule.context_marker)
+        if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):
             seen[raw] = None
             memo.stored()
         return True

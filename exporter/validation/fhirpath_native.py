@@ -94,6 +94,11 @@ def _children(item: Item, name: str, choices: frozenset[str] | None = None) -> C
     return out
 
 
+# the FHIRPath System type each FHIR primitive is (for `is`/`as` with a System type name)
+_SYSTEM_TYPES = {"boolean": "Boolean", "string": "String", "code": "String", "id": "String", "markdown": "String",
+                 "uri": "String", "url": "String", "canonical": "String", "oid": "String", "uuid": "String",
+                 "base64Binary": "String", "integer": "Integer", "positiveInt": "Integer", "unsignedInt": "Integer",
+                 "decimal": "Decimal", "date": "Date", "dateTime": "DateTime", "instant": "DateTime", "time": "Time"}
 _COMPLEX_TYPES = frozenset("""Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance
 Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing Meta
 Dosage Expression ContactDetail Contributor DataRequirement ParameterDefinition RelatedArtifact TriggerDefinition
@@ -586,6 +591,36 @@ class _Compiler:
                 raise _Unsupported("temporal comparison")
             return _wrap(cmp(x, y))
         return ineq_fn
+
+    def _TypeExpression(self, node: dict[str, Any]) -> Fn:
+        """`x is T` / `x as T` where x's FHIR type is known (a choice element's key names it:
+        `answerBoolean`); unknown types decline. A FHIR primitive is its System type too (boolean
+        is Boolean), and nothing `is` any type, as the HL7 validator's engine takes them."""
+        op = node["terminalNodeText"][0]
+        src = self.compile(node["children"][0])
+        tname = (node["children"][1].get("text") or "").removeprefix("FHIR.").removeprefix("System.")
+        if not re.fullmatch(r"[A-Za-z]+", tname):
+            raise _Unsupported("type of a qualified name")
+
+        def typed_items(f: Coll, e: dict[str, Any]) -> list[tuple[Item, bool]]:
+            out = []
+            for it in src(f, e):
+                t = it[1] or (it[0].get("resourceType") if isinstance(it[0], dict) else None)
+                if t is None:
+                    raise _Unsupported("type test on a value of unknown type")
+                out.append((it, t == tname or _SYSTEM_TYPES.get(t) == tname))
+            return out
+        if op not in ("is", "as"):
+            raise _Unsupported(f"type operator {op}")
+
+        def type_fn(f: Coll, e: dict[str, Any]) -> Coll:
+            items = typed_items(f, e)
+            if len(items) > 1:
+                raise _Unsupported(f"'{op}' on a collection")
+            if op == "is":
+                return _wrap(items[0][1] if items else False)  # empty is no T (as the HL7 engine answers)
+            return [it for it, ok in items if ok]
+        return type_fn
 
     def _MembershipExpression(self, node: dict[str, Any]) -> Fn:
         left, right, op = self._binary(node)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from exporter.validation import messages as M
+from exporter.validation.model import Member
+from exporter.validation.rules import BEFORE_CHILDREN, Rule, rule
+
 
 def equals_fixed(value: Any, fixed: Any) -> bool:
     """Exact JSON equality; numbers compare by value (1 == 1.0) but booleans are not numbers."""
@@ -69,3 +73,39 @@ def describe(v: Any) -> str:
     if isinstance(v, dict) and "code" in v:
         return f"{v.get('system', '')}#{v.get('code')}"
     return repr(v)
+
+
+@rule
+class Fixed(Rule):
+    """fixed[x]: the value equals the fixed value exactly."""
+
+    messages = (M.FIXED_MISMATCH,)
+    stage = BEFORE_CHILDREN
+
+    def applies(self, m: Member) -> bool:
+        return m.node.has_fixed
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        fixed = m.node.fixed
+        return lambda value, ctx: equals_fixed(value, fixed)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        ctx.add(M.FIXED_MISMATCH, path, fixed=describe(m.node.fixed), sd=m.node.sd_url)
+
+
+@rule
+class Pattern(Rule):
+    """pattern[x]: the value contains the pattern (matcher specialised once per element)."""
+
+    messages = (M.PATTERN_MISMATCH,)
+    stage = BEFORE_CHILDREN
+
+    def applies(self, m: Member) -> bool:
+        return m.node.has_pattern
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        matches = pattern_matcher(m.node.pattern)
+        return lambda value, ctx: matches(value)
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        ctx.add(M.PATTERN_MISMATCH, path, pattern=describe(m.node.pattern), sd=m.node.sd_url)

@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Callable, Iterator
 
-from exporter.fhir.fhirpath import FhirPathError, compile_expression, typed
+from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
+from exporter.validation import messages as M
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
-from exporter.validation.model import Constraint
+from exporter.validation.model import KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Member
+from exporter.validation.rules import CHILDREN, Rule, rule
 from exporter.validation.xhtml import check_xhtml, has_text
 
 CURRENT_CTX: contextvars.ContextVar[Any] = contextvars.ContextVar("validation_ctx")
@@ -253,7 +255,7 @@ def _fn_resolve(inputs: list[Any]) -> list[Any]:
         ref = i.get("reference") if isinstance(i, dict) else i
         res = ctx.resolve(ref) if ctx is not None and isinstance(ref, str) else None
         if res is not None:
-            out.append(res)
+            out.append(resource_node(res))
     return out
 
 
@@ -353,3 +355,81 @@ def compile_constraint(c: Constraint) -> Constraint:
 
     c.check = check
     return c
+
+
+def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool) -> Callable[[Any, Any], bool]:
+    """The invariants of an element as one generated function: True when all hold (when `unmet`
+    yields nothing). `objects`: the values are JSON objects, so guards (see GUARDS) apply."""
+    if any(c.check is None for c in constraints):
+        return lambda v, ctx: False  # a constraint that could not be compiled is always reported
+    env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
+    lines = ["def holds(v, ctx):", "    ctx.focus_type = T"]
+    if any(c.test is not None for c in constraints):
+        lines.append("    F = [(v, T)]  # the focus of every translated test (each reads, none changes it)")
+    lines.append("    try:")
+    for i, c in enumerate(constraints):
+        if c.test is not None:  # the translated test itself; where it declines, `unmet` decides
+            env[f"C{i}"] = c.test
+            call = f"C{i}(F, NO_ENV) is not True"
+        else:
+            env[f"C{i}"] = c.check
+            call = f"not C{i}(v, ctx)"
+        if objects and c.guard is not None:
+            lines.append(f"        if {c.guard!r} in v and {call}:")
+        else:
+            lines.append(f"        if {call}:")
+        lines.append("            return False")
+    # a translated test that declines at run time (fhirpath_native.Unsupported, e.g. a temporal
+    # comparison) is no finding: every invariant is then decided the way `unmet` decides it
+    env["SLOW"] = lambda v, ctx: next(unmet(constraints, v, ctx, type_code), None) is None
+    lines += ["    except Exception:", "        return SLOW(v, ctx)", "    return True"]
+    exec(compile("\n".join(lines), f"<invariants of {type_code}>", "exec"), env)
+    return env["holds"]  # type: ignore[no-any-return]
+
+
+@rule
+class Invariants(Rule):
+    """ElementDefinition.constraint: the element's invariants and its datatype's (a resource's own
+    for its root). Best-practice invariants follow the policy (warning, error or not checked)."""
+
+    messages = (M.INVARIANT, M.INVARIANT_ERROR)
+    stage = CHILDREN + 30
+
+    def __init__(self, env: Any):
+        super().__init__(env)
+        self._compiled: dict[int, tuple[list[Constraint], Callable[[Any, Any], bool]]] = {}
+
+    def constraints(self, m: Member) -> tuple[list[Constraint], Callable[[Any, Any], bool]]:
+        hit = self._compiled.get(id(m))
+        if hit is None:
+            ignore = self.env.policy.best_practice == "ignore"
+            cs = [c for c in self.env.compiler.constraints_for(m) if not (ignore and c.best_practice)]
+            hit = self._compiled[id(m)] = (cs, holds_fn(cs, m.type.code, m.kind != KIND_PRIMITIVE) if cs else _always)
+        return hit
+
+    def applies(self, m: Member) -> bool:
+        return (m.kind != KIND_RESOURCE or m.is_root) and bool(self.constraints(m)[0])
+
+    def uuid_blind(self, m: Member) -> bool:
+        # ref-1 only constrains references that start with '#'
+        return all(c.key == "ref-1" and NATIVE.get((c.key, c.expression)) is _ref1 for c in self.constraints(m)[0])
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        return self.constraints(m)[1]
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for c, exc in unmet(self.constraints(m)[0], value, ctx, m.type.code):
+            if c.check is None:
+                ctx.add(M.INVARIANT_ERROR, path, variant="compile", key=c.key, error=c.compile_error)
+            elif exc is not None:
+                ctx.add(M.INVARIANT_ERROR, path, key=c.key, error=exc)
+            else:
+                if c.best_practice:
+                    severity = self.env.policy.best_practice
+                else:
+                    severity = "error" if c.severity == "error" else "warning"
+                ctx.add(M.INVARIANT, path, severity, key=c.key, human=c.human)
+
+
+def _always(v: Any, ctx: Any) -> bool:
+    return True

@@ -61,6 +61,7 @@ class Constraint:
     # the translated boolean test (focus collection, env) -> True/False/None, when the expression
     # needs no environment; raises fhirpath_native.Unsupported where it declines (see invariants)
     test: Callable[[Any, Any], Any] | None = None
+    best_practice: bool = False  # marked with the elementdefinition-bestpractice extension (see policy.py)
 
     @property
     def uses_context(self) -> bool:
@@ -91,7 +92,8 @@ class Node:
     slices: list["Node"] = field(default_factory=list)
     children: dict[str, "Node"] = field(default_factory=dict)
     content_ref: "Node | None" = None
-    _rules: dict[str, "ObjectRule"] = field(default_factory=dict, repr=False)
+    object_rules: dict[str, "ObjectRule"] = field(default_factory=dict, repr=False)  # by type code (Compiler.object_rule)
+    element: dict[str, Any] = field(default_factory=dict, repr=False)  # the ElementDefinition itself, for rules
     slice_matchers: list[Any] | None = field(default=None, repr=False)  # compiled by slicing.matchers
 
     @property
@@ -128,11 +130,13 @@ class Member:
     primitive_ext: bool = False  # the `_key` companion object of a primitive
     # precomputed by the compiler so the walker does no look-ups per value
     check: Callable[[Any], str | None] | None = None  # primitive format check
-    more: bool = False  # fixed/pattern, binding or invariants to apply beyond the format check
     sliced: bool = False
     counted: bool = True  # its element has cardinality or slices to check (else counting is skipped)
     constraints: list[Constraint] | None = None  # node + datatype invariants, filled on first use
     context_free: bool | None = None  # result depends only on the value itself (see Compiler.context_free)
+    rules: tuple[Any, ...] | None = None  # the rules.Rule objects that apply, filled on first use (Compiler.rules_for)
+    host: "ObjectRule | None" = None  # the object rule this member belongs to (None for a resource's root)
+    is_root: bool = False  # the member standing for a resource as a whole (Compiler.root_member)
 
 
 @dataclass(eq=False)

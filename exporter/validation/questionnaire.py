@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from exporter.validation import messages as M
+from exporter.validation.model import Member
+from exporter.validation.rules import RESOURCE, Rule, rule
 
 ANSWER_TYPES = {
     "boolean": ("valueBoolean",), "decimal": ("valueDecimal",), "integer": ("valueInteger",),
@@ -64,14 +66,13 @@ def _plan(q: dict[str, Any]) -> dict[str, _Item]:
 
 
 def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool | None], path: str,
-          report: Callable[[str, str, str, str], None]) -> None:
+          report: Callable[..., None]) -> None:
     url = qr.get("questionnaire")
     if not isinstance(url, str):
         return
     q = store.get(url, "Questionnaire") or store.get(url.split("|", 1)[0], "Questionnaire")
     if q is None:
-        report("warning", M.QUESTIONNAIRE, f"questionnaire {url} is not known, so the answers are not checked "
-               "against it", path + ".questionnaire")
+        report(M.QUESTIONNAIRE, path + ".questionnaire", "warning", "unknown", url=url)
         return
     plan = _plan(q)
     answered: set[str] = set()
@@ -80,18 +81,18 @@ def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool |
         for link, p in plan.items():
             d = p.d
             if d.get("required") and d.get("type") not in ("group", "display") and link not in answered:
-                report("error", M.QUESTIONNAIRE, f"required item '{link}' of {url} has no answer", path)
+                report(M.QUESTIONNAIRE, path, "error", "required", link=link, url=url)
 
 
 def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bool | None], path: str,
-          report: Callable[[str, str, str, str], None], answered: set[str]) -> None:
+          report: Callable[..., None], answered: set[str]) -> None:
     for i, item in enumerate(items if isinstance(items, list) else []):
         if not isinstance(item, dict):
             continue
         link = item.get("linkId")
         p = plan.get(link) if isinstance(link, str) else None
         if p is None:
-            report("error", M.QUESTIONNAIRE, f"linkId '{link}' is not an item of the questionnaire", f"{path}[{i}]")
+            report(M.QUESTIONNAIRE, f"{path}[{i}]", "error", "link", link=link)
             continue
         answers = item.get("answer")
         if answers:
@@ -99,24 +100,42 @@ def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bo
         if answers:
             answered.add(link)
             if len(answers) > 1 and not p.repeats:
-                report("error", M.QUESTIONNAIRE, f"item '{link}' does not repeat but has {len(answers)} answers",
-                       f"{path}[{i}]")
+                report(M.QUESTIONNAIRE, f"{path}[{i}]", "error", "repeats", link=link, count=len(answers))
             for j, a in enumerate(answers):
                 key, value = _answer_value(a)
                 if key is None:
                     continue
                 if p.allowed and key not in p.allowed:
-                    report("error", M.QUESTIONNAIRE, f"item '{link}' of type {p.d.get('type')} cannot be answered "
-                           f"with {key}", f"{path}[{i}].answer[{j}]")
+                    report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "type", link=link,
+                           type=p.d.get("type"), key=key)
                     continue
                 if key == "valueCoding" and isinstance(value, dict):
                     if p.options is not None:
                         pair = (value.get("system"), value.get("code"))
                         if not (pair[0].__hash__ and pair[1].__hash__ and pair in p.options):  # a dict as code: no
-                            report("error", M.QUESTIONNAIRE, f"the code is not in the set of permitted values of item '{link}'", f"{path}[{i}].answer[{j}]")
+                            report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "option", link=link)
                     elif p.value_set and member_of(value, p.value_set) is False:
-                        report("error", M.QUESTIONNAIRE, f"the code is not in {p.value_set}", f"{path}[{i}].answer[{j}]")
+                        report(M.QUESTIONNAIRE, f"{path}[{i}].answer[{j}]", "error", "value_set", vs=p.value_set)
                 if "item" in a:
                     _walk(a["item"], plan, member_of, f"{path}[{i}].answer[{j}].item", report, answered)
         if "item" in item:
             _walk(item["item"], plan, member_of, f"{path}[{i}].item", report, answered)
+
+
+@rule
+class Answers(Rule):
+    """A QuestionnaireResponse's answers fit the Questionnaire it names (when that is loaded)."""
+
+    messages = (M.QUESTIONNAIRE,)
+    stage = RESOURCE
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "QuestionnaireResponse"
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        found: list[Any] = []
+        check(value, self.env.store, ctx.member_of, "", lambda *a, **k: found.append(a))
+        return not found
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        check(value, self.env.store, ctx.member_of, path, ctx.add)

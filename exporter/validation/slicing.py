@@ -10,8 +10,9 @@ profile (conformance of the value at the path), exists. Paths: `$this`, dotted e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from exporter.validation import messages as M
 from exporter.validation.fixed_pattern import equals_fixed, matches_pattern, pattern_matcher
 from exporter.validation.model import Discriminator, Node
 
@@ -230,7 +231,8 @@ def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
 
 
 def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tuple[list[Node | None], list[str]]:
-    """Slice of each item (None = no slice) and problems deciding it."""
+    """Slice of each item (None = no slice) and problems deciding it. The one assignment both paths
+    use: the clean path takes it when there are no problems."""
     assert base.slicing is not None
     problems: list[str] = []
     result: list[Node | None] = []
@@ -238,8 +240,10 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     dispatch = type_dispatch(base)
     if dispatch is not None:
         parts, by_type = dispatch
+        one = parts[0] if len(parts) == 1 else None
         for item, _ in items:
-            found = simple_values(item, parts)
+            x = item.get(one) if one is not None and type(item) is dict else None
+            found = [x] if type(x) is dict else simple_values(item, parts)  # `resource`: the item's own key
             if len(found) == 1:
                 rt = found[0].get("resourceType") if isinstance(found[0], dict) else None
                 result.append(by_type.get(rt) if isinstance(rt, str) else None)
@@ -249,6 +253,15 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     for item, item_type in items:
         chosen = None
         for sl, fns in compiled:
+            if len(fns) == 1:  # one discriminator, the common case
+                verdict = fns[0](item, item_type, ctx)
+                if verdict is None:
+                    if sl.slice_name:
+                        problems.append(f"cannot evaluate the discriminator of slice {sl.slice_name}")
+                elif verdict:
+                    chosen = sl
+                    break
+                continue
             verdicts = [fn(item, item_type, ctx) for fn in fns] if fns else [None]
             if any(v is None for v in verdicts):
                 if sl.slice_name and not any(v is False for v in verdicts):
@@ -261,17 +274,12 @@ def assign(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any) -> tup
     return result, problems
 
 
-def check(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any, where: Callable[[int], str],
-          report: Callable[[str, str, str, str], None]) -> list[Node | None]:
-    """Assign, then report slice cardinality / closed / ordered / openAtEnd problems through
-    `report(severity, message_id, message, expression)`. Returns the assignment."""
-    from exporter.validation import messages as M
-
+def findings(assigned: Sequence[Node | None], base: Node) -> Iterator[tuple[str, int | None, dict[str, Any]]]:
+    """The slice rules broken by an assignment of items to slices, as (message id, index of the item
+    to report at or None for the first, message arguments): slice cardinality, closed, openAtEnd,
+    ordered. The walk reports them all; the clean path asks whether there is one."""
     slicing = base.slicing
     assert slicing is not None
-    assigned, problems = assign(items, base, ctx)
-    for p in sorted(set(problems)):
-        report("warning", M.SLICE_DISCRIMINATOR, f"{base.path}: {p}", where(0) if items else base.path)
     counts: dict[int, int] = {}
     for sl in assigned:
         if sl is not None:
@@ -279,11 +287,9 @@ def check(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any, where: 
     for sl in base.slices:
         n = counts.get(id(sl), 0)
         if n < sl.min:
-            report("error", M.SLICE_MIN, f"slice '{sl.slice_name}' of {base.path} requires at least {sl.min} "
-                   f"item(s), found {n}", where(0) if items else base.path)
+            yield M.SLICE_MIN, None, {"slice": sl.slice_name, "path": base.path, "min": sl.min, "count": n}
         if sl.max is not None and n > sl.max:
-            report("error", M.SLICE_MAX, f"slice '{sl.slice_name}' of {base.path} allows at most {sl.max} "
-                   f"item(s), found {n}", where(0))
+            yield M.SLICE_MAX, 0, {"slice": sl.slice_name, "path": base.path, "max": sl.max, "count": n}
     positions = {id(sl): i for i, sl in enumerate(base.slices)}
     last = -1
     seen_unmatched = False
@@ -291,14 +297,24 @@ def check(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any, where: 
         if sl is None:
             seen_unmatched = True
             if slicing.rules == "closed":
-                report("error", M.SLICE_CLOSED, f"{base.path} is closed: this item matches none of the slices "
-                       f"{', '.join(s.slice_name or '?' for s in base.slices)}", where(i))
+                yield M.SLICE_CLOSED, i, {"path": base.path,
+                                          "slices": ", ".join(s.slice_name or "?" for s in base.slices)}
             continue
         if slicing.rules == "openAtEnd" and seen_unmatched:
-            report("error", M.SLICE_OPEN_AT_END, f"{base.path}: items not in a slice must come after all sliced items",
-                   where(i))
+            yield M.SLICE_OPEN_AT_END, i, {"path": base.path}
         pos = positions[id(sl)]
         if slicing.ordered and pos < last:
-            report("error", M.SLICE_ORDER, f"{base.path}: slice '{sl.slice_name}' is out of the required order", where(i))
+            yield M.SLICE_ORDER, i, {"path": base.path, "slice": sl.slice_name}
         last = max(last, pos)
+
+
+def check(items: Sequence[tuple[Any, str | None]], base: Node, ctx: Any, where: Callable[[int], str],
+          report: Callable[..., None]) -> list[Node | None]:
+    """Assign, then report the discriminators that cannot be evaluated and the `findings` through
+    `report(message_id, expression, **arguments)`. Returns the assignment."""
+    assigned, problems = assign(items, base, ctx)
+    for p in sorted(set(problems)):
+        report(M.SLICE_DISCRIMINATOR, where(0) if items else base.path, path=base.path, problem=p)
+    for mid, i, args in findings(assigned, base):
+        report(mid, where(i if i is not None else 0) if items else base.path, **args)
     return assigned

@@ -6,23 +6,23 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-import orjson
+from exporter.fhir.json import JsonInputError, read_json
 
 
-def unknown_element_message(key: str, known: Iterable[str], where: str) -> str:
+def unknown_element_hint(key: str, known: Iterable[str]) -> str:
+    """The did-you-mean part of an unknown element's message ("" when nothing is close)."""
     candidates = [k for k in known if not k.startswith("_")]
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown element '{key}' in {where}{hint}"
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def parse_json(data: bytes | str) -> tuple[Any, str | None]:
-    """(value, None) or (None, reason). orjson refuses invalid escapes, lone surrogates, NaN and
-    nesting deeper than 1024 levels without recursing in Python."""
+    """(value, None) or (None, reason): the one input reader (exporter/fhir/json.py `read_json`), whose
+    reason texts and positions every other door shows too."""
     try:
-        return orjson.loads(data), None
-    except orjson.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc}"
+        return read_json(data), None
+    except JsonInputError as exc:
+        return None, exc.text
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:

@@ -248,6 +248,11 @@ def repaired(doc: dict[str, Any], seed: int) -> dict[str, Any]:
             m["systolic"], m["diastolic"] = min(400, m["diastolic"] + 1), max(1, min(m["systolic"], 299))
             if not m["systolic"] > m["diastolic"]:
                 m["systolic"], m["diastolic"] = 120, 80
+        for fld, lo, hi, when_ in _error_ranges():  # the impossible-* ranges: clamp into them
+            if all(m.get(k) in v for k, v in when_) and isinstance(m.get(fld), (int, float)):
+                m[fld] = min(max(m[fld], lo), hi)
+        if m["kind"] == "blood_pressure" and not m["systolic"] > m["diastolic"]:
+            m["systolic"], m["diastolic"] = 120, 80
     for e in doc["diary_entries"]:
         e["recorded_at"] = when()
     for q in doc["questionnaires"]:
@@ -267,6 +272,19 @@ def repaired(doc: dict[str, Any], seed: int) -> dict[str, Any]:
             record["id"] = record["id"][:-1] + "0123456789abcdef"[("0123456789abcdef".index(record["id"][-1]) + 1) % 16]
         ids.add(record["id"])
     return doc
+
+
+@cache
+def _error_ranges() -> list[tuple[str, Any, Any, tuple[tuple[str, frozenset[Any]], ...]]]:
+    """(field, min, max, when) of every `range` rule of mappings/rules.yaml that is an error."""
+    from exporter.issues import Severity
+    from exporter.rules import load_rules
+
+    root = get_settings().root
+    rules = load_rules(root / "mappings" / "rules.yaml", "mappings/rules.yaml",
+                       json.loads((root / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))).rules
+    return [(r.args["field"].text, r.args["min"], r.args["max"], r.when)
+            for r in rules if r.kind.name == "range" and r.records == "measurements" and r.severity is Severity.ERROR]
 
 
 @cache

@@ -17,13 +17,13 @@ import copy
 import json
 import random
 import re
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from exporter.settings import get_settings
 from exporter.validation.validator import Validator
+from tools.devstack.mutate import mutate as _mutate
 from tools.devstack.refvalidator import errors as ref_errors
 from tools.devstack.refvalidator import message_id as ref_message_id
 
@@ -93,50 +93,6 @@ def _broken(ex: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     variant("narrative-script", "Patient-ExamplePatient", lambda r: r.__setitem__(
         "text", {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>x</script></div>'}))
     return cases
-
-
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "resourceType":
-                continue
-            out.append(prefix + (k,))
-            out.extend(_paths(v, prefix + (k,)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.append(prefix + (i,))
-            out.extend(_paths(v, prefix + (i,)))
-    return out
-
-
-def _mutate(res: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], str]:
-    res = copy.deepcopy(res)
-    paths = [p for p in _paths(res) if not (p and p[0] == "text")]
-    path = rng.choice(paths)
-    parent = res
-    for step in path[:-1]:
-        parent = parent[step]
-    last = path[-1]
-    current = parent[last]
-    ops = ["delete", "wrong-type", "unknown-key", "bad-string", "duplicate", "empty"]
-    op = rng.choice(ops)
-    if op == "delete":
-        del parent[last]
-    elif op == "wrong-type":
-        parent[last] = 42 if isinstance(current, str) else ("x" if not isinstance(current, str) else 1)
-    elif op == "unknown-key" and isinstance(current, dict):
-        current["zzUnknown"] = "x"
-    elif op == "bad-string" and isinstance(current, str):
-        parent[last] = " " + current + "  x"
-    elif op == "duplicate" and isinstance(parent, list):
-        parent.append(copy.deepcopy(current))
-    elif op == "empty":
-        parent[last] = {} if isinstance(current, dict) else ([] if isinstance(current, list) else "")
-    else:
-        del parent[last]
-        op = "delete"
-    return res, f"{op}@{'.'.join(map(str, path))}"
 
 
 def corpus() -> dict[str, dict[str, Any]]:

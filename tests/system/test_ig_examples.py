@@ -111,11 +111,18 @@ def test_provenance_targets_everything_it_describes(document: dict[str, Any]) ->
                  if e["resource"]["resourceType"] not in ("Provenance", "Device", "DeviceDefinition")}
     assert described <= targets, sorted(described - targets)
     device = next(e["fullUrl"] for e in document["entry"] if e["resource"]["resourceType"] == "Device")
-    assert all(a["who"]["reference"] == device for p in provenance for a in p["resource"]["agent"])
+    patient = next(e["fullUrl"] for e in document["entry"] if e["resource"]["resourceType"] == "Patient")
+    roles = {(a["type"]["coding"][0]["code"], a["who"]["reference"]) for p in provenance for a in p["resource"]["agent"]}
+    # the DiGA assembled the document and computed the scores; the patient authored what they typed in
+    assert roles == {("assembler", device), ("author", device), ("author", patient)}, roles
+    export = [p for p in provenance if any(a["type"]["coding"][0]["code"] == "assembler" for a in p["resource"]["agent"])]
+    assert len(export) == 1 and described <= {t["reference"] for t in export[0]["resource"]["target"]}, \
+        "one Provenance, the export's, targets everything it describes"
 
 
 def test_standalone_examples_reference_existing_examples() -> None:
     known = {f"{r['resourceType']}/{r['id']}" for r in EXAMPLES}
     broken = [(f"{r['resourceType']}/{r['id']}{path}", ref) for r in EXAMPLES if r["resourceType"] != "Bundle"
-              for path, ref in _references(r) if ref not in known]
+              for path, ref in _references(r)
+              if ref not in known and ref[1:] not in {c["id"] for c in r.get("contained", [])}]
     assert broken == []

@@ -115,13 +115,23 @@ def test_explicit_profiles_are_applied(refvalidator: ReferenceValidator, patient
 
 # ----------------------------------------------------------------------------- broken instances
 
-def test_wrong_loinc_code_breaks_the_pattern(refvalidator: ReferenceValidator, body_weight: dict) -> None:
-    body_weight["code"]["coding"][0].update(code="8302-2", display="Body height")
-    outcome = refvalidator.validate(body_weight)
+def test_wrong_loinc_code_breaks_the_pattern(refvalidator: ReferenceValidator) -> None:
+    score = _seed("Observation-ExamplePHQ9Score.json")  # code = LOINC 44261-6, a CodeableConcept pattern
+    score["code"]["coding"][0].update(code="70274-6", display="GAD-7 total score")
+    outcome = refvalidator.validate(score)
     hits = _matching(outcome, lambda i: expression(i) == "Observation.code"
                      and (message_id(i) or "").startswith(("TYPE_CHECKS_PATTERN", "TYPE_CHECKS_FIXED")))
     assert hits, summarize(outcome)
-    assert "29463-7" in text(hits[0]) and f"{CANONICAL}/StructureDefinition/diga-body-weight" in text(hits[0])
+    assert "44261-6" in text(hits[0]) and f"{CANONICAL}/StructureDefinition/diga-phq9-score" in text(hits[0])
+
+
+def test_wrong_loinc_code_misses_the_core_slice(refvalidator: ReferenceValidator, body_weight: dict) -> None:
+    """The body weight's LOINC code is fixed by the core slice BodyWeightCode (the DiGA profile adds a
+    SNOMED CT slice beside it instead of a pattern on the whole code)."""
+    body_weight["code"]["coding"][0].update(code="8302-2", display="Body height")
+    outcome = refvalidator.validate(body_weight)
+    hits = _matching(outcome, lambda i: "BodyWeightCode" in text(i))
+    assert hits, summarize(outcome)
 
 
 @pytest.mark.parametrize(("seed", "element"), [

@@ -380,7 +380,7 @@ def code_table(table_id: str) -> dict[str, Any]:
 
 def test_code_tables_exist() -> None:
     assert {p.stem for p in TABLE_FILES} >= {
-        "measurement-kind-loinc", "ucum-units", "diary-symptoms", "mood-scale", "questionnaire-instruments",
+        "measurement-kind-loinc", "measurement-kind-snomed", "ucum-units", "diary-symptoms", "mood-scale", "questionnaire-instruments",
         "questionnaire-answers", "gender", "condition-clinical-status", "condition-verification-status",
         "condition-snomed"}
 
@@ -489,8 +489,9 @@ def check_coding_against_element(profile: str, element_id: str, coding: dict[str
             sibling = by_id.get(element_id.rsplit(".", 1)[0] + ".system", {})
             if sibling.get("fixedUri", system) != system:
                 problems.append(f"system is fixed to {sibling['fixedUri']}")
-    # fixed code/system on the coding children (`coding.code`, or a slice `coding:Name.code`)
-    child = re.compile(re.escape(element_id) + r"[.]coding(:[^.]+)?[.]code")
+    # fixed code/system on the coding children (`coding.code`, or a slice `coding:Name.code`), or on the
+    # element's own `code` when it is a Coding (a slice such as `code.coding:snomed`)
+    child = re.compile(re.escape(element_id) + r"(?:[.]coding(:[^.]+)?)?[.]code")
     fixed = []
     for eid, e in by_id.items():
         value = e.get("fixedCode", e.get("patternCode"))
@@ -576,6 +577,8 @@ def expected_keys() -> dict[str, set[str]]:
         "condition-clinical-status": _enum("clinical_status"),
         "condition-verification-status": _enum("verification_status"),
         "measurement-kind-loinc": (_enum("measurement_kind") - {"glucose"})
+        | {f"glucose:{u}" for u in glucose_units} | {"blood_pressure:systolic", "blood_pressure:diastolic"},
+        "measurement-kind-snomed": (_enum("measurement_kind") - {"glucose"})
         | {f"glucose:{u}" for u in glucose_units} | {"blood_pressure:systolic", "blood_pressure:diastolic"},
         # "m" is converted to cm before the look-up; "score" is the questionnaire total's unit
         "ucum-units": (_enum("measurement_unit") - {"m"}) | {"score"},

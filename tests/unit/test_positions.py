@@ -10,8 +10,9 @@ import time
 import orjson
 import pytest
 
+from exporter import deadline
 from exporter.fhir.positions import (
-    LOCATORS, JsonSyntaxError, Located, attach, json_syntax_error, locate_json, scan, segments, spans,
+    LOCATORS, JsonSyntaxError, Located, attach, first_problem, json_syntax_error, locate_json, scan, segments, spans,
 )
 from exporter.issues import EXT_ISSUE_COL, EXT_ISSUE_LINE, Issue, IssueCode, Severity, SourceLocation, error
 
@@ -355,3 +356,92 @@ def test_a_locator_per_syntax():
     finally:
         del LOCATORS["test-xml"]
     assert calls == [(b"<Patient/>", ["Patient.gender"])] and out[0].position == SourceLocation("", 3, 5)
+
+
+# ----------------------------------------------------------------------------- review 1: cost and deadline
+
+
+def _attach_seconds(n: int) -> float:
+    raw = ('{"resourceType": "Patient", "%s": 1}' % ("A" * n)).encode()
+    issue = error(IssueCode.STRUCTURE, "unknown element", "VAL_UNKNOWN_ELEMENT", expression=(f"Patient.{'A' * n}",))
+    t0 = time.perf_counter()
+    out = attach([issue], raw)
+    took = time.perf_counter() - t0
+    assert out[0].position == SourceLocation("", 1, 33 + n)  # the value of the key
+    return took
+
+
+def test_a_long_upper_case_key_is_located_in_linear_time():
+    """Review 1, finding 1: every upper-case letter of a key used to make one more prefix to look up
+    (quadratic: 18 s at 256 k letters, hours at 4.9 MB)."""
+    small, large = _attach_seconds(64_000), _attach_seconds(1_000_000)
+    assert large < 1.0 and large < 25 * small + 0.05, (small, large)
+
+
+def test_choice_and_companion_keys_are_matched_without_expanding_the_key():
+    doc = '{"resourceType": "Observation", "valueQuantity": {"value": 1}, "_status": {"id": "s"}, "status": "x"}'
+    assert where(doc, "Observation.value.value", "Observation.status.id", "Observation.valueQuantity") == [
+        at(doc, "1"), at(doc, '"s"'), at(doc, '{"value"')]
+
+
+def test_an_unknown_underscore_key_is_located_at_the_key():
+    """Review 1, finding 14: `_foo` used to be reported at the document's start."""
+    doc = '{\n "resourceType": "Patient",\n "_foo": 1\n}'
+    assert where(doc, "Patient._foo") == [(3, 10)]
+
+
+def test_comments_in_expressions_are_stripped_in_linear_time():
+    assert segments("Patient/*x*/.name/*y*/[0].given") == [("name", 0), ("given", None)]
+    t0 = time.perf_counter()
+    segments("Patient." + "/*a" * 200_000)  # unclosed comments: a regular expression rescanned from each
+    assert time.perf_counter() - t0 < 0.5
+
+
+def _many_tokens(n: int) -> bytes:
+    return b"[" + b",".join([b'{"k": [1, "v", null]}'] * n) + b"]"
+
+
+def test_the_scanner_stops_at_the_deadline():
+    """Review 1, finding 1: a timed-out request's scan stops (and frees its export slot)."""
+    raw = _many_tokens(50_000)
+    with deadline.until(time.monotonic() - 1):
+        with pytest.raises(deadline.DeadlineExceeded):
+            json_syntax_error(raw)
+        with pytest.raises(deadline.DeadlineExceeded):
+            attach([error(IssueCode.VALUE, "x", "X", expression=("Bundle.entry[49999]",))], raw)
+    assert json_syntax_error(raw) is None  # without a deadline: scanned to the end
+
+
+@pytest.mark.parametrize("shape", [
+    lambda n: b"[" + b"1e5," * (n // 4) + b"]",            # one long array of numbers, broken at the end
+    lambda n: b"{" + b'"a":1,' * (n // 6) + b"}",           # one object of many members, broken at the end
+])
+def test_a_large_malformed_body_costs_regular_expression_time(shape):
+    """Review 1: the root container was always walked token by token (~1.2 µs per character: 6 s for a
+    4.9 MB body); no child of it is wanted, so runs of scalars go through one regular expression."""
+    raw = shape(2_000_000)
+    t0 = time.perf_counter()
+    assert json_syntax_error(raw) is not None
+    assert time.perf_counter() - t0 < 1.5
+
+
+# ----------------------------------------------------------------------------- duplicate member names
+
+
+@pytest.mark.parametrize("raw, position, name", [
+    (b'{"a": 1, "a": 2}', (1, 10), "a"),
+    (b'{"a" : 1,\n "b": {"x": [1], "y": 2, "x": 3}}', (2, 26), "x"),
+    (b'[{"k": 1}, {"k": 1, "\\u006b": 2}]', (1, 21), "k"),        # the same name, escaped
+    (b'{"a": {"b": 1}, "a": 2}', (1, 17), "a"),                 # the first value is an object
+    (b'{"a": [{}], "c": "x", "a": [{"d": {}}]}', (1, 23), "a"),
+])
+def test_unique_keys_finds_the_second_occurrence(raw, position, name):
+    found = first_problem(raw, unique_keys=True)
+    assert found == ("duplicate", position, f"duplicate member name '{name}'"), found
+    assert first_problem(raw) is None  # without unique_keys: well-formed, the last one counts (orjson)
+
+
+def test_unique_keys_shows_a_long_name_cut():
+    raw = b'{"' + b"k" * 1000 + b'": 1, "' + b"k" * 1000 + b'": 2}'
+    kind, _, reason = first_problem(raw, unique_keys=True)  # type: ignore[misc]
+    assert kind == "duplicate" and len(reason) < 100

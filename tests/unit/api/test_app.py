@@ -114,13 +114,14 @@ def test_internal_export_success_and_detailed_422(client, idp):
     assert r.status_code == 422
     oo = r.json()
     assert oo["resourceType"] == "OperationOutcome" and len(oo["issue"]) >= 1
-    assert all("49" not in json.dumps(i) for i in oo["issue"])
+    assert all("49" not in json.dumps({k: v for k, v in i.items() if k != "extension"}) for i in oo["issue"])
 
 
 @pytest.mark.parametrize("body, headers, status, mid", [
-    (b"{not json", FHIR, 400, "API_MALFORMED_JSON"),
-    (b"[" * 70 + b"]" * 70, FHIR, 400, "API_JSON_TOO_DEEP"),
-    (b"[" * 5000 + b"]" * 5000, FHIR, 400, "API_MALFORMED_JSON"),
+    (b"{not json", FHIR, 400, "JSON_SYNTAX"),
+    (b"[" * 70 + b"]" * 70, FHIR, 400, "JSON_TOO_DEEP"),
+    (b"[" * 5000 + b"]" * 5000, FHIR, 400, "JSON_TOO_DEEP"),
+    (b'{"schema_version": "1.0", "schema_version": "1.0"}', FHIR, 400, "JSON_DUPLICATE_KEY"),
     (TYPICAL, {"Content-Type": "text/plain"}, 415, "API_CONTENT_TYPE"),
     (TYPICAL, {}, 415, "API_CONTENT_TYPE"),
     (b"[]", FHIR, 422, "DOMAIN_SHAPE"),
@@ -203,6 +204,24 @@ def test_cold_start_without_keycloak_is_503_and_not_ready(make_client, idp):
     _same_denial(c.post("/internal/export", content=TYPICAL, headers=FHIR))  # no token: still the denial
 
 
+def test_a_broken_mapping_set_is_logged_at_start_up_and_not_ready(make_client, exporter, caplog):
+    """E.g. a mapping set without rules.yaml (RULE_FILE_MISSING): the service says so once at start-up,
+    answers not ready and refuses exports, instead of exporting without its cross-field rules."""
+    from exporter.issues import IssueCode, SourceLocation, error
+
+    class Broken:
+        validator = exporter.validator
+        load_issues = [error(IssueCode.NOT_FOUND, "no rule file", "RULE_FILE_MISSING",
+                             location=SourceLocation("mappings/rules.yaml"))]
+
+    with caplog.at_level(logging.ERROR, logger="exporter.api"):
+        c = make_client(exporter=Broken())
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "startup" and r.levelno == logging.ERROR]
+    assert line.error == ["mappings/rules.yaml: error RULE_FILE_MISSING: no rule file"]
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["mappings"] is False
+
+
 def test_an_unexpected_exception_becomes_a_500_outcome_without_details(make_client, idp, exporter):
     class Broken:
         validator = exporter.validator
@@ -244,7 +263,7 @@ def test_logs_are_json_with_request_fields_and_an_audit_line_and_no_phi(client, 
     assert requests_[-1]["outcome"] == "denied:no_token"
     for r in requests_:
         assert {"request_id", "method", "route", "status", "principal", "outcome", "duration_ms"} <= set(r)
-    assert [a["result"] for a in audits] == ["ok", "ok", "rejected:API_MALFORMED_JSON"]
+    assert [a["result"] for a in audits] == ["ok", "ok", "rejected:JSON_SYNTAX"]
     assert audits[1]["caller"] == "diga-patient-app" and audits[1]["patient"].startswith("p-")
     assert audits[0]["size"] > 1000
     assert ANNA_ID not in text

@@ -64,6 +64,6 @@ def test_malformed_body_says_where(client, idp):
                     headers=validator_headers(idp))
     assert r.status_code == 400
     issue = r.json()["issue"][0]
-    assert issue["details"]["coding"][0]["code"] == "API_MALFORMED_JSON"
+    assert issue["details"]["coding"][0]["code"] == "JSON_SYNTAX"
     assert position(issue) == (2, 17)
-    assert issue["details"]["text"] == "The body is not well-formed JSON (expected a member name in double quotes)."
+    assert issue["details"]["text"] == "not well-formed JSON: expected a member name in double quotes"

@@ -115,11 +115,11 @@ def test_unmapped_value_names_table_not_value(exporter):
     assert schema_ok
     exporter_engine = exporter.engine
     table = exporter_engine.ms.tables["diary-symptoms"]
-    del table.entries["headache"]
+    saved = table.entries.pop("headache")
     try:
         result = exporter.export(doc, export_time=EXPORT_TIME)
     finally:
-        table.entries["headache"] = [{"system": "http://snomed.info/sct", "code": "25064002", "display": "Headache (finding)"}]
+        table.entries["headache"] = saved  # exactly as loaded: the session's exporter is shared
     hits = [i for i in result.issues if i.message_id == "MAP_CODE_UNMAPPED"]
     assert result.bundle is None
     assert hits and "diary-symptoms" in hits[0].message

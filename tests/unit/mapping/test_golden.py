@@ -81,5 +81,9 @@ def test_every_fullurl_and_reference_is_a_urn_uuid(exporter):
         elif isinstance(v, list):
             for x in v:
                 walk(x)
-    walk(bundle["entry"])
-    assert refs and set(refs) <= full
+    for entry in bundle["entry"]:
+        refs.clear()
+        walk(entry)
+        local = {"#" + c["id"] for c in entry["resource"].get("contained", [])}  # e.g. the measuring Device
+        assert set(refs) <= full | local, entry["fullUrl"]
+    assert any(e["resource"].get("contained") for e in bundle["entry"]), "a local reference was among them"

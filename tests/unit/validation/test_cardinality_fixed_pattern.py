@@ -26,10 +26,20 @@ def test_prohibited_element(validator, example):
 
 
 def test_pattern_on_code(validator, example):
+    obs = example("Observation-ExamplePHQ9Score")  # code = LOINC 44261-6, a CodeableConcept pattern
+    obs["code"]["coding"][0]["code"] = "70274-6"
+    issues = validator.validate(obs)
+    assert "Observation.code" in at(issues, M.PATTERN_MISMATCH)
+
+
+def test_fixed_code_of_a_core_slice(validator, example):
+    """The body weight's LOINC code is fixed by the core profile's slice BodyWeightCode (the DiGA profile
+    adds a SNOMED CT slice beside it, so it sets no pattern on the whole code)."""
     obs = example("Observation-ExampleBodyWeight")
     obs["code"]["coding"][0]["code"] = "8302-2"
     issues = validator.validate(obs)
-    assert "Observation.code" in at(issues, M.PATTERN_MISMATCH)
+    assert any(i.message_id == M.SLICE_MIN and "BodyWeightCode" in i.message for i in issues), \
+        [i.format() for i in issues]
 
 
 def test_fixed_and_pattern_semantics():

@@ -26,7 +26,8 @@ SEED = 4711
 @pytest.fixture(scope="module")
 def pair() -> tuple[Validator, Validator]:
     store = default_store(get_settings())
-    return Validator(store), Validator(store, clean_path=False)
+    # equivalence, not time bounds, is under test: a busy host must not make one side stop early
+    return Validator(store, time_limit_s=600), Validator(store, clean_path=False, time_limit_s=600)
 
 
 def _issues(v: Validator, resource: Any) -> Counter:
@@ -77,6 +78,7 @@ def test_exported_bundle_with_mutated_entries(pair):
     fast, walk = pair
     assert _issues(fast, bundle) == _issues(walk, bundle) == Counter()
     rng = random.Random(SEED)
+    harmless = 0
     for _ in range(25):
         mutant = copy.deepcopy(bundle)
         # the mapped entries: the Questionnaires (copied from the IG) have so many optional elements that
@@ -89,18 +91,20 @@ def test_exported_bundle_with_mutated_entries(pair):
                 entry["zzUnknown"] = "x"  # an entry-level problem beside the resource's own
             entry["resource"], _ = _mutate(entry["resource"], rng)
         expected = _issues(walk, mutant)
-        assert expected, "the mutation should break something"
+        harmless += not expected  # some mutations (e.g. dropping an optional element) break nothing
         assert _issues(fast, mutant) == expected
+    assert harmless <= 25 // 3, f"most mutations should break something ({harmless} of 25 did not)"
 
 
 @pytest.fixture(scope="module")
 def typical_bundle() -> dict[str, Any]:
     from exporter.pipeline import Exporter
-    settings = get_settings()
+    # the export's validation must not stop early on a busy host: equivalence is under test, not time
+    settings = get_settings().model_copy(update={"validation_time_limit_seconds": 600.0})
     doc = json.loads((settings.root / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))
-    bundle = Exporter.from_settings(settings).export(doc, export_time="2026-04-06T10:00:00+02:00").bundle
-    assert bundle is not None
-    return bundle
+    result = Exporter.from_settings(settings).export(doc, export_time="2026-04-06T10:00:00+02:00")
+    assert result.bundle is not None, [i.format() for i in result.issues]
+    return result.bundle
 
 
 def test_clean_export_never_needs_the_walk(pair, typical_bundle, monkeypatch):

@@ -1,7 +1,5 @@
 """JSON shape: unknown elements, arrays, null, empty values; hostile input never raises."""
 
-import json
-
 from exporter.validation import messages as M
 from tests.unit.validation.conftest import at, ids
 
