@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from exporter.engine.templating import TemplateLibrary, TemplateProblem
 from exporter.issues import Issue, IssueCode, SourceLocation, error
 from exporter.mapping.templates import DEFAULT_LANGUAGE, TemplateSources
@@ -20,6 +22,18 @@ from exporter.narrative.present import Presenter
 from exporter.narrative.view import DocumentView
 
 XHTML_CLOSE = "</div>"
+_TEXT_RUN = re.compile(r">[^<]*<")
+
+
+def canonical(xhtml: str) -> str:
+    """The narrative as an XML serializer writes it: quotes in text literal (jinja2 escapes them as
+    `&#39;` / `&#34;`, which XML reads as the same characters), so the FHIR JSON and the FHIR XML of a
+    document carry the same div, and XML read back gives the JSON's string. Text runs only: an
+    attribute keeps its escaped quote."""
+    if "&#" not in xhtml:
+        return xhtml
+    xhtml = xhtml.replace("&#39;", "'")
+    return _TEXT_RUN.sub(lambda m: m.group(0).replace("&#34;", '"'), xhtml) if "&#34;" in xhtml else xhtml
 
 
 def section_keys(layout_sections: list[Any]) -> dict[tuple[str, str], str]:
@@ -97,7 +111,7 @@ class Narrator:
                 issues.append(self._failed(name, exc))
                 continue
             for r, text in zip(resources, texts):
-                r["text"] = {"status": "generated", "div": self.div_open + text.strip() + XHTML_CLOSE}
+                r["text"] = {"status": "generated", "div": canonical(self.div_open + text.strip() + XHTML_CLOSE)}
         for s in view.walk():
             try:
                 text = self.library.render(s.template, {**common, "s": s})
@@ -105,14 +119,14 @@ class Narrator:
                 issues.append(self._failed(s.template, exc))
                 continue
             s.source["title"] = s.title
-            s.source["text"] = {"status": "generated", "div": self.div_open + text.strip() + XHTML_CLOSE}
+            s.source["text"] = {"status": "generated", "div": canonical(self.div_open + text.strip() + XHTML_CLOSE)}
         if view.composition:
             try:
                 text = self.library.render("composition.html", common)
             except TemplateProblem as exc:
                 issues.append(self._failed("composition.html", exc))
             else:
-                view.composition["text"] = {"status": "generated", "div": self.div_open + text.strip() + XHTML_CLOSE}
+                view.composition["text"] = {"status": "generated", "div": canonical(self.div_open + text.strip() + XHTML_CLOSE)}
         return issues
 
     def _failed(self, name: str, exc: TemplateProblem) -> Issue:
