@@ -335,6 +335,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         _write_output(args.output, out)
     else:
         sys.stdout.write(out.decode("utf-8"))
+    return EXIT_OK
 
 
 def cmd_render(args: argparse.Namespace) -> int:

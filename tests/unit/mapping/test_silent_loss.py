@@ -154,14 +154,14 @@ def test_a_nested_view_of_records_exported_anyway_is_no_loss(scratch_mappings):
     ("{% set last = doc.diary_entries | last %}{{ last.nte }}", "last.nte"),
 ])
 def test_template_bindings_are_followed_by_check(scratch_mappings, capsys, template, shown):
-    _edit(scratch_mappings, DIARY, '    xhtml: "Diary entry of {{ item.recorded_at[:10] }}"',
-          f'    xhtml: "Diary entry of {{{{ item.recorded_at[:10] }}}}{template}"')
+    _edit(scratch_mappings, DIARY, '    - text: {path: note, as: markdown}',
+          f'    - text:\n        template: "Diary entry of {{{{ item.recorded_at[:10] }}}}{template}"')
     hits = _issues(scratch_mappings, "MAP_FIELD_UNKNOWN")
     assert len(hits) == 1, [i.format() for i in load(scratch_mappings).load_issues]
     assert f"template reads {shown}:" in hits[0].message and "did you mean 'note'?" in hits[0].message
     assert main(["check", "--mappings", str(scratch_mappings)]) == 1
     line = _line_of(scratch_mappings, DIARY, "Diary entry of")
-    assert f"diary-entry.yaml:{line}:5: error MAP_FIELD_UNKNOWN" in capsys.readouterr().out
+    assert f"diary-entry.yaml:{line}:9: error MAP_FIELD_UNKNOWN" in capsys.readouterr().out  # at `template:`
 
 
 def test_template_reads_follow_bindings_and_know_nothing_of_other_locals():
