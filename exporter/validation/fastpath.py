@@ -89,7 +89,7 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
     """Generate (once per rule) straight-line Python for the object-level work: the key loop with
     the common members inlined, then one line per cardinality rule, then the slice checks."""
     if rule.fast is not None:
-        return rule.fast
+        return rule.fast  # type: ignore[no-any-return]
     table: dict[str, tuple[int, Any]] = {}
     for key, m in rule.members.items():
         if m.primitive_ext:
@@ -148,8 +148,8 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
             env[f"SLICES{i}"] = _slices_fn(val, cnode, rule)
             lines.append(f"    SLICES{i}(obj, path, ctx, depth)")
     lines.append("    return True")
-    exec(compile("\n".join(lines), f"<clean path of {rule.node.id}:{rule.type_code}>", "exec"), env)
-    fast = env["fast"]
+    exec(compile("\n".join(lines), f"<clean path of {rule.node.id}:{rule.type_code}>", "exec"), env)  # noqa: S102
+    fast: FastFn = env["fast"]
     rule.fast = fast
     return fast
 
@@ -221,16 +221,17 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     many_broken, items_broken = S.any_broken(S.MANY), S.items_broken(S.ITEM + S.COMPLEX)
 
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        items = obj.get(key)
+        items: Any = obj.get(key)
         if many_broken(items) or items_broken(items):
             return False  # the walk reports it
         assigned, problems = assign([(it, vtype) for it in items], cnode, ctx)
         if problems or next(findings(assigned, cnode), None) is not None:
             return False
-        todo = []
+        todo: list[tuple[Handler, ...]] = []
         for sl in assigned:
-            fns = plans.get(id(sl), False)
-            if fns is False:
+            if id(sl) in plans:
+                fns = plans[id(sl)]
+            else:
                 fns = plans[id(sl)] = checks_for(sl)
             if fns is None:
                 return False
@@ -261,7 +262,7 @@ def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str
 
 def _generated(name: str, lines: list[str], env: dict[str, Any]) -> Any:
     """Compile the function `fn` of `lines` (its free names from `env`)."""
-    exec(compile("\n".join(lines), name, "exec"), env)
+    exec(compile("\n".join(lines), name, "exec"), env)  # noqa: S102 (source built from our definitions)
     return env["fn"]
 
 
@@ -301,13 +302,13 @@ def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
         return _generated(name, lines, env)  # type: ignore[no-any-return]
 
     if m.sliced:  # shape only: the items are validated by _slices once assigned
-        item = S.ITEM if m.kind == KIND_PRIMITIVE else S.ITEM + S.COMPLEX
+        shapes = S.ITEM if m.kind == KIND_PRIMITIVE else S.ITEM + S.COMPLEX
         if m.many:
             lines = ["def fn(v, path, ctx, depth):",
                      f"    if {many}:",
                      "        return False",
                      "    for it in v:",
-                     f"        if {S.broken_source(item, 'it')}:",
+                     f"        if {S.broken_source(shapes, 'it')}:",
                      "            return False",
                      "    return True"]
         else:
@@ -344,7 +345,7 @@ def all_hold(rules: tuple[Any, ...], m: Member, name: str) -> Callable[[Any, Any
     """One generated function (value, ctx) -> do all `rules` hold for a value of `m`? Each rule is
     one line: its `holds` called with the member, or its per-member specialisation (Rule.compile)."""
     if len(rules) == 1 and type(rules[0]).compile is not Rule.compile:
-        return rules[0].test(m)
+        return rules[0].test(m)  # type: ignore[no-any-return]
     env: dict[str, Any] = {"M": m}
     lines = ["def all_hold(v, ctx):"]
     for i, r in enumerate(rules):
@@ -482,7 +483,7 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
         if before is not None and not before(v, ctx):
             return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
-        fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr]
+        fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr, arg-type]
         if not fast(v, path, ctx, depth + 1):
             return False
         if after is not None and not after(v, ctx):

@@ -14,8 +14,9 @@ path spells a shape condition of its own.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from exporter.fhir.json import JsonInputError, read_json
 
@@ -32,7 +33,7 @@ class Shape:
     broken: Callable[..., bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        fn = eval(f"lambda v, limit=None: {self.source()}")  # noqa: S307 (our own expression)
+        fn = eval(f"lambda v, limit=None: {self.source()}")  # our own expression
         object.__setattr__(self, "broken", fn)
 
     def source(self, v: str = "v", limit: str = "limit") -> str:
@@ -47,6 +48,7 @@ NULL = Shape(M.JSON_NULL, "{v} is None")
 ARRAY_EXPECTED = Shape(M.JSON_ARRAY_EXPECTED, "type({v}) is not list")
 EMPTY_ARRAY = Shape(M.EMPTY_ARRAY, "not {v}")  # asked after ARRAY_EXPECTED: v is a list
 NOT_AN_OBJECT = Shape(M.WRONG_JSON_TYPE, "type({v}) is not dict")
+NOT_A_RESOURCE = Shape(M.NOT_OBJECT, "type({v}) is not dict")
 COMPANION_NULL = Shape(M.JSON_NULL, "{v} is None", variant="companion")
 COMPANION_NOT_AN_OBJECT = Shape(M.WRONG_JSON_TYPE, "type({v}) is not dict", variant="companion")
 
@@ -96,7 +98,7 @@ def _generated(items: bool, shapes: tuple[Shape, ...]) -> Callable[[Any], bool]:
         body = (f"    for v in items:\n        if {broken_source(shapes)}:\n            return True\n    return False\n"
                 if items else f"    return {broken_source(shapes)}\n")
         env: dict[str, Any] = {}
-        exec(f"def broken({'items' if items else 'v'}):\n{body}", env)  # noqa: S102 (our own expressions)
+        exec(f"def broken({'items' if items else 'v'}):\n{body}", env)  # noqa: S102 (our own source)
         fn = _GENERATED[key] = env["broken"]
     return fn
 

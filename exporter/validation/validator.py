@@ -86,8 +86,8 @@ class Validator:
         return self.validate(value, profiles)
 
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
-        if not isinstance(resource, dict):
-            return [M.issue(M.NOT_OBJECT, severity="fatal", variant="top", kind=json_kind(resource))]
+        if S.NOT_A_RESOURCE.broken(resource):
+            return [M.issue(S.NOT_A_RESOURCE.message, severity="fatal", variant="top", kind=json_kind(resource))]
         ctx = Ctx(self, min(time.monotonic() + self.time_limit_s, deadline.at()), self.max_issues)  # or the request's
         try:
             self.validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
@@ -103,8 +103,8 @@ class Validator:
     def validate_resource(self, res: Any, path: str, ctx: Ctx, *, extra_profiles: Sequence[str] = (),
                           contained: bool = False, claims_too: bool = True) -> None:
         """Validate one resource (top-level or nested) against its claims and `extra_profiles`."""
-        if not isinstance(res, dict):
-            ctx.add(M.NOT_OBJECT, path, kind=json_kind(res))
+        if S.NOT_A_RESOURCE.broken(res):
+            ctx.add(S.NOT_A_RESOURCE.message, path, kind=json_kind(res))
             return
         rt = res.get("resourceType")
         if not isinstance(rt, str):
