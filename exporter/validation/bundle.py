@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from exporter.validation import messages as M
@@ -133,3 +134,62 @@ class FullUrlPresent(Rule):
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         for i in self._missing(value):
             ctx.add(M.BUNDLE_FULLURL_MISSING, f"{path}.entry[{i}]", type=value.get("type"))
+
+
+_PAGING = frozenset({"first", "previous", "next", "last"})
+_SEARCH_LIKE = frozenset({"searchset", "history"})
+_KNOWN_TYPES = frozenset({"document", "message", "transaction", "transaction-response", "batch", "batch-response",
+                          "history", "searchset", "collection", "subscription-notification"})
+
+
+def link_findings(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """(expression below the Bundle, message id) of Bundle.link problems, as the HL7 validator
+    judges them: in searchset and history Bundles each of self/first/previous/next/last occurs once
+    (reported at the repeated link); in the other types paging relations are not allowed and
+    `self` occurs once (reported at the relation)."""
+    links, kind = bundle.get("link"), bundle.get("type")
+    if type(links) is not list or kind not in _KNOWN_TYPES:
+        return []
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, link in enumerate(links):
+        rel = link.get("relation") if type(link) is dict else None
+        if type(rel) is not str:
+            continue
+        if kind in _SEARCH_LIKE:
+            if rel in _PAGING or rel == "self":
+                if rel in seen:
+                    out.append((f"link[{i}]", M.BUNDLE_LINK_DUPLICATE))
+                seen.add(rel)
+            continue
+        if rel in _PAGING:
+            out.append((f"link[{i}].relation", M.BUNDLE_LINK_PAGING))
+        elif rel == "self":
+            if rel in seen:
+                out.append((f"link[{i}].relation", M.BUNDLE_LINK_DUPLICATE))
+            seen.add(rel)
+    return out
+
+
+def _links_hold(bundle: Any, ctx: Any) -> bool:
+    return "link" not in bundle or not link_findings(bundle)
+
+
+@rule
+class LinkRelations(Rule):
+    """Bundle.link: a relation that names one thing (self, and in search results the paging links)
+    occurs once; paging links only in search results (searchset, history)."""
+
+    messages = (M.BUNDLE_LINK_DUPLICATE, M.BUNDLE_LINK_PAGING)
+    stage = RESOURCE
+    costly = False
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        return _links_hold
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for where, mid in link_findings(value):
+            ctx.add(mid, f"{path}.{where}")
