@@ -3,7 +3,9 @@ document/entry rules not covered by the core bdl-* invariants (which run through
 
 Resolution follows the FHIR rules for Bundles: an absolute reference (urn:uuid, urn:oid, URL)
 matches an entry's fullUrl exactly; a relative reference `Type/id` is resolved against the base of
-the referencing entry's fullUrl (RESTful fullUrls only).
+the referencing entry's fullUrl (RESTful fullUrls only). A version-specific reference
+(`…/_history/v`) matches the entry of that fullUrl whose resource has `meta.versionId` v (as the
+HL7 validator resolves them; a document may refer to a version).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ _RESTFUL = re.compile(r"(.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history
 
 @dataclass
 class BundleIndex:
+    # fullUrl -> resource, and fullUrl/_history/versionId -> resource (for version-specific references)
     by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
     is_document: bool = False
@@ -53,6 +56,10 @@ class BundleIndex:
             res = entry.get("resource")
             if isinstance(full, str) and isinstance(res, dict):
                 index.by_full_url.setdefault(full, res)
+                meta = res.get("meta")
+                version = meta.get("versionId") if isinstance(meta, dict) else None
+                if isinstance(version, str):
+                    index.by_full_url.setdefault(f"{full}/_history/{version}", res)
                 m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # a urn has no base URL
                 if m and m.group(1):
                     index.base_of[id(res)] = m.group(1)
