@@ -111,6 +111,8 @@ BINDING_EXTENSIBLE = _row("VAL_BINDING_EXTENSIBLE", _C.CODE_INVALID, "warning",
 BINDING_UNCHECKED = _row("VAL_BINDING_UNCHECKED", _C.NOT_SUPPORTED, "warning", "cannot check {codes} against {vs}: {why}")
 BINDING_NO_CODE = _row("VAL_BINDING_NO_CODE", _C.CODE_INVALID, "error", "no code given for the required binding to {vs}")
 CODE_UNKNOWN = _row("VAL_CODE_UNKNOWN", _C.CODE_INVALID, "error", "unknown code in the CodeSystem {system}")
+CODE_SYSTEM_SUPPLEMENT = _row("VAL_CODE_SYSTEM_SUPPLEMENT", _C.INVALID, "error",
+                              "a CodeSystem supplement cannot be the system of a Coding: use the system it supplements")
 DISPLAY_WRONG = _row("VAL_DISPLAY_WRONG", _C.CODE_INVALID, "error", "wrong display for a code of {system}",
                      varies=True)
 # -- extensions.py -------------------------------------------------------------------------------

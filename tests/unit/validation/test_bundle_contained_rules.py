@@ -81,3 +81,35 @@ def test_local_references_resolve(pair):
     assert found[0] == (M.FRAGMENT_UNRESOLVED, "Observation.subject.reference")
     assert {mid for mid, _ in found[1:]} == {M.INVARIANT}
     assert _errors(pair, _observation(contained=[PATIENT], subject={"reference": "#c1"})) == []
+
+
+def _document(ref: str, version: str | None = "2") -> dict:
+    patient: dict = {"resourceType": "Patient", "id": "a", "name": [{"family": "X"}]}
+    if version is not None:
+        patient["meta"] = {"versionId": version}
+    composition = {"resourceType": "Composition", "id": "c", "status": "final", "type": {"text": "t"},
+                   "date": "2020-01-01", "title": "t", "author": [{"reference": "https://fhir.x.test/Patient/a"}],
+                   "subject": {"reference": ref}}
+    return {"resourceType": "Bundle", "type": "document", "timestamp": "2020-01-01T00:00:00Z",
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:33333333-1111-4111-8111-111111111111"},
+            "entry": [{"fullUrl": "https://fhir.x.test/Composition/c", "resource": composition},
+                      {"fullUrl": "https://fhir.x.test/Patient/a", "resource": patient}]}
+
+
+def _unresolved(pair, resource) -> list[str]:
+    fast, walk = pair
+    found = walk.validate(copy.deepcopy(resource))
+    assert fast.validate(copy.deepcopy(resource)) == found
+    return [i.expression[0] for i in found if i.message_id == M.REFERENCE_UNRESOLVED]
+
+
+@pytest.mark.parametrize("ref, version, resolves", [
+    ("https://fhir.x.test/Patient/a/_history/2", "2", True),  # the HL7 validator accepts both
+    ("Patient/a/_history/2", "2", True),
+    ("https://fhir.x.test/Patient/a", "2", True),
+    ("https://fhir.x.test/Patient/a/_history/3", "2", False),  # Bundle_BUNDLE_Entry_NotFound
+    ("https://fhir.x.test/Patient/a/_history/2", None, False),  # the entry states no version
+])
+def test_version_specific_references_in_a_document(pair, ref, version, resolves):
+    expected = [] if resolves else ["Bundle.entry[0].resource.subject.reference"]
+    assert _unresolved(pair, _document(ref, version)) == expected
