@@ -11,8 +11,8 @@ HL7 validator resolves them; a document may refer to a version).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.validation import messages as M

@@ -12,19 +12,13 @@ from exporter.fhir.definitions import default_store
 from exporter.settings import get_settings
 from exporter.validation import messages as M
 from exporter.validation.validator import Validator
+from tests.unit.validation.conftest import errors_in_both_paths as _errors
 
 
 @pytest.fixture(scope="module")
 def pair():
     store = default_store(get_settings())
     return Validator(store), Validator(store, clean_path=False)
-
-
-def _errors(pair, resource) -> list[tuple[str, str]]:
-    fast, walk = pair
-    found = walk.validate(copy.deepcopy(resource))
-    assert fast.validate(copy.deepcopy(resource)) == found
-    return [(i.message_id, i.expression[0]) for i in found if i.is_error]
 
 
 def _bundle(kind: str, relations: list[str]) -> dict:

@@ -111,7 +111,7 @@ class _NoSevens(Rule):
         ctx.add(M.MAX_VALUE, path, value=value, bound="not 7", path=m.node.path)
 
 
-def test_a_new_rule_runs_in_both_paths(example, monkeypatch):
+def test_a_new_rule_runs_in_both_paths(example, walked):
     """The rule above is registered through the public registry and nothing else changes: the walk
     reports it, and the clean path no longer calls the resource clean — it hands the object to the
     walk, which reports exactly what the walk alone does. Without the rule the same document is
@@ -119,13 +119,6 @@ def test_a_new_rule_runs_in_both_paths(example, monkeypatch):
     from exporter.fhir.definitions import default_store
     from exporter.settings import get_settings
     store = default_store(get_settings())
-    walked: list[str] = []
-    original = Validator._full_walk
-
-    def counting(self, obj, rule, path, ctx, depth):
-        walked.append(path)
-        return original(self, obj, rule, path, ctx, depth)
-    monkeypatch.setattr(Validator, "_full_walk", counting)
     obs = example("Observation-ExampleBodyWeight")
     sevens = copy.deepcopy(obs)
     sevens["valueQuantity"]["value"] = 7

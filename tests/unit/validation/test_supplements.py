@@ -5,7 +5,6 @@ for a Coding anywhere (bound or not), whatever its code."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -14,6 +13,7 @@ from exporter.fhir.definitions import default_store
 from exporter.settings import get_settings
 from exporter.validation import messages as M
 from exporter.validation.validator import Validator
+from tests.unit.validation.conftest import errors_in_both_paths as _errors
 
 BASE = "https://fhir.x.test/CodeSystem/base"
 SUPPLEMENT = "https://fhir.x.test/CodeSystem/base-supplement"
@@ -34,13 +34,6 @@ def pair(tmp_path_factory):
         "concept": [{"code": "a", "designation": [{"language": "de", "value": "A (de)"}]}]}))
     store = default_store(get_settings(), [pkg])
     return Validator(store), Validator(store, clean_path=False)
-
-
-def _errors(pair, resource) -> list[tuple[str, str]]:
-    fast, walk = pair
-    found = walk.validate(copy.deepcopy(resource))
-    assert fast.validate(copy.deepcopy(resource)) == found
-    return [(i.message_id, i.expression[0]) for i in found if i.is_error]
 
 
 def _observation(system: str, code: str = "a") -> dict:
