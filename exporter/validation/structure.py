@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.fhir.json import JsonInputError, read_json
-
 from exporter.validation import messages as M
 
 
