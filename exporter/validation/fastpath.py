@@ -260,9 +260,17 @@ def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str
     return items
 
 
+_HANDLER_CODE: dict[str, Any] = {}  # source -> compiled code: most members share a handler's source
+
+
 def _generated(name: str, lines: list[str], env: dict[str, Any]) -> Any:
-    """Compile the function `fn` of `lines` (its free names from `env`)."""
-    exec(compile("\n".join(lines), name, "exec"), env)  # noqa: S102 (source built from our definitions)
+    """The function `fn` of `lines` (its free names from `env`); the source is compiled once for all
+    members whose handlers read alike (the first one's `name` labels it)."""
+    source = "\n".join(lines)
+    code = _HANDLER_CODE.get(source)
+    if code is None:
+        code = _HANDLER_CODE[source] = compile(source, name, "exec")
+    exec(code, env)  # noqa: S102 (source built from our definitions)
     return env["fn"]
 
 
