@@ -81,7 +81,7 @@ class Memo:
         self.size = 0
 
 
-def _no_problem(v: Any) -> None:
+def _no_problem(v: Any, arg: Any = None) -> None:
     return None
 
 
@@ -429,13 +429,13 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     """The clean path's check of one complex value of member `m`: the rules before its children,
     its own elements (the clean path of their object rule), the rules after them."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
-        wrong = S.wrong_resource_type(m.type.code)
+        code, wrong = m.type.code, S.wrong_resource_type(m.type.code)
         wrong_type = wrong.broken if wrong is not None else _no_problem
         profiles, contained = m.type.profiles, m.key == "contained"
         validate_resource = val.validate_resource
 
         def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if wrong_type(v):
+            if wrong_type(v, code):
                 return False  # the walk reports the type
             ctx.probing = False  # validated for real: see the module docstring
             try:

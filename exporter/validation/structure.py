@@ -2,8 +2,9 @@
 empty arrays and empty objects (ele-1 and the JSON format rules), the type of a nested resource, and
 parsing raw input with limits.
 
-Each shape check is defined once, as a `Shape`: a Python condition on a value (`{v}`; `{limit}` for
-the depth) that is true when the value is wrongly shaped, and the message the walk reports then.
+Each shape check is defined once, as a `Shape`: a Python condition on a value (`{v}`; `{arg}` for
+what it is compared with: the depth limit, the resource type expected) that is true when the value
+is wrongly shaped, and the message the walk reports then.
 The clean path (fastpath.py) inlines the conditions into the code it generates (`broken_source`);
 the walk (validator.py) asks `first_broken`, which runs the same conditions compiled once. Which
 checks a value takes is named here too (`SINGLE`, `MANY`, `ITEM`, `COMPLEX`, `COMPANION`; an
@@ -24,7 +25,7 @@ from exporter.validation import messages as M
 
 @dataclass(frozen=True, eq=False)
 class Shape:
-    """One JSON-shape check (see the module docstring); `broken(value, limit)` runs its condition."""
+    """One JSON-shape check (see the module docstring); `broken(value, arg)` runs its condition."""
 
     message: str
     condition: str
@@ -32,15 +33,15 @@ class Shape:
     broken: Callable[..., bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        fn = eval(f"lambda v, limit=None: {self.source()}")  # our own expression
+        fn = eval(f"lambda v, arg=None: {self.source()}")  # our own expression
         object.__setattr__(self, "broken", fn)
 
-    def source(self, v: str = "v", limit: str = "limit") -> str:
-        """The condition as Python source over the names `v` (the value) and `limit`."""
-        return f"({self.condition.format(v=v, limit=limit)})"
+    def source(self, v: str = "v", arg: str = "arg") -> str:
+        """The condition as Python source over the names `v` (the value) and `arg`."""
+        return f"({self.condition.format(v=v, arg=arg)})"
 
 
-TOO_DEEP = Shape(M.TOO_DEEP, "{v} > {limit}")  # v: the depth of an object, limit: Validator.max_depth
+TOO_DEEP = Shape(M.TOO_DEEP, "{v} > {arg}")  # v: the depth of an object, arg: Validator.max_depth
 EMPTY_OBJECT = Shape(M.EMPTY_OBJECT, "not {v}")
 ARRAY_UNEXPECTED = Shape(M.JSON_ARRAY_UNEXPECTED, "type({v}) is list")
 NULL = Shape(M.JSON_NULL, "{v} is None")
@@ -61,18 +62,18 @@ COMPANION = (COMPANION_NULL, COMPANION_NOT_AN_OBJECT)  # an item of a `_key` com
 IMPLIED: dict[int, tuple[Shape, ...]] = {id(ARRAY_UNEXPECTED): (NOT_AN_OBJECT,), id(NULL): (NOT_AN_OBJECT,)}
 
 
-def broken_source(shapes: Iterable[Shape], v: str = "v", limit: str = "limit") -> str:
+def broken_source(shapes: Iterable[Shape], v: str = "v", arg: str = "arg") -> str:
     """The clean path's condition: true when any of `shapes` is broken for the value named `v`
     (a check implied by another of the set is left out)."""
     shapes = tuple(shapes)
     kept = [s for s in shapes if not any(o in shapes for o in IMPLIED.get(id(s), ()))]
-    return " or ".join(s.source(v, limit) for s in kept)
+    return " or ".join(s.source(v, arg) for s in kept)
 
 
-def first_broken(shapes: Iterable[Shape], value: Any, limit: Any = None) -> Shape | None:
+def first_broken(shapes: Iterable[Shape], value: Any, arg: Any = None) -> Shape | None:
     """The walk's question: the first of `shapes` that `value` breaks, or None."""
     for s in shapes:
-        if s.broken(value, limit):
+        if s.broken(value, arg):
             return s
     return None
 
@@ -107,18 +108,13 @@ def unmodelled(is_resource: bool) -> tuple[str, ...]:
     return ("resourceType",) if is_resource else ()
 
 
-_WRONG_RESOURCE: dict[str, Shape] = {}
+WRONG_RESOURCE_TYPE = Shape(M.TYPE_NOT_ALLOWED, "type({v}) is dict and {v}.get('resourceType') != {arg}")
 
 
 def wrong_resource_type(type_code: str) -> Shape | None:
-    """The check of a resource held by an element of type `type_code` (None: any resource will do)."""
-    if type_code in ("Resource", "DomainResource"):
-        return None
-    hit = _WRONG_RESOURCE.get(type_code)
-    if hit is None:
-        hit = _WRONG_RESOURCE[type_code] = Shape(M.TYPE_NOT_ALLOWED,
-                                                 f"type({{v}}) is dict and {{v}}.get('resourceType') != {type_code!r}")
-    return hit
+    """The check of a resource held by an element of type `type_code`, asked with `arg` = that type
+    (None: any resource will do)."""
+    return None if type_code in ("Resource", "DomainResource") else WRONG_RESOURCE_TYPE
 
 
 LONG_ARRAY = 256  # an array longer than this is worth a look at the clock before its items are walked

@@ -361,7 +361,7 @@ class Validator:
         if kind == KIND_RESOURCE:
             t = m.type
             wrong = S.wrong_resource_type(t.code)
-            if wrong is not None and wrong.broken(item):
+            if wrong is not None and wrong.broken(item, t.code):
                 ctx.add(wrong.message, path, rt=item.get("resourceType"), type=t.code)
                 return
             probing, ctx.probing = ctx.probing, False  # a resource's issues are its own: never probed

@@ -14,7 +14,7 @@ from exporter.validation import structure as S
 
 PKG = Path(pkg.__file__).parent
 VALUES = [None, True, 0, 1.5, "", "x", [], [None], [{}], {}, {"a": 1}, [[1]]]
-ALL = [S.TOO_DEEP, S.EMPTY_OBJECT, S.ARRAY_UNEXPECTED, S.NULL, S.ARRAY_EXPECTED, S.EMPTY_ARRAY, S.NOT_AN_OBJECT,
+ALL = [S.TOO_DEEP, S.WRONG_RESOURCE_TYPE, S.EMPTY_OBJECT, S.ARRAY_UNEXPECTED, S.NULL, S.ARRAY_EXPECTED, S.EMPTY_ARRAY, S.NOT_AN_OBJECT,
        S.NOT_A_RESOURCE, S.COMPANION_NULL, S.COMPANION_NOT_AN_OBJECT]
 
 
@@ -42,8 +42,9 @@ def test_generated_conditions_agree_with_the_walks(value):
 def test_resource_type_check():
     wrong = S.wrong_resource_type("Patient")
     assert wrong is not None
-    assert wrong.broken({"resourceType": "Observation"}) and not wrong.broken({"resourceType": "Patient"})
-    assert not wrong.broken([])  # not an object: the resource's own check reports that
+    assert wrong.broken({"resourceType": "Observation"}, "Patient") and not wrong.broken({"resourceType": "Patient"}, "Patient")
+    assert not wrong.broken([], "Patient")  # not an object: the resource's own check reports that
+    assert wrong.broken({"resourceType": "Patient"}, "{v}'x")  # the type is compared, never spliced into code
     assert S.wrong_resource_type("Resource") is None and S.wrong_resource_type("DomainResource") is None
 
 
