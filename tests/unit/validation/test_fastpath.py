@@ -67,14 +67,10 @@ def test_corpus_has_both_verdicts(pair):
     assert verdicts[True] > 100 and verdicts[False] > 30, verdicts
 
 
-def test_exported_bundle_with_mutated_entries(pair):
+def test_exported_bundle_with_mutated_entries(pair, typical_bundle):
     """A whole export (many resources, references, slices, narratives), clean and with errors
     planted in a few entries: nested resources' issues must survive a probe of their Bundle."""
-    from exporter.pipeline import Exporter
-    settings = get_settings()
-    doc = json.loads((settings.root / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))
-    bundle = Exporter.from_settings(settings).export(doc, export_time="2026-04-06T10:00:00+02:00").bundle
-    assert bundle is not None
+    bundle = typical_bundle
     fast, walk = pair
     assert _issues(fast, bundle) == _issues(walk, bundle) == Counter()
     rng = random.Random(SEED)
