@@ -3,12 +3,15 @@ document/entry rules not covered by the core bdl-* invariants (which run through
 
 Resolution follows the FHIR rules for Bundles: an absolute reference (urn:uuid, urn:oid, URL)
 matches an entry's fullUrl exactly; a relative reference `Type/id` is resolved against the base of
-the referencing entry's fullUrl (RESTful fullUrls only).
+the referencing entry's fullUrl (RESTful fullUrls only). A version-specific reference
+(`…/_history/v`) matches the entry of that fullUrl whose resource has `meta.versionId` v (as the
+HL7 validator resolves them; a document may refer to a version).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ _RESTFUL = re.compile(r"(.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history
 
 @dataclass
 class BundleIndex:
+    # fullUrl -> resource, and fullUrl/_history/versionId -> resource (for version-specific references)
     by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
     is_document: bool = False
@@ -52,6 +56,10 @@ class BundleIndex:
             res = entry.get("resource")
             if isinstance(full, str) and isinstance(res, dict):
                 index.by_full_url.setdefault(full, res)
+                meta = res.get("meta")
+                version = meta.get("versionId") if isinstance(meta, dict) else None
+                if isinstance(version, str):
+                    index.by_full_url.setdefault(f"{full}/_history/{version}", res)
                 m = _RESTFUL.match(full) if not full.startswith("urn:") else None  # a urn has no base URL
                 if m and m.group(1):
                     index.base_of[id(res)] = m.group(1)
@@ -133,3 +141,62 @@ class FullUrlPresent(Rule):
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
         for i in self._missing(value):
             ctx.add(M.BUNDLE_FULLURL_MISSING, f"{path}.entry[{i}]", type=value.get("type"))
+
+
+_PAGING = frozenset({"first", "previous", "next", "last"})
+_SEARCH_LIKE = frozenset({"searchset", "history"})
+_KNOWN_TYPES = frozenset({"document", "message", "transaction", "transaction-response", "batch", "batch-response",
+                          "history", "searchset", "collection", "subscription-notification"})
+
+
+def link_findings(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """(expression below the Bundle, message id) of Bundle.link problems, as the HL7 validator
+    judges them: in searchset and history Bundles each of self/first/previous/next/last occurs once
+    (reported at the repeated link); in the other types paging relations are not allowed and
+    `self` occurs once (reported at the relation)."""
+    links, kind = bundle.get("link"), bundle.get("type")
+    if type(links) is not list or kind not in _KNOWN_TYPES:
+        return []
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, link in enumerate(links):
+        rel = link.get("relation") if type(link) is dict else None
+        if type(rel) is not str:
+            continue
+        if kind in _SEARCH_LIKE:
+            if rel in _PAGING or rel == "self":
+                if rel in seen:
+                    out.append((f"link[{i}]", M.BUNDLE_LINK_DUPLICATE))
+                seen.add(rel)
+            continue
+        if rel in _PAGING:
+            out.append((f"link[{i}].relation", M.BUNDLE_LINK_PAGING))
+        elif rel == "self":
+            if rel in seen:
+                out.append((f"link[{i}].relation", M.BUNDLE_LINK_DUPLICATE))
+            seen.add(rel)
+    return out
+
+
+def _links_hold(bundle: Any, ctx: Any) -> bool:
+    return "link" not in bundle or not link_findings(bundle)
+
+
+@rule
+class LinkRelations(Rule):
+    """Bundle.link: a relation that names one thing (self, and in search results the paging links)
+    occurs once; paging links only in search results (searchset, history)."""
+
+    messages = (M.BUNDLE_LINK_DUPLICATE, M.BUNDLE_LINK_PAGING)
+    stage = RESOURCE
+    costly = False
+
+    def applies(self, m: Member) -> bool:
+        return m.is_root and m.type.code == "Bundle"
+
+    def compile(self, m: Member) -> Callable[[Any, Any], bool]:
+        return _links_hold
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        for where, mid in link_findings(value):
+            ctx.add(mid, f"{path}.{where}")

@@ -55,3 +55,35 @@ class CodeInSystem(Rule):
         if found is not None:
             severity = self.env.policy.display_mismatch if found[0] == M.DISPLAY_WRONG else None
             ctx.add(found[0], path, severity, **found[1])
+
+
+@rule
+class SupplementNotSystem(Rule):
+    """A Coding's system is never a CodeSystem supplement (content `supplement`, or one that states
+    what it `supplements`): a supplement adds designations and properties to another code system
+    and defines no codes of its own (the HL7 validator's CODESYSTEM_CS_NO_SUPPLEMENT)."""
+
+    messages = (M.CODE_SYSTEM_SUPPLEMENT,)
+    stage = CHILDREN + 10
+
+    def __init__(self, env: Any):
+        super().__init__(env)
+        self._is_supplement: dict[str, bool] = {}
+
+    def applies(self, m: Member) -> bool:
+        return m.type.code == "Coding" and m.kind == KIND_COMPLEX
+
+    def holds(self, value: Any, m: Member, ctx: Any) -> bool:
+        system = value.get("system") if isinstance(value, dict) else None
+        if not isinstance(system, str):
+            return True
+        hit = self._is_supplement.get(system)
+        if hit is None:
+            cs = self.env.store.code_system(system)
+            hit = isinstance(cs, dict) and (cs.get("content") == "supplement" or "supplements" in cs)
+            if len(self._is_supplement) < 10_000:
+                self._is_supplement[system] = hit
+        return not hit
+
+    def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
+        ctx.add(M.CODE_SYSTEM_SUPPLEMENT, f"{path}.system")

@@ -85,6 +85,8 @@ class Ctx:
     def resolve(self, ref: str) -> dict[str, Any] | None:
         if ref.startswith("#"):
             root = self.root_resource or {}
+            if ref == "#":  # the containing resource, seen from a resource it contains
+                return root if root and self.resource is not root else None
             for c in root.get("contained") or []:
                 if isinstance(c, dict) and c.get("id") == ref[1:]:
                     return c

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import orjson
 
 from exporter.validation import cardinality, slicing
+from exporter.validation import structure as S
 from exporter.validation.context import Dirty, Engine
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.references import Reference
@@ -80,7 +81,7 @@ class Memo:
         self.size = 0
 
 
-def _no_problem(v: Any) -> None:
+def _no_problem(v: Any, arg: Any = None) -> None:
     return None
 
 
@@ -88,7 +89,7 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
     """Generate (once per rule) straight-line Python for the object-level work: the key loop with
     the common members inlined, then one line per cardinality rule, then the slice checks."""
     if rule.fast is not None:
-        return rule.fast
+        return rule.fast  # type: ignore[no-any-return]
     table: dict[str, tuple[int, Any]] = {}
     for key, m in rule.members.items():
         if m.primitive_ext:
@@ -99,23 +100,24 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
             table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value
         else:
             table[key] = (0, _handler(val, key, m, rule))
-    env: dict[str, Any] = {"H": table, "MAX_DEPTH": val.max_depth}
+    unmodelled = S.unmodelled(rule.is_resource)
+    env: dict[str, Any] = {"H": table, "MAX_DEPTH": val.max_depth, "UNMODELLED": unmodelled}
     lines = ["def fast(obj, path, ctx, depth):",
-             "    if depth > MAX_DEPTH or not obj:",
+             f"    if {S.TOO_DEEP.source('depth', 'MAX_DEPTH')} or {S.EMPTY_OBJECT.source('obj')}:",
              "        return False",
              "    for k, v in obj.items():",
              "        e = H.get(k)",
              "        if e is None:"]
-    if rule.is_resource:
-        lines += ["            if k == 'resourceType':",
+    if unmodelled:
+        lines += ["            if k in UNMODELLED:",
                   "                continue"]
     lines += ["            return False",
               "        kind, fn = e",
               "        if kind == 1:",
-              "            if v is None or type(v) is list or fn(v) is not None:",
+              f"            if {S.broken_source(S.SINGLE)} or fn(v) is not None:",
               "                return False",
               "        elif kind == 2:",
-              "            if type(v) is not dict or not fn(v, f'{path}.{k}', ctx, depth):",
+              f"            if {S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, f'{{path}}.{{k}}', ctx, depth):",
               "                return False",
               "        elif not fn(v, path, ctx, depth):",
               "            return False"]
@@ -146,8 +148,8 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
             env[f"SLICES{i}"] = _slices_fn(val, cnode, rule)
             lines.append(f"    SLICES{i}(obj, path, ctx, depth)")
     lines.append("    return True")
-    exec(compile("\n".join(lines), f"<clean path of {rule.node.id}:{rule.type_code}>", "exec"), env)
-    fast = env["fast"]
+    exec(compile("\n".join(lines), f"<clean path of {rule.node.id}:{rule.type_code}>", "exec"), env)  # noqa: S102
+    fast: FastFn = env["fast"]
     rule.fast = fast
     return fast
 
@@ -216,20 +218,20 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
             fns.append(val.clean_value_fn(sm, rule))
         return tuple(fns)
 
+    many_broken, items_broken = S.any_broken(S.MANY), S.items_broken(S.ITEM + S.COMPLEX)
+
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        items = obj.get(key)
-        if type(items) is not list:
-            return False
-        for it in items:
-            if type(it) is not dict:
-                return False  # the walk reports it
+        items: Any = obj.get(key)
+        if many_broken(items) or items_broken(items):
+            return False  # the walk reports it
         assigned, problems = assign([(it, vtype) for it in items], cnode, ctx)
         if problems or next(findings(assigned, cnode), None) is not None:
             return False
-        todo = []
+        todo: list[tuple[Handler, ...]] = []
         for sl in assigned:
-            fns = plans.get(id(sl), False)
-            if fns is False:
+            if id(sl) in plans:
+                fns = plans[id(sl)]
+            else:
                 fns = plans[id(sl)] = checks_for(sl)
             if fns is None:
                 return False
@@ -258,84 +260,100 @@ def _gather(obj: dict[str, Any], keys: tuple[tuple[str, Member], ...], path: str
     return items
 
 
+_HANDLER_CODE: dict[str, Any] = {}  # source -> compiled code: most members share a handler's source
+
+
+def _generated(name: str, lines: list[str], env: dict[str, Any]) -> Any:
+    """The function `fn` of `lines` (its free names from `env`); the source is compiled once for all
+    members whose handlers read alike (the first one's `name` labels it)."""
+    source = "\n".join(lines)
+    code = _HANDLER_CODE.get(source)
+    if code is None:
+        code = _HANDLER_CODE[source] = compile(source, name, "exec")
+    exec(code, env)  # noqa: S102 (source built from our definitions)
+    return env["fn"]
+
+
 def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
-    deadline_guard = 256
+    """The clean path's check of member `m`'s value where compile_rule does not inline it: generated
+    with the shape conditions of structure.py inlined, then the format check, the rules or the
+    complex value's own check (value_fn)."""
+    name = f"<clean path of {m.node.id}>"
+    many = S.broken_source(S.MANY)
     if m.kind == KIND_PRIMITIVE and not (m.sliced and m.check is None):
-        check = m.check or _no_problem
+        env: dict[str, Any] = {"check": m.check or _no_problem}
         more = bool(val.compiler.rules_for(m))
         if more:
-            more_fn = _more_fn(val, m)
+            env["more_fn"] = _more_fn(val, m)
         if m.many:
-            def primitives(v: Any, path: str, ctx: Any, depth: int) -> bool:
-                if type(v) is not list or not v:
-                    return False
-                for it in v:
-                    if it is None or check(it) is not None:
-                        return False
-                if more:
-                    for it in v:
-                        if not more_fn(it, ctx):
-                            return False
-                return True
-            return primitives
-
-        known = getattr(more_fn, "seen", None) if more else None  # values found clean before
-
-        def primitive(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if known is not None:
-                t = type(v)
-                if (t is str or t is bool or t is int or t is float) and known.get(v) is t:
-                    return True  # it passed its format check too
-            if v is None or type(v) is list or check(v) is not None:
-                return False
-            return not more or more_fn(v, ctx)
-        return primitive
+            lines = ["def fn(v, path, ctx, depth):",
+                     f"    if {many}:",
+                     "        return False",
+                     "    for it in v:",
+                     f"        if {S.broken_source(S.ITEM, 'it')} or check(it) is not None:",
+                     "            return False"]
+            if more:
+                lines += ["    for it in v:",
+                          "        if not more_fn(it, ctx):",
+                          "            return False"]
+            return _generated(name, lines + ["    return True"], env)  # type: ignore[no-any-return]
+        known = getattr(env["more_fn"], "seen", None) if more else None  # values found clean before
+        lines = ["def fn(v, path, ctx, depth):"]
+        if known is not None:
+            env["known"] = known
+            lines += ["    t = type(v)",
+                      "    if (t is str or t is bool or t is int or t is float) and known.get(v) is t:",
+                      "        return True  # it passed its format check too"]
+        lines += [f"    if {S.broken_source(S.SINGLE)} or check(v) is not None:",
+                  "        return False",
+                  "    return " + ("more_fn(v, ctx)" if more else "True")]
+        return _generated(name, lines, env)  # type: ignore[no-any-return]
 
     if m.sliced:  # shape only: the items are validated by _slices once assigned
+        shapes = S.ITEM if m.kind == KIND_PRIMITIVE else S.ITEM + S.COMPLEX
         if m.many:
-            def shape(v: Any, path: str, ctx: Any, depth: int) -> bool:
-                if type(v) is not list or not v:
-                    return False
-                for it in v:
-                    if it is None or type(it) is list:
-                        return False
-                return True
-            return shape
-        return lambda v, path, ctx, depth: v is not None and type(v) is not list
+            lines = ["def fn(v, path, ctx, depth):",
+                     f"    if {many}:",
+                     "        return False",
+                     "    for it in v:",
+                     f"        if {S.broken_source(shapes, 'it')}:",
+                     "            return False",
+                     "    return True"]
+        else:
+            lines = ["def fn(v, path, ctx, depth):",
+                     f"    return not ({S.broken_source(S.SINGLE)})"]
+        return _generated(name, lines, {})  # type: ignore[no-any-return]
 
-    value = value_fn(val, m, host)
+    env = {"value": value_fn(val, m, host), "key": key, "LONG_ARRAY": S.LONG_ARRAY, "monotonic": time.monotonic}
+    item = S.broken_source(S.ITEM + S.COMPLEX, "it")
     if m.many:
         # a Reference holds no resource, so nothing validated for real inside it needs the item's
         # own path; while probing a problem only raises Dirty: the walk then reports with real paths
-        item_paths = m.kind != KIND_REFERENCE
-
-        def values(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if type(v) is not list or not v:
-                return False
-            if len(v) > deadline_guard and time.monotonic() > ctx.deadline:
-                return False  # the walk raises the time-limit abort
-            where = f"{path}.{key}"
-            if not item_paths:
-                for it in v:
-                    if type(it) is not dict or not value(it, where, ctx, depth):
-                        return False
-                return True
-            for i, it in enumerate(v):
-                if type(it) is not dict or not value(it, f"{where}[{i}]", ctx, depth):
-                    return False
-            return True
-        return values
-
-    def single(v: Any, path: str, ctx: Any, depth: int) -> bool:
-        return type(v) is dict and value(v, f"{path}.{key}", ctx, depth)
-    return single
+        lines = ["def fn(v, path, ctx, depth):",
+                 f"    if {many}:",
+                 "        return False",
+                 "    if len(v) > LONG_ARRAY and monotonic() > ctx.deadline:",
+                 "        return False  # the walk raises the time-limit abort",
+                 "    where = f'{path}.{key}'"]
+        if m.kind == KIND_REFERENCE:
+            lines += ["    for it in v:",
+                      f"        if {item} or not value(it, where, ctx, depth):",
+                      "            return False"]
+        else:
+            lines += ["    for i, it in enumerate(v):",
+                      f"        if {item} or not value(it, f'{{where}}[{{i}}]', ctx, depth):",
+                      "            return False"]
+        return _generated(name, lines + ["    return True"], env)  # type: ignore[no-any-return]
+    lines = ["def fn(v, path, ctx, depth):",
+             f"    return not ({S.broken_source(S.SINGLE + S.COMPLEX)}) and value(v, f'{{path}}.{{key}}', ctx, depth)"]
+    return _generated(name, lines, env)  # type: ignore[no-any-return]
 
 
 def all_hold(rules: tuple[Any, ...], m: Member, name: str) -> Callable[[Any, Any], bool]:
     """One generated function (value, ctx) -> do all `rules` hold for a value of `m`? Each rule is
     one line: its `holds` called with the member, or its per-member specialisation (Rule.compile)."""
     if len(rules) == 1 and type(rules[0]).compile is not Rule.compile:
-        return rules[0].test(m)
+        return rules[0].test(m)  # type: ignore[no-any-return]
     env: dict[str, Any] = {"M": m}
     lines = ["def all_hold(v, ctx):"]
     for i, r in enumerate(rules):
@@ -411,12 +429,13 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     """The clean path's check of one complex value of member `m`: the rules before its children,
     its own elements (the clean path of their object rule), the rules after them."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
-        any_type = m.type.code in ("Resource", "DomainResource")
-        code, profiles, contained = m.type.code, m.type.profiles, m.key == "contained"
+        code, wrong = m.type.code, S.wrong_resource_type(m.type.code)
+        wrong_type = wrong.broken if wrong is not None else _no_problem
+        profiles, contained = m.type.profiles, m.key == "contained"
         validate_resource = val.validate_resource
 
         def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if not any_type and type(v) is dict and v.get("resourceType") != code:
+            if wrong_type(v, code):
                 return False  # the walk reports the type
             ctx.probing = False  # validated for real: see the module docstring
             try:
@@ -472,7 +491,7 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
         if before is not None and not before(v, ctx):
             return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
-        fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr]
+        fast = sub.fast or compile_rule(val, sub)  # type: ignore[union-attr, arg-type]
         if not fast(v, path, ctx, depth + 1):
             return False
         if after is not None and not after(v, ctx):

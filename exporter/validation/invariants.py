@@ -120,8 +120,8 @@ def _bdl12(b: dict[str, Any], ctx: Any) -> bool:
 
 def _ref1(ref: dict[str, Any], ctx: Any) -> bool:
     r = ref.get("reference")
-    if not isinstance(r, str) or not r.startswith("#"):
-        return True
+    if not isinstance(r, str) or not r.startswith("#") or r == "#":
+        return True  # '#'.substring(1) is empty, and so is the comparison: the constraint holds
     root = ctx.root_resource or {}
     return r[1:] in {c.get("id") for c in _items(root.get("contained")) if isinstance(c, dict)}
 

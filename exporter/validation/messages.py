@@ -84,8 +84,9 @@ ATTACHMENT_HASH = _row("VAL_ATTACHMENT_HASH", _C.VALUE, "error",
                        "Attachment.hash is not the SHA-1 of its data (base64)")
 IDENTIFIER_URI = _row("VAL_IDENTIFIER_URI", _C.VALUE, "error",
                       "an identifier with system urn:ietf:rfc:3986 must have an absolute URI as value")
-FRAGMENT_UNRESOLVED = _row("VAL_FRAGMENT_UNRESOLVED", _C.NOT_FOUND, "error",
-                           "the #reference names no contained resource of this resource")
+FRAGMENT_UNRESOLVED = _row("VAL_FRAGMENT_UNRESOLVED", _C.NOT_FOUND, "error", {
+    "default": "the #reference names no contained resource of this resource",
+    "container": "'#' names the resource containing this one, and this resource is not contained"})
 EXAMPLE_URL = _row("VAL_EXAMPLE_URL", _C.VALUE, "error", "example URLs are not allowed here: nothing is known at "
                    "that address; use the real canonical of the resource")
 # -- cardinality.py, slicing.py ------------------------------------------------------------------
@@ -110,6 +111,8 @@ BINDING_EXTENSIBLE = _row("VAL_BINDING_EXTENSIBLE", _C.CODE_INVALID, "warning",
 BINDING_UNCHECKED = _row("VAL_BINDING_UNCHECKED", _C.NOT_SUPPORTED, "warning", "cannot check {codes} against {vs}: {why}")
 BINDING_NO_CODE = _row("VAL_BINDING_NO_CODE", _C.CODE_INVALID, "error", "no code given for the required binding to {vs}")
 CODE_UNKNOWN = _row("VAL_CODE_UNKNOWN", _C.CODE_INVALID, "error", "unknown code in the CodeSystem {system}")
+CODE_SYSTEM_SUPPLEMENT = _row("VAL_CODE_SYSTEM_SUPPLEMENT", _C.INVALID, "error",
+                              "a CodeSystem supplement cannot be the system of a Coding: use the system it supplements")
 DISPLAY_WRONG = _row("VAL_DISPLAY_WRONG", _C.CODE_INVALID, "error", "wrong display for a code of {system}",
                      varies=True)
 # -- extensions.py -------------------------------------------------------------------------------
@@ -136,8 +139,17 @@ REFERENCE_TARGET_PROFILE = _row("VAL_REFERENCE_TARGET_PROFILE", _C.STRUCTURE, "e
                                 "referenced {rt} does not conform to {profiles}")
 BUNDLE_RULE = _row("VAL_BUNDLE", _C.INVALID, "error",
                    "fullUrl {full_url} does not match the resource's type/id {rt}/{id}")
+BUNDLE_LINK_DUPLICATE = _row("VAL_BUNDLE_LINK_DUPLICATE", _C.INVALID, "error",
+                             "this link relation may occur only once in the Bundle")
+BUNDLE_LINK_PAGING = _row("VAL_BUNDLE_LINK_PAGING", _C.INVALID, "error",
+                          "paging links (first, previous, next, last) belong to searchset and history Bundles only")
 BUNDLE_FULLURL_MISSING = _row("VAL_BUNDLE_FULLURL_MISSING", _C.REQUIRED, "error",
                               "an entry of a {type} Bundle must have a fullUrl, the identity of its resource")
+# -- contained.py --------------------------------------------------------------------------------
+CONTAINED_ID_MISSING = _row("VAL_CONTAINED_ID_MISSING", _C.INVALID, "error",
+                            "a contained resource must have an id (the #id references to it use)")
+CONTAINED_ID_DUPLICATE = _row("VAL_CONTAINED_ID_DUPLICATE", _C.INVALID, "error",
+                              "another resource contained in the same resource has this id")
 # -- profiles (validator.py), questionnaire.py ---------------------------------------------------
 PROFILE_UNKNOWN = _row("VAL_PROFILE_UNKNOWN", _C.NOT_FOUND, "error", "profile {profile} is not known to this validator")
 PROFILE_WRONG_TYPE = _row("VAL_PROFILE_WRONG_TYPE", _C.INVALID, "error", "profile {profile} is for {sd_type}, not {rt}")

@@ -25,7 +25,7 @@ _OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+\Z")
 def format_problem(ref: str) -> str | None:
     """None when `ref` is a well-formed reference string, else the reason."""
     if ref.startswith("#"):
-        return None if len(ref) > 1 else "local reference '#' names no contained resource"
+        return None  # '#id' a contained resource, '#' alone the resource containing this one
     if ref.startswith("urn:uuid:"):
         return None if UUID_RE.match(ref) else "urn:uuid reference is not a lower-case UUID"
     if ref.startswith("urn:oid:"):
@@ -101,7 +101,8 @@ class Reference(Rule):
     """Reference.reference: well-formed, resolvable inside the Bundle, of an allowed target type,
     conforming to an allowed target profile."""
 
-    messages = (M.REFERENCE_FORMAT, M.REFERENCE_UNRESOLVED, M.REFERENCE_TARGET_TYPE, M.REFERENCE_TARGET_PROFILE)
+    messages = (M.REFERENCE_FORMAT, M.REFERENCE_UNRESOLVED, M.REFERENCE_TARGET_TYPE, M.REFERENCE_TARGET_PROFILE,
+                M.FRAGMENT_UNRESOLVED)
     stage = CHILDREN + 10
 
     def __init__(self, env: Any):
@@ -194,7 +195,9 @@ class Reference(Rule):
         target = ctx.resolve(ref)
         types = plan.types
         if target is None:
-            if ctx.bundle is not None and ref.startswith("urn:"):
+            if ref.startswith("#"):
+                out.append((M.FRAGMENT_UNRESOLVED, None, "container" if ref == "#" else None, {}))
+            elif ctx.bundle is not None and ref.startswith("urn:"):
                 out.append((M.REFERENCE_UNRESOLVED, "error", None, {"ref": ref}))
             elif ctx.bundle is not None and ctx.bundle.is_document and not ref.startswith("#"):
                 out.append((M.REFERENCE_UNRESOLVED, "warning", "document", {"ref": ref}))

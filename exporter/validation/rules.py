@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from exporter.validation.model import Member
 from exporter.validation.policy import Policy
@@ -50,6 +52,21 @@ def rule(cls: type["Rule"]) -> type["Rule"]:
         _ORDER[key] = (cls.stage, cls.__module__, sum(1 for k in _REGISTRY if k.startswith(cls.__module__ + ".")))
     _REGISTRY[key] = cls
     return cls
+
+
+@contextmanager
+def registered(cls: type["Rule"]) -> Iterator[type["Rule"]]:
+    """Register `cls` for the duration of a block only (a rule a test adds; validators built inside
+    the block run it), then remove it again."""
+    discover()  # the package's own rules first, so that removing `cls` leaves them all
+    key = f"{cls.__module__}.{cls.__qualname__}"
+    if key in _REGISTRY:
+        raise ValueError(f"rule {key} is registered already")
+    rule(cls)
+    try:
+        yield cls
+    finally:
+        del _REGISTRY[key], _ORDER[key]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import cardinality, fastpath, slicing, xhtml
+from exporter.validation import structure as S
 from exporter.validation import messages as M
 from exporter.validation.bundle import BundleIndex
 from exporter.validation.compiler import Compiler
@@ -85,8 +86,8 @@ class Validator:
         return self.validate(value, profiles)
 
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
-        if not isinstance(resource, dict):
-            return [M.issue(M.NOT_OBJECT, severity="fatal", variant="top", kind=json_kind(resource))]
+        if S.NOT_A_RESOURCE.broken(resource):
+            return [M.issue(S.NOT_A_RESOURCE.message, severity="fatal", variant="top", kind=json_kind(resource))]
         ctx = Ctx(self, min(time.monotonic() + self.time_limit_s, deadline.at()), self.max_issues)  # or the request's
         try:
             self.validate_resource(resource, str(resource.get("resourceType", "Resource")), ctx,
@@ -102,8 +103,8 @@ class Validator:
     def validate_resource(self, res: Any, path: str, ctx: Ctx, *, extra_profiles: Sequence[str] = (),
                           contained: bool = False, claims_too: bool = True) -> None:
         """Validate one resource (top-level or nested) against its claims and `extra_profiles`."""
-        if not isinstance(res, dict):
-            ctx.add(M.NOT_OBJECT, path, kind=json_kind(res))
+        if S.NOT_A_RESOURCE.broken(res):
+            ctx.add(S.NOT_A_RESOURCE.message, path, kind=json_kind(res))
             return
         rt = res.get("resourceType")
         if not isinstance(rt, str):
@@ -228,19 +229,20 @@ class Validator:
 
     def _full_walk(self, obj: dict[str, Any], rule: ObjectRule, path: str, ctx: Ctx, depth: int) -> None:
         """The walk proper: reports every problem of this object (nested objects try the clean path again)."""
-        if depth > self.max_depth:
-            ctx.add(M.TOO_DEEP, path, limit=self.max_depth)
+        if S.TOO_DEEP.broken(depth, self.max_depth):
+            ctx.add(S.TOO_DEEP.message, path, limit=self.max_depth)
             return
-        if not obj:
-            ctx.add(M.EMPTY_OBJECT, path)
+        if S.EMPTY_OBJECT.broken(obj):
+            ctx.add(S.EMPTY_OBJECT.message, path)
             return
         members = rule.members
+        unmodelled = S.unmodelled(rule.is_resource)
         counts: dict[Node, int] = {}
         sliced: dict[Node, list[tuple[Any, str | None, str, Member | None]]] | None = None
         for key, val in obj.items():
             m = members.get(key)
             if m is None:
-                if key == "resourceType" and rule.is_resource:
+                if key in unmodelled:
                     continue
                 ctx.add(M.UNKNOWN_ELEMENT, f"{path}.{key}", key=key, where=rule.node.path or rule.type_code,
                         hint=unknown_element_hint(key, members))
@@ -256,11 +258,9 @@ class Validator:
                 continue
             check = m.check
             if not m.many:
-                if isinstance(val, list):
-                    ctx.add(M.JSON_ARRAY_UNEXPECTED, f"{path}.{key}", key=key)
-                    continue
-                if val is None:
-                    ctx.add(M.JSON_NULL, f"{path}.{key}", key=key)
+                bad = S.first_broken(S.SINGLE, val)
+                if bad is not None:
+                    ctx.add(bad.message, f"{path}.{key}", variant=bad.variant, key=key)
                     continue
                 if m.counted:
                     counts[cnode] = counts.get(cnode, 0) + 1
@@ -269,14 +269,15 @@ class Validator:
             items = self._shape(val, m, key, path, ctx)
             if items is None:
                 continue
-            if len(items) > 256 and time.monotonic() > ctx.deadline:
+            if len(items) > S.LONG_ARRAY and time.monotonic() > ctx.deadline:
                 raise Abort(f"time limit of {self.time_limit_s} s exceeded")
             n = 0
             for i, item in enumerate(items):
-                if item is None:
+                bad = S.first_broken(S.ITEM, item)
+                if bad is not None:
                     if check is not None and self._aligned_ext(obj, key, i):
                         continue
-                    ctx.add(M.JSON_NULL, f"{path}.{key}[{i}]", key=key)
+                    ctx.add(bad.message, f"{path}.{key}[{i}]", variant=bad.variant, key=key)
                     continue
                 n += 1
                 sliced = self._member_value(item, m, f"{path}.{key}[{i}]", ctx, depth, rule, sliced)
@@ -308,18 +309,13 @@ class Validator:
 
     @staticmethod
     def _shape(val: Any, m: Member, key: str, path: str, ctx: Ctx) -> list[Any] | None:
-        if m.many:
-            if not isinstance(val, list):
-                ctx.add(M.JSON_ARRAY_EXPECTED, f"{path}.{key}", key=key)
-                return [val]
-            if not val:
-                ctx.add(M.EMPTY_ARRAY, f"{path}.{key}", key=key)
-                return None
-            return val
-        if isinstance(val, list):
-            ctx.add(M.JSON_ARRAY_UNEXPECTED, f"{path}.{key}", key=key)
-            return None
-        return [val]
+        """The items of member `m`'s value, reporting its shape: a single value where an array is
+        expected is still walked as the one item; an empty array or an unexpected one is not."""
+        bad = S.first_broken(S.MANY if m.many else (S.ARRAY_UNEXPECTED,), val)
+        if bad is not None:
+            ctx.add(bad.message, f"{path}.{key}", variant=bad.variant, key=key)
+            return [val] if bad is S.ARRAY_EXPECTED else None
+        return val if m.many else [val]
 
     def _apply(self, rules: Sequence[Any], value: Any, m: Member, path: str, ctx: Ctx) -> None:
         """The walk's way of running rules: each that does not hold reports."""
@@ -346,12 +342,13 @@ class Validator:
         base = obj.get(key[1:])
         for i, item in enumerate(items):
             ipath = f"{path}.{key[1:]}[{i}]" if m.many else f"{path}.{key[1:]}"
-            if item is None:
+            bad = S.first_broken(S.COMPANION, item)
+            if bad is S.COMPANION_NULL:
                 if not (isinstance(base, list) and i < len(base) and base[i] is not None):
-                    ctx.add(M.JSON_NULL, ipath, variant="companion", key=key)
+                    ctx.add(bad.message, ipath, variant=bad.variant, key=key)
                 continue
-            if not isinstance(item, dict):
-                ctx.add(M.WRONG_JSON_TYPE, ipath, variant="companion", key=key)
+            if bad is not None:
+                ctx.add(bad.message, ipath, variant=bad.variant, key=key)
                 continue
             self._walk(item, self.compiler.companion_rule(m.node), ipath, ctx, depth + 1)
 
@@ -363,9 +360,9 @@ class Validator:
             return
         if kind == KIND_RESOURCE:
             t = m.type
-            if t.code not in ("Resource", "DomainResource") and isinstance(item, dict) \
-                    and item.get("resourceType") != t.code:
-                ctx.add(M.TYPE_NOT_ALLOWED, path, rt=item.get("resourceType"), type=t.code)
+            wrong = S.wrong_resource_type(t.code)
+            if wrong is not None and wrong.broken(item, t.code):
+                ctx.add(wrong.message, path, rt=item.get("resourceType"), type=t.code)
                 return
             probing, ctx.probing = ctx.probing, False  # a resource's issues are its own: never probed
             try:
@@ -373,8 +370,9 @@ class Validator:
             finally:
                 ctx.probing = probing
             return
-        if not isinstance(item, dict):
-            ctx.add(M.WRONG_JSON_TYPE, path, key=m.key, type=m.type.code, kind=json_kind(item))
+        bad = S.first_broken(S.COMPLEX, item)
+        if bad is not None:
+            ctx.add(bad.message, path, variant=bad.variant, key=m.key, type=m.type.code, kind=json_kind(item))
             return
         rules = m.rules if m.rules is not None else self.compiler.rules_for(m)
         before = 0

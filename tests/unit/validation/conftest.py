@@ -14,6 +14,28 @@ from exporter.validation.validator import Validator
 IG = "https://diga-exporter.example.org/fhir/StructureDefinition/"
 
 
+@pytest.fixture()
+def walked(monkeypatch) -> list[str]:
+    """The paths of the objects the walk (not the clean path) goes through during the test."""
+    paths: list[str] = []
+    original = Validator._full_walk
+
+    def counting(self, obj, rule, path, ctx, depth):
+        paths.append(path)
+        return original(self, obj, rule, path, ctx, depth)
+    monkeypatch.setattr(Validator, "_full_walk", counting)
+    return paths
+
+
+def errors_in_both_paths(pair: tuple[Validator, Validator], resource: dict) -> list[tuple[str, str]]:
+    """(message id, expression) of the errors the walk reports, asserting the validator with the
+    clean path reports the same issues."""
+    fast, walk = pair
+    found = walk.validate(copy.deepcopy(resource))
+    assert fast.validate(copy.deepcopy(resource)) == found
+    return [(i.message_id, i.expression[0] if i.expression else "") for i in found if i.is_error]
+
+
 @pytest.fixture(scope="session")
 def validator() -> Validator:
     return Validator.from_settings(get_settings())

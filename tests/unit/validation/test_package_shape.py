@@ -111,24 +111,34 @@ class _NoSevens(Rule):
         ctx.add(M.MAX_VALUE, path, value=value, bound="not 7", path=m.node.path)
 
 
-@pytest.fixture()
-def with_new_rule(monkeypatch):
-    discover()  # the package's own rules first
-    monkeypatch.setattr(rules, "_REGISTRY", dict(rules._REGISTRY))
-    monkeypatch.setattr(rules, "_ORDER", dict(rules._ORDER))
-    rules.rule(_NoSevens)
-
-
-def test_a_new_rule_runs_in_both_paths(with_new_rule, example):
-    """The rule above is registered and nothing else changes: the walk reports it, and the clean
-    path does not call the resource clean (it reports exactly what the walk does)."""
+def test_a_new_rule_runs_in_both_paths(example, walked):
+    """The rule above is registered through the public registry and nothing else changes: the walk
+    reports it, and the clean path no longer calls the resource clean — it hands the object to the
+    walk, which reports exactly what the walk alone does. Without the rule the same document is
+    clean and decided by the clean path alone."""
     from exporter.fhir.definitions import default_store
     from exporter.settings import get_settings
     store = default_store(get_settings())
-    fast, walk = Validator(store), Validator(store, clean_path=False)
     obs = example("Observation-ExampleBodyWeight")
-    assert fast.validate(copy.deepcopy(obs)) == walk.validate(copy.deepcopy(obs)) == []
-    obs["valueQuantity"]["value"] = 7
-    expected = walk.validate(copy.deepcopy(obs))
-    assert [(i.message_id, i.expression) for i in expected] == [(M.MAX_VALUE, ("Observation.valueQuantity.value",))]
-    assert fast.validate(copy.deepcopy(obs)) == expected
+    sevens = copy.deepcopy(obs)
+    sevens["valueQuantity"]["value"] = 7
+
+    assert Validator(store).validate(copy.deepcopy(sevens)) == [] and walked == []  # not a check yet
+    with rules.registered(_NoSevens):
+        assert _NoSevens in discover()
+        fast, walk = Validator(store), Validator(store, clean_path=False)
+        assert fast.validate(copy.deepcopy(obs)) == walk.validate(copy.deepcopy(obs)) == []
+        walked.clear()
+        expected = walk.validate(copy.deepcopy(sevens))
+        assert [(i.message_id, i.expression) for i in expected] == [(M.MAX_VALUE, ("Observation.valueQuantity.value",))]
+        walked.clear()
+        assert fast.validate(copy.deepcopy(sevens)) == expected
+        assert "Observation" in walked  # the clean path said "not clean": the walk ran and reported
+    assert _NoSevens not in discover()
+    walked.clear()
+    assert Validator(store).validate(copy.deepcopy(sevens)) == [] and walked == []  # gone again
+
+
+def test_a_rule_is_registered_once():
+    with rules.registered(_NoSevens), pytest.raises(ValueError), rules.registered(_NoSevens):
+        pass
