@@ -34,19 +34,24 @@ Expression: "matches('/Questionnaire/diga-(phq9|gad7)[|][^|]+$')"
 RuleSet: FrequencyItem(index, linkId, code, text)
 * item[{index}].linkId = "{linkId}"
 * item[{index}].code = $loinc#{code}
+* item[{index}].code.version = "2.81"
 * item[{index}].text = "{text}"
 * item[{index}].type = #choice
 * item[{index}].required = true
 * item[{index}].answerOption[0].valueCoding = $loinc#LA6568-5 "Not at all"
+* item[{index}].answerOption[0].valueCoding.version = "2.81"
 * item[{index}].answerOption[0].extension[0].url = $ordinalValue
 * item[{index}].answerOption[0].extension[0].valueDecimal = 0
 * item[{index}].answerOption[1].valueCoding = $loinc#LA6569-3 "Several days"
+* item[{index}].answerOption[1].valueCoding.version = "2.81"
 * item[{index}].answerOption[1].extension[0].url = $ordinalValue
 * item[{index}].answerOption[1].extension[0].valueDecimal = 1
 * item[{index}].answerOption[2].valueCoding = $loinc#LA6570-1 "More than half the days"
+* item[{index}].answerOption[2].valueCoding.version = "2.81"
 * item[{index}].answerOption[2].extension[0].url = $ordinalValue
 * item[{index}].answerOption[2].extension[0].valueDecimal = 2
 * item[{index}].answerOption[3].valueCoding = $loinc#LA6571-9 "Nearly every day"
+* item[{index}].answerOption[3].valueCoding.version = "2.81"
 * item[{index}].answerOption[3].extension[0].url = $ordinalValue
 * item[{index}].answerOption[3].extension[0].valueDecimal = 3
 
@@ -66,6 +71,7 @@ Usage: #definition
 * experimental = false
 * subjectType = #Patient
 * code = $loinc#44249-1 "PHQ-9 quick depression assessment panel [Reported.PHQ]"
+* code.version = "2.81"
 * insert PfizerCopyright
 * insert FrequencyItem(0, phq9-1, 44250-9, Little interest or pleasure in doing things)
 * insert FrequencyItem(1, phq9-2, 44255-8, Feeling down\, depressed\, or hopeless)
@@ -90,6 +96,7 @@ Usage: #definition
 * experimental = false
 * subjectType = #Patient
 * code = $loinc#69737-5 "Generalized anxiety disorder 7 item (GAD-7)"
+* code.version = "2.81"
 * insert PfizerCopyright
 * insert FrequencyItem(0, gad7-1, 69725-0, Feeling nervous\, anxious\, or on edge)
 * insert FrequencyItem(1, gad7-2, 68509-9, Not being able to stop or control worrying)
