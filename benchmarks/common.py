@@ -7,7 +7,8 @@ import gc
 import json
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EXPORT_TIME = "2026-04-06T10:00:00+02:00"
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from exporter import __version__
-from exporter.issues import (BuildError, ConfigurationError, ExporterError, Issue, IssueCode, PackageError, Severity,
-                            SourceLocation)
+from exporter.issues import (
+    BuildError,
+    ConfigurationError,
+    ExporterError,
+    Issue,
+    IssueCode,
+    PackageError,
+    Severity,
+    SourceLocation,
+)
 from exporter.settings import get_settings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -231,12 +241,12 @@ def _json_text(doc: object) -> str:
 def _export_time(value: str | None) -> str:
     """The export timestamp: `--export-time` (a date-time that exists, with seconds and a zone: it
     becomes the Bundle's instant) or now in UTC. ValueError for anything else."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from exporter.domainschema import FORMATS
 
     if value is None:
-        return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     if not FORMATS["date-time"](value):
         raise ValueError(value)
     return value.upper()

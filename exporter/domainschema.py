@@ -43,9 +43,10 @@ import copy
 import functools
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
 import fastjsonschema
@@ -178,12 +179,12 @@ def _at(doc: Any, steps: tuple[str | None, ...]) -> Iterable[Any]:
     return nodes
 
 
-def _record_check(tree: "_Split", compile_: Callable[[Any], Validator]) -> Callable[[Any], None]:
+def _record_check(tree: _Split, compile_: Callable[[Any], Validator]) -> Callable[[Any], None]:
     """The check of one record: objects walk down the splits, anything else gets the whole def."""
     return _split_check(tree, compile_, {}, root=True)
 
 
-def _split_check(node: "_Split | dict[str, Any] | bool", compile_: Callable[[Any], Validator],
+def _split_check(node: _Split | dict[str, Any] | bool, compile_: Callable[[Any], Validator],
                  facts: dict[str, str], root: bool = False) -> Callable[[Any], Any]:
     if not isinstance(node, _Split):
         return compile_(_settle(node, facts, compile_))
@@ -328,11 +329,11 @@ def _show(steps: tuple[str | None, ...]) -> str:
 @dataclass
 class _Split:
     prop: str
-    branches: dict[str, "_Split | dict[str, Any] | bool"] = field(default_factory=dict)
+    branches: dict[str, _Split | dict[str, Any] | bool] = field(default_factory=dict)
     rest: Any = None  # the schema for any other instance (prop missing, not a string, another value)
 
 
-def _split(schema: dict[str, Any], facts: dict[str, str], budget: list[int]) -> "_Split | dict[str, Any] | bool":
+def _split(schema: dict[str, Any], facts: dict[str, str], budget: list[int]) -> _Split | dict[str, Any] | bool:
     """A tree of _Split on the discriminators of `schema`, its leaves the decided schemas."""
     tests = {p: t for p, t in _tests(schema, facts).items() if any(t)}
     if not tests:

@@ -35,8 +35,7 @@ import yaml
 
 from exporter.fhir import json as fjson
 from exporter.fhir.packages import R4_CORE, check_package
-from exporter.issues import (BuildError, ConfigurationError, Issue, IssueCode, Severity,
-                             SourceLocation, error)
+from exporter.issues import BuildError, ConfigurationError, Issue, IssueCode, Severity, SourceLocation, error
 from exporter.settings import Settings
 
 SUSHI_TIMEOUT_S = 300

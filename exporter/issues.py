@@ -15,9 +15,9 @@ Exception tree::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Iterable
-
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 EXT_ISSUE_LINE = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"
 EXT_ISSUE_COL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col"

@@ -6,8 +6,9 @@ answers FHIR JSON. Errors are raised (ApiError / AuthError) and rendered by erro
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import orjson
@@ -15,11 +16,20 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from exporter.api.bodies import read_json_body
-from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILED_BODY, ApiError, denied,
-                                 fhir_response, in_format, response_format)
+from exporter.api.errors import (
+    DENIED_BODY,
+    FHIR_JSON,
+    FHIR_XML,
+    PATIENT_FAILED_BODY,
+    ApiError,
+    denied,
+    fhir_response,
+    in_format,
+    response_format,
+)
 from exporter.api.limits import run_bounded
-from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.logs import audit_export
+from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.sources import SourceDocumentInvalid, SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
 from exporter.auth.principal import Principal
@@ -68,7 +78,7 @@ def _json_body(example: dict, xml_example: str | None = None) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _deadline(request: Request) -> float:
@@ -180,7 +190,7 @@ def register(app: FastAPI) -> None:
                 return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
-            day = datetime.now(timezone.utc).strftime("%Y%m%d")
+            day = datetime.now(UTC).strftime("%Y%m%d")
             return fhir_response(body, 200, {"Content-Disposition":
                                              f'attachment; filename="diga-export-{day}{FILE_SUFFIXES[fmt]}"'}, fmt)
         except TimeoutError:

@@ -57,7 +57,7 @@ class Limits:
     max_connections_per_client: int
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Limits":
+    def from_settings(cls, settings: Any) -> Limits:
         return cls(header_timeout=settings.http_header_timeout_seconds, body_timeout=settings.http_body_timeout_seconds,
                    keep_alive=settings.http_keep_alive_seconds,
                    max_requests_per_connection=settings.http_max_requests_per_connection,

@@ -32,8 +32,16 @@ from exporter.engine.coverage import Coverage
 from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
 from exporter.engine.origin import Origin, Origins
 from exporter.engine.templating import Template, TemplateProblem
-from exporter.engine.values import (MISSING, CompileContext, IssueLimit, RunContext, Scope, compile_value,
-                                    condition, selector)
+from exporter.engine.values import (
+    MISSING,
+    CompileContext,
+    IssueLimit,
+    RunContext,
+    Scope,
+    compile_value,
+    condition,
+    selector,
+)
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, SourceLocation, error, issues_stopped
 from exporter.mapping.registry import MappingFile, MappingSet

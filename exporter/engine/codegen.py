@@ -10,7 +10,8 @@ the shape (assignments, tests, dict and list displays, calls).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _CONTAINERS = (dict, list)
 

@@ -13,8 +13,9 @@ list whose items the walk cannot match one to one) and adds it to the issue:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from exporter.engine.values import OPS
 from exporter.issues import Issue

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.engine.builder import NARRATIVE_VARIABLES, Engine
 from exporter.engine.templating import TemplateProblem, template_reads

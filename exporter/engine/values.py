@@ -24,19 +24,20 @@ or with the compiled mappings — so whoever receives a Bundle may change it wit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from exporter.engine.codegen import Code
-from exporter.fhir.fhirpath import FhirPathError, compile_expression
-from exporter.validation.fhirpath_native import translate
 from exporter.engine.templating import Template, TemplateProblem
+from exporter.fhir.fhirpath import FhirPathError, compile_expression
 from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
 from exporter.mapping.tables import CodeTable, suggest
 from exporter.mapping.yamlsrc import Positions, position
+from exporter.validation.fhirpath_native import translate
 
 
 class _Missing:
@@ -73,7 +74,7 @@ class Scope:
 
     __slots__ = ("item", "data_path", "parent", "run", "index")
 
-    def __init__(self, item: Any, data_path: Any, parent: "Scope | None", run: "RunContext",
+    def __init__(self, item: Any, data_path: Any, parent: Scope | None, run: RunContext,
                  index: int | None = None):
         self.item = item
         self.data_path = data_path  # str or DataPath
@@ -81,7 +82,7 @@ class Scope:
         self.run = run
         self.index = index  # position in the enclosing for_each list item (templates: `index`)
 
-    def up(self, n: int) -> "Scope":
+    def up(self, n: int) -> Scope:
         s = self
         for _ in range(n):
             s = s.parent if s.parent is not None else s
@@ -248,7 +249,7 @@ def converter(kind: str, tz: str) -> Callable[[Any], Any]:
                 return text  # a partial date is a valid dateTime
             d = datetime.fromisoformat(text.replace("Z", "+00:00"))
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            d = datetime.fromtimestamp(v, tz=timezone.utc)
+            d = datetime.fromtimestamp(v, tz=UTC)
         else:
             raise ValueError(f"cannot read {type(v).__name__} as a date-time")
         if d.tzinfo is None:
@@ -548,7 +549,7 @@ def condition(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[S
                 return verdict
         try:
             result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
-        except FhirPathError as exc:
+        except FhirPathError:
             scope.run.report("MAP_FHIRPATH_EVAL", "the condition failed for this record", loc, scope.data_path)
             return False
         return result == [True]
@@ -672,7 +673,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
         def evaluate(scope: Scope) -> Any:
             try:
                 result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
-            except FhirPathError as exc:
+            except FhirPathError:
                 scope.run.report("MAP_FHIRPATH_EVAL", "the expression failed for this record", loc, scope.data_path)
                 return MISSING
             result = [_plain(r) for r in result]

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.fhir.defmessages import MESSAGES
 from exporter.fhir.snapshot import carried_elements, check_snapshot, generate_snapshot

@@ -47,7 +47,7 @@ class FhirDecimal(float):
 
     __slots__ = ("text",)
 
-    def __new__(cls, text: str) -> "FhirDecimal":
+    def __new__(cls, text: str) -> FhirDecimal:
         value = float.__new__(cls, text)
         value.text = text
         return value

@@ -34,8 +34,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Sequence
 
 from exporter import deadline
 from exporter.issues import Issue, SourceLocation

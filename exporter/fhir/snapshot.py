@@ -32,8 +32,9 @@ snapshots against shipped ones (see docs/validation.md).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from exporter.fhir.defmessages import MESSAGES, value_text
 from exporter.issues import ExporterError, SourceLocation, error
@@ -67,10 +68,10 @@ class _Node:
 
     el: dict[str, Any]
     name: str
-    children: list["_Node"] = field(default_factory=list)
-    slices: list["_Node"] = field(default_factory=list)
+    children: list[_Node] = field(default_factory=list)
+    slices: list[_Node] = field(default_factory=list)
 
-    def copy(self) -> "_Node":
+    def copy(self) -> _Node:
         return _Node(copy.deepcopy(self.el), self.name, [c.copy() for c in self.children],
                      [s.copy() for s in self.slices])
 
@@ -81,8 +82,8 @@ class _Diff:
 
     name: str
     el: dict[str, Any] | None = None
-    children: dict[str, "_Diff"] = field(default_factory=dict)
-    slices: dict[str, "_Diff"] = field(default_factory=dict)
+    children: dict[str, _Diff] = field(default_factory=dict)
+    slices: dict[str, _Diff] = field(default_factory=dict)
     renamed: list[str] = field(default_factory=list)  # renamed choices folded in as type slices
 
     def is_empty(self) -> bool:

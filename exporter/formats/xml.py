@@ -32,13 +32,14 @@ depth limit. Issues never quote a value from the document.
 
 from __future__ import annotations
 
+import pyexpat
 import re
 import threading
-from math import isfinite
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from math import isfinite
+from typing import Any
 
-import pyexpat
 from lxml import etree
 
 from exporter.fhir import positions
@@ -92,7 +93,7 @@ class Field:
     many: bool
     kind: int
     value_kind: int = V_STR
-    layout: "Layout | None" = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
+    layout: Layout | None = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
     open: str = ""  # '<name value="' of a primitive, for the writer
 
     def __post_init__(self) -> None:

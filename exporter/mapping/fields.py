@@ -29,9 +29,9 @@ class Field:
 
     name: str  # how messages name it: "measurement" (a $defs entry) or a JSON path such as "$.patient"
     types: frozenset[str] = frozenset()
-    properties: dict[str, "Field"] = field(default_factory=dict)
+    properties: dict[str, Field] = field(default_factory=dict)
     closed: bool = False
-    items: "Field | None" = None
+    items: Field | None = None
     values: tuple[Any, ...] | None = None
 
     def is_(self, *types: str) -> bool:

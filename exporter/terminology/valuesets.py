@@ -10,8 +10,9 @@ as a warning rather than passing it silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.fhir.definitions import DefinitionStore
 

@@ -14,11 +14,22 @@ from typing import Any, TypeVar
 from exporter.fhir.definitions import DefinitionStore
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import invariants
+from exporter.validation.model import (
+    KIND_COMPLEX,
+    KIND_EXTENSION,
+    KIND_PRIMITIVE,
+    KIND_RESOURCE,
+    Constraint,
+    Discriminator,
+    Member,
+    Node,
+    ObjectRule,
+    Slicing,
+    TypeRef,
+)
 from exporter.validation.policy import Policy
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.rules import Rule, RuleEnv, RuleSet
-from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Discriminator, Member, Node, ObjectRule,
-                                       Slicing, TypeRef)
 
 _FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 _BEST_PRACTICE = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"

@@ -7,7 +7,8 @@ both depend on this module, not on each other, so the package has no import cycl
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from exporter.issues import Issue, IssueCap
 from exporter.validation import messages as M
@@ -33,10 +34,10 @@ class Engine(Protocol):
     max_depth: int
     time_limit_s: float
 
-    def validate_resource(self, res: Any, path: str, ctx: "Ctx", *, extra_profiles: Sequence[str] = (),
+    def validate_resource(self, res: Any, path: str, ctx: Ctx, *, extra_profiles: Sequence[str] = (),
                           contained: bool = False, claims_too: bool = True) -> None: ...
 
-    def walk_slices(self, base: Any, items: list[Any], path: str, ctx: "Ctx", depth: int, host: Any) -> None: ...
+    def walk_slices(self, base: Any, items: list[Any], path: str, ctx: Ctx, depth: int, host: Any) -> None: ...
 
     def slice_plan(self, base: Any, sl: Any, vtype: str | None, m: Any, host: Any) -> tuple[Any, bool]: ...
 

@@ -23,16 +23,17 @@ the invalid cases and mutations (tests/unit/validation/test_fastpath.py).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from exporter.validation import cardinality, slicing
 from exporter.validation import structure as S
 from exporter.validation.context import Dirty, Engine
+from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.references import Reference
-from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 from exporter.validation.rules import CHILDREN, Rule
 
 FastFn = Callable[[dict[str, Any], str, Any, int], bool]
@@ -420,7 +421,7 @@ def _bare_reference_ok(val: Engine, m: Member, sub_rule: ObjectRule | None) -> b
         return False
     for cnode in sub_rule.counted:
         n = sum(1 for k, mm in sub_rule.members.items() if mm.count_node is cnode and k == "reference")
-        if not cardinality.check(cnode, n, "") is None or (cnode.slicing is not None and cnode.slices):
+        if cardinality.check(cnode, n, "") is not None or (cnode.slicing is not None and cnode.slices):
             return False
     return True
 

@@ -15,7 +15,8 @@ member_of(value, vs_url) -> bool|None, conforms_to(resource, url) -> bool.
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M

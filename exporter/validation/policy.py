@@ -33,7 +33,7 @@ class Policy:
     unresolved_reference_types: Literal["check", "ignore"] = "check"
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Policy":
+    def from_settings(cls, settings: Any) -> Policy:
         """The service's policy: the `validation_*` settings (DIGA_EXPORTER_VALIDATION_* variables)."""
         return cls(unknown_extensions=settings.validation_unknown_extensions,
                    extension_domains=tuple(settings.validation_extension_domains),
@@ -42,7 +42,7 @@ class Policy:
                    unresolved_reference_types=settings.validation_unresolved_reference_types)
 
     @classmethod
-    def reference(cls) -> "Policy":
+    def reference(cls) -> Policy:
         """The HL7 validator's defaults (6.x, without a terminology server): unknown extensions (but
         DICOM's at nema.org and its own tooling extensions) and example URLs rejected, best-practice invariants as warnings, wrong displays as errors, the type
         of a reference checked only when it resolves."""

@@ -9,7 +9,8 @@ Not checked: enableWhen logic, initial values, answer constraints from extension
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import Member

@@ -9,7 +9,8 @@ walk reports from.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import KIND_REFERENCE, Member

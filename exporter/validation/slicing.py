@@ -10,7 +10,8 @@ profile (conformance of the value at the path), exists. Paths: `$this`, dotted e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.fixed_pattern import equals_fixed, matches_pattern, pattern_matcher

@@ -14,8 +14,8 @@ size all come back as issues; the work per call is bounded by `max_issues` and `
 from __future__ import annotations
 
 import time
-
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from exporter import deadline
 from exporter.fhir.definitions import DefinitionStore
@@ -70,7 +70,7 @@ class Validator:
         xhtml.forget()
 
     @classmethod
-    def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
+    def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> Validator:
         """The validator of the service: definitions and policy from the settings (`policy=` overrides)."""
         from exporter.fhir.definitions import default_store
         kw.setdefault("policy", Policy.from_settings(settings))

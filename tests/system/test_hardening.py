@@ -94,7 +94,7 @@ def _raw(svc: Service, data: bytes, *, source: str = "127.0.0.1", wait: float = 
         while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
@@ -110,7 +110,7 @@ def _closed_by_server(s: socket.socket, wait: float) -> bool:
         return s.recv(1) == b""
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 

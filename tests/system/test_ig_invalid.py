@@ -99,5 +99,5 @@ def test_invalid_case_is_rejected_for_the_intended_reason(case: dict[str, Any], 
 
     specs = list(case["expect"]) + list(TOLERATED)
     unexplained = [i for i in errors(outcome) if not any(_matches(i, s) for s in specs)]
-    assert unexplained == [], f"rejected for other reasons too: " + "\n".join(
+    assert unexplained == [], "rejected for other reasons too: " + "\n".join(
         f"{_location(i)} [{message_id(i)}] {text(i)}" for i in unexplained)

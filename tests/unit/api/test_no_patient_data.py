@@ -14,8 +14,9 @@ import copy
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from exporter.api.logs import JsonFormatter
 from exporter.cli import main
