@@ -59,7 +59,7 @@ def interleaved_runs(fns: dict[str, Callable[[], Any]], rounds: int,
 
 def round_ratios(ours: list[float], floor: list[float]) -> list[float]:
     """ours / floor per round of interleaved_runs, each pair timed back to back."""
-    return [a / b for a, b in zip(ours, floor)]
+    return [a / b for a, b in zip(ours, floor, strict=True)]
 
 
 def paired_ratio(ours: list[float], floor: list[float]) -> float:

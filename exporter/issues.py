@@ -24,14 +24,14 @@ EXT_ISSUE_COL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-
 """The extensions (valueInteger, on OperationOutcome.issue) the HL7 validator writes positions in."""
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     FATAL = "fatal"
     ERROR = "error"
     WARNING = "warning"
     INFORMATION = "information"
 
 
-class IssueCode(str, enum.Enum):
+class IssueCode(enum.StrEnum):
     """FHIR issue-type codes (http://hl7.org/fhir/issue-type) used by the exporter."""
 
     INVALID = "invalid"

@@ -255,7 +255,7 @@ class Engine:
             for c in self.compiled:
                 self._produce(c, *records.of(c), root, built, produced)
             self.coverage.check(records.selections, records.groupings, root, run)
-            for mapping_id, key, loc, data_path in refs.dangling(produced):
+            for mapping_id, _key, loc, data_path in refs.dangling(produced):
                 run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with a key no such resource was produced for",
                            loc, data_path, IssueCode.NOT_FOUND)
         except IssueLimit:

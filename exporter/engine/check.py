@@ -71,7 +71,7 @@ def element_at(compiler: Compiler, root: Node, steps: list[str]) -> tuple[Node |
 
 def check_bindings(engine: Engine, compiler: Compiler, expander: ValueSetExpander) -> list[Issue]:
     issues: list[Issue] = []
-    for mapping, profile_url, cc in engine.table_uses:
+    for _mapping, profile_url, cc in engine.table_uses:
         root = compiler.root(profile_url)
         if root is None:
             continue

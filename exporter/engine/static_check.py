@@ -348,7 +348,8 @@ class _FhirPath:
         kinds = arities[len(params)] if arities is not None else ("Expr",) * len(params)
         each = _element(base) if base is not None else None
         results = []
-        for param, k in zip(params, kinds):
+        # a function may declare more parameter kinds than a call passes arguments (optional ones)
+        for param, k in zip(params, kinds, strict=False):
             if k != "TypeSpecifier":  # ofType(Quantity) names a type, not a field
                 results.append(self.expr(param, each if k == "Expr" else focus))
         if base is not None and base.types:

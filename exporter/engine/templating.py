@@ -202,11 +202,11 @@ def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] 
         for node in nodes:
             if isinstance(node, str):
                 if node:
-                    pieces.append("{%s}" % code.bind(node))
+                    pieces.append(f"{{{code.bind(node)}}}")
                 continue
             out = f"s{count[0]}"
             count[0] += 1
-            pieces.append("{%s}" % out)
+            pieces.append(f"{{{out}}}")
             if node[0] == "if":
                 _, name, attrs, negated, children = node
                 v = read(name, attrs[:-1], indent)  # jinja2: defined <=> the last key is in the dict
@@ -235,7 +235,7 @@ def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] 
             # to escape, which five `in` tests on all of them at once tell faster than a call for each
             joined = values[0] if len(values) == 1 else "t"
             if len(values) > 1:
-                body.append(f"{indent}t = f\"{''.join('{%s}' % v for v in values)}\"")
+                body.append(f"{indent}t = f\"{''.join(f'{{{v}}}' for v in values)}\"")
             body.append(f"""{indent}if "&" in {joined} or "<" in {joined} or ">" in {joined} or "'" in {joined} or '"' in {joined}:""")
             body.extend(f"{indent}    {v} = escape({v})" for v in values)
         return 'f"' + "".join(pieces) + '"'
@@ -288,7 +288,7 @@ class Template:
         With `names`, it takes those variables as positional arguments instead of a mapping — no dict
         to build per call: `renderer(("item", "doc"))(item, doc)` is `render({"item": item, "doc": doc})`."""
         if self._quick is None or self._fast is not self._quick:
-            return self.render if names is None else lambda *values: self.render(dict(zip(names, values)))
+            return self.render if names is None else lambda *values: self.render(dict(zip(names, values, strict=True)))
         if names is None:
             return self._quick
         if names not in self._positional:  # generated once per tuple of names

@@ -254,7 +254,6 @@ class Compiler:
         return rule
 
     def _prepare(self, m: Member) -> None:
-        n = m.node
         if m.kind == KIND_COMPLEX and self._is_resource_type(m.type.code):
             m.kind = KIND_RESOURCE  # e.g. Bundle.entry.resource restricted to Composition
         m.check = PRIMITIVE_CHECKS.get(m.type.code) if m.kind == KIND_PRIMITIVE else None

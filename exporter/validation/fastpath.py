@@ -237,7 +237,7 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
             if fns is None:
                 return False
             todo.append(fns)
-        for i, (it, fns) in enumerate(zip(items, todo)):
+        for i, (it, fns) in enumerate(zip(items, todo, strict=True)):
             where = f"{path}.{key}[{i}]"
             for fn in fns:
                 if not fn(it, where, ctx, depth):
@@ -375,7 +375,7 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
     the verdict depends on nothing but the value: codes and systems recur throughout an export."""
     rules = val.compiler.rules_for(m)
-    one = all_hold(rules, m, "<rules of %s>" % m.node.id)
+    one = all_hold(rules, m, f"<rules of {m.node.id}>")
     memo_ok = val.compiler.context_free(m) and any(r.costly for r in rules)
     if not memo_ok:
         return one

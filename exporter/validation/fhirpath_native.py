@@ -21,6 +21,7 @@ tests/unit/validation/test_fhirpath_native.py checks it against fhirpathpy on sh
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -331,13 +332,16 @@ class _Compiler:
                 if text is None:
                     raise _Unsupported("matches with a computed pattern")
                 rx = re.compile(text, re.DOTALL)
-                op: Callable[[str, str], bool] = lambda s, _p: rx.search(s) is not None
+
+                def matches(s: str, _p: str) -> bool:
+                    return rx.search(s) is not None
+                op: Callable[[str, str], bool] = matches
             elif name == "contains":
-                op = lambda s, p: p in s
+                op = operator.contains
             elif name == "startsWith":
-                op = lambda s, p: s.startswith(p)
+                op = str.startswith
             else:
-                op = lambda s, p: s.endswith(p)
+                op = str.endswith
 
             def string_fn(f: Coll, e: dict[str, Any]) -> Coll:
                 items = src(f, e)
@@ -571,7 +575,7 @@ class _Compiler:
             else:
                 if any(isinstance(x[0], dict) for x in a + b):
                     raise _Unsupported("equality of complex values")
-                result = all(_eq(x[0], y[0]) for x, y in zip(a, b))
+                result = all(_eq(x[0], y[0]) for x, y in zip(a, b, strict=True))
             return _wrap(result is not negate)
         return eq_fn
 

@@ -17,7 +17,7 @@ def equals_fixed(value: Any, fixed: Any) -> bool:
             equals_fixed(value[k], fixed[k]) for k in fixed)
     if isinstance(fixed, list):
         return isinstance(value, list) and len(value) == len(fixed) and all(
-            equals_fixed(v, f) for v, f in zip(value, fixed))
+            equals_fixed(v, f) for v, f in zip(value, fixed, strict=True))
     if isinstance(fixed, bool) or isinstance(value, bool):
         return type(fixed) is type(value) and fixed == value
     return value == fixed

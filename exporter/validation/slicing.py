@@ -223,7 +223,7 @@ def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
         specs = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
         if compiled and all(specs) and len({sp[0] for sp in specs}) == 1:
             by_type: dict[str, Node] = {}
-            for (sl, _), (_, allowed) in zip(compiled, specs):
+            for (sl, _), (_, allowed) in zip(compiled, specs, strict=True):
                 for t in sorted(allowed):
                     by_type.setdefault(t, sl)
             plan = (specs[0][0], by_type)

@@ -397,9 +397,11 @@ class Validator:
         `_covers`). Items with a member were not validated by the walk yet (complex values); items
         without one (primitives) were. (The clean path memoises clean slices: fastpath._slices_fn.)"""
         values = [(v, t) for v, t, _, _ in items]
-        where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
+
+        def where(i: int) -> str:
+            return items[i][2] if i < len(items) else f"{path}.{base.name}"
         assigned = slicing.check(values, base, ctx, where, ctx.add)
-        for (value, vtype, ipath, m), sl in zip(items, assigned):
+        for (value, vtype, ipath, m), sl in zip(items, assigned, strict=True):
             sm, with_base = self.slice_plan(base, sl, vtype, m, host)
             if with_base:
                 self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]

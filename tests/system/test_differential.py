@@ -124,7 +124,7 @@ def verdicts(refvalidator):
     names = list(cases)
     ref_outcomes = refvalidator.validate_many([cases[n] for n in names])
     table = {}
-    for name, outcome in zip(names, ref_outcomes):
+    for name, outcome in zip(names, ref_outcomes, strict=True):
         our_issues = ours.validate(cases[name])
         table[name] = {
             "ours_valid": not any(i.is_error for i in our_issues),

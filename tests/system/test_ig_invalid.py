@@ -65,7 +65,7 @@ def _matches(issue: dict[str, Any], spec: dict[str, Any]) -> bool:
 def outcomes(refvalidator: ReferenceValidator) -> dict[str, dict]:
     """All cases in one round trip (validate_many keeps the order)."""
     resources = [_load_case(c["file"]) for c in CASES]
-    return dict(zip((c["file"] for c in CASES), refvalidator.validate_many(resources)))
+    return dict(zip((c["file"] for c in CASES), refvalidator.validate_many(resources), strict=True))
 
 
 def test_manifest_and_folder_agree() -> None:
