@@ -99,7 +99,7 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _StrictConnection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self.timeout_keep_alive = self.limits.keep_alive
+        self.timeout_keep_alive = self.limits.keep_alive  # type: ignore[assignment]  # uvicorn declares int; h11's keep-alive timer takes float seconds
         self._timer: asyncio.TimerHandle | None = None
         self._phase = "head"
         self._requests = 0

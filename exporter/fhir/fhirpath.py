@@ -20,7 +20,7 @@ from typing import Any
 from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import ParseTreeWalker
-from fhirpathpy import apply_parsed_path  # type: ignore[attr-defined]
+from fhirpathpy import apply_parsed_path
 from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.engine.util import set_paths
@@ -123,6 +123,8 @@ def functions() -> dict[str, dict[int, tuple[str, ...]] | None]:
     for name, entry in invocation_registry.items():
         if not name.isidentifier() or name.endswith("Op") or name in ("and", "or", "xor", "implies"):
             continue  # operators (`=`, `and`, `inOp`, …) are not called by name
+        if not isinstance(entry, dict):
+            continue
         if "variadic" in entry:
             out[name] = None
             continue

@@ -259,7 +259,7 @@ class XmlCodec:
             raise _write_error("a resource must be a JSON object", "")
         rtype = resource.get("resourceType")
         layout = self.resource_layout(rtype) if isinstance(rtype, str) else None
-        if layout is None:
+        if layout is None or not isinstance(rtype, str):
             raise _write_error("unknown or missing resourceType", "")
         out: list[str] = [_DECLARATION]
         self._object(out, f'{rtype} xmlns="{FHIR_NS}"', rtype, resource, layout, rtype, "\n", "\n  " if pretty else "")
@@ -375,7 +375,7 @@ class XmlCodec:
                     where = (path, name, i if f.many else None)
                     rtype = res.get("resourceType") if type(res) is dict else None
                     rlayout = self.resource_layout(rtype) if isinstance(rtype, str) else None
-                    if rlayout is None:
+                    if rlayout is None or not isinstance(rtype, str):
                         raise _write_error("unknown or missing resourceType", where)
                     ap(nl)
                     ap(f"<{name}>")
@@ -526,8 +526,8 @@ def _prolog_problem(data: bytes, source: str) -> Issue | None:
         return None  # lxml reports the syntax error with its position
     if found:
         line, col = found[0]
-        start = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
-        col = start + 1 if start >= 0 else col  # expat reports the end of the doctype's name
+        at = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
+        col = at + 1 if at >= 0 else col  # expat reports the end of the doctype's name
         return Issue(Severity.FATAL, IssueCode.SECURITY, "a DOCTYPE is not allowed in FHIR XML (no DTDs, no entities)",
                      "XML_DOCTYPE", position=SourceLocation(source, line, col))
     return None

@@ -106,7 +106,7 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
         if isinstance(entry.get("attributes"), dict):
             attributes[str(key)] = {str(k): str(v) for k, v in entry["attributes"].items()}
     table = CodeTable(tid, display, str(data.get("title", tid)), entries, str(data.get("description", "")),
-                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes, comments,
+                      target if isinstance(target := data.get("target"), list) else [], equivalence, attributes, comments,
                       pos)
     return table, issues
 

@@ -255,8 +255,8 @@ def _parse_rule(raw: Any, at: tuple[Any, ...], pos: Positions, schema: dict[str,
                                at + ("check", name)))
         else:
             args = _parse_args(kind, given, records, scope, at + ("check", name), pos, issues)
-    if len(issues) > before or kind is None:
-        return None
+    if len(issues) > before or kind is None or not isinstance(rule_id, str) or not isinstance(description, str):
+        return None  # (the last two were reported above)
     return Rule(rule_id, description.strip(), kind, args, kind.compile(args), position(pos, at), records, when,
                 SEVERITIES[severity], raw.get("configurable", False))
 

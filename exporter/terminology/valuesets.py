@@ -122,7 +122,7 @@ class ValueSetExpander:
         compose = vs.get("compose") or {}
         if not compose and (vs.get("expansion") or {}).get("contains"):
             for c in _walk_contains(vs["expansion"]["contains"]):
-                codes.add((c.get("system"), c.get("code")))
+                codes.add((c.get("system") or "", c["code"]))  # no system: found by code alone (bare_codes)
             return Expansion(url, frozenset(codes))
         for inc in compose.get("include", []):
             part, part_open = self._include(inc, displays)
