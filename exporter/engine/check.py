@@ -47,7 +47,8 @@ def element_at(compiler: Compiler, root: Node, steps: list[str]) -> tuple[Node |
             return None, None, path
         own = bool((node.content_ref or node).children)
         source = node.content_ref or node
-        children = source.children or (compiler.type_root(type_code).children if type_code and compiler.type_root(type_code) else {})
+        troot = compiler.type_root(type_code) if type_code else None
+        children = source.children or (troot.children if troot is not None else {})
         child = children.get(step)
         if child is not None:
             node = child

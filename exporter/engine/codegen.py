@@ -46,7 +46,8 @@ class Code:
         tracebacks and profiles."""
         source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
         exec(compile(source, f"<{name} {where}>", "exec"), self.names)  # noqa: S102 - see the module docstring
-        return self.names[name]
+        fn: Callable[..., Any] = self.names[name]
+        return fn
 
 
 def _size(value: Any, depth: int) -> float:

@@ -59,7 +59,7 @@ def trace(issues: list[Issue], found: Origins) -> list[Issue]:
     for issue in issues:
         m = _ENTRY.match(issue.expression[0]) if issue.expression and issue.location is None else None
         index = int(m.group(1)) if m else -1
-        if not 0 <= index < len(origins):
+        if m is None or not 0 <= index < len(origins):
             out.append(issue)
             continue
         origin = origins[index]

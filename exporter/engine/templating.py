@@ -152,7 +152,8 @@ def _names(tree: list[Any]) -> set[str]:
             for n in ({node[1]} | (_names(node[4]) if node[0] == "if" else set()))}
 
 
-def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] | None = None) -> Any:
+def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] | None = None
+           ) -> Callable[..., str] | None:
     """The renderer of the common case, or None when `source` has other syntax.
 
     It renders by itself only when every value it reads is of a type whose rendering it knows exactly
@@ -292,10 +293,13 @@ class Template:
         if names is None:
             return self._quick
         if names not in self._positional:  # generated once per tuple of names
-            self._positional[names] = _quick(self._source, self._xhtml, self._quick_fallback, names)
+            positional = _quick(self._source, self._xhtml, self._quick_fallback, names)
+            assert positional is not None  # the same template: the quick path takes it with any names
+            self._positional[names] = positional
         return self._positional[names]
 
     def _render_simple(self, variables: Mapping[str, Any]) -> str:
+        assert self._simple is not None  # the fallback only when there is a simple renderer
         out = self._simple(variables)
         if len(out) > MAX_OUTPUT:
             raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")

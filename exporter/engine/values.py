@@ -59,7 +59,7 @@ _LITERAL_TEST = re.compile(r"\s*(\$this|[A-Za-z_][A-Za-z0-9_]*)\s*(!?=)\s*'([^'\
 _PATH = re.compile(r"(\$\.|(\^\.)+)?[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*\Z")
 
 
-class DataPath(tuple):
+class DataPath(tuple[Any, ...]):
     """The JSON path (base, index) of a list element, formatted only when an issue needs it. Thousands
     are made per export: as a tuple, `DataPath((base, index))` is made without a Python call."""
 
@@ -298,8 +298,10 @@ def converter(kind: str, tz: str) -> Callable[[Any], Any]:
     def to_boolean(v: Any) -> bool:
         if isinstance(v, bool):
             return v
-        if v in ("true", "false"):
-            return v == "true"
+        if v == "true":
+            return True
+        if v == "false":
+            return False
         raise ValueError(f"{v!r} is not a boolean")
 
     def to_code(v: Any) -> str:
@@ -330,20 +332,27 @@ def _where(at: tuple[Any, ...], cc: CompileContext) -> str:
     return f"{cc.file}:{'.'.join(map(str, at))}"
 
 
+def returns(value: Any) -> ValueFn:
+    """The closure that returns `value` (the same object) on every call."""
+    return lambda scope: value
+
+
 def _constant(value: Any, where: str = "") -> ValueFn:
     """The closure of a value known at load. Containers are built anew on every call, by a function
     generated at the first call: most constants are folded into the code of their structure or list
     and never called on their own."""
+    fn: ValueFn
     if isinstance(value, _CONTAINERS):
         made: list[Callable[[], Any]] = []
 
-        def fn(scope: Scope) -> Any:
+        def build(scope: Scope) -> Any:
             if not made:
                 code = Code()
                 made.append(code.function("constant", "", [f"return {code.fresh(value)}"], where))
             return made[0]()
+        fn = build
     else:
-        fn = lambda scope, _v=value: _v  # noqa: E731
+        fn = returns(value)
     setattr(fn, "constant", value)
     return fn
 

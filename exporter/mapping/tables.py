@@ -36,7 +36,7 @@ class CodeTable:
         return self.entries.get(str(key)) if key is not None else None
 
 
-def suggest(word: str, options: Any) -> str:
+def suggest(word: object, options: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
