@@ -284,6 +284,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not result.ok:
         print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
+    assert result.bundle is not None  # an ok export has its Bundle
     if args.format == "xml":
         from exporter.formats.media import XML, render
 

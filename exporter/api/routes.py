@@ -39,12 +39,13 @@ from exporter.issues import IssueCode, to_operation_outcome
 
 log = logging.getLogger("exporter.api")
 
-_XML = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
-_OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
-_DENIED = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body "
+# OpenAPI response objects (free-form JSON, hence the Any)
+_XML: dict[str, Any] = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
+_OUTCOME: dict[str, Any] = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
+_DENIED: dict[int | str, dict[str, Any]] = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body "
                                 "(per format).",
                  "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}, FHIR_XML: _XML}}}
-_UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
                       **_OUTCOME}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
 

@@ -190,7 +190,7 @@ class DefinitionStore:
         elif id(sd) not in self._checked:
             check_snapshot(sd, self.origin)
             self._checked[id(sd)] = sd
-        return sd["snapshot"]["element"]  # type: ignore[no-any-return]
+        return sd["snapshot"]["element"]
 
     def structure_for_type(self, type_code: str) -> dict[str, Any] | None:
         return self.structure(type_code if ":" in type_code else CORE_SD_BASE + type_code)

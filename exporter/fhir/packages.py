@@ -20,8 +20,8 @@ import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from exporter.issues import IssueCode, PackageError, SourceLocation, error
 

@@ -318,7 +318,7 @@ def _snapshot_problem(elements: Any) -> tuple[str, str | None, str] | None:
     if bad:
         return "SNAP_MALFORMED", *bad
     seen: set[str] = set()
-    for eid, e in zip(_ids_from_paths(elements), elements):
+    for eid, e in zip(_ids_from_paths(elements), elements, strict=True):
         segs = _segments(eid)
         if ".".join(n for n, _ in segs) != e["path"] or any(s == "" for _, s in segs):
             return "SNAP_MALFORMED", eid, f"element id {eid} does not match its path {e['path']}"
@@ -408,7 +408,7 @@ class _Generator:
                             + (f"{where}: {text}" if where else text))
         index: dict[str, _Node] = {}
         root: _Node | None = None
-        for eid, e in zip(_ids_from_paths(elements), elements):
+        for eid, e in zip(_ids_from_paths(elements), elements, strict=True):
             el = dict(e)  # shallow: tree elements are only ever read, and copied deeply when used
             el.setdefault("base", {"path": e.get("path"), "min": e.get("min", 0), "max": e.get("max", "*")})
             node = _Node(el, _segments(eid)[-1][0])
@@ -431,7 +431,7 @@ class _Generator:
             raise self.fail("SNAP_MALFORMED", bad[0], f"differential: {bad[1]}")
         ids = _ids_from_paths(elements)
         root: _Diff | None = None
-        for eid, e in zip(ids, elements):
+        for eid, e in zip(ids, elements, strict=True):
             segs = _segments(eid)
             path = ".".join(n for n, _ in segs)
             if e.get("path") != path:
@@ -854,7 +854,7 @@ def snapshot_differences(generated: Iterable[dict[str, Any]], shipped: Iterable[
     common_gen = [i for i in gen if i in ref]
     common_ref = [i for i in ref if i in gen]
     if common_gen != common_ref:
-        first = next(a for a, b in zip(common_gen, common_ref) if a != b)
+        first = next(a for a, b in zip(common_gen, common_ref, strict=False) if a != b)
         out.append(f"{first}: element order differs")
     for i in common_ref:
         a, b = _compared(gen[i]), _compared(ref[i])
