@@ -43,11 +43,12 @@ class CompileError(Exception):
 
 
 def _type_code(t: dict[str, Any]) -> str:
-    code = t.get("code", "")
+    code: str = t.get("code", "")
     if code.startswith("http://hl7.org/fhirpath/System."):
         for ext in t.get("extension", []):
             if ext.get("url") == _FHIR_TYPE_EXT:
-                return ext.get("valueUrl") or ext.get("valueUri") or "string"
+                url: str = ext.get("valueUrl") or ext.get("valueUri") or "string"
+                return url
         return "string"
     return code
 
@@ -119,7 +120,7 @@ class Compiler:
         """This compiler's instance of rule class `cls` (a rule that builds on another's verdicts)."""
         if self._rule_set is None:
             self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
-        return next(r for r in self._rule_set.rules if type(r) is cls)  # type: ignore[return-value]
+        return next(r for r in self._rule_set.rules if type(r) is cls)
 
     def companion_rule(self, node: Node) -> ObjectRule:
         """The object rule of the `_key` companion (id, extension) of a primitive at element `node`:

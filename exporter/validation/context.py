@@ -8,12 +8,15 @@ both depend on this module, not on each other, so the package has no import cycl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.issues import Issue, IssueCap
 from exporter.validation import messages as M
 from exporter.validation.binding import codings_of
 from exporter.validation.bundle import BundleIndex
+
+if TYPE_CHECKING:
+    from exporter.terminology.valuesets import ValueSetExpander
 
 
 class Dirty(BaseException):
@@ -28,8 +31,8 @@ class Abort(Exception):
 class Engine(Protocol):
     """The walk's services used by the clean path and by rules."""
 
-    compiler: Any
-    expander: Any
+    compiler: Any  # exporter.validation.compiler.Compiler (which imports this module: no import cycle)
+    expander: ValueSetExpander
     memo: Any
     max_depth: int
     time_limit_s: float

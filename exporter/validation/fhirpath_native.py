@@ -107,7 +107,7 @@ Dosage Expression ContactDetail Contributor DataRequirement ParameterDefinition 
 UsageContext""".split())
 
 
-def _eq(a: Any, b: Any) -> bool:
+def _eq(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
@@ -236,7 +236,8 @@ class _Compiler:
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
             raise _Unsupported(str(kind))
-        return handler(node)
+        fn: Fn = handler(node)
+        return fn
 
     # -- terms ---------------------------------------------------------------------------------
     def _TermExpression(self, node: dict[str, Any]) -> Fn:
@@ -262,13 +263,13 @@ class _Compiler:
             value, t = text == "true", "boolean"
         else:
             raise _Unsupported(kind)
-        const = [(value, t)]
+        const: Coll = [(value, t)]
         return lambda focus, env: const
 
     def _ExternalConstantTerm(self, node: dict[str, Any]) -> Fn:
         ident = node["children"][0]["children"][0].get("text")
         if ident in ("resource", "rootResource"):
-            return lambda focus, env, _k=ident: [(env[_k], None)] if env.get(_k) is not None else []
+            return lambda focus, env: [(env[ident], None)] if env.get(ident) is not None else []
         if ident == "ucum":
             return lambda focus, env: [("http://unitsofmeasure.org", "string")]
         raise _Unsupported(f"%{ident}")
@@ -455,15 +456,15 @@ class _Compiler:
                     test = self.boolean(inner_params[0])
                     return _some(src, test)
             src = self._source(base_node)
-            key = self._plain_key(src)
-            if key is not None:
-                return lambda f, e: _has_key(f, key) if len(f) == 1 else bool(src(f, e))
+            present = self._plain_key(src)
+            if present is not None:
+                return lambda f, e: _has_key(f, present) if len(f) == 1 else bool(src(f, e))
             return lambda f, e: bool(src(f, e))
         if name == "empty" and not params:
             src = self._source(base_node)
-            key = self._plain_key(src)
-            if key is not None:
-                return lambda f, e: not _has_key(f, key) if len(f) == 1 else not src(f, e)
+            absent = self._plain_key(src)
+            if absent is not None:
+                return lambda f, e: not _has_key(f, absent) if len(f) == 1 else not src(f, e)
             return lambda f, e: not src(f, e)
         if name == "not" and not params:
             inner_b = self.boolean(base_node)  # type: ignore[arg-type]
@@ -482,13 +483,13 @@ class _Compiler:
             src = self._source(base_node)
             key = self._plain_key(src)
 
+            matches_focus: BFn | None = None
             if base_node is None:  # `all(matches('…'))`: the focus item itself
-                def matches_focus(f: Coll, e: dict[str, Any]) -> bool | None:
+                def focus_matches(f: Coll, e: dict[str, Any]) -> bool | None:
                     if len(f) == 1 and type(f[0][0]) is str:
                         return search(f[0][0]) is not None
                     return matches(f, e)
-            else:
-                matches_focus = None
+                matches_focus = focus_matches
 
             def matches(f: Coll, e: dict[str, Any]) -> bool | None:
                 if key is not None and len(f) == 1 and type(f[0][0]) is dict:
@@ -515,7 +516,7 @@ class _Compiler:
         steps = getattr(src, "steps", None)
         if steps is None or len(steps[1]) != 1:
             return None
-        name = steps[1][0]
+        name: str = steps[1][0]
         if (steps[0] and name[:1].isupper()) or self.choices is None or name in self.choices:
             return None
         return name
@@ -581,7 +582,8 @@ class _Compiler:
 
     def _InequalityExpression(self, node: dict[str, Any]) -> Fn:
         left, right, op = self._binary(node)
-        ops = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}
+        ops: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                     ">=": operator.ge}
         cmp = ops[op]
         def ineq_fn(f: Coll, e: dict[str, Any]) -> Coll:
             a, b = left(f, e), right(f, e)

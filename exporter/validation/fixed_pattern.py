@@ -10,7 +10,7 @@ from exporter.validation.model import Member
 from exporter.validation.rules import BEFORE_CHILDREN, Rule, rule
 
 
-def equals_fixed(value: Any, fixed: Any) -> bool:
+def equals_fixed(value: object, fixed: object) -> bool:
     """Exact JSON equality; numbers compare by value (1 == 1.0) but booleans are not numbers."""
     if isinstance(fixed, dict):
         return isinstance(value, dict) and value.keys() == fixed.keys() and all(
@@ -23,7 +23,7 @@ def equals_fixed(value: Any, fixed: Any) -> bool:
     return value == fixed
 
 
-def matches_pattern(value: Any, pattern: Any) -> bool:
+def matches_pattern(value: object, pattern: object) -> bool:
     """Every property of the pattern is present with a matching value; each pattern array item
     is matched by some item of the instance array."""
     if isinstance(pattern, dict):

@@ -268,7 +268,7 @@ def _fn_conforms_to(inputs: list[Any], url: Any) -> list[bool]:
     return [all(ctx.conforms_to(i, str(target)) for i in inputs)]
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, tuple[Callable[..., Any], dict[int, list[str]]]] = {
     "hasValue": (_fn_has_value, {}),
     "htmlChecks": (_fn_html_checks, {}),
     "memberOf": (_fn_member_of, {1: ["String"]}),

@@ -148,4 +148,5 @@ class ObjectRule:
     counted: list[Node]  # child elements with cardinality or slicing to check
     is_resource: bool = False
     keys_by_node: dict[int, list[str]] = field(default_factory=dict)
-    fast: Any = field(default=None, repr=False)  # the clean-path closure (fastpath.compile_rule), built on first use
+    # the clean-path closure (fastpath.compile_rule), built on first use
+    fast: Callable[[dict[str, Any], str, Any, int], bool] | None = field(default=None, repr=False)

@@ -92,7 +92,7 @@ def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bo
             continue
         link = item.get("linkId")
         p = plan.get(link) if isinstance(link, str) else None
-        if p is None:
+        if p is None or not isinstance(link, str):
             report(M.QUESTIONNAIRE, f"{path}[{i}]", "error", "link", link=link)
             continue
         answers = item.get("answer")

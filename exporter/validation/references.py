@@ -182,7 +182,7 @@ class Reference(Rule):
             # verdict for these target profiles is worked out once per Bundle (a document refers to
             # its Patient from every Observation)
             key = (ref, plan, id(ctx.bundle))
-            found = ctx.references.get(key)
+            found: list[Finding] | None = ctx.references.get(key)
             if found is None:
                 found = ctx.references[key] = self._check(ref, plan, ctx)
             return found

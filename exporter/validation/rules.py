@@ -34,10 +34,14 @@ import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from exporter.validation.model import Member
 from exporter.validation.policy import Policy
+
+if TYPE_CHECKING:
+    from exporter.fhir.definitions import DefinitionStore
+    from exporter.terminology.valuesets import ValueSetExpander
 
 BEFORE_CHILDREN, CHILDREN, RESOURCE = 10, 50, 90
 
@@ -73,9 +77,9 @@ def registered(cls: type["Rule"]) -> Iterator[type["Rule"]]:
 class RuleEnv:
     """What a rule may use beyond the value: definitions, terminology, compiled trees, policy."""
 
-    store: Any  # exporter.fhir.definitions.DefinitionStore
-    expander: Any  # exporter.terminology.valuesets.ValueSetExpander
-    compiler: Any  # exporter.validation.compiler.Compiler
+    store: DefinitionStore
+    expander: ValueSetExpander
+    compiler: Any  # exporter.validation.compiler.Compiler (which imports the rules: no import cycle)
     policy: Policy
 
 

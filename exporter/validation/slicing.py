@@ -220,8 +220,9 @@ def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
     if hit is None or hit[0] is not base:
         compiled = matchers(base)
         plan = None
-        specs = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
-        if compiled and all(specs) and len({sp[0] for sp in specs}) == 1:
+        found = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
+        specs = [sp for sp in found if sp]
+        if compiled and len(specs) == len(found) and len({sp[0] for sp in specs}) == 1:
             by_type: dict[str, Node] = {}
             for (sl, _), (_, allowed) in zip(compiled, specs, strict=True):
                 for t in sorted(allowed):

@@ -121,13 +121,14 @@ class Validator:
         claims = meta.get("profile") if claims_too and isinstance(meta, dict) else None
         claims = tuple(claims) if isinstance(claims, list) else ()
         key = (rt, claims, extra_profiles if type(extra_profiles) is tuple else tuple(extra_profiles))
+        cacheable = True
         try:
             found = self._roots_for.get(key)
         except TypeError:  # a claim that is not a string (an object): not hashable, not cached
-            key, found = None, None
+            cacheable, found = False, None
         if found is None:
             found = self._resolve_roots(rt, claims, extra_profiles)
-            if key is not None and len(self._roots_for) < 10_000:
+            if cacheable and len(self._roots_for) < 10_000:
                 self._roots_for[key] = found
         problems, rules = found
         for mid, args, i in problems:
