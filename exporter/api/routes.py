@@ -41,12 +41,13 @@ log = logging.getLogger("exporter.api")
 
 # OpenAPI response objects (free-form JSON, hence the Any)
 _XML: dict[str, Any] = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
-_OUTCOME: dict[str, Any] = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
-_DENIED: dict[int | str, dict[str, Any]] = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body "
-                                "(per format).",
+_OUTCOME: dict[str, Any] = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}},
+                                        FHIR_XML: _XML}}
+_DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated, not authorised, or no such patient: always this same body (per format).",
                  "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}, FHIR_XML: _XML}}}
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
-                      **_OUTCOME}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.", **_OUTCOME}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
 
 # OpenAPI examples (synthetic; a real request carries one patient's domain document, see docs/domain.md)

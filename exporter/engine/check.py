@@ -2,10 +2,10 @@
 
 For each code-table lookup in a mapping, the YAML path is turned into the FHIR element path
 (`resource.component[0].code` → `Observation.component.code`) and looked up in the compiled profile.
-Every coding the lookup can produce (the literal key's entry, or the entries the table's `target` list declares for that profile element, else every entry) must
-satisfy the element's fixed/pattern value and its required binding (checked against the local
-expansion; a ValueSet we cannot expand offline is reported as a warning). Slices are not followed:
-the element's base definition is used.
+Every coding the lookup can produce (the literal key's entry, or the entries the table's `target`
+list declares for that profile element, else every entry) must satisfy the element's fixed/pattern
+value and its required binding (checked against the local expansion; a ValueSet we cannot expand
+offline is reported as a warning). Slices are not followed: the element's base definition is used.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ In a mapping's `resource:` body:
   `now` (the export time);
   modifiers: `as` (date, dateTime, instant, decimal, integer, string, boolean, code), `when`
   (FHIRPath condition on the record; false → the value is omitted);
-* any other mapping is structure (a `when` key in it is its condition, not a FHIR element); a list is a list, and a list item `{for_each, when?, item}`
-  expands to one item per selected record. Empty values are omitted.
+* any other mapping is structure (a `when` key in it is its condition, not a FHIR element); a list
+  is a list, and a list item `{for_each, when?, item}` expands to one item per selected record. Empty values are omitted.
 
 Speed (an export evaluates some 100,000 closures): parts without an operator anywhere below are
 folded to constants at load, and structures and lists are compiled to straight-line Python (codegen).

@@ -151,7 +151,9 @@ def resource_node(resource: dict[str, Any]) -> Any:
     return ResourceNode.create_node(resource, resource.get("resourceType"))
 
 
-def compile_expression(expression: str, functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None) -> CompiledPath:
+def compile_expression(expression: str,
+                       functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None
+                       ) -> CompiledPath:
     """Compile once; call the result as `fn(data, env)` where env holds %variables (e.g. resource)."""
     table = {}
     for name, (fn, arity) in (functions or {}).items():

@@ -13,8 +13,8 @@ inlined, slices are assigned with slicing's matchers and judged by `slicing.find
 probing, `ctx.add` raises `Dirty` instead of recording an issue. If the clean path returns False or
 meets `Dirty`, the ordinary walk runs over the same object and reports exactly what it always did:
 every message, path and code comes from the walker and the rules' `report`; this module only makes
-the common case, an export without issues, cheap. Nested resources are validated for real even while probing (their issues belong to them, and
-each resource is walked once per profile), so a probe never discards a resource's issues.
+the common case, an export without issues, cheap. Nested resources are validated for real even
+while probing (their issues belong to them, and each resource is walked once per profile), so a probe never discards a resource's issues.
 
 Equivalence is tested by running the validator with and without this path over the IG examples,
 the invalid cases and mutations (tests/unit/validation/test_fastpath.py).

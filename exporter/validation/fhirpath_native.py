@@ -448,7 +448,8 @@ class _Compiler:
             return None
         if name == "exists" and not params:
             # X.where(c).exists() tests the criteria without collecting the matches
-            if base_node is not None and base_node.get("type") == "InvocationExpression" and base_node["children"][1].get("type") == "FunctionInvocation":
+            if base_node is not None and base_node.get("type") == "InvocationExpression" \
+                    and base_node["children"][1].get("type") == "FunctionInvocation":
                 inner = base_node["children"][1]["children"][0]
                 inner_params = inner["children"][1]["children"] if len(inner["children"]) > 1 else []
                 if inner["children"][0]["text"] == "where" and len(inner_params) == 1:
