@@ -46,10 +46,9 @@ DOORS: dict[str, tuple[str, ...]] = {
     "requests": ("exporter.auth.keys", "exporter.api.sources"),
     # YAML: the position-tracking mapping loader and the IG build's sushi-config reader
     "yaml": ("exporter.mapping.yamlsrc", "exporter.igbuild"),
-    # the JSON codec: FHIR JSON files (fhir.json), request bodies and error bodies (api), the canonical digest
-    # (engine.builder) and the validator's parse and clean-path fingerprint (validation)
-    "orjson": ("exporter.fhir.json", "exporter.api", "exporter.engine.builder", "exporter.validation.structure",
-               "exporter.validation.fastpath"),
+    # the JSON codec: reading and writing FHIR JSON (fhir.json), error bodies and OpenAPI examples (api), the
+    # canonical digest (engine.builder) and the clean path's fingerprint of values (validation.fastpath)
+    "orjson": ("exporter.fhir.json", "exporter.api", "exporter.engine.builder", "exporter.validation.fastpath"),
 }
 
 
