@@ -94,9 +94,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# the fast loop: the unit tests (no Java, no Keycloak, no SUSHI; ruff and mypy included), on the Python
-# environment and the FHIR package cache only
-unit: $(VENV)/.stamp $(TOOLS)/fhir-home/.stamp
+# the fast loop: the unit tests (ruff and mypy included) — no JVM, no Keycloak, no SUSHI run; they need the
+# Python environment, the FHIR package cache and the XML schema and examples the XML tests read
+unit: $(VENV)/.stamp $(TOOLS)/fhir-home/.stamp $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
 # ruff and mypy alone (configured in pyproject.toml; tests/unit/test_tooling.py runs the same in `make test`)
