@@ -16,7 +16,8 @@ the quick path existed) or to jinja2 — so every template renders, and fails, e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -424,7 +425,7 @@ def template_reads(source: str) -> tuple[set[str], list[Read]]:
         called.add(macro.name)
         active.append(macro.name)
         inner: Scope = {"caller": None, "varargs": None, "kwargs": None}
-        defaults = dict(zip([a.name for a in macro.args][len(macro.args) - len(macro.defaults):], macro.defaults))
+        defaults = dict(zip([a.name for a in macro.args][len(macro.args) - len(macro.defaults):], macro.defaults, strict=True))
         for i, param in enumerate(macro.args):
             if i < len(args):
                 inner[param.name] = args[i]
@@ -470,7 +471,7 @@ def template_reads(source: str) -> tuple[set[str], list[Read]]:
                 visit(child, scope)
         elif isinstance(node, nodes.With):
             inner = dict(scope)
-            for target, value in zip(node.targets, node.values):
+            for target, value in zip(node.targets, node.values, strict=True):
                 bind(target, expression(value, scope), inner)
             for child in node.body:
                 visit(child, inner)

@@ -145,7 +145,7 @@ class CompileContext:
     # for `fhir-export check`: every table lookup (table, field, YAML path, literal key or None)
     table_uses: list[tuple[CodeTable, str, tuple[Any, ...], Any]] = field(default_factory=list)
     each_items: set[tuple[Any, ...]] = field(default_factory=set)  # YAML paths of for_each `item:` bodies
-    eaches: list["EachItem"] = field(default_factory=list)  # the nested for_each list items, for coverage.py
+    eaches: list[EachItem] = field(default_factory=list)  # the nested for_each list items, for coverage.py
     # for `fhir-export check` (exporter/engine/static_check.py): every expression that reads the domain
     # document — (operator: path, fhirpath, template, xhtml, when or for_each; its text; YAML path)
     expressions: list[tuple[str, str, tuple[Any, ...]]] = field(default_factory=list)

@@ -15,9 +15,10 @@ import copy
 import json
 import re
 import uuid
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
