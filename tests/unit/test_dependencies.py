@@ -76,3 +76,20 @@ def test_installed_versions_match_the_lock():
         if installed != version:
             wrong.append(f"{name}: installed {installed}, locked {version}")
     assert wrong == []
+
+
+def test_the_lock_is_closed():
+    """Every requirement of a locked distribution (for this Python, without extras) is locked too, so
+    `pip install -r requirements.lock` installs exactly the lock."""
+    from packaging.requirements import Requirement
+
+    lock = _lock()
+    missing = []
+    for name in lock:
+        for text in importlib.metadata.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if _norm(req.name) not in lock:
+                missing.append(f"{name} needs {req}")
+    assert missing == []
