@@ -40,6 +40,7 @@ from exporter.engine.values import (
     Scope,
     compile_value,
     condition,
+    returns,
     selector,
 )
 from exporter.fhir.definitions import DefinitionStore
@@ -108,7 +109,7 @@ class Built:
     def sections(self) -> dict[str, list[tuple[str, str]]]:
         """Section key → [(fullUrl, narrative line)], in the resources' order."""
         out: dict[str, list[tuple[str, str]]] = {}
-        for (full, _), owner, line in zip(self.resources, self.owners, self.lines):
+        for (full, _), owner, line in zip(self.resources, self.owners, self.lines, strict=True):
             if owner.m.section:
                 out.setdefault(owner.m.section, []).append((full, line))
         return out
@@ -208,7 +209,7 @@ class Engine:
         elif m.for_each is not None:
             source_id = compile_value({"path": "id"}, ("for_each",), cc)
         else:
-            source_id = lambda scope, _v=m.id: _v  # noqa: E731
+            source_id = returns(m.id)
         body = compile_value(m.resource, ("resource",), cc)
         origin, origin_of = None, None
         if isinstance(m.origin, str):
@@ -279,7 +280,7 @@ class Engine:
                            (layout.get(name) or {}).get("resource"), "$")]
         out = part("composition")
         out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(path))
-                for c, path in zip(built.owners, built.paths)]
+                for c, path in zip(built.owners, built.paths, strict=True)]
         for key in built.provenances:
             out.append(Origin(self.ms.layout_file, self.ms.layout_positions, ("provenance", "origins", key),
                               ((layout.get("provenance") or {}).get("origins") or {}).get(key), "$"))
@@ -355,7 +356,7 @@ class Engine:
                 return None
             rid = self.resource_id(p.resource_type, name, digest)
             body = p.body(root)
-            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            res: dict[str, Any] = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
             if body is not MISSING:
                 res.update(body)
             res.update(extra)
@@ -386,7 +387,7 @@ class Engine:
         """One Provenance per origin that has records (in the order of provenance.origins): the common
         provenance body, what the origin adds (agents, …) and the records of that origin as targets."""
         targets: dict[str, list[dict[str, str]]] = {}
-        for (full, _), key in zip(built.resources, built.origins):
+        for (full, _), key in zip(built.resources, built.origins, strict=True):
             if key is not None:
                 targets.setdefault(key, []).append({"reference": full})
         p = self.parts["provenance"]
@@ -395,7 +396,7 @@ class Engine:
             if key not in targets:
                 continue
             rid = self.resource_id(p.resource_type, "provenance-" + key, digest)
-            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            res: dict[str, Any] = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
             for body in (p.body(root), extra(root)):
                 if body is not MISSING:
                     res.update(body)
@@ -409,7 +410,8 @@ class Engine:
         for s in layout:
             if not isinstance(s, dict):
                 continue
-            members = members_of.get(s.get("key"), [])
+            key = s.get("key")
+            members = members_of.get(key, []) if isinstance(key, str) else []
             children = self._sections(s.get("sections") or [], members_of)
             section: dict[str, Any] = {}
             if s.get("title"):
