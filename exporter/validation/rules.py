@@ -45,11 +45,11 @@ if TYPE_CHECKING:
 
 BEFORE_CHILDREN, CHILDREN, RESOURCE = 10, 50, 90
 
-_REGISTRY: dict[str, type["Rule"]] = {}
+_REGISTRY: dict[str, type[Rule]] = {}
 _ORDER: dict[str, tuple[int, str, int]] = {}  # (stage, module, position in the module): a fixed order
 
 
-def rule(cls: type["Rule"]) -> type["Rule"]:
+def rule(cls: type[Rule]) -> type[Rule]:
     """Class decorator: register a rule (see the module docstring)."""
     key = f"{cls.__module__}.{cls.__qualname__}"
     if key not in _REGISTRY:
@@ -59,7 +59,7 @@ def rule(cls: type["Rule"]) -> type["Rule"]:
 
 
 @contextmanager
-def registered(cls: type["Rule"]) -> Iterator[type["Rule"]]:
+def registered(cls: type[Rule]) -> Iterator[type[Rule]]:
     """Register `cls` for the duration of a block only (a rule a test adds; validators built inside
     the block run it), then remove it again."""
     discover()  # the package's own rules first, so that removing `cls` leaves them all

@@ -22,8 +22,8 @@ from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import cardinality, fastpath, slicing, xhtml
-from exporter.validation import structure as S
 from exporter.validation import messages as M
+from exporter.validation import structure as S
 from exporter.validation.bundle import BundleIndex
 from exporter.validation.compiler import Compiler
 from exporter.validation.context import Abort, Ctx, Dirty
