@@ -19,11 +19,11 @@ EXAMPLES_VER    := 4.0.1
 EXAMPLES_SHA256 := dce87f1b5b9341867033f7d1f544fa1b5232503f6d62813887ac6b8a8b6cb682
 EXAMPLES_STAMP  := $(TOOLS)/fhir-examples/.$(EXAMPLES_ID)-$(EXAMPLES_VER).stamp
 
-.PHONY: setup demo test build-ig clean-tools
+.PHONY: setup demo test unit lint build-ig clean-tools
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo | make test | make setup | make build-ig"
+	@echo "make demo | make test | make unit | make lint | make setup | make build-ig"
 
 setup: $(VENV)/.stamp node_modules/.stamp $(TOOLS)/java/.stamp $(TOOLS)/keycloak/.stamp $(TOOLS)/fhir-home/.stamp \
        $(XVER_STAMP) $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP) $(TOOLS)/verapdf/.stamp \
@@ -107,6 +107,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the fast loop: the unit tests (ruff and mypy included) — no JVM, no Keycloak, no SUSHI run; they need the
+# Python environment, the FHIR package cache and the XML schema and examples the XML tests read
+unit: $(VENV)/.stamp $(TOOLS)/fhir-home/.stamp $(TOOLS)/fhir-xml/.stamp $(EXAMPLES_STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+# ruff and mypy alone (configured in pyproject.toml; tests/unit/test_tooling.py runs the same in `make test`)
+lint: $(VENV)/.stamp
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 clean-tools:
 	rm -rf $(VENV) node_modules $(TOOLS) tools/java/target

@@ -17,7 +17,6 @@ import time
 import orjson
 
 from benchmarks.common import EXPORT_TIME, interleaved_runs, large_sample, options, paired_ratio, report, round_ratios
-
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
 

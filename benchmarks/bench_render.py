@@ -20,7 +20,6 @@ import subprocess
 import orjson
 
 from benchmarks.common import interleaved_runs, round_ratios
-
 from exporter.pipeline import Exporter
 from exporter.render.document import Renderer
 from exporter.render.formats import PDF, render
@@ -53,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         raw = orjson.dumps(bundle)
         pdf = render(renderer, bundle, PDF, raw)
 
-        def json_export() -> None:
+        def json_export(doc: dict = doc) -> None:
             exporter.validator.forget()
             orjson.dumps(exporter.export(doc, export_time=EXPORT_TIME).bundle)
 
-        runs = interleaved_runs({"json": json_export, "pdf": lambda: render(renderer, bundle, PDF, raw)},
+        def pdf_export(bundle: dict = bundle, raw: bytes = raw) -> None:
+            render(renderer, bundle, PDF, raw)
+
+        runs = interleaved_runs({"json": json_export, "pdf": pdf_export},
                                 args.repeat)
         ratio = statistics.median(round_ratios(runs["pdf"], runs["json"]))
         n = pages(pdf)

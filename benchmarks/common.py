@@ -7,7 +7,8 @@ import gc
 import json
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EXPORT_TIME = "2026-04-06T10:00:00+02:00"
 
@@ -58,7 +59,7 @@ def interleaved_runs(fns: dict[str, Callable[[], Any]], rounds: int,
 
 def round_ratios(ours: list[float], floor: list[float]) -> list[float]:
     """ours / floor per round of interleaved_runs, each pair timed back to back."""
-    return [a / b for a, b in zip(ours, floor)]
+    return [a / b for a, b in zip(ours, floor, strict=True)]
 
 
 def paired_ratio(ours: list[float], floor: list[float]) -> float:

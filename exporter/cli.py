@@ -11,12 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from exporter import __version__
-from exporter.issues import (BuildError, ConfigurationError, ExporterError, Issue, IssueCode, PackageError, Severity,
-                            SourceLocation)
+from exporter.issues import (
+    BuildError,
+    ConfigurationError,
+    ExporterError,
+    Issue,
+    IssueCode,
+    PackageError,
+    Severity,
+    SourceLocation,
+)
 from exporter.settings import get_settings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -231,12 +241,12 @@ def _json_text(doc: object) -> str:
 def _export_time(value: str | None) -> str:
     """The export timestamp: `--export-time` (a date-time that exists, with seconds and a zone: it
     becomes the Bundle's instant) or now in UTC. ValueError for anything else."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from exporter.domainschema import FORMATS
 
     if value is None:
-        return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     if not FORMATS["date-time"](value):
         raise ValueError(value)
     return value.upper()
@@ -299,6 +309,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not result.ok:
         print(f"{args.input}: export FAILED ({counts}); no Bundle written", file=sys.stderr)
         return EXIT_ERRORS
+    assert result.bundle is not None  # an ok export has its Bundle
     if args.format == "xml":
         from exporter.formats.media import XML, render
 
@@ -339,7 +350,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from exporter.render.document import RenderError, Renderer
+    from exporter.render.document import Renderer, RenderError
     from exporter.render.formats import FORMATS, render
 
     settings = get_settings()

@@ -43,15 +43,19 @@ import copy
 import functools
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urldefrag, urljoin
 
 import fastjsonschema
 from fastjsonschema.draft04 import DOLLAR_FINDER
 
 from exporter import deadline
+
+if TYPE_CHECKING:  # jsonschema itself is imported when a validator is made (it is slow to import)
+    from jsonschema.protocols import Validator as SchemaValidator
 
 Validator = Callable[[Any], Any]
 
@@ -111,7 +115,7 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
     """Compile `schema` (not modified) into a FastChecker, dispatching every def that qualifies."""
     schema = copy.deepcopy(schema)  # fastjsonschema rewrites the $refs of what it compiles
     uses = _uses(schema)
-    if uses is None:
+    if uses is None or not isinstance(schema, dict):  # _uses handles dicts only
         return FastChecker(fastjsonschema.compile(schema, formats=formats or {}), [], {})
     inliner = _Inliner(schema)
     compiled: dict[int, tuple[Any, Validator]] = {}  # by id(subschema), which the entry keeps alive
@@ -123,7 +127,7 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
             return _always if subschema else _never
         with lock:
             if id(subschema) not in compiled:
-                doc = {k: schema[k] for k in ("$schema", "$id", "id") if k in schema}
+                doc: dict[str, Any] = {k: schema[k] for k in ("$schema", "$id", "id") if k in schema}
                 doc.update(inliner.expand(_flatten(subschema)))
                 if any("$ref" in node for _, node in _dicts(doc, ())):
                     doc["$defs"] = schema["$defs"]  # only then: fastjsonschema copies the root into each error
@@ -131,8 +135,8 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
             return compiled[id(subschema)][1]
 
     main = copy.deepcopy({k: v for k, v in schema.items() if k != "$defs"})
-    records = []
-    dispatched = {}
+    records: list[tuple[tuple[str | None, ...], Callable[[Any], None]]] = []
+    dispatched: dict[str, Dispatch] = {}
     for name, locations in uses.items():
         definition = schema["$defs"][name]
         if not isinstance(definition, dict) or definition.keys() & {"$ref", "$defs", "$schema", "$id", "id"}:
@@ -150,7 +154,7 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
             if path[-1] == "items" and node.keys() <= ANNOTATIONS:
                 parent["items"] = True  # fastjsonschema skips `items: true` without looping
         check = _record_check(tree, compile_)
-        steps = [_steps(schema, path) for path in locations]
+        steps = [s for path in locations if (s := _steps(schema, path)) is not None]  # all: plain uses
         records.extend((s, check) for s in steps)
         dispatched[name] = Dispatch(tree.prop, tuple(tree.branches), _leaves(tree), tuple(_show(s) for s in steps))
     return FastChecker(compile_(main), records, dispatched)
@@ -178,12 +182,12 @@ def _at(doc: Any, steps: tuple[str | None, ...]) -> Iterable[Any]:
     return nodes
 
 
-def _record_check(tree: "_Split", compile_: Callable[[Any], Validator]) -> Callable[[Any], None]:
+def _record_check(tree: _Split, compile_: Callable[[Any], Validator]) -> Callable[[Any], None]:
     """The check of one record: objects walk down the splits, anything else gets the whole def."""
     return _split_check(tree, compile_, {}, root=True)
 
 
-def _split_check(node: "_Split | dict[str, Any] | bool", compile_: Callable[[Any], Validator],
+def _split_check(node: _Split | dict[str, Any] | bool, compile_: Callable[[Any], Validator],
                  facts: dict[str, str], root: bool = False) -> Callable[[Any], Any]:
     if not isinstance(node, _Split):
         return compile_(_settle(node, facts, compile_))
@@ -328,11 +332,11 @@ def _show(steps: tuple[str | None, ...]) -> str:
 @dataclass
 class _Split:
     prop: str
-    branches: dict[str, "_Split | dict[str, Any] | bool"] = field(default_factory=dict)
+    branches: dict[str, _Split | dict[str, Any] | bool] = field(default_factory=dict)
     rest: Any = None  # the schema for any other instance (prop missing, not a string, another value)
 
 
-def _split(schema: dict[str, Any], facts: dict[str, str], budget: list[int]) -> "_Split | dict[str, Any] | bool":
+def _split(schema: dict[str, Any], facts: dict[str, str], budget: list[int]) -> _Split | dict[str, Any] | bool:
     """A tree of _Split on the discriminators of `schema`, its leaves the decided schemas."""
     tests = {p: t for p, t in _tests(schema, facts).items() if any(t)}
     if not tests:
@@ -364,7 +368,8 @@ def _tests(schema: Any, facts: dict[str, str]) -> dict[str, list[list[str]]]:
             tests.setdefault(pinned[0], []).append([v for v in pinned[1] if isinstance(v, str)])
         for key in ("anyOf", "oneOf"):
             seen: dict[str, list[str]] = {}
-            for branch in s.get(key) if isinstance(s.get(key), list) else ():
+            branches = s.get(key)
+            for branch in branches if isinstance(branches, list) else ():
                 for prop, test in _pins(branch):
                     if prop not in facts:
                         seen.setdefault(prop, []).extend(v for v in test if isinstance(v, str))
@@ -378,7 +383,8 @@ def _same_instance(schema: Any) -> Iterable[dict[str, Any]]:
     subschema with a $ref (fastjsonschema ignores its other keywords)."""
     if isinstance(schema, dict) and "$ref" not in schema:
         yield schema
-        for entry in schema.get("allOf") if isinstance(schema.get("allOf"), list) else ():
+        entries = schema.get("allOf")
+        for entry in entries if isinstance(entries, list) else ():
             yield from _same_instance(entry)
 
 
@@ -484,12 +490,14 @@ def _forbidden(negated: Any) -> list[str] | None:
                 return names[0]
         return None
 
-    if single(negated):
-        return [single(negated)]
+    first = single(negated)
+    if first:
+        return [first]
     if isinstance(negated, dict) and "$ref" not in negated and negated.keys() - ANNOTATIONS == {"anyOf"}:
         names = [single(b) for b in negated["anyOf"]] if isinstance(negated["anyOf"], list) else [None]
-        if names and None not in names:
-            return names
+        found = [n for n in names if n is not None]
+        if names and len(found) == len(names):
+            return found
     return None
 
 
@@ -516,8 +524,9 @@ def _flatten(schema: Any) -> Any:
                     keys <= {"properties", "required", "allOf"} and props is not None
                     and isinstance(names, dict) and names.keys() <= props.keys()
                     and isinstance(needed, list) and all(isinstance(n, str) and n in props for n in needed)):
-                for name, sub in names.items():
-                    props[name] = _both(props[name], sub)
+                if props is not None:  # else there are no properties
+                    for name, sub in names.items():
+                        props[name] = _both(props[name], sub)
                 required += [n for n in needed if n not in required]
                 pending[:0] = entry.get("allOf", [])
                 continue
@@ -646,7 +655,7 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(DOLLAR_FINDER.sub(r"\\Z", text))  # as fastjsonschema reads it
 
 
-def explaining_validator(schema: dict[str, Any]) -> Any:
+def explaining_validator(schema: dict[str, Any]) -> SchemaValidator:
     """A jsonschema validator (draft 2020-12) that judges like `compile_checker(schema, formats=FORMATS)`
     and lists every fault with its path and keyword."""
     from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators

@@ -35,8 +35,7 @@ import yaml
 
 from exporter.fhir import json as fjson
 from exporter.fhir.packages import R4_CORE, check_package
-from exporter.issues import (BuildError, ConfigurationError, Issue, IssueCode, Severity,
-                             SourceLocation, error)
+from exporter.issues import BuildError, ConfigurationError, Issue, IssueCode, Severity, SourceLocation, error
 from exporter.settings import Settings
 
 SUSHI_TIMEOUT_S = 300
@@ -117,7 +116,9 @@ def _unstage(path: str, staged_fsh: Path, settings: Settings) -> str:
         rel = p.resolve().relative_to(staged_fsh.resolve())
     except ValueError:
         return path
-    return str((settings.fsh_dir / rel).relative_to(settings.root)) if settings.fsh_dir.is_relative_to(settings.root) else str(settings.fsh_dir / rel)
+    if settings.fsh_dir.is_relative_to(settings.root):
+        return str((settings.fsh_dir / rel).relative_to(settings.root))
+    return str(settings.fsh_dir / rel)
 
 
 def _stage(settings: Settings, workdir: Path) -> Path:

@@ -15,23 +15,23 @@ Exception tree::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Iterable
-
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 EXT_ISSUE_LINE = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"
 EXT_ISSUE_COL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col"
 """The extensions (valueInteger, on OperationOutcome.issue) the HL7 validator writes positions in."""
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     FATAL = "fatal"
     ERROR = "error"
     WARNING = "warning"
     INFORMATION = "information"
 
 
-class IssueCode(str, enum.Enum):
+class IssueCode(enum.StrEnum):
     """FHIR issue-type codes (http://hl7.org/fhir/issue-type) used by the exporter."""
 
     INVALID = "invalid"

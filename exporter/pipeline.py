@@ -17,21 +17,24 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import deadline
-from exporter.domainschema import FORMATS, UUID_PATTERN, compile_checker, explain, explaining_validator
+from exporter.domainschema import FORMATS, FastChecker, compile_checker, explain, explaining_validator
 from exporter.engine.builder import Engine
 from exporter.engine.origin import Origins, trace
 from exporter.engine.static_check import check_static
 from exporter.fhir.definitions import default_store
 from exporter.fhir.packages import ig_canonical
-from exporter.issues import ConfigurationError, Issue, IssueCode, Severity, error, issues_stopped, to_operation_outcome
+from exporter.issues import ConfigurationError, Issue, IssueCode, error, issues_stopped, to_operation_outcome
 from exporter.mapping.fields import IntegerPlaces, fields_of
 from exporter.mapping.registry import load_mapping_set
 from exporter.rules import RuleSet, load_rules
 from exporter.validation.policy import Policy
 from exporter.validation.validator import Validator
+
+if TYPE_CHECKING:
+    from exporter.domainschema import SchemaValidator
 
 EXPLAIN_SECONDS = 2.0
 """Time jsonschema may take to explain a document the compiled check rejected (then: what it found)."""
@@ -59,8 +62,8 @@ class Exporter:
         warnings never count towards it: each stage lists as many and counts the rest (issues.IssueCap)."""
         self.validator = validator
         self.rules = rules or RuleSet()
-        self._schema_validator = None
-        self._fast_schema = None
+        self._schema_validator: SchemaValidator | None = None
+        self._fast_schema: FastChecker | None = None
         # integers written as 2.0 made 2 before mapping, where the schema says integer (exporter/mapping/fields.py)
         self._integers = IntegerPlaces(fields_of(schema)) if isinstance(schema, dict) else None
         if schema is not None:
@@ -74,7 +77,7 @@ class Exporter:
         return self.engine.issues + self.rules.issues
 
     @classmethod
-    def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> "Exporter":
+    def from_settings(cls, settings: Any, mappings_dir: Path | None = None) -> Exporter:
         store = default_store(settings)
         validator = Validator(store, max_issues=settings.max_issues, time_limit_s=settings.validation_time_limit_seconds,
                               policy=Policy.from_settings(settings))
@@ -93,7 +96,7 @@ class Exporter:
     def check_domain(self, doc: Any) -> list[Issue]:
         if not isinstance(doc, dict):
             return [error(IssueCode.STRUCTURE, "the domain document must be a JSON object", "DOMAIN_SHAPE")]
-        if self._schema_validator is None:
+        if self._schema_validator is None or self._fast_schema is None:
             return []
         if self._fast_schema.is_valid(doc):
             return []

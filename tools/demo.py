@@ -58,7 +58,7 @@ def main() -> int:
 def _report(examples, outcomes, ours) -> int:
     failures = 0
     print(f"{'example':<55} {'ours':>12} {'HL7':>12}")
-    for (name, res), outcome in zip(examples, outcomes):
+    for (name, res), outcome in zip(examples, outcomes, strict=True):
         our_errors = [i for i in ours.validate(res) if i.is_error]
         ref_errors = errors(outcome)
         failures += bool(our_errors or ref_errors)

@@ -20,9 +20,10 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None, *, exporter: Any = None, verifi
                       extra={"event": "startup", "error": broken[:20]})
         app.state.conformance = ConformanceIndex.load(settings.igs_dir)
         app.state.capability_statement = app.state.conformance.capability_statement(
-            issuer=settings.issuer, date=datetime.now(timezone.utc).replace(microsecond=0).isoformat())
+            issuer=settings.issuer, date=datetime.now(UTC).replace(microsecond=0).isoformat())
         keys = app.state.verifier.keys.ensure_loaded()
         log.info("service started", extra={"event": "startup", "duration_ms": round((time.monotonic() - t0) * 1000),
                                            "kids": app.state.verifier.keys.kids, "result": "keys" if keys else "no_keys"})

@@ -23,7 +23,7 @@ class ConformanceIndex:
     packages: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def load(cls, igs_dir: Path) -> "ConformanceIndex":
+    def load(cls, igs_dir: Path) -> ConformanceIndex:
         index = cls()
         for pkg, manifest in ig_manifests(igs_dir):
             index.packages.append(manifest)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -64,8 +65,11 @@ class ExportPool:
 
 def request_deadline(request: Request) -> float:
     """The request's deadline on the time.monotonic() scale."""
-    found = getattr(request.state, "deadline", None)
-    return found if found is not None else time.monotonic() + request.app.state.settings.request_timeout_seconds
+    found: float | None = getattr(request.state, "deadline", None)
+    if found is not None:
+        return found
+    timeout: float = request.app.state.settings.request_timeout_seconds
+    return time.monotonic() + timeout
 
 
 async def run_bounded(request: Request, fn: Callable[..., Any], *args: Any) -> Any:

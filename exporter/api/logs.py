@@ -17,6 +17,7 @@ import logging
 import secrets
 import sys
 import time
+from typing import TextIO
 
 FIELDS = ("event", "request_id", "client_request_id", "method", "route", "status", "principal", "client", "outcome",
           "duration_ms", "caller", "patient", "size", "result", "error", "kids", "known_keys", "host", "port", "source",
@@ -37,7 +38,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

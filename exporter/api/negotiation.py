@@ -1,7 +1,7 @@
-"""FHIR XML in the service (layer L4): reading a resource body in either format. Which format a response uses is errors.response_format (`_format`, then
-Accept); every FHIR answer — exports, OperationOutcomes, denials, conformance resources — goes through
-errors.fhir_response in that format, so the same policies and the same byte-identical denials hold per
-format.
+"""FHIR XML in the service (layer L4): reading a resource body in either format. Which format a
+response uses is errors.response_format (`_format`, then Accept); every FHIR answer — exports,
+OperationOutcomes, denials, conformance resources — goes through errors.fhir_response in that
+format, so the same policies and the same byte-identical denials hold per format.
 """
 
 from __future__ import annotations

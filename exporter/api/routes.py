@@ -6,8 +6,9 @@ answers FHIR JSON. Errors are raised (ApiError / AuthError) and rendered by erro
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import orjson
@@ -16,11 +17,20 @@ from fastapi.responses import JSONResponse, Response
 
 from exporter.api import formats
 from exporter.api.bodies import read_json_body
-from exporter.api.errors import (DENIED_BODY, FHIR_JSON, FHIR_XML, PATIENT_FAILED_BODY, ApiError, denied,
-                                 fhir_response, in_format, response_format)
+from exporter.api.errors import (
+    DENIED_BODY,
+    FHIR_JSON,
+    FHIR_XML,
+    PATIENT_FAILED_BODY,
+    ApiError,
+    denied,
+    fhir_response,
+    in_format,
+    response_format,
+)
 from exporter.api.limits import run_bounded
-from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.logs import audit_export
+from exporter.api.negotiation import XML_VALIDATE_EXAMPLE, read_resource_body
 from exporter.api.sources import SourceDocumentInvalid, SourceUnavailable
 from exporter.auth.policies import current_patient, public, require_service
 from exporter.auth.principal import Principal
@@ -30,13 +40,15 @@ from exporter.issues import IssueCode, to_operation_outcome
 
 log = logging.getLogger("exporter.api")
 
-_XML = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
-_OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}}, FHIR_XML: _XML}}
-_DENIED = {401: {"description": "Not authenticated, not authorised, or no such patient: always this same body "
-                                "(per format).",
+# OpenAPI response objects (free-form JSON, hence the Any)
+_XML: dict[str, Any] = {"schema": {"type": "string", "description": "FHIR XML (Accept: application/fhir+xml or _format=xml)"}}
+_OUTCOME: dict[str, Any] = {"content": {FHIR_JSON: {"schema": {"type": "object", "description": "OperationOutcome"}},
+                                        FHIR_XML: _XML}}
+_DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated, not authorised, or no such patient: always this same body (per format).",
                  "content": {FHIR_JSON: {"example": orjson.loads(DENIED_BODY)}, FHIR_XML: _XML}}}
-_UNAVAILABLE = {503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.",
-                      **_OUTCOME}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Keycloak keys not yet loaded (cold start) or the source is unreachable.", **_OUTCOME}}
 FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
 # the human-readable representations of a successful export (Accept: text/html, application/pdf)
 _HUMAN = {"text/html": {"schema": {"type": "string"}},
@@ -72,7 +84,7 @@ def _json_body(example: dict, xml_example: str | None = None) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _deadline(request: Request) -> float:
@@ -191,7 +203,7 @@ def register(app: FastAPI) -> None:
                 return fhir_response(in_format(PATIENT_FAILED_BODY, fmt), 422, fmt=fmt)
             size, result_word = len(body), "ok"
             request.state.outcome = "ok"
-            day = datetime.now(timezone.utc).strftime("%Y%m%d")
+            day = datetime.now(UTC).strftime("%Y%m%d")
             name = {"Content-Disposition": f'attachment; filename="diga-export-{day}{human.suffix if human else FILE_SUFFIXES[fmt]}"'}
             return formats.response(body, human, name) if human else fhir_response(body, 200, name, fmt)
         except TimeoutError:

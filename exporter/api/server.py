@@ -57,7 +57,7 @@ class Limits:
     max_connections_per_client: int
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Limits":
+    def from_settings(cls, settings: Any) -> Limits:
         return cls(header_timeout=settings.http_header_timeout_seconds, body_timeout=settings.http_body_timeout_seconds,
                    keep_alive=settings.http_keep_alive_seconds,
                    max_requests_per_connection=settings.http_max_requests_per_connection,
@@ -99,7 +99,7 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _StrictConnection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self.timeout_keep_alive = self.limits.keep_alive
+        self.timeout_keep_alive = self.limits.keep_alive  # type: ignore[assignment]  # uvicorn declares int; h11's keep-alive timer takes float seconds
         self._timer: asyncio.TimerHandle | None = None
         self._phase = "head"
         self._requests = 0

@@ -29,8 +29,8 @@ from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import requests
-from jwt.algorithms import RSAAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
 
 from exporter.auth.principal import AuthError, AuthUnavailable
 

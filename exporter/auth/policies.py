@@ -58,7 +58,8 @@ async def _verify(request: Request, credentials: HTTPAuthorizationCredentials | 
     header = request.headers.get("authorization")
     if header is not None and credentials is None:
         raise AuthError("scheme")
-    return await request.app.state.verifier.averify(credentials.credentials if credentials else None)
+    principal: Principal = await request.app.state.verifier.averify(credentials.credentials if credentials else None)
+    return principal
 
 
 class RequireService(Policy):

@@ -40,7 +40,7 @@ class TokenVerifier:
         self.leeway = leeway
 
     @classmethod
-    def from_settings(cls, settings: Any, fetch_json: FetchJson | None = None) -> "TokenVerifier":
+    def from_settings(cls, settings: Any, fetch_json: FetchJson | None = None) -> TokenVerifier:
         realm_url = f"{settings.keycloak_url.rstrip('/')}/realms/{settings.keycloak_realm}"
         keys = KeyCache(settings.issuer, fetch_json or http_fetch_json(settings.oidc_timeout_seconds), realm_url=realm_url,
                         min_refresh=settings.jwks_min_refresh_seconds, max_age=settings.jwks_max_age_seconds,

@@ -33,8 +33,17 @@ from exporter.engine.codegen import copy
 from exporter.engine.coverage import Coverage
 from exporter.engine.ids import DEFAULT_NAMESPACE, id_maker, urn
 from exporter.engine.origin import Origin, Origins
-from exporter.engine.values import (MISSING, CompileContext, IssueLimit, RunContext, Scope, compile_value,
-                                    condition, selector)
+from exporter.engine.values import (
+    MISSING,
+    CompileContext,
+    IssueLimit,
+    RunContext,
+    Scope,
+    compile_value,
+    condition,
+    returns,
+    selector,
+)
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue, IssueCode, SourceLocation, error, issues_stopped
 from exporter.mapping.registry import MappingFile, MappingSet
@@ -94,7 +103,7 @@ class Built:
     def sections(self) -> dict[str, list[str]]:
         """Section key → [fullUrl], in the resources' order."""
         out: dict[str, list[str]] = {}
-        for (full, _), owner in zip(self.resources, self.owners):
+        for (full, _), owner in zip(self.resources, self.owners, strict=True):
             if owner.m.section:
                 out.setdefault(owner.m.section, []).append(full)
         return out
@@ -199,7 +208,7 @@ class Engine:
         elif m.for_each is not None:
             source_id = compile_value({"path": "id"}, ("for_each",), cc)
         else:
-            source_id = lambda scope, _v=m.id: _v  # noqa: E731
+            source_id = returns(m.id)
         body = compile_value(m.resource, ("resource",), cc)
         origin, origin_of = None, None
         if isinstance(m.origin, str):
@@ -238,7 +247,7 @@ class Engine:
             for c in self.compiled:
                 self._produce(c, *records.of(c), root, built, produced)
             self.coverage.check(records.selections, records.groupings, root, run)
-            for mapping_id, key, loc, data_path in refs.dangling(produced):
+            for mapping_id, _key, loc, data_path in refs.dangling(produced):
                 run.report("MAP_REF_DANGLING", f"reference to '{mapping_id}' with a key no such resource was produced for",
                            loc, data_path, IssueCode.NOT_FOUND)
         except IssueLimit:
@@ -267,7 +276,7 @@ class Engine:
                            (layout.get(name) or {}).get("resource"), "$")]
         out = part("composition")
         out += [Origin(c.m.file, c.m.positions, ("resource",), c.m.resource, str(path))
-                for c, path in zip(built.owners, built.paths)]
+                for c, path in zip(built.owners, built.paths, strict=True)]
         out += [Origin(self.ms.layout_file, self.ms.layout_positions, ("questionnaires",), layout.get("questionnaires"), "$")
                 for _ in range(built.questionnaires)]
         for key in built.provenances:
@@ -336,7 +345,7 @@ class Engine:
                 return None
             rid = self.resource_id(p.resource_type, name, digest)
             body = p.body(root)
-            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            res: dict[str, Any] = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
             if body is not MISSING:
                 res.update(body)
             res.update(extra)
@@ -401,7 +410,7 @@ class Engine:
         """One Provenance per origin that has records (in the order of provenance.origins): the common
         provenance body, what the origin adds (agents, …) and the records of that origin as targets."""
         targets: dict[str, list[dict[str, str]]] = {}
-        for (full, _), key in zip(built.resources, built.origins):
+        for (full, _), key in zip(built.resources, built.origins, strict=True):
             if key is not None:
                 targets.setdefault(key, []).append({"reference": full})
         p = self.parts["provenance"]
@@ -410,7 +419,7 @@ class Engine:
             if key not in targets:
                 continue
             rid = self.resource_id(p.resource_type, "provenance-" + key, digest)
-            res = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
+            res: dict[str, Any] = {"resourceType": p.resource_type, "id": rid, "meta": {"profile": [p.claim]}}
             for body in (p.body(root), extra(root)):
                 if body is not MISSING:
                     res.update(body)
@@ -424,7 +433,8 @@ class Engine:
         for s in layout:
             if not isinstance(s, dict):
                 continue
-            members = members_of.get(s.get("key"), [])
+            key = s.get("key")
+            members = members_of.get(key, []) if isinstance(key, str) else []
             children = self._sections(s.get("sections") or [], members_of)
             section: dict[str, Any] = {}
             if s.get("title"):

@@ -2,10 +2,10 @@
 
 For each code-table lookup in a mapping, the YAML path is turned into the FHIR element path
 (`resource.component[0].code` → `Observation.component.code`) and looked up in the compiled profile.
-Every coding the lookup can produce (the literal key's entry, or the entries the table's `target` list declares for that profile element, else every entry) must
-satisfy the element's fixed/pattern value and its required binding (checked against the local
-expansion; a ValueSet we cannot expand offline is reported as a warning). Slices are not followed:
-the element's base definition is used.
+Every coding the lookup can produce (the literal key's entry, or the entries the table's `target`
+list declares for that profile element, else every entry) must satisfy the element's fixed/pattern
+value and its required binding (checked against the local expansion; a ValueSet we cannot expand
+offline is reported as a warning). Slices are not followed: the element's base definition is used.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def element_at(compiler: Compiler, root: Node, steps: list[str]) -> tuple[Node |
             return None, None, path
         own = bool((node.content_ref or node).children)
         source = node.content_ref or node
-        children = source.children or (compiler.type_root(type_code).children if type_code and compiler.type_root(type_code) else {})
+        troot = compiler.type_root(type_code) if type_code else None
+        children = source.children or (troot.children if troot is not None else {})
         child = children.get(step)
         if child is not None:
             node = child
@@ -71,7 +72,7 @@ def element_at(compiler: Compiler, root: Node, steps: list[str]) -> tuple[Node |
 
 def check_bindings(engine: Engine, compiler: Compiler, expander: ValueSetExpander) -> list[Issue]:
     issues: list[Issue] = []
-    for mapping, profile_url, cc in engine.table_uses:
+    for _mapping, profile_url, cc in engine.table_uses:
         root = compiler.root(profile_url)
         if root is None:
             continue

@@ -10,7 +10,8 @@ the shape (assignments, tests, dict and list displays, calls).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _CONTAINERS = (dict, list)
 
@@ -45,7 +46,8 @@ class Code:
         tracebacks and profiles."""
         source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
         exec(compile(source, f"<{name} {where}>", "exec"), self.names)  # noqa: S102 - see the module docstring
-        return self.names[name]
+        fn: Callable[..., Any] = self.names[name]
+        return fn
 
 
 def _size(value: Any, depth: int) -> float:

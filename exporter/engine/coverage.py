@@ -27,11 +27,20 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from exporter.engine.values import (CompileContext, EachItem, RunContext, Scope, compile_path, condition, item_test,
-                                    selector)
+from exporter.engine.values import (
+    CompileContext,
+    EachItem,
+    RunContext,
+    Scope,
+    compile_path,
+    condition,
+    item_test,
+    selector,
+)
 from exporter.issues import IssueCode, SourceLocation
 from exporter.mapping.yamlsrc import position
 

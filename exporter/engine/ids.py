@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DEFAULT_NAMESPACE = uuid.UUID("5f4b3c2a-9d8e-4f1a-b6c7-d8e9f0a1b2c3")
 

@@ -13,8 +13,9 @@ list whose items the walk cannot match one to one) and adds it to the issue:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from exporter.engine.values import OPS
 from exporter.issues import Issue
@@ -58,7 +59,7 @@ def trace(issues: list[Issue], found: Origins) -> list[Issue]:
     for issue in issues:
         m = _ENTRY.match(issue.expression[0]) if issue.expression and issue.location is None else None
         index = int(m.group(1)) if m else -1
-        if not 0 <= index < len(origins):
+        if m is None or not 0 <= index < len(origins):
             out.append(issue)
             continue
         origin = origins[index]

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.engine.builder import Engine
-from exporter.engine.templating import TemplateProblem, template_reads
 from exporter.engine.coverage import NESTED, ListGroup, Reader, list_key
+from exporter.engine.templating import TemplateProblem, template_reads
 from exporter.engine.values import _TEMPLATE_VARIABLES, CompileContext, Scope, compile_path, literal_test
 from exporter.fhir.fhirpath import FhirPathError, functions, parse_strict
 from exporter.issues import Issue, IssueCode, SourceLocation, error
@@ -270,7 +271,8 @@ class _FhirPath:
         if kind == "ExternalConstantTerm":
             name = children[0]["children"][0].get("text", "").strip("`'")
             if name == "doc":
-                return _root(self.scope).item
+                doc: Field | None = _root(self.scope).item  # the static check's scopes hold Fields
+                return doc
             if name == "parent":
                 return self.scope.parent.item if self.scope.parent is not None else None
             if name not in FHIRPATH_VARIABLES:
@@ -344,7 +346,8 @@ class _FhirPath:
         kinds = arities[len(params)] if arities is not None else ("Expr",) * len(params)
         each = _element(base) if base is not None else None
         results = []
-        for param, k in zip(params, kinds):
+        # a function may declare more parameter kinds than a call passes arguments (optional ones)
+        for param, k in zip(params, kinds, strict=False):
             if k != "TypeSpecifier":  # ofType(Quantity) names a type, not a field
                 results.append(self.expr(param, each if k == "Expr" else focus))
         if base is not None and base.types:
@@ -436,7 +439,6 @@ def _coverage(engine: Engine, root: Scope) -> list[Issue]:
     compiled = {c.m.id for c in engine.compiled}
     uncompiled = [m for m in ms.mappings if m.id not in compiled]  # e.g. an unknown profile: reported already
     texts = [str(text) for _, cc in engine.contexts for _, text, _ in cc.expressions]
-    layout_loc = position(engine.ms.layout_positions, ()) if engine.ms.layout_file else None
     texts += [m.for_each for m in uncompiled if isinstance(m.for_each, str)]
     for name, f in root.item.properties.items():
         if f.is_("array") and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in texts):
@@ -461,6 +463,8 @@ def _list_coverage(engine: Engine, root: Scope, group: ListGroup) -> list[Issue]
     if len(names) != 1 or any(t is None for _, t in tests + ignores):
         return []  # decided per record at run time (coverage.py)
     (name,) = names
+    known = [(r, t) for r, t in tests if t is not None]  # all of them (checked above)
+    known_ignores = [(r, t) for r, t in ignores if t is not None]
     element = _list_scope(root, group.key).item
     allowed = element.values if name == "$this" else getattr(_member(element, name)[0], "values", None)
 
@@ -469,8 +473,8 @@ def _list_coverage(engine: Engine, root: Scope, group: ListGroup) -> list[Issue]
         if test[1] == "=":
             return [test[2]]
         return [v for v in allowed if v != test[2]] if allowed is not None else None
-    covered = [(r, covers(t)) for r, t in tests]
-    ignored = [(r, covers(t)) for r, t in ignores]  # type: ignore[arg-type]
+    covered = [(r, covers(t)) for r, t in known]
+    ignored = [(r, covers(t)) for r, t in known_ignores]
     if any(values is None for _, values in covered + ignored):
         return []
     issues: list[Issue] = []
@@ -498,7 +502,7 @@ def _list_coverage(engine: Engine, root: Scope, group: ListGroup) -> list[Issue]
     shown = ", ".join(repr(v) for v in missing)
     # who to blame: the one reader no allowed value can satisfy (`kind = 'spo2'`), or one whose literal is
     # close to a missing value (`kind = 'Weight'`), or the only item reading a nested list; else nobody
-    never = [(r, t) for r, t in tests if allowed is not None and not set(covers(t) or ()) & set(allowed)]
+    never = [(r, t) for r, t in known if allowed is not None and not set(covers(t) or ()) & set(allowed)]
     close = [r for r, t in never if any(difflib.get_close_matches(str(v), [t[2]], n=1) for v in missing)]
     suspect = never[0][0] if len(never) == 1 else close[0] if close else \
         group.readers[0] if group.nested and len(group.readers) == 1 else None

@@ -16,7 +16,8 @@ the quick path existed) or to jinja2 — so every template renders, and fails, e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -152,7 +153,8 @@ def _names(tree: list[Any]) -> set[str]:
             for n in ({node[1]} | (_names(node[4]) if node[0] == "if" else set()))}
 
 
-def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] | None = None) -> Any:
+def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] | None = None
+           ) -> Callable[..., str] | None:
     """The renderer of the common case, or None when `source` has other syntax.
 
     It renders by itself only when every value it reads is of a type whose rendering it knows exactly
@@ -202,11 +204,11 @@ def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] 
         for node in nodes:
             if isinstance(node, str):
                 if node:
-                    pieces.append("{%s}" % code.bind(node))
+                    pieces.append(f"{{{code.bind(node)}}}")
                 continue
             out = f"s{count[0]}"
             count[0] += 1
-            pieces.append("{%s}" % out)
+            pieces.append(f"{{{out}}}")
             if node[0] == "if":
                 _, name, attrs, negated, children = node
                 v = read(name, attrs[:-1], indent)  # jinja2: defined <=> the last key is in the dict
@@ -235,7 +237,7 @@ def _quick(source: str, xhtml: bool, fallback: Renderer, names: tuple[str, ...] 
             # to escape, which five `in` tests on all of them at once tell faster than a call for each
             joined = values[0] if len(values) == 1 else "t"
             if len(values) > 1:
-                body.append(f"{indent}t = f\"{''.join('{%s}' % v for v in values)}\"")
+                body.append(f"{indent}t = f\"{''.join(f'{{{v}}}' for v in values)}\"")
             body.append(f"""{indent}if "&" in {joined} or "<" in {joined} or ">" in {joined} or "'" in {joined} or '"' in {joined}:""")
             body.extend(f"{indent}    {v} = escape({v})" for v in values)
         return 'f"' + "".join(pieces) + '"'
@@ -288,14 +290,17 @@ class Template:
         With `names`, it takes those variables as positional arguments instead of a mapping — no dict
         to build per call: `renderer(("item", "doc"))(item, doc)` is `render({"item": item, "doc": doc})`."""
         if self._quick is None or self._fast is not self._quick:
-            return self.render if names is None else lambda *values: self.render(dict(zip(names, values)))
+            return self.render if names is None else lambda *values: self.render(dict(zip(names, values, strict=True)))
         if names is None:
             return self._quick
         if names not in self._positional:  # generated once per tuple of names
-            self._positional[names] = _quick(self._source, self._xhtml, self._quick_fallback, names)
+            positional = _quick(self._source, self._xhtml, self._quick_fallback, names)
+            assert positional is not None  # the same template: the quick path takes it with any names
+            self._positional[names] = positional
         return self._positional[names]
 
     def _render_simple(self, variables: Mapping[str, Any]) -> str:
+        assert self._simple is not None  # the fallback only when there is a simple renderer
         out = self._simple(variables)
         if len(out) > MAX_OUTPUT:
             raise TemplateProblem(f"template output exceeds {MAX_OUTPUT} characters")
@@ -420,7 +425,7 @@ def template_reads(source: str) -> tuple[set[str], list[Read]]:
         called.add(macro.name)
         active.append(macro.name)
         inner: Scope = {"caller": None, "varargs": None, "kwargs": None}
-        defaults = dict(zip([a.name for a in macro.args][len(macro.args) - len(macro.defaults):], macro.defaults))
+        defaults = dict(zip([a.name for a in macro.args][len(macro.args) - len(macro.defaults):], macro.defaults, strict=True))
         for i, param in enumerate(macro.args):
             if i < len(args):
                 inner[param.name] = args[i]
@@ -466,7 +471,7 @@ def template_reads(source: str) -> tuple[set[str], list[Read]]:
                 visit(child, scope)
         elif isinstance(node, nodes.With):
             inner = dict(scope)
-            for target, value in zip(node.targets, node.values):
+            for target, value in zip(node.targets, node.values, strict=True):
                 bind(target, expression(value, scope), inner)
             for child in node.body:
                 visit(child, inner)
@@ -610,7 +615,7 @@ class TemplateLibrary:
 
     def _run(self, template: Any, variables: Mapping[str, Any]) -> str:
         try:
-            out = template.render(**variables)
+            out: str = template.render(**variables)
         except SecurityError as exc:
             raise TemplateProblem(f"template tried an unsafe operation: {exc}") from exc
         except TemplateError as exc:
@@ -749,13 +754,13 @@ class _Straight:
             if isinstance(node.target, nodes.Name):
                 names = [node.target.name]
             elif isinstance(node.target, nodes.Tuple) and all(isinstance(i, nodes.Name) for i in node.target.items):
-                names = [i.name for i in node.target.items]
+                names = [i.name for i in node.target.items if isinstance(i, nodes.Name)]
             else:
                 raise _Unsupported
             if "loop" in names or _uses_name(node, "loop"):
                 raise _Unsupported
             locals_ = [self._name() for _ in names]
-            inner.update(zip(names, locals_))
+            inner.update(zip(names, locals_, strict=True))
             seq = self._name()
             self.lines.append(f"{indent}{seq} = {self.expr(node.iter, scope)}")
             self.lines.append(f"{indent}if type({seq}) is not list and type({seq}) is not tuple: raise _Undecided")
@@ -799,7 +804,7 @@ class _Straight:
         if isinstance(node, nodes.Const):
             return self.code.bind(node.value)
         if isinstance(node, nodes.Tuple) and all(isinstance(i, nodes.Const) for i in node.items):
-            return self.code.bind(tuple(i.value for i in node.items))
+            return self.code.bind(tuple(i.value for i in node.items if isinstance(i, nodes.Const)))
         if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
             return f"{e(node.node, scope)}[{e(node.arg, scope)}]"
         if isinstance(node, nodes.Concat):

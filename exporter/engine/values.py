@@ -12,8 +12,8 @@ In a mapping's `resource:` body:
   `now` (the export time);
   modifiers: `as` (date, dateTime, instant, decimal, integer, string, boolean, code), `when`
   (FHIRPath condition on the record; false → the value is omitted);
-* any other mapping is structure (a `when` key in it is its condition, not a FHIR element); a list is a list, and a list item `{for_each, when?, item}`
-  expands to one item per selected record. Empty values are omitted.
+* any other mapping is structure (a `when` key in it is its condition, not a FHIR element); a list
+  is a list, and a list item `{for_each, when?, item}` expands to one item per selected record. Empty values are omitted.
 
 Speed (an export evaluates some 100,000 closures): parts without an operator anywhere below are
 folded to constants at load, and structures and lists are compiled to straight-line Python (codegen).
@@ -24,19 +24,20 @@ or with the compiled mappings — so whoever receives a Bundle may change it wit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from exporter.engine.codegen import Code
-from exporter.fhir.fhirpath import FhirPathError, compile_expression
-from exporter.validation.fhirpath_native import translate
 from exporter.engine.templating import Template, TemplateProblem, neutralise
+from exporter.fhir.fhirpath import FhirPathError, compile_expression
 from exporter.issues import Issue, IssueCode, Severity, SourceLocation, error
 from exporter.mapping.tables import CodeTable, suggest
 from exporter.mapping.yamlsrc import Positions, position
+from exporter.validation.fhirpath_native import translate
 
 
 class _Missing:
@@ -58,7 +59,7 @@ _LITERAL_TEST = re.compile(r"\s*(\$this|[A-Za-z_][A-Za-z0-9_]*)\s*(!?=)\s*'([^'\
 _PATH = re.compile(r"(\$\.|(\^\.)+)?[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?)*\Z")
 
 
-class DataPath(tuple):
+class DataPath(tuple[Any, ...]):
     """The JSON path (base, index) of a list element, formatted only when an issue needs it. Thousands
     are made per export: as a tuple, `DataPath((base, index))` is made without a Python call."""
 
@@ -73,7 +74,7 @@ class Scope:
 
     __slots__ = ("item", "data_path", "parent", "run", "index")
 
-    def __init__(self, item: Any, data_path: Any, parent: "Scope | None", run: "RunContext",
+    def __init__(self, item: Any, data_path: Any, parent: Scope | None, run: RunContext,
                  index: int | None = None):
         self.item = item
         self.data_path = data_path  # str or DataPath
@@ -81,7 +82,7 @@ class Scope:
         self.run = run
         self.index = index  # position in the enclosing for_each list item (templates: `index`)
 
-    def up(self, n: int) -> "Scope":
+    def up(self, n: int) -> Scope:
         s = self
         for _ in range(n):
             s = s.parent if s.parent is not None else s
@@ -144,7 +145,7 @@ class CompileContext:
     # for `fhir-export check`: every table lookup (table, field, YAML path, literal key or None)
     table_uses: list[tuple[CodeTable, str, tuple[Any, ...], Any]] = field(default_factory=list)
     each_items: set[tuple[Any, ...]] = field(default_factory=set)  # YAML paths of for_each `item:` bodies
-    eaches: list["EachItem"] = field(default_factory=list)  # the nested for_each list items, for coverage.py
+    eaches: list[EachItem] = field(default_factory=list)  # the nested for_each list items, for coverage.py
     # for `fhir-export check` (exporter/engine/static_check.py): every expression that reads the domain
     # document — (operator: path, fhirpath, template, xhtml, when or for_each; its text; YAML path)
     expressions: list[tuple[str, str, tuple[Any, ...]]] = field(default_factory=list)
@@ -248,7 +249,7 @@ def converter(kind: str, tz: str) -> Callable[[Any], Any]:
                 return text  # a partial date is a valid dateTime
             d = datetime.fromisoformat(text.replace("Z", "+00:00"))
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            d = datetime.fromtimestamp(v, tz=timezone.utc)
+            d = datetime.fromtimestamp(v, tz=UTC)
         else:
             raise ValueError(f"cannot read {type(v).__name__} as a date-time")
         if d.tzinfo is None:
@@ -297,8 +298,10 @@ def converter(kind: str, tz: str) -> Callable[[Any], Any]:
     def to_boolean(v: Any) -> bool:
         if isinstance(v, bool):
             return v
-        if v in ("true", "false"):
-            return v == "true"
+        if v == "true":
+            return True
+        if v == "false":
+            return False
         raise ValueError(f"{v!r} is not a boolean")
 
     def to_code(v: Any) -> str:
@@ -340,20 +343,27 @@ def _where(at: tuple[Any, ...], cc: CompileContext) -> str:
     return f"{cc.file}:{'.'.join(map(str, at))}"
 
 
+def returns(value: Any) -> ValueFn:
+    """The closure that returns `value` (the same object) on every call."""
+    return lambda scope: value
+
+
 def _constant(value: Any, where: str = "") -> ValueFn:
     """The closure of a value known at load. Containers are built anew on every call, by a function
     generated at the first call: most constants are folded into the code of their structure or list
     and never called on their own."""
+    fn: ValueFn
     if isinstance(value, _CONTAINERS):
         made: list[Callable[[], Any]] = []
 
-        def fn(scope: Scope) -> Any:
+        def build(scope: Scope) -> Any:
             if not made:
                 code = Code()
                 made.append(code.function("constant", "", [f"return {code.fresh(value)}"], where))
             return made[0]()
+        fn = build
     else:
-        fn = lambda scope, _v=value: _v  # noqa: E731
+        fn = returns(value)
     setattr(fn, "constant", value)
     return fn
 
@@ -559,7 +569,7 @@ def condition(text: Any, at: tuple[Any, ...], cc: CompileContext) -> Callable[[S
                 return verdict
         try:
             result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
-        except FhirPathError as exc:
+        except FhirPathError:
             scope.run.report("MAP_FHIRPATH_EVAL", "the condition failed for this record", loc, scope.data_path)
             return False
         return result == [True]
@@ -683,7 +693,7 @@ def _compile_base(op: str, spec: dict[str, Any], at: tuple[Any, ...], cc: Compil
         def evaluate(scope: Scope) -> Any:
             try:
                 result = fn(scope.item, {"doc": scope.run.doc, "parent": scope.parent.item if scope.parent else None})
-            except FhirPathError as exc:
+            except FhirPathError:
                 scope.run.report("MAP_FHIRPATH_EVAL", "the expression failed for this record", loc, scope.data_path)
                 return MISSING
             result = [_plain(r) for r in result]

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.fhir.defmessages import MESSAGES
 from exporter.fhir.snapshot import carried_elements, check_snapshot, generate_snapshot
@@ -189,7 +190,7 @@ class DefinitionStore:
         elif id(sd) not in self._checked:
             check_snapshot(sd, self.origin)
             self._checked[id(sd)] = sd
-        return sd["snapshot"]["element"]  # type: ignore[no-any-return]
+        return sd["snapshot"]["element"]
 
     def structure_for_type(self, type_code: str) -> dict[str, Any] | None:
         return self.structure(type_code if ":" in type_code else CORE_SD_BASE + type_code)

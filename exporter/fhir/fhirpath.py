@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import ParseTreeWalker
-from fhirpathpy import apply_parsed_path  # type: ignore[attr-defined]
+from fhirpathpy import apply_parsed_path
 from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.engine.util import set_paths
@@ -122,6 +123,8 @@ def functions() -> dict[str, dict[int, tuple[str, ...]] | None]:
     for name, entry in invocation_registry.items():
         if not name.isidentifier() or name.endswith("Op") or name in ("and", "or", "xor", "implies"):
             continue  # operators (`=`, `and`, `inOp`, …) are not called by name
+        if not isinstance(entry, dict):
+            continue
         if "variadic" in entry:
             out[name] = None
             continue
@@ -148,7 +151,9 @@ def resource_node(resource: dict[str, Any]) -> Any:
     return ResourceNode.create_node(resource, resource.get("resourceType"))
 
 
-def compile_expression(expression: str, functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None) -> CompiledPath:
+def compile_expression(expression: str,
+                       functions: Mapping[str, tuple[Callable[..., Any], dict[int, list[str]]]] | None = None
+                       ) -> CompiledPath:
     """Compile once; call the result as `fn(data, env)` where env holds %variables (e.g. resource)."""
     table = {}
     for name, (fn, arity) in (functions or {}).items():

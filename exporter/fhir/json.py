@@ -46,14 +46,15 @@ class FhirDecimal(float):
     """A JSON/XML decimal that keeps its original text (`FhirDecimal("1.50").text == "1.50"`)."""
 
     __slots__ = ("text",)
+    text: str
 
-    def __new__(cls, text: str) -> "FhirDecimal":
+    def __new__(cls, text: str) -> FhirDecimal:
         value = float.__new__(cls, text)
         value.text = text
         return value
 
     def __repr__(self) -> str:  # str() and repr() give the digits, so Decimal(str(x)) is exact
-        return self.text  # type: ignore[no-any-return]
+        return self.text
 
     __str__ = __repr__
 
@@ -61,7 +62,7 @@ class FhirDecimal(float):
 def decimal_text(value: float | int) -> str:
     """The text of a JSON number exactly as the JSON output shows it."""
     if type(value) is FhirDecimal:
-        return value.text  # type: ignore[attr-defined]
+        return value.text
     if type(value) is float:
         return orjson.dumps(value).decode()
     return str(value)

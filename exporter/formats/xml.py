@@ -32,13 +32,14 @@ depth limit. Issues never quote a value from the document.
 
 from __future__ import annotations
 
+import pyexpat
 import re
 import threading
-from math import isfinite
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from math import isfinite
+from typing import Any
 
-import pyexpat
 from lxml import etree
 
 from exporter.fhir import positions
@@ -92,7 +93,7 @@ class Field:
     many: bool
     kind: int
     value_kind: int = V_STR
-    layout: "Layout | None" = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
+    layout: Layout | None = None  # children (COMPLEX), or id/extension of a primitive (PRIMITIVE)
     open: str = ""  # '<name value="' of a primitive, for the writer
 
     def __post_init__(self) -> None:
@@ -258,7 +259,7 @@ class XmlCodec:
             raise _write_error("a resource must be a JSON object", "")
         rtype = resource.get("resourceType")
         layout = self.resource_layout(rtype) if isinstance(rtype, str) else None
-        if layout is None:
+        if layout is None or not isinstance(rtype, str):
             raise _write_error("unknown or missing resourceType", "")
         out: list[str] = [_DECLARATION]
         self._object(out, f'{rtype} xmlns="{FHIR_NS}"', rtype, resource, layout, rtype, "\n", "\n  " if pretty else "")
@@ -374,7 +375,7 @@ class XmlCodec:
                     where = (path, name, i if f.many else None)
                     rtype = res.get("resourceType") if type(res) is dict else None
                     rlayout = self.resource_layout(rtype) if isinstance(rtype, str) else None
-                    if rlayout is None:
+                    if rlayout is None or not isinstance(rtype, str):
                         raise _write_error("unknown or missing resourceType", where)
                     ap(nl)
                     ap(f"<{name}>")
@@ -525,8 +526,8 @@ def _prolog_problem(data: bytes, source: str) -> Issue | None:
         return None  # lxml reports the syntax error with its position
     if found:
         line, col = found[0]
-        start = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
-        col = start + 1 if start >= 0 else col  # expat reports the end of the doctype's name
+        at = data.split(b"\n", line)[line - 1].find(b"<!DOCTYPE") if line >= 1 else -1
+        col = at + 1 if at >= 0 else col  # expat reports the end of the doctype's name
         return Issue(Severity.FATAL, IssueCode.SECURITY, "a DOCTYPE is not allowed in FHIR XML (no DTDs, no entities)",
                      "XML_DOCTYPE", position=SourceLocation(source, line, col))
     return None

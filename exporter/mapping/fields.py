@@ -29,9 +29,9 @@ class Field:
 
     name: str  # how messages name it: "measurement" (a $defs entry) or a JSON path such as "$.patient"
     types: frozenset[str] = frozenset()
-    properties: dict[str, "Field"] = field(default_factory=dict)
+    properties: dict[str, Field] = field(default_factory=dict)
     closed: bool = False
-    items: "Field | None" = None
+    items: Field | None = None
     values: tuple[Any, ...] | None = None
 
     def is_(self, *types: str) -> bool:
@@ -157,7 +157,7 @@ class _Place:
 
     def __init__(self) -> None:
         self.ints: tuple[str, ...] = ()
-        self.deeper: tuple[tuple[str, "_Place"], ...] = ()
+        self.deeper: tuple[tuple[str, _Place], ...] = ()
         self.each_int = False
         self.each: _Place | None = None
 
@@ -227,10 +227,10 @@ def _whole(value: Any, place: _Place) -> Any:
                 if out is value:
                     out = dict(value)
                 out[name] = _integer(v)
-        for name, below in place.deeper:
+        for name, deeper in place.deeper:
             v = value.get(name)
             if v is not None:
-                w = _whole(v, below)
+                w = _whole(v, deeper)
                 if w is not v:
                     if out is value:
                         out = dict(value)

@@ -36,7 +36,7 @@ class CodeTable:
         return self.entries.get(str(key)) if key is not None else None
 
 
-def suggest(word: str, options: Any) -> str:
+def suggest(word: object, options: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -106,7 +106,7 @@ def load_table(path: Path, display: str) -> tuple[CodeTable | None, list[Issue]]
         if isinstance(entry.get("attributes"), dict):
             attributes[str(key)] = {str(k): str(v) for k, v in entry["attributes"].items()}
     table = CodeTable(tid, display, str(data.get("title", tid)), entries, str(data.get("description", "")),
-                      data.get("target") if isinstance(data.get("target"), list) else [], equivalence, attributes, comments,
+                      target if isinstance(target := data.get("target"), list) else [], equivalence, attributes, comments,
                       pos)
     return table, issues
 

@@ -63,10 +63,10 @@ def load_templates(root: Path, display_root: str) -> TemplateSources:
             ts.issues.append(error(IssueCode.REQUIRED, f"template {name} is missing", "MAP_TEMPLATES",
                                    location=SourceLocation(f"{display_root}/{name}")))
     for path in sorted((root / "texts").glob("*.yaml")):
-        data = _yaml(path, f"{display_root}/texts/{path.name}", ts.issues)
-        if data is None:
+        loaded = _yaml(path, f"{display_root}/texts/{path.name}", ts.issues)
+        if loaded is None:
             continue
-        data, pos = data
+        data, pos = loaded
         file = f"{display_root}/texts/{path.name}"
         if not isinstance(data, dict) or data.get("language") != path.stem:
             ts.issues.append(error(IssueCode.STRUCTURE, f"a texts file needs 'language: {path.stem}' (its file name)",
@@ -96,12 +96,12 @@ def load_templates(root: Path, display_root: str) -> TemplateSources:
                                            or SourceLocation(src["_file"])))
     scales = root / "scales.yaml"
     if scales.is_file():
-        data = _yaml(scales, f"{display_root}/scales.yaml", ts.issues)
-        if data is not None and isinstance(data[0], dict):
-            ts.scales = data[0]
-    for data in ts.texts.values():
-        data.pop("_positions", None)
-        data.pop("_file", None)
+        scales_loaded = _yaml(scales, f"{display_root}/scales.yaml", ts.issues)
+        if scales_loaded is not None and isinstance(scales_loaded[0], dict):
+            ts.scales = scales_loaded[0]
+    for texts in ts.texts.values():
+        texts.pop("_positions", None)
+        texts.pop("_file", None)
     return ts
 
 

@@ -70,6 +70,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
             for event in yaml.parse(text, Loader=yaml.SafeLoader):
                 if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                     mark = event.start_mark
+                    assert mark is not None  # the parser marks every event it emits
                     raise MappingSourceError(error(IssueCode.STRUCTURE, "YAML anchors and aliases are not allowed",
                                                    "MAP_YAML", location=SourceLocation(file, mark.line + 1, mark.column + 1)))
         node = yaml.compose(text, Loader=yaml.SafeLoader)

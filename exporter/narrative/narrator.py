@@ -6,14 +6,14 @@
 Each resource gets `text` from `resource/<profile id>.html` or `resource/<type>.html` (all resources
 of one template in one pass), each Composition section its `title` and `text` from
 `section/<key>.html` (`section/default.html` else), the Composition its summary from
-`composition.html`; every narrative's div carries the language (lang, xml:lang). A rendering problem is an error naming the template, never data.
+`composition.html`; every narrative's div carries the language (lang, xml:lang). A rendering problem is an
+error naming the template, never data.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from exporter.engine.templating import TemplateLibrary, TemplateProblem
 from exporter.issues import Issue, IssueCode, SourceLocation, error
@@ -36,9 +36,9 @@ def canonical(xhtml: str) -> str:
     return _TEXT_RUN.sub(lambda m: m.group(0).replace("&#34;", '"'), xhtml) if "&#34;" in xhtml else xhtml
 
 
-def section_keys(layout_sections: list[Any]) -> dict[tuple[str, str], str]:
+def section_keys(layout_sections: list[Any]) -> dict[tuple[Any, Any], str]:
     """(system, code) of each section of bundle.yaml -> its key."""
-    out: dict[tuple[str, str], str] = {}
+    out: dict[tuple[Any, Any], str] = {}
     for s in layout_sections or []:
         if not isinstance(s, dict):
             continue
@@ -79,12 +79,11 @@ class Narrator:
     def template_for(self, resource: dict[str, Any]) -> str | None:
         """`resource/<profile id>.html` of its first claimed profile that has one, else
         `resource/<type>.html`, else None (decided once per type and claims)."""
-        claims = (resource.get("meta") or {}).get("profile") or ()
+        claims: list[Any] = (resource.get("meta") or {}).get("profile") or []
         key = (resource.get("resourceType"), claims[0] if len(claims) == 1 else tuple(map(str, claims)))
-        found = self._template_of.get(key, False)
-        if found is False:
-            found = self._template_of[key] = self._template_for(resource.get("resourceType"), claims)
-        return found
+        if key not in self._template_of:
+            self._template_of[key] = self._template_for(resource.get("resourceType"), claims)
+        return self._template_of[key]
 
     def _template_for(self, resource_type: Any, claims: Any) -> str | None:
         for claim in claims:
@@ -110,7 +109,7 @@ class Narrator:
             except TemplateProblem as exc:
                 issues.append(self._failed(name, exc))
                 continue
-            for r, text in zip(resources, texts):
+            for r, text in zip(resources, texts, strict=True):
                 r["text"] = {"status": "generated", "div": canonical(self.div_open + text.strip() + XHTML_CLOSE)}
         for s in view.walk():
             try:

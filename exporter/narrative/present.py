@@ -9,8 +9,9 @@ formats come from templates/texts/<language>.yaml; this module only applies them
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 
 class Presenter:
@@ -65,6 +66,7 @@ class Presenter:
         return f"{parts[0]} ({parts[1]})" if parts and parts[1] else (parts[0] if parts else "")
 
     def _tail(self, clock: str, offset: str) -> str:
+        assert self._date_time_tail is not None  # called only when the format splits (see __init__)
         return self._date_time_tail.format(time=clock, offset=offset)
 
     def _clock(self, value: Any) -> tuple[str, str] | None:
@@ -140,7 +142,7 @@ class Presenter:
         if not isinstance(quantity, dict):
             return ""
         code = quantity.get("code")
-        return self.units.get(code) or quantity.get("unit") or code or ""
+        return str((self.units.get(code) if isinstance(code, str) else None) or quantity.get("unit") or code or "")
 
     def quantity(self, quantity: Any) -> str:
         if type(quantity) is not dict:

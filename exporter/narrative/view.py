@@ -26,7 +26,7 @@ class SectionView:
     title: str
     code: dict[str, Any]
     entries: list[dict[str, Any]]
-    sections: list["SectionView"]
+    sections: list[SectionView]
     empty_reason: str
     template: str
     source: dict[str, Any] = field(repr=False)
@@ -295,18 +295,18 @@ class DocumentView:
                 names[kind] = (self.p.concept(code), self.p.unit(q))
             by_day.setdefault((when[:10], kind), []).append(values)
         granularity = self._granularity(by_day, max_rows)
-        groups: dict[tuple[str, tuple[str, str]], list[tuple[Any, ...]]] = {}
+        groups: dict[tuple[str, tuple[str, str]], list[tuple[Any, ...]]] = {}  # (period, (name, unit)) -> values
         labels: dict[str, str] = {}
         for (day, kind), values_of_day in by_day.items():
             key, label = self._period(day, granularity)
             labels[key] = label
             groups.setdefault((key, names[kind]), []).extend(values_of_day)
-        kinds = sorted({kind for _, kind in groups})
+        shown = sorted({name_unit for _, name_unit in groups})  # one column per (name, unit)
         rows = []
         for key in sorted(labels):
             cells: list[SummaryCell | None] = []
-            for kind in kinds:
-                series = groups.get((key, kind))
+            for name_unit in shown:
+                series = groups.get((key, name_unit))
                 if series is None:
                     cells.append(None)
                     continue
@@ -316,7 +316,7 @@ class DocumentView:
                                          "/".join(self.p.number(max(c)) for c in cols),
                                          "/".join(self.p.number(round(sum(c) / len(c), 1)) for c in cols)))
             rows.append(SummaryRow(labels[key], cells))
-        return Summary(granularity, rows, [SummaryKind(name, unit) for name, unit in kinds])
+        return Summary(granularity, rows, [SummaryKind(name, unit) for name, unit in shown])
         return Summary(granularity, rows, [])
 
     def diary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:

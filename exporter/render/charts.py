@@ -38,7 +38,7 @@ def _when(value: str) -> float | None:
         return _dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         try:
-            return _dt.datetime.fromisoformat(value[:10]).replace(tzinfo=_dt.timezone.utc).timestamp()
+            return _dt.datetime.fromisoformat(value[:10]).replace(tzinfo=_dt.UTC).timestamp()
         except ValueError:
             return None
 
@@ -118,7 +118,7 @@ def chart(key: str, kind: dict[str, Any], p: Presenter, labels: dict[str, str]) 
             svg.append(f'<text x="{LEFT - 4}" y="{y(v) + 3}" text-anchor="end">{_esc(p.number(v if v != int(v) else int(v)))}</text>')
     for i in range(5):
         t = t0 + span_t * i / 4
-        day = _dt.datetime.fromtimestamp(t, _dt.timezone.utc).date().isoformat()
+        day = _dt.datetime.fromtimestamp(t, _dt.UTC).date().isoformat()
         anchor = "start" if i == 0 else "end" if i == 4 else "middle"
         svg.append(f'<text x="{x(t)}" y="{HEIGHT - 10}" text-anchor="{anchor}">{_esc(p.date(day))}</text>')
     legend_x = LEFT + 8

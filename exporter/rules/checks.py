@@ -18,9 +18,10 @@ written (a date-only bound covers its whole day in the record's own offset).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from exporter.issues import IssueCode
 from exporter.terminology.checkdigits import kvid10_ok, loinc_check_digit_ok, pzn_ok, snomed_verhoeff_ok

@@ -28,7 +28,7 @@ from typing import Any
 from exporter.issues import Issue, IssueCap, IssueCode, Severity, SourceLocation, error, issues_stopped
 from exporter.mapping.tables import suggest
 from exporter.mapping.yamlsrc import MappingSourceError, Positions, load_yaml, position
-from exporter.rules.checks import KINDS, TIMES, VALUES, CheckFn, Field, Kind, parse_field, parse_items_path
+from exporter.rules.checks import KINDS, TIMES, VALUES, CheckFn, Kind, parse_field, parse_items_path
 from exporter.settings import Settings
 
 RULE_KEYS = ("id", "description", "records", "when", "check", "severity", "configurable")
@@ -255,13 +255,13 @@ def _parse_rule(raw: Any, at: tuple[Any, ...], pos: Positions, schema: dict[str,
                                at + ("check", name)))
         else:
             args = _parse_args(kind, given, records, scope, at + ("check", name), pos, issues)
-    if len(issues) > before or kind is None:
-        return None
+    if len(issues) > before or kind is None or not isinstance(rule_id, str) or not isinstance(description, str):
+        return None  # (the last two were reported above)
     return Rule(rule_id, description.strip(), kind, args, kind.compile(args), position(pos, at), records, when,
                 SEVERITIES[severity], raw.get("configurable", False))
 
 
-def _parse_when(raw: Any, records: Any, scope: "_Scope", at: tuple[Any, ...], pos: Positions,
+def _parse_when(raw: Any, records: Any, scope: _Scope, at: tuple[Any, ...], pos: Positions,
                 issues: list[Issue]) -> tuple[tuple[str, frozenset[Any]], ...]:
     if raw is None:
         return ()
@@ -283,7 +283,7 @@ def _parse_when(raw: Any, records: Any, scope: "_Scope", at: tuple[Any, ...], po
     return tuple(out)
 
 
-def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope", at: tuple[Any, ...],
+def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: _Scope, at: tuple[Any, ...],
                 pos: Positions, issues: list[Issue]) -> dict[str, Any]:
     if records is not None and not kind.record_level:
         issues.append(_bad(f"'{kind.name}' checks the whole document: leave out 'records'", "RULE_SHAPE", pos, at))
@@ -305,7 +305,7 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
             parsed = parse_field(value) if isinstance(value, str) else None
             problem = "a field path (a.b, or $.a.b from the document root)" if parsed is None else \
                 scope.check_field(parsed.steps, root=parsed.root)
-            if problem is None and arg.value == "period":  # the fields the check derives: <period>.from, .to
+            if problem is None and parsed is not None and arg.value == "period":  # the fields the check derives: <period>.from, .to
                 problem = next((f"{p} ('{arg.name}' names an object with 'from' and 'to')" for end in ("from", "to")
                                 if (p := scope.check_field(parsed.steps + (end,), root=parsed.root))), None)
             if problem:
@@ -321,7 +321,8 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
                                    f"knows; not: {', '.join(bad)}", "RULE_FIELD", pos, where, IssueCode.NOT_FOUND))
                 continue
             wanted = VALUES[arg.value]
-            typed = [(str(v), k) for v, p in paths if (k := scope.items_kind(p)) is not None and k not in wanted.schema]
+            typed = [(str(v), k) for v, p in paths
+                     if p is not None and (k := scope.items_kind(p)) is not None and k not in wanted.schema]
             if typed:
                 issues.append(_bad(f"'{arg.name}' of '{kind.name}' lists fields that are {wanted.text}; the domain "
                                    "schema makes " + ", ".join(f"{v} {KIND_TEXT.get(k, k)}" for v, k in typed),
@@ -353,7 +354,7 @@ def _parse_args(kind: Kind, given: dict[str, Any], records: Any, scope: "_Scope"
     return args
 
 
-def _check_types(kind: Kind, args: dict[str, Any], scope: "_Scope", at: tuple[Any, ...], pos: Positions,
+def _check_types(kind: Kind, args: dict[str, Any], scope: _Scope, at: tuple[Any, ...], pos: Positions,
                  issues: list[Issue]) -> None:
     """Each field argument names a field whose schema type the check can judge (a rule that cannot
     apply is refused here, not left to pass every record at run time)."""
@@ -420,7 +421,7 @@ class _Scope:
         for step in steps:
             child = self._child(node, step)
             if child is None:
-                known = list(((self._resolve(node) or {}).get("properties") or {}))
+                known = list((self._resolve(node) or {}).get("properties") or {})
                 return f"the domain schema has no field '{'.'.join(steps)}'{suggest(step, known)}"
             node = child
         allowed = node.get("enum") if isinstance(node, dict) else None

@@ -10,8 +10,9 @@ as a warning rather than passing it silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from exporter.fhir.definitions import DefinitionStore
 
@@ -121,7 +122,7 @@ class ValueSetExpander:
         compose = vs.get("compose") or {}
         if not compose and (vs.get("expansion") or {}).get("contains"):
             for c in _walk_contains(vs["expansion"]["contains"]):
-                codes.add((c.get("system"), c.get("code")))
+                codes.add((c.get("system") or "", c["code"]))  # no system: found by code alone (bare_codes)
             return Expansion(url, frozenset(codes))
         for inc in compose.get("include", []):
             part, part_open = self._include(inc, displays)

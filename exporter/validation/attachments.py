@@ -29,7 +29,7 @@ def findings(att: Any) -> list[tuple[str, dict[str, Any]]]:
     data = _data(att)
     if data is None:
         return []
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     size = att.get("size")
     if isinstance(size, int) and not isinstance(size, bool) and size != len(data):
         out.append((M.ATTACHMENT_SIZE, {}))

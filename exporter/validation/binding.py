@@ -6,7 +6,8 @@ cannot be enumerated offline is reported as a warning (VAL_BINDING_UNCHECKED), n
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import messages as M

@@ -39,7 +39,7 @@ class BundleIndex:
     distinct_full_urls: bool = False
 
     @classmethod
-    def build(cls, bundle: dict[str, Any]) -> "BundleIndex":
+    def build(cls, bundle: dict[str, Any]) -> BundleIndex:
         index = cls(is_document=bundle.get("type") == "document", source=bundle)
         entries = bundle.get("entry") or []
         seen: set[str] = set()

@@ -7,7 +7,8 @@ same condition compiled once per element.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import Node

@@ -14,11 +14,22 @@ from typing import Any, TypeVar
 from exporter.fhir.definitions import DefinitionStore
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import invariants
+from exporter.validation.model import (
+    KIND_COMPLEX,
+    KIND_EXTENSION,
+    KIND_PRIMITIVE,
+    KIND_RESOURCE,
+    Constraint,
+    Discriminator,
+    Member,
+    Node,
+    ObjectRule,
+    Slicing,
+    TypeRef,
+)
 from exporter.validation.policy import Policy
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.rules import Rule, RuleEnv, RuleSet
-from exporter.validation.model import (KIND_COMPLEX, KIND_EXTENSION, KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Discriminator, Member, Node, ObjectRule,
-                                       Slicing, TypeRef)
 
 _FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 _BEST_PRACTICE = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"
@@ -32,11 +43,12 @@ class CompileError(Exception):
 
 
 def _type_code(t: dict[str, Any]) -> str:
-    code = t.get("code", "")
+    code: str = t.get("code", "")
     if code.startswith("http://hl7.org/fhirpath/System."):
         for ext in t.get("extension", []):
             if ext.get("url") == _FHIR_TYPE_EXT:
-                return ext.get("valueUrl") or ext.get("valueUri") or "string"
+                url: str = ext.get("valueUrl") or ext.get("valueUri") or "string"
+                return url
         return "string"
     return code
 
@@ -108,7 +120,7 @@ class Compiler:
         """This compiler's instance of rule class `cls` (a rule that builds on another's verdicts)."""
         if self._rule_set is None:
             self._rule_set = RuleSet(RuleEnv(self.store, self.expander, self, self.policy))
-        return next(r for r in self._rule_set.rules if type(r) is cls)  # type: ignore[return-value]
+        return next(r for r in self._rule_set.rules if type(r) is cls)
 
     def companion_rule(self, node: Node) -> ObjectRule:
         """The object rule of the `_key` companion (id, extension) of a primitive at element `node`:
@@ -243,7 +255,6 @@ class Compiler:
         return rule
 
     def _prepare(self, m: Member) -> None:
-        n = m.node
         if m.kind == KIND_COMPLEX and self._is_resource_type(m.type.code):
             m.kind = KIND_RESOURCE  # e.g. Bundle.entry.resource restricted to Composition
         m.check = PRIMITIVE_CHECKS.get(m.type.code) if m.kind == KIND_PRIMITIVE else None

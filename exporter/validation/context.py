@@ -7,12 +7,16 @@ both depend on this module, not on each other, so the package has no import cycl
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.issues import Issue, IssueCap
 from exporter.validation import messages as M
 from exporter.validation.binding import codings_of
 from exporter.validation.bundle import BundleIndex
+
+if TYPE_CHECKING:
+    from exporter.terminology.valuesets import ValueSetExpander
 
 
 class Dirty(BaseException):
@@ -27,16 +31,16 @@ class Abort(Exception):
 class Engine(Protocol):
     """The walk's services used by the clean path and by rules."""
 
-    compiler: Any
-    expander: Any
+    compiler: Any  # exporter.validation.compiler.Compiler (which imports this module: no import cycle)
+    expander: ValueSetExpander
     memo: Any
     max_depth: int
     time_limit_s: float
 
-    def validate_resource(self, res: Any, path: str, ctx: "Ctx", *, extra_profiles: Sequence[str] = (),
+    def validate_resource(self, res: Any, path: str, ctx: Ctx, *, extra_profiles: Sequence[str] = (),
                           contained: bool = False, claims_too: bool = True) -> None: ...
 
-    def walk_slices(self, base: Any, items: list[Any], path: str, ctx: "Ctx", depth: int, host: Any) -> None: ...
+    def walk_slices(self, base: Any, items: list[Any], path: str, ctx: Ctx, depth: int, host: Any) -> None: ...
 
     def slice_plan(self, base: Any, sl: Any, vtype: str | None, m: Any, host: Any) -> tuple[Any, bool]: ...
 

@@ -180,4 +180,5 @@ class ExtensionInvariants(Rule):
             self._invariants().report(value, root, path, ctx)
 
     def _invariants(self) -> Invariants:
-        return self.env.compiler.rule(Invariants)
+        invariants: Invariants = self.env.compiler.rule(Invariants)
+        return invariants

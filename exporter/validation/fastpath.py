@@ -13,8 +13,8 @@ inlined, slices are assigned with slicing's matchers and judged by `slicing.find
 probing, `ctx.add` raises `Dirty` instead of recording an issue. If the clean path returns False or
 meets `Dirty`, the ordinary walk runs over the same object and reports exactly what it always did:
 every message, path and code comes from the walker and the rules' `report`; this module only makes
-the common case, an export without issues, cheap. Nested resources are validated for real even while probing (their issues belong to them, and
-each resource is walked once per profile), so a probe never discards a resource's issues.
+the common case, an export without issues, cheap. Nested resources are validated for real even
+while probing (their issues belong to them, and each resource is walked once per profile), so a probe never discards a resource's issues.
 
 Equivalence is tested by running the validator with and without this path over the IG examples,
 the invalid cases and mutations (tests/unit/validation/test_fastpath.py).
@@ -23,16 +23,17 @@ the invalid cases and mutations (tests/unit/validation/test_fastpath.py).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from exporter.validation import cardinality, slicing
 from exporter.validation import structure as S
 from exporter.validation.context import Dirty, Engine
+from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.references import Reference
-from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 from exporter.validation.rules import CHILDREN, Rule
 
 FastFn = Callable[[dict[str, Any], str, Any, int], bool]
@@ -89,7 +90,7 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
     """Generate (once per rule) straight-line Python for the object-level work: the key loop with
     the common members inlined, then one line per cardinality rule, then the slice checks."""
     if rule.fast is not None:
-        return rule.fast  # type: ignore[no-any-return]
+        return rule.fast
     table: dict[str, tuple[int, Any]] = {}
     for key, m in rule.members.items():
         if m.primitive_ext:
@@ -236,7 +237,7 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
             if fns is None:
                 return False
             todo.append(fns)
-        for i, (it, fns) in enumerate(zip(items, todo)):
+        for i, (it, fns) in enumerate(zip(items, todo, strict=True)):
             where = f"{path}.{key}[{i}]"
             for fn in fns:
                 if not fn(it, where, ctx, depth):
@@ -374,7 +375,7 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
     the verdict depends on nothing but the value: codes and systems recur throughout an export."""
     rules = val.compiler.rules_for(m)
-    one = all_hold(rules, m, "<rules of %s>" % m.node.id)
+    one = all_hold(rules, m, f"<rules of {m.node.id}>")
     memo_ok = val.compiler.context_free(m) and any(r.costly for r in rules)
     if not memo_ok:
         return one
@@ -420,7 +421,7 @@ def _bare_reference_ok(val: Engine, m: Member, sub_rule: ObjectRule | None) -> b
         return False
     for cnode in sub_rule.counted:
         n = sum(1 for k, mm in sub_rule.members.items() if mm.count_node is cnode and k == "reference")
-        if not cardinality.check(cnode, n, "") is None or (cnode.slicing is not None and cnode.slices):
+        if cardinality.check(cnode, n, "") is not None or (cnode.slicing is not None and cnode.slices):
             return False
     return True
 

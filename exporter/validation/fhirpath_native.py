@@ -21,9 +21,11 @@ tests/unit/validation/test_fhirpath_native.py checks it against fhirpathpy on sh
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, parse_strict
 
@@ -105,7 +107,7 @@ Dosage Expression ContactDetail Contributor DataRequirement ParameterDefinition 
 UsageContext""".split())
 
 
-def _eq(a: Any, b: Any) -> bool:
+def _eq(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
@@ -234,7 +236,8 @@ class _Compiler:
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
             raise _Unsupported(str(kind))
-        return handler(node)
+        fn: Fn = handler(node)
+        return fn
 
     # -- terms ---------------------------------------------------------------------------------
     def _TermExpression(self, node: dict[str, Any]) -> Fn:
@@ -260,13 +263,13 @@ class _Compiler:
             value, t = text == "true", "boolean"
         else:
             raise _Unsupported(kind)
-        const = [(value, t)]
+        const: Coll = [(value, t)]
         return lambda focus, env: const
 
     def _ExternalConstantTerm(self, node: dict[str, Any]) -> Fn:
         ident = node["children"][0]["children"][0].get("text")
         if ident in ("resource", "rootResource"):
-            return lambda focus, env, _k=ident: [(env[_k], None)] if env.get(_k) is not None else []
+            return lambda focus, env: [(env[ident], None)] if env.get(ident) is not None else []
         if ident == "ucum":
             return lambda focus, env: [("http://unitsofmeasure.org", "string")]
         raise _Unsupported(f"%{ident}")
@@ -330,13 +333,16 @@ class _Compiler:
                 if text is None:
                     raise _Unsupported("matches with a computed pattern")
                 rx = re.compile(text, re.DOTALL)
-                op: Callable[[str, str], bool] = lambda s, _p: rx.search(s) is not None
+
+                def matches(s: str, _p: str) -> bool:
+                    return rx.search(s) is not None
+                op: Callable[[str, str], bool] = matches
             elif name == "contains":
-                op = lambda s, p: p in s
+                op = operator.contains
             elif name == "startsWith":
-                op = lambda s, p: s.startswith(p)
+                op = str.startswith
             else:
-                op = lambda s, p: s.endswith(p)
+                op = str.endswith
 
             def string_fn(f: Coll, e: dict[str, Any]) -> Coll:
                 items = src(f, e)
@@ -442,7 +448,8 @@ class _Compiler:
             return None
         if name == "exists" and not params:
             # X.where(c).exists() tests the criteria without collecting the matches
-            if base_node is not None and base_node.get("type") == "InvocationExpression" and base_node["children"][1].get("type") == "FunctionInvocation":
+            if base_node is not None and base_node.get("type") == "InvocationExpression" \
+                    and base_node["children"][1].get("type") == "FunctionInvocation":
                 inner = base_node["children"][1]["children"][0]
                 inner_params = inner["children"][1]["children"] if len(inner["children"]) > 1 else []
                 if inner["children"][0]["text"] == "where" and len(inner_params) == 1:
@@ -450,15 +457,15 @@ class _Compiler:
                     test = self.boolean(inner_params[0])
                     return _some(src, test)
             src = self._source(base_node)
-            key = self._plain_key(src)
-            if key is not None:
-                return lambda f, e: _has_key(f, key) if len(f) == 1 else bool(src(f, e))
+            present = self._plain_key(src)
+            if present is not None:
+                return lambda f, e: _has_key(f, present) if len(f) == 1 else bool(src(f, e))
             return lambda f, e: bool(src(f, e))
         if name == "empty" and not params:
             src = self._source(base_node)
-            key = self._plain_key(src)
-            if key is not None:
-                return lambda f, e: not _has_key(f, key) if len(f) == 1 else not src(f, e)
+            absent = self._plain_key(src)
+            if absent is not None:
+                return lambda f, e: not _has_key(f, absent) if len(f) == 1 else not src(f, e)
             return lambda f, e: not src(f, e)
         if name == "not" and not params:
             inner_b = self.boolean(base_node)  # type: ignore[arg-type]
@@ -477,13 +484,13 @@ class _Compiler:
             src = self._source(base_node)
             key = self._plain_key(src)
 
+            matches_focus: BFn | None = None
             if base_node is None:  # `all(matches('…'))`: the focus item itself
-                def matches_focus(f: Coll, e: dict[str, Any]) -> bool | None:
+                def focus_matches(f: Coll, e: dict[str, Any]) -> bool | None:
                     if len(f) == 1 and type(f[0][0]) is str:
                         return search(f[0][0]) is not None
                     return matches(f, e)
-            else:
-                matches_focus = None
+                matches_focus = focus_matches
 
             def matches(f: Coll, e: dict[str, Any]) -> bool | None:
                 if key is not None and len(f) == 1 and type(f[0][0]) is dict:
@@ -510,7 +517,7 @@ class _Compiler:
         steps = getattr(src, "steps", None)
         if steps is None or len(steps[1]) != 1:
             return None
-        name = steps[1][0]
+        name: str = steps[1][0]
         if (steps[0] and name[:1].isupper()) or self.choices is None or name in self.choices:
             return None
         return name
@@ -570,13 +577,14 @@ class _Compiler:
             else:
                 if any(isinstance(x[0], dict) for x in a + b):
                     raise _Unsupported("equality of complex values")
-                result = all(_eq(x[0], y[0]) for x, y in zip(a, b))
+                result = all(_eq(x[0], y[0]) for x, y in zip(a, b, strict=True))
             return _wrap(result is not negate)
         return eq_fn
 
     def _InequalityExpression(self, node: dict[str, Any]) -> Fn:
         left, right, op = self._binary(node)
-        ops = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}
+        ops: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                     ">=": operator.ge}
         cmp = ops[op]
         def ineq_fn(f: Coll, e: dict[str, Any]) -> Coll:
             a, b = left(f, e), right(f, e)

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import Member
 from exporter.validation.rules import BEFORE_CHILDREN, Rule, rule
 
 
-def equals_fixed(value: Any, fixed: Any) -> bool:
+def equals_fixed(value: object, fixed: object) -> bool:
     """Exact JSON equality; numbers compare by value (1 == 1.0) but booleans are not numbers."""
     if isinstance(fixed, dict):
         return isinstance(value, dict) and value.keys() == fixed.keys() and all(
             equals_fixed(value[k], fixed[k]) for k in fixed)
     if isinstance(fixed, list):
         return isinstance(value, list) and len(value) == len(fixed) and all(
-            equals_fixed(v, f) for v, f in zip(value, fixed))
+            equals_fixed(v, f) for v, f in zip(value, fixed, strict=True))
     if isinstance(fixed, bool) or isinstance(value, bool):
         return type(fixed) is type(value) and fixed == value
     return value == fixed
 
 
-def matches_pattern(value: Any, pattern: Any) -> bool:
+def matches_pattern(value: object, pattern: object) -> bool:
     """Every property of the pattern is present with a matching value; each pattern array item
     is matched by some item of the instance array."""
     if isinstance(pattern, dict):

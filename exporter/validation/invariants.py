@@ -15,7 +15,8 @@ member_of(value, vs_url) -> bool|None, conforms_to(resource, url) -> bool.
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M
@@ -267,7 +268,7 @@ def _fn_conforms_to(inputs: list[Any], url: Any) -> list[bool]:
     return [all(ctx.conforms_to(i, str(target)) for i in inputs)]
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, tuple[Callable[..., Any], dict[int, list[str]]]] = {
     "hasValue": (_fn_has_value, {}),
     "htmlChecks": (_fn_html_checks, {}),
     "memberOf": (_fn_member_of, {1: ["String"]}),

@@ -8,8 +8,9 @@ validated against), computed once per (node, type) and cached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from exporter.validation.primitives import PRIMITIVE_TYPES
 
@@ -89,10 +90,10 @@ class Node:
     binding_vs: str | None = None
     constraints: list[Constraint] = field(default_factory=list)
     slicing: Slicing | None = None
-    slices: list["Node"] = field(default_factory=list)
-    children: dict[str, "Node"] = field(default_factory=dict)
-    content_ref: "Node | None" = None
-    object_rules: dict[str, "ObjectRule"] = field(default_factory=dict, repr=False)  # by type code (Compiler.object_rule)
+    slices: list[Node] = field(default_factory=list)
+    children: dict[str, Node] = field(default_factory=dict)
+    content_ref: Node | None = None
+    object_rules: dict[str, ObjectRule] = field(default_factory=dict, repr=False)  # by type code (Compiler.object_rule)
     element: dict[str, Any] = field(default_factory=dict, repr=False)  # the ElementDefinition itself, for rules
     slice_matchers: list[Any] | None = field(default=None, repr=False)  # compiled by slicing.matchers
 
@@ -103,7 +104,7 @@ class Node:
     def label(self) -> str:
         return self.id
 
-    def child_at(self, dotted: str) -> "Node | None":
+    def child_at(self, dotted: str) -> Node | None:
         """Descend own children (not type children) along a dotted path; '$this' is the node itself."""
         node: Node | None = self
         if dotted in ("$this", ""):
@@ -135,7 +136,7 @@ class Member:
     constraints: list[Constraint] | None = None  # node + datatype invariants, filled on first use
     context_free: bool | None = None  # result depends only on the value itself (see Compiler.context_free)
     rules: tuple[Any, ...] | None = None  # the rules.Rule objects that apply, filled on first use (Compiler.rules_for)
-    host: "ObjectRule | None" = None  # the object rule this member belongs to (None for a resource's root)
+    host: ObjectRule | None = None  # the object rule this member belongs to (None for a resource's root)
     is_root: bool = False  # the member standing for a resource as a whole (Compiler.root_member)
 
 
@@ -147,4 +148,5 @@ class ObjectRule:
     counted: list[Node]  # child elements with cardinality or slicing to check
     is_resource: bool = False
     keys_by_node: dict[int, list[str]] = field(default_factory=dict)
-    fast: Any = field(default=None, repr=False)  # the clean-path closure (fastpath.compile_rule), built on first use
+    # the clean-path closure (fastpath.compile_rule), built on first use
+    fast: Callable[[dict[str, Any], str, Any, int], bool] | None = field(default=None, repr=False)

@@ -11,7 +11,7 @@ validators are (docs/validation.md, "Policy"); `Policy.reference()` is the HL7 v
 | `example_urls` | error (default), allow | `-allow-example-urls true` |
 | `best_practice` | warning (default), error, ignore | `-best-practice` |
 | `display_mismatch` | error (default), warning | `-display-issues-are-warnings` |
-| `unresolved_reference_types` | check (default), ignore: the type a reference names (`Patient/1`) when it does not resolve | checks only resolved targets |
+| `unresolved_reference_types` | check (default), ignore: the type an unresolved reference names | checks only resolved targets |
 
 A policy is decided when rules are compiled (which rules apply, which invariants run), so a switch
 costs nothing per value.
@@ -33,7 +33,7 @@ class Policy:
     unresolved_reference_types: Literal["check", "ignore"] = "check"
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Policy":
+    def from_settings(cls, settings: Any) -> Policy:
         """The service's policy: the `validation_*` settings (DIGA_EXPORTER_VALIDATION_* variables)."""
         return cls(unknown_extensions=settings.validation_unknown_extensions,
                    extension_domains=tuple(settings.validation_extension_domains),
@@ -42,10 +42,10 @@ class Policy:
                    unresolved_reference_types=settings.validation_unresolved_reference_types)
 
     @classmethod
-    def reference(cls) -> "Policy":
+    def reference(cls) -> Policy:
         """The HL7 validator's defaults (6.x, without a terminology server): unknown extensions (but
-        DICOM's at nema.org and its own tooling extensions) and example URLs rejected, best-practice invariants as warnings, wrong displays as errors, the type
-        of a reference checked only when it resolves."""
+        DICOM's at nema.org and its own tooling extensions) and example URLs rejected, best-practice
+        invariants as warnings, wrong displays as errors, the type of a reference checked only when it resolves."""
         return cls(extension_domains=("http://nema.org/", "https://nema.org/", "http://hl7.org/fhir/tools/StructureDefinition/"),
                    unresolved_reference_types="ignore")
 

@@ -12,7 +12,8 @@ import base64
 import binascii
 import calendar
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
 _TZ = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"

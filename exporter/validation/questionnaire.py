@@ -9,7 +9,8 @@ Not checked: enableWhen logic, initial values, answer constraints from extension
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import Member
@@ -91,7 +92,7 @@ def _walk(items: Any, plan: dict[str, _Item], member_of: Callable[[Any, str], bo
             continue
         link = item.get("linkId")
         p = plan.get(link) if isinstance(link, str) else None
-        if p is None:
+        if p is None or not isinstance(link, str):
             report(M.QUESTIONNAIRE, f"{path}[{i}]", "error", "link", link=link)
             continue
         answers = item.get("answer")

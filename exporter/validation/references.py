@@ -9,7 +9,8 @@ walk reports from.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.model import KIND_REFERENCE, Member
@@ -181,7 +182,7 @@ class Reference(Rule):
             # verdict for these target profiles is worked out once per Bundle (a document refers to
             # its Patient from every Observation)
             key = (ref, plan, id(ctx.bundle))
-            found = ctx.references.get(key)
+            found: list[Finding] | None = ctx.references.get(key)
             if found is None:
                 found = ctx.references[key] = self._check(ref, plan, ctx)
             return found

@@ -34,18 +34,22 @@ import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from exporter.validation.model import Member
 from exporter.validation.policy import Policy
 
+if TYPE_CHECKING:
+    from exporter.fhir.definitions import DefinitionStore
+    from exporter.terminology.valuesets import ValueSetExpander
+
 BEFORE_CHILDREN, CHILDREN, RESOURCE = 10, 50, 90
 
-_REGISTRY: dict[str, type["Rule"]] = {}
+_REGISTRY: dict[str, type[Rule]] = {}
 _ORDER: dict[str, tuple[int, str, int]] = {}  # (stage, module, position in the module): a fixed order
 
 
-def rule(cls: type["Rule"]) -> type["Rule"]:
+def rule(cls: type[Rule]) -> type[Rule]:
     """Class decorator: register a rule (see the module docstring)."""
     key = f"{cls.__module__}.{cls.__qualname__}"
     if key not in _REGISTRY:
@@ -55,7 +59,7 @@ def rule(cls: type["Rule"]) -> type["Rule"]:
 
 
 @contextmanager
-def registered(cls: type["Rule"]) -> Iterator[type["Rule"]]:
+def registered(cls: type[Rule]) -> Iterator[type[Rule]]:
     """Register `cls` for the duration of a block only (a rule a test adds; validators built inside
     the block run it), then remove it again."""
     discover()  # the package's own rules first, so that removing `cls` leaves them all
@@ -73,9 +77,9 @@ def registered(cls: type["Rule"]) -> Iterator[type["Rule"]]:
 class RuleEnv:
     """What a rule may use beyond the value: definitions, terminology, compiled trees, policy."""
 
-    store: Any  # exporter.fhir.definitions.DefinitionStore
-    expander: Any  # exporter.terminology.valuesets.ValueSetExpander
-    compiler: Any  # exporter.validation.compiler.Compiler
+    store: DefinitionStore
+    expander: ValueSetExpander
+    compiler: Any  # exporter.validation.compiler.Compiler (which imports the rules: no import cycle)
     policy: Policy
 
 

@@ -10,7 +10,8 @@ profile (conformance of the value at the path), exists. Paths: `$this`, dotted e
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from exporter.validation import messages as M
 from exporter.validation.fixed_pattern import equals_fixed, matches_pattern, pattern_matcher
@@ -219,10 +220,11 @@ def type_dispatch(base: Node) -> tuple[tuple[str, ...], dict[str, Node]] | None:
     if hit is None or hit[0] is not base:
         compiled = matchers(base)
         plan = None
-        specs = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
-        if compiled and all(specs) and len({sp[0] for sp in specs}) == 1:
+        found = [getattr(fns[0], "by_type", None) if len(fns) == 1 else None for _, fns in compiled]
+        specs = [sp for sp in found if sp]
+        if compiled and len(specs) == len(found) and len({sp[0] for sp in specs}) == 1:
             by_type: dict[str, Node] = {}
-            for (sl, _), (_, allowed) in zip(compiled, specs):
+            for (sl, _), (_, allowed) in zip(compiled, specs, strict=True):
                 for t in sorted(allowed):
                     by_type.setdefault(t, sl)
             plan = (specs[0][0], by_type)

@@ -14,16 +14,16 @@ size all come back as issues; the work per call is bounded by `max_issues` and `
 from __future__ import annotations
 
 import time
-
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from exporter import deadline
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue
 from exporter.terminology.valuesets import ValueSetExpander
 from exporter.validation import cardinality, fastpath, slicing, xhtml
-from exporter.validation import structure as S
 from exporter.validation import messages as M
+from exporter.validation import structure as S
 from exporter.validation.bundle import BundleIndex
 from exporter.validation.compiler import Compiler
 from exporter.validation.context import Abort, Ctx, Dirty
@@ -70,7 +70,7 @@ class Validator:
         xhtml.forget()
 
     @classmethod
-    def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> "Validator":
+    def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> Validator:
         """The validator of the service: definitions and policy from the settings (`policy=` overrides)."""
         from exporter.fhir.definitions import default_store
         kw.setdefault("policy", Policy.from_settings(settings))
@@ -121,13 +121,14 @@ class Validator:
         claims = meta.get("profile") if claims_too and isinstance(meta, dict) else None
         claims = tuple(claims) if isinstance(claims, list) else ()
         key = (rt, claims, extra_profiles if type(extra_profiles) is tuple else tuple(extra_profiles))
+        cacheable = True
         try:
             found = self._roots_for.get(key)
         except TypeError:  # a claim that is not a string (an object): not hashable, not cached
-            key, found = None, None
+            cacheable, found = False, None
         if found is None:
             found = self._resolve_roots(rt, claims, extra_profiles)
-            if key is not None and len(self._roots_for) < 10_000:
+            if cacheable and len(self._roots_for) < 10_000:
                 self._roots_for[key] = found
         problems, rules = found
         for mid, args, i in problems:
@@ -397,9 +398,11 @@ class Validator:
         `_covers`). Items with a member were not validated by the walk yet (complex values); items
         without one (primitives) were. (The clean path memoises clean slices: fastpath._slices_fn.)"""
         values = [(v, t) for v, t, _, _ in items]
-        where = (lambda i: items[i][2] if i < len(items) else f"{path}.{base.name}")
+
+        def where(i: int) -> str:
+            return items[i][2] if i < len(items) else f"{path}.{base.name}"
         assigned = slicing.check(values, base, ctx, where, ctx.add)
-        for (value, vtype, ipath, m), sl in zip(items, assigned):
+        for (value, vtype, ipath, m), sl in zip(items, assigned, strict=True):
             sm, with_base = self.slice_plan(base, sl, vtype, m, host)
             if with_base:
                 self._item(value, m, ipath, ctx, depth, host)  # type: ignore[arg-type]

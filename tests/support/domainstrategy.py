@@ -25,7 +25,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from exporter.domainschema import FORMATS, _flatten, _pattern, _split, _Split
+from exporter.domainschema import FORMATS, _flatten, _pattern, _Split, _split
 from exporter.settings import get_settings
 from exporter.terminology.checkdigits import kvid10_check_digit, pzn_check_digit
 

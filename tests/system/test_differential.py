@@ -17,7 +17,8 @@ import copy
 import json
 import random
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -123,7 +124,7 @@ def verdicts(refvalidator):
     names = list(cases)
     ref_outcomes = refvalidator.validate_many([cases[n] for n in names])
     table = {}
-    for name, outcome in zip(names, ref_outcomes):
+    for name, outcome in zip(names, ref_outcomes, strict=True):
         our_issues = ours.validate(cases[name])
         table[name] = {
             "ours_valid": not any(i.is_error for i in our_issues),
@@ -162,8 +163,9 @@ def test_agreement_is_total_or_documented(verdicts):
     out = get_settings().root / "out"
     out.mkdir(exist_ok=True)
     (out / "differential.json").write_text(json.dumps(figure, indent=2), encoding="utf-8")
+    n_explained = sum(1 for v in disagreements.values() if _explained_by(v, documented))
     print(f"\nDIFFERENTIAL: {agree}/{len(verdicts)} cases agree ({100 * agree / len(verdicts):.1f} %), "
-          f"{len(disagreements)} disagreement(s), {sum(1 for v in disagreements.values() if _explained_by(v, documented))} explained in docs/validation.md")
+          f"{len(disagreements)} disagreement(s), {n_explained} explained in docs/validation.md")
     explained = {k: _explained_by(v, documented) for k, v in disagreements.items()}
     undocumented = {k: v for k, v in disagreements.items() if explained[k] is None}
     assert undocumented == {}, json.dumps(undocumented, indent=1)[:6000]

@@ -94,7 +94,7 @@ def _raw(svc: Service, data: bytes, *, source: str = "127.0.0.1", wait: float = 
         while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
@@ -110,7 +110,7 @@ def _closed_by_server(s: socket.socket, wait: float) -> bool:
         return s.recv(1) == b""
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 
@@ -215,6 +215,7 @@ class SlowLoris:
 
 def test_1_slow_clients_do_not_starve_others_and_are_closed(svc, tokens):
     loris = SlowLoris(svc, 64, every=1.0)  # 64 clients, one header line per second: never a complete head
+    idle: socket.socket | None = None
     try:
         idle = socket.create_connection(("127.0.0.1", _port(svc)), source_address=("127.0.0.99", 0))
         t_idle = time.monotonic()
@@ -240,6 +241,8 @@ def test_1_slow_clients_do_not_starve_others_and_are_closed(svc, tokens):
         assert loris.open_count() == 0, "slow connections stayed open past the header timeout"
     finally:
         loris.stop()
+        if idle is not None:
+            idle.close()  # the server closed its end; ours is closed here (else a ResourceWarning, an error)
 
 
 def test_1_connections_per_client_are_capped_and_idle_ones_yield(svc):
@@ -248,11 +251,10 @@ def test_1_connections_per_client_are_capped_and_idle_ones_yield(svc):
         time.sleep(0.5)
         assert loris.open_count() <= PER_CLIENT  # the oldest waiting connections were closed for newer ones
         assert all(i in loris.closed_at or _closed_by_server(s, 0.01) for i, s in enumerate(loris.sockets[:4]))
-        s = socket.create_connection(("127.0.0.1", _port(svc)), source_address=("127.0.0.200", 0))
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # a normal request from the same address
-        s.settimeout(5)
-        assert s.recv(65536).startswith(b"HTTP/1.1 200")
-        s.close()
+        with socket.create_connection(("127.0.0.1", _port(svc)), source_address=("127.0.0.200", 0)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # a normal request from the same address
+            s.settimeout(5)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         loris.stop()
     # keep-alive limit: the MAX_REQUESTS-th answer on one connection closes it

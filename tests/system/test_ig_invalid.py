@@ -65,7 +65,7 @@ def _matches(issue: dict[str, Any], spec: dict[str, Any]) -> bool:
 def outcomes(refvalidator: ReferenceValidator) -> dict[str, dict]:
     """All cases in one round trip (validate_many keeps the order)."""
     resources = [_load_case(c["file"]) for c in CASES]
-    return dict(zip((c["file"] for c in CASES), refvalidator.validate_many(resources)))
+    return dict(zip((c["file"] for c in CASES), refvalidator.validate_many(resources), strict=True))
 
 
 def test_manifest_and_folder_agree() -> None:
@@ -99,5 +99,5 @@ def test_invalid_case_is_rejected_for_the_intended_reason(case: dict[str, Any], 
 
     specs = list(case["expect"]) + list(TOLERATED)
     unexplained = [i for i in errors(outcome) if not any(_matches(i, s) for s in specs)]
-    assert unexplained == [], f"rejected for other reasons too: " + "\n".join(
+    assert unexplained == [], "rejected for other reasons too: " + "\n".join(
         f"{_location(i)} [{message_id(i)}] {text(i)}" for i in unexplained)

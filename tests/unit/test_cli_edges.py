@@ -143,7 +143,7 @@ def test_json_format_of_several_files_is_a_valid_bundle(tmp_path, capsys):
     assert main(["validate", "--format", "json", *names]) == 1
     bundle = json.loads(capsys.readouterr().out)
     assert [e["fullUrl"][:9] for e in bundle["entry"]] == ["urn:uuid:"] * 2
-    assert all(name in e["resource"]["text"]["div"] for name, e in zip(names, bundle["entry"]))
+    assert all(name in e["resource"]["text"]["div"] for name, e in zip(names, bundle["entry"], strict=True))
     assert main(["validate", "--format", "json", *names]) == 1
     assert json.loads(capsys.readouterr().out) == bundle  # the same files, the same uuids
     issues = Validator.from_settings(get_settings()).validate(bundle)

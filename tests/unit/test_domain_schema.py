@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections.abc import Callable
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 import fastjsonschema
 import pytest

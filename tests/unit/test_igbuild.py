@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from exporter.igbuild import diff_trees, index_entry, package_manifest, parse_sushi_log
 from exporter.issues import Severity
 from exporter.settings import Settings

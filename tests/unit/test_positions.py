@@ -12,7 +12,16 @@ import pytest
 
 from exporter import deadline
 from exporter.fhir.positions import (
-    LOCATORS, JsonSyntaxError, Located, attach, first_problem, json_syntax_error, locate_json, scan, segments, spans,
+    LOCATORS,
+    JsonSyntaxError,
+    Located,
+    attach,
+    first_problem,
+    json_syntax_error,
+    locate_json,
+    scan,
+    segments,
+    spans,
 )
 from exporter.issues import EXT_ISSUE_COL, EXT_ISSUE_LINE, Issue, IssueCode, Severity, SourceLocation, error
 

@@ -123,7 +123,7 @@ def compare(cases: dict[str, dict[str, Any]], ours: Any, ref: ReferenceValidator
     t = time.monotonic()
     our_issues = [ours.validate(json.loads(json.dumps(cases[n]))) for n in names]
     report.seconds["ours"] = round(time.monotonic() - t, 1)
-    for name, outcome, issues in zip(names, ref_outcomes, our_issues):
+    for name, outcome, issues in zip(names, ref_outcomes, our_issues, strict=True):
         ref_errors = []
         for i in outcome.get("issue", []):
             if i.get("severity") not in ("error", "fatal"):

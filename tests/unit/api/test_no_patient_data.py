@@ -14,8 +14,9 @@ import copy
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from exporter.api.logs import JsonFormatter
 from exporter.cli import main
@@ -170,8 +171,8 @@ def test_no_canary_in_any_error_log_or_outcome(tmp_path, capsys, caplog, make_cl
     r = client.post("/internal/export", content=json.dumps(surrogate_id), headers=service)
     assert r.status_code in (400, 422), r.text[:300]
     outputs.append(r.text)
-    validate = {"Authorization": f"Bearer {idp.token(azp='diga-reporting', resource_access={'diga-exporter-api': {'roles': ['validate']}})}",
-                **FHIR}
+    token = idp.token(azp="diga-reporting", resource_access={"diga-exporter-api": {"roles": ["validate"]}})
+    validate = {"Authorization": f"Bearer {token}", **FHIR}
     r = client.post("/$validate", content=json.dumps(RESOURCE), headers=validate)
     assert r.status_code == 200 and "VAL_PRIMITIVE" in r.text
     outputs += [r.text, json.dumps(r.json(), ensure_ascii=False)]

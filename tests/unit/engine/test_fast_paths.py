@@ -15,8 +15,17 @@ from markupsafe import escape
 import exporter.engine.values as values
 from exporter.engine.ids import resource_id
 from exporter.engine.templating import Template, TemplateProblem, _quick, _simple, escape_text
-from exporter.engine.values import (MISSING, CompileContext, ItemTest, RunContext, Scope, compile_value,
-                                    constant_of, converter, item_test)
+from exporter.engine.values import (
+    MISSING,
+    CompileContext,
+    ItemTest,
+    RunContext,
+    Scope,
+    compile_value,
+    constant_of,
+    converter,
+    item_test,
+)
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
 
@@ -419,7 +428,7 @@ def test_converted_values_give_what_they_gave():
                     else:
                         try:
                             expected = conv(v)
-                        except (ValueError, TypeError, ArithmeticError) as exc:
+                        except (ValueError, TypeError, ArithmeticError):
                             scope.run.report("MAP_CONVERT", f"cannot convert the value to {kind}", None, "$.x")
                             expected = MISSING
                     assert fn(_scope(item, got)) == expected and got == want, (kind, path, item)

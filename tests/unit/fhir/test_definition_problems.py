@@ -20,8 +20,8 @@ import pytest
 
 import exporter
 from exporter.cli import main
-from exporter.fhir.defmessages import MESSAGES
 from exporter.fhir.definitions import DefinitionStore, default_store
+from exporter.fhir.defmessages import MESSAGES
 from exporter.fhir.packages import check_package
 from exporter.fhir.snapshot import SnapshotError, check_snapshot
 from exporter.issues import ConfigurationError, ExporterError

@@ -1,8 +1,7 @@
-"""Fixtures for mapping tests: the real Exporter, and a scratch copy of mappings/ to break."""
+"""Fixtures for mapping tests: the real Exporter (the scratch copy of mappings/ to break: tests/support/mappings.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ EXPORT_TIME = "2026-04-06T10:00:00+02:00"
 @pytest.fixture(scope="session")
 def exporter() -> Exporter:
     return Exporter.from_settings(get_settings())
-
-
-@pytest.fixture()
-def scratch_mappings(tmp_path) -> Path:
-    target = tmp_path / "mappings"
-    shutil.copytree(get_settings().root / "mappings", target)
-    return target
 
 
 def load(mappings: Path) -> Exporter:

@@ -16,7 +16,7 @@ from exporter.narrative.narrator import Narrator
 from exporter.narrative.present import Presenter
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
-from tests.unit.mapping.conftest import EXPORT_TIME, load, scratch_mappings  # noqa: F401 (fixture)
+from tests.unit.mapping.conftest import EXPORT_TIME, load
 
 ROOT = get_settings().root
 TYPICAL = json.loads((ROOT / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))

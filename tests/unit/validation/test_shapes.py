@@ -58,7 +58,8 @@ def _shape_conditions(path: Path) -> list[tuple[str, int]]:
         for node in ast.walk(fn):
             if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call) \
                     and getattr(node.left.func, "id", None) == "type" \
-                    and any(isinstance(c, ast.Name) and c.id in ("list", "dict") for c in node.comparators) or isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2 \
+                    and any(isinstance(c, ast.Name) and c.id in ("list", "dict") for c in node.comparators) \
+                    or isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2 \
                     and isinstance(node.args[1], ast.Name) and node.args[1].id in ("list", "dict"):
                 found.append((fn.name, node.lineno))
     return found

@@ -36,7 +36,8 @@ def test_null_empty_array_empty_object(validator, example):
 def test_primitive_extension_alignment(validator, example):
     pat = example("Patient-ExamplePatient")
     pat["name"][0]["given"] = ["Erika", None]
-    pat["name"][0]["_given"] = [None, {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix", "valueString": "x"}]}]
+    own_prefix = {"url": "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix", "valueString": "x"}
+    pat["name"][0]["_given"] = [None, {"extension": [own_prefix]}]
     assert M.JSON_NULL not in ids(validator.validate(pat))
     pat["name"][0]["_given"] = [None, None]
     assert M.JSON_NULL in ids(validator.validate(pat))
