@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from exporter.fhir.json import dumps_exact
 from exporter.formats import media
 from exporter.render.document import Renderer
 from exporter.render.pdf import Attachment
@@ -33,7 +32,7 @@ FORMATS = {f.name: f for f in (JSON, HTML, PDF)}
 
 def attachments(bundle: dict[str, Any], raw_json: bytes | None = None) -> list[Attachment]:
     """The files a PDF carries: the Bundle it shows, in every FHIR format the service writes."""
-    raw = raw_json if raw_json is not None else orjson.dumps(bundle)
+    raw = raw_json if raw_json is not None else dumps_exact(bundle)
     return [Attachment("diga-export.fhir.json", JSON.media_type, raw, "FHIR document Bundle (JSON)"),
             Attachment("diga-export.fhir.xml", media.MEDIA_TYPES[media.XML], media.render(bundle, media.XML),
                        "FHIR document Bundle (XML)")]
@@ -42,7 +41,7 @@ def attachments(bundle: dict[str, Any], raw_json: bytes | None = None) -> list[A
 def render(renderer: Renderer, bundle: dict[str, Any], fmt: Format, raw_json: bytes | None = None) -> bytes:
     """The validated `bundle` in format `fmt`."""
     if fmt is JSON:
-        return raw_json if raw_json is not None else orjson.dumps(bundle)
+        return raw_json if raw_json is not None else dumps_exact(bundle)
     files = attachments(bundle, raw_json)
     if fmt is HTML:
         return renderer.html(bundle, files).encode("utf-8")

@@ -29,6 +29,7 @@ DOORS: dict[str, tuple[str, ...]] = {
     "fhirpathpy": ("exporter.fhir.fhirpath",),
     "antlr4": ("exporter.fhir.fhirpath",),  # fhirpathpy's parser runtime, driven directly for parse caching
     "jinja2": ("exporter.engine.templating",),
+    "markupsafe": ("exporter.engine.templating",),  # jinja2's own escaping, for the straight path
     "fastjsonschema": ("exporter.domainschema",),
     "jsonschema": ("exporter.domainschema",),
     "uvicorn": ("exporter.api.server",),
