@@ -407,6 +407,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ERRORS if errors else EXIT_OK
 
 
+def cmd_new_kind(args: argparse.Namespace) -> int:
+    from exporter.scaffold import KindSpec, plan_new_kind, write_plan
+
+    settings = get_settings()
+    if (args.min is None) != (args.max is None):
+        print("new-kind: --min and --max go together (the plausible range)", file=sys.stderr)
+        return EXIT_USAGE
+    spec = KindSpec(args.name, tuple(args.loinc), args.unit, ucum=args.ucum, displays=tuple(args.display),
+                    snomed=args.snomed, snomed_display=args.snomed_display, title=args.title,
+                    maximum=args.max_possible, plausible=(args.min, args.max) if args.min is not None else None,
+                    like=args.like)
+    plan = plan_new_kind(settings.root, spec, settings)  # ScaffoldError: exit 2, nothing written
+    for rel in plan.files:
+        print(f"{rel}: {'create' if rel in plan.created else 'edit'}" + ("" if not args.dry_run else " (dry run)"))
+    if args.dry_run:
+        return EXIT_OK
+    write_plan(plan)
+    for note in plan.notes:
+        print(note)
+    print(f"added measurement kind '{spec.name}'; next: fhir-export build-ig && fhir-export check "
+          "(docs/extending.md)")
+    return EXIT_OK
+
+
 def cmd_concept_maps(args: argparse.Namespace) -> int:
     import json as _json
 
@@ -513,6 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="load every mapping and code table, report all problems with file:line")
     p.add_argument("--mappings", metavar="DIR", help="mapping set folder (default: mappings/)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("new-kind", help="add a scalar measurement kind: schema, mapping, code tables, rule, profile stub")
+    p.add_argument("name", metavar="NAME", help="the kind as the domain document spells it (snake_case), e.g. spo2")
+    p.add_argument("--loinc", action="append", required=True, metavar="CODE",
+                   help="LOINC code of the Observation (repeatable; the first one decides the profile)")
+    p.add_argument("--display", action="append", default=[], metavar="TEXT", help="display of each --loinc code, in order")
+    p.add_argument("--snomed", metavar="SCTID", help="SNOMED CT concept coded beside the LOINC code(s)")
+    p.add_argument("--snomed-display", metavar="TEXT", help="display of the SNOMED CT concept")
+    p.add_argument("--unit", required=True, help="the unit as the app stores it (the domain document's spelling)")
+    p.add_argument("--ucum", metavar="CODE", help="its UCUM code (default: the same as --unit)")
+    p.add_argument("--title", metavar="TEXT", help="words for descriptions and narratives (default: NAME with spaces)")
+    p.add_argument("--max-possible", type=float, metavar="N", help="physically possible maximum (the schema refuses more)")
+    p.add_argument("--min", type=float, metavar="N", help="plausible minimum (rule plausible-NAME, a warning)")
+    p.add_argument("--max", type=float, metavar="N", help="plausible maximum (rule plausible-NAME, a warning)")
+    p.add_argument("--like", default="heart_rate", metavar="KIND",
+                   help="the scalar kind whose mapping is copied (default: heart_rate)")
+    p.add_argument("--dry-run", action="store_true", help="list the files it would write, write nothing")
+    p.set_defaults(func=cmd_new_kind)
 
     p = sub.add_parser("concept-maps", help="publish the code tables as FHIR ConceptMap resources")
     p.add_argument("-o", "--out", required=True, metavar="DIR")

@@ -17,6 +17,19 @@ PROFILES = ("vitalspanel", "resprate", "heartrate", "oxygensat", "bodytemp", "bo
 LOINC = "http://loinc.org"
 
 
+def vital_sign_codes(store: Any) -> dict[str, str]:
+    """LOINC code -> canonical of its core vital signs profile, read from the profiles in `store` (their
+    fixed Observation.code.coding code). Also what `fhir-export new-kind` derives a new kind from."""
+    by_code: dict[str, str] = {}
+    for name in PROFILES:
+        sd = store.structure(CORE + name)
+        for e in store.snapshot(sd) if sd is not None else []:  # checked (or generated) elements
+            eid = e.get("id", "")
+            if eid.startswith("Observation.code.coding:") and eid.endswith(".code") and "fixedCode" in e:
+                by_code.setdefault(e["fixedCode"], CORE + name)
+    return by_code
+
+
 @rule
 class VitalSignsProfile(Rule):
     """An Observation with a vital-sign LOINC code conforms to that code's vital signs profile."""
@@ -40,13 +53,7 @@ class VitalSignsProfile(Rule):
     def _codes(self) -> dict[str, str]:
         """LOINC code -> canonical of its vital signs profile (from the loaded core profiles)."""
         if self._by_code is None:
-            self._by_code = {}
-            for name in PROFILES:
-                sd = self.env.store.structure(CORE + name)
-                for e in self.env.store.snapshot(sd) if sd is not None else []:  # checked (or generated) elements
-                    eid = e.get("id", "")
-                    if eid.startswith("Observation.code.coding:") and eid.endswith(".code") and "fixedCode" in e:
-                        self._by_code.setdefault(e["fixedCode"], CORE + name)
+            self._by_code = vital_sign_codes(self.env.store)
         return self._by_code
 
     def _profile(self, obs: Any) -> str | None:

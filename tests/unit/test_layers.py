@@ -16,8 +16,8 @@ LAYERS = {
     "exporter.issues": 0, "exporter.settings": 0, "exporter.domainschema": 0, "exporter.deadline": 0,
     "exporter.fhir": 1, "exporter.fhir.snapshot": 1, "exporter.terminology": 1, "exporter.mapping": 1,
     "exporter.rules": 1,
-    "exporter.igbuild": 2, "exporter.engine": 2, "exporter.validation": 2, "exporter.formats": 2,
-    "exporter.narrative": 2,
+    "exporter.igbuild": 2, "exporter.scaffold": 2, "exporter.engine": 2, "exporter.validation": 2,
+    "exporter.formats": 2, "exporter.narrative": 2,
     "exporter.pipeline": 3, "exporter.auth": 3, "exporter.render": 3,
     "exporter.api": 4, "exporter.cli": 4,
 }
