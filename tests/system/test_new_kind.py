@@ -1,0 +1,122 @@
+"""A new measurement kind end to end, in a copy of the project: `fhir-export new-kind` (the recipe of
+docs/extending.md), a real SUSHI build of the profile stub, `check`, `map` of a document with records
+of the new kinds, and our validator on the result: 0 errors. Two kinds, so both shapes of the stub
+are built: SpO2 derives from the FHIR core vital signs profile of its LOINC code (oxygensat), HbA1c,
+which has none, from Observation (and reuses the unit % the first one added)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.settings import get_settings
+
+pytestmark = pytest.mark.sushi
+
+SPO2 = ["new-kind", "spo2", "--loinc", "2708-6", "--display", "Oxygen saturation in Arterial blood",
+        "--loinc", "59408-5", "--display", "Oxygen saturation in Arterial blood by Pulse oximetry",
+        "--snomed", "103228002", "--snomed-display", "Hemoglobin saturation with oxygen (observable entity)",
+        "--unit", "%", "--title", "oxygen saturation", "--max-possible", "100", "--min", "70", "--max", "100"]
+HBA1C = ["new-kind", "hba1c", "--loinc", "4548-4", "--display", "Hemoglobin A1c/Hemoglobin.total in Blood",
+         "--unit", "%", "--title", "HbA1c", "--max-possible", "100", "--min", "3", "--max", "20"]
+COPIED = ("sushi-config.yaml", "profiles_fsh", "igs", "mappings", "schemas")
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory):
+    """A project copy with spo2 and hba1c added by the scaffold and its IG rebuilt by SUSHI."""
+    s = get_settings()
+    root = tmp_path_factory.mktemp("newkind") / "proj"
+    root.mkdir()
+    for name in COPIED:
+        src = s.root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
+    env = {"DIGA_EXPORTER_ROOT": str(root), "DIGA_EXPORTER_TOOLS_DIR": str(s.tools),
+           "DIGA_EXPORTER_SUSHI_PATH": str(s.sushi_bin)}
+    for args in (SPO2, HBA1C):
+        proc = _cli(env, *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _cli(env, "build-ig")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root, env
+
+
+def _sample(root: Path) -> Path:
+    """The typical sample plus one record of each new kind, in the export period."""
+    doc = json.loads((get_settings().root / "samples" / "patients" / "typical.json").read_text(encoding="utf-8"))
+    at = next(m["measured_at"] for m in doc["measurements"])
+    doc["measurements"] += [
+        {"id": "0f0e0d0c-0b0a-4909-8807-060504030201", "kind": "spo2", "measured_at": at, "value": 97,
+         "unit": "%", "source": "device"},
+        {"id": "0f0e0d0c-0b0a-4909-8807-060504030202", "kind": "spo2", "measured_at": at, "value": 93.5,
+         "unit": "%", "source": "manual"},
+        {"id": "0f0e0d0c-0b0a-4909-8807-060504030203", "kind": "hba1c", "measured_at": at, "value": 6.4,
+         "unit": "%", "source": "manual"},
+    ]
+    path = root / "with-new-kinds.json"
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return path
+
+
+def test_the_new_kinds_pass_check(scaffolded):
+    root, env = scaffolded
+    proc = _cli(env, "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 error(s), 0 warning(s)" in proc.stdout
+    assert "rule plausible-spo2 [warning, configurable]" in proc.stdout
+
+
+def test_a_document_with_the_new_kinds_maps_and_validates(scaffolded):
+    root, env = scaffolded
+    out = root / "bundle.json"
+    proc = _cli(env, "map", str(_sample(root)), "-o", str(out), "--export-time", "2026-04-06T10:00:00Z", "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert "valid (0 error(s), 0 warning(s))" in proc.stderr
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    by_profile: dict[str, list[dict]] = {}
+    for entry in bundle["entry"]:
+        for claim in entry["resource"].get("meta", {}).get("profile", []):
+            by_profile.setdefault(claim.split("|")[0].rsplit("/", 1)[-1], []).append(entry["resource"])
+    spo2, hba1c = by_profile["diga-spo2"], by_profile["diga-hba1c"]
+    assert [o["valueQuantity"]["value"] for o in spo2] == [97, 93.5]
+    assert [c["code"] for c in spo2[0]["code"]["coding"]] == ["2708-6", "59408-5", "103228002"]
+    assert spo2[0]["valueQuantity"]["code"] == hba1c[0]["valueQuantity"]["code"] == "%"
+    assert [c["code"] for c in hba1c[0]["code"]["coding"]] == ["4548-4"]
+    composition = bundle["entry"][0]["resource"]
+    listed = {r["reference"] for s in composition["section"] for sub in s.get("section", []) for r in sub["entry"]}
+    assert {e["fullUrl"] for e in bundle["entry"] if e["resource"] in spo2 + hba1c} <= listed
+    # the CLI's validator on the written file: the profiles the scaffold wrote, SUSHI built
+    proc = _cli(env, "validate", str(out), "-w")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "valid (0 error(s), 0 warning(s))" in proc.stdout
+
+
+def _map_with(root: Path, env: dict[str, str], spo2_value: float) -> subprocess.CompletedProcess[str]:
+    doc = json.loads(_sample(root).read_text(encoding="utf-8"))
+    doc["measurements"][-3]["value"] = spo2_value
+    path = root / "changed.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return _cli(env, "map", str(path), "-o", str(root / "x.json"), "--export-time", "2026-04-06T10:00:00Z", "-v")
+
+
+def test_an_implausible_value_of_a_new_kind_is_a_warning(scaffolded):
+    proc = _map_with(*scaffolded, 60)  # below the plausible 70
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "plausible-spo2" in proc.stderr
+
+
+def test_an_impossible_value_of_a_new_kind_is_refused_by_the_schema(scaffolded):
+    proc = _map_with(*scaffolded, 101)  # above the possible 100
+    assert proc.returncode == 1, proc.stderr
+    assert "DOMAIN_SCHEMA" in proc.stderr and "measurements[" in proc.stderr
