@@ -509,6 +509,7 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
     if problems:
         raise ScaffoldError(problems)
     plan = Plan(root)
+    plan.files[SCHEMA] = _schema_edit(root, spec)  # first: it says best that the kind exists
     mapping_file = f"mappings/resources/{spec.slug}.yaml"
     fsh_file = f"profiles_fsh/observation-{spec.slug}.fsh"
     for rel in (mapping_file, fsh_file):
@@ -522,7 +523,6 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
                 raise _fail(f"'{m.group(0).strip()}' exists already", "SCAFFOLD_EXISTS",
                             f"profiles_fsh/{path.name}", text.count("\n", 0, m.start()) + 1)
 
-    plan.files[SCHEMA] = _schema_edit(root, spec)
     parent, fixed = _core_parent(root, spec, settings)
     if fixed is not None and fixed != spec.ucum_code:
         raise _fail(f"LOINC {spec.loinc[0]} is a core vital sign: its profile {parent} fixes the unit to "
