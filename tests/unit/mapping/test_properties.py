@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from exporter.settings import get_settings
+from tests.support.domainkinds import kinds
 from tests.unit.mapping.conftest import EXPORT_TIME
 
 SCHEMA = json.loads((get_settings().root / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))
@@ -30,24 +31,23 @@ def _one(x: float, places: int = 1) -> float:
 
 @st.composite
 def measurement(draw):
-    kind = draw(st.sampled_from(["weight", "height", "heart_rate", "blood_pressure", "glucose"]))
-    m = {"id": draw(uuids), "kind": kind, "measured_at": draw(times), "source": draw(st.sampled_from(["manual", "device"]))}
-    if kind == "weight":
-        unit = draw(st.sampled_from(["kg", "g"]))
-        value = _one(draw(st.floats(40, 180))) if unit == "kg" else draw(st.integers(40_000, 180_000))
-    elif kind == "height":
-        unit = draw(st.sampled_from(["cm", "m"]))
-        value = draw(st.integers(120, 210)) if unit == "cm" else _one(draw(st.floats(1.2, 2.1)), 2)
-    elif kind == "heart_rate":
-        unit, value = "bpm", draw(st.integers(40, 180))
-    elif kind == "glucose":
-        unit = draw(st.sampled_from(["mmol/L", "mg/dL"]))
-        value = _one(draw(st.floats(3, 25))) if unit == "mmol/L" else draw(st.integers(60, 400))
-    else:
-        systolic = draw(st.integers(95, 190))
-        m.update(systolic=systolic, diastolic=draw(st.integers(55, systolic - 20)), unit="mmHg")
+    """Any kind the schema lists, in a unit it allows, inside the plausible range of rules.yaml (the kinds
+    come from the schema: a kind added with `fhir-export new-kind` is drawn too)."""
+    kind = draw(st.sampled_from(sorted(kinds())))
+    spec = kinds()[kind]
+    unit = draw(st.sampled_from(spec.units))
+    m = {"id": draw(uuids), "kind": kind, "measured_at": draw(times), "source": draw(st.sampled_from(["manual", "device"])),
+         "unit": unit}
+    if not spec.scalar:  # blood pressure: systolic above diastolic (rule blood-pressure-order)
+        lo, hi = spec.valid_range(unit, "systolic")
+        dlo, _ = spec.valid_range(unit, "diastolic")
+        systolic = draw(st.integers(max(int(lo), int(dlo) + 21, 95), min(int(hi), 190)))
+        m.update(systolic=systolic, diastolic=draw(st.integers(max(int(dlo), 55), systolic - 20)))
         return m
-    m.update(value=value, unit=unit)
+    lo, hi = spec.valid_range(unit)
+    places = 0 if lo >= 100 else 1 if lo >= 1 else 2
+    value = _one(draw(st.floats(lo, hi)), places)
+    m["value"] = int(value) if places == 0 else value
     return m
 
 

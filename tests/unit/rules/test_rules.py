@@ -32,6 +32,7 @@ from exporter.rules import load_rules
 from exporter.rules.checks import KINDS, VALUES, _not_after
 from exporter.rules.ruleset import MAX_ISSUES, parse_rules
 from exporter.settings import Settings, get_settings
+from tests.support.domainkinds import kinds
 from tests.unit.test_domain_samples import _set
 
 ROOT = get_settings().root
@@ -126,13 +127,38 @@ ALSO: dict[str, str] = {rule_id: "plausible-" + rule_id.removeprefix("impossible
                         for rule_id in BREAKS if rule_id.startswith("impossible-")}
 
 
+
+def _below_range(rule: dict[str, Any]) -> tuple[Callable[[dict], None], str, Severity]:
+    """A failing input for a plausibility range on measurements that BREAKS does not list (a kind added
+    with `fhir-export new-kind`): one more record of the rule's kind and unit, schema-valid, below the
+    range (every measurement value is above 0, so half the minimum always is)."""
+    when, rng = rule.get("when") or {}, rule["check"]["range"]
+    kind = kinds()[when["kind"]]
+    record = {"id": "0f0e0d0c-0b0a-4909-8807-0605040302ff", "kind": kind.name,
+              "measured_at": TYP["measurements"][0]["measured_at"], "unit": when.get("unit", kind.units[0]),
+              "source": "manual", rng["field"]: rng["min"] / 2}
+    return (lambda doc: doc["measurements"].append(copy.deepcopy(record)),
+            f"$.measurements[{len(TYP['measurements'])}].{rng['field']}", Severity(rule.get("severity", "error")))
+
+
+def failing_inputs() -> dict[str, tuple[Callable[[dict], None], str, Severity]]:
+    """BREAKS, and a derived input for each plausibility range of a measurement kind it does not list."""
+    out = dict(BREAKS)
+    for rule in parse_yaml(RULES.read_text(encoding="utf-8"), str(RULES))[0]["rules"]:
+        if rule["id"] not in out and rule.get("records") == "measurements" and "range" in rule["check"] \
+                and getattr(kinds().get((rule.get("when") or {}).get("kind")), "scalar", False):
+            out[rule["id"]] = _below_range(rule)
+    return out
+
+
 def test_every_rule_has_a_failing_input() -> None:
-    assert set(BREAKS) == set(rule_lines()), "add a failing input to BREAKS for each rule of mappings/rules.yaml"
+    assert set(failing_inputs()) == set(rule_lines()), \
+        "add a failing input to BREAKS for each rule of mappings/rules.yaml"
 
 
-@pytest.mark.parametrize("rule_id", list(BREAKS))
+@pytest.mark.parametrize("rule_id", list(failing_inputs()))
 def test_rule_fails_on_its_input(rule_id: str, exporter: Exporter) -> None:
-    mutate, path, severity = BREAKS[rule_id]
+    mutate, path, severity = failing_inputs()[rule_id]
     doc = copy.deepcopy(TYP)
     mutate(doc)
     assert exporter.check_domain(doc) == [], "the input is schema-valid: only the rule may object"
