@@ -1,6 +1,6 @@
 """`fhir-export new-kind`: add a scalar measurement kind to the project in one step (layer L2).
 
-A measurement kind lives in seven places; `plan_new_kind` computes all of them and `write_plan`
+A measurement kind lives in eight places; `plan_new_kind` computes all of them and `write_plan`
 writes them together (all files or none):
 
 - `schemas/domain-patient.schema.json`: the kind in `measurement_kind`, its unit in `measurement_unit`,
@@ -12,7 +12,8 @@ writes them together (all files or none):
 - `mappings/rules.yaml`: a `plausible-<kind>` warning when a plausible range is given;
 - `profiles_fsh/observation-<kind>.fsh`: the profile stub, derived from the FHIR core vital signs
   profile of its LOINC code when there is one (the HL7 validator applies that profile anyway), plus
-  its alias, and the Composition's vital signs section allow-list.
+  its alias, and the Composition's vital signs section allow-list;
+- `docs/domain.md`: the kind in the measurements table and the rule's row (where it finds them).
 
 Existing files are edited as text, so their comments and layout stay; every edit is checked by reading
 the file back and comparing it with the intended change: a file not in the expected shape is an error
@@ -42,6 +43,7 @@ UNIT_TABLE = "mappings/codes/ucum-units.yaml"
 RULES = "mappings/rules.yaml"
 ALIASES = "profiles_fsh/aliases.fsh"
 COMPOSITION = "profiles_fsh/composition.fsh"
+DOMAIN_DOC = "docs/domain.md"
 SECTION_ALLOW_LIST = "* section[findings].section.entry only Reference("
 """The Composition rule listing the profiles the vital signs sub-section may reference."""
 CORE_VALUE_CODE = "Observation.value[x]:valueQuantity.code"
@@ -502,6 +504,57 @@ def _fsh_text(spec: KindSpec, parent_alias: str | None) -> str:
     return "\n".join(lines)
 
 
+def _plausible_rule(rules_text: str, schema_text: str, spec: KindSpec) -> Any:
+    """The new plausibility rule as the exporter loads it (with the new schema): proves the edit of
+    rules.yaml, and says in the exporter's words what it checks."""
+    from exporter.rules.ruleset import parse_rules
+
+    data, pos = parse_yaml(rules_text, RULES)
+    ruleset = parse_rules(data, pos, RULES, json.loads(schema_text))
+    errors = [i for i in ruleset.issues if i.is_error]
+    if errors:
+        raise ScaffoldError(errors)
+    return next(r for r in ruleset.rules if r.id == f"plausible-{spec.slug}")
+
+
+def _docs_edit(root: Path, spec: KindSpec, rule: Any, plan: Plan) -> str | None:
+    """docs/domain.md with the kind in the `kind` row and the kinds table, and the rule's row; the parts
+    whose place it cannot find are left to the author (a note says which)."""
+    try:
+        text = (root / DOMAIN_DOC).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        plan.notes.append(f"{DOMAIN_DOC}: not found; document the kind where your project does")
+        return None
+    lines = text.splitlines(keepends=True)
+    todo = []
+    at = next((i for i, line in enumerate(lines) if line.startswith("| `kind` | yes | `")), None)
+    if at is None:
+        todo.append("the kind in the `kind` row of measurements[]")
+    else:
+        lines[at] = lines[at].rstrip("\n").rstrip().rstrip("|").rstrip() + f", `{spec.name}` |\n"
+    head = next((i for i, line in enumerate(lines) if line.startswith("| kind | units")), None)
+    if head is None:
+        todo.append("a row in the table of kinds")
+    else:
+        end = head
+        while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+            end += 1
+        top = f" (0–{_number(spec.maximum)}]" if spec.maximum is not None else ""
+        lines.insert(end + 1, f"| `{spec.name}` | `{spec.unit}`{top} | `{spec.profile_id}` | "
+                              f"{', '.join(spec.loinc)} | `{spec.ucum_code}` |\n")
+    if rule is not None:
+        rows = [i for i, line in enumerate(lines) if line.startswith("| `plausible-")]
+        if not rows:
+            todo.append(f"a row for rule {rule.id}")
+        else:
+            lines.insert(rows[-1] + 1, f"| `{rule.id}` | {rule.severity.value} (configurable) | each of "
+                                       f"`measurements` where `kind` = {spec.name} | {rule.kind.explain(rule.args)}. "
+                                       f"{rule.description} |\n")
+    if todo:
+        plan.notes.append(f"{DOMAIN_DOC}: add by hand: " + "; ".join(todo))
+    return "".join(lines)
+
+
 def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
     """Every file's new text; raises ScaffoldError (all problems found in the arguments, else the first
     problem in a file) before anything is written."""
@@ -547,8 +600,13 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
     element = CORE_VALUE_CODE if parent else "Observation.value[x].code"
     plan.files[UNIT_TABLE] = _table_edit(root, UNIT_TABLE, spec.unit, unit_codings,
                                          {"keys": [spec.unit], "profile": profile_url, "element": element})
+    rule = None
     if spec.plausible is not None:
         plan.files[RULES] = _rules_edit(root, spec)
+        rule = _plausible_rule(plan.files[RULES], plan.files[SCHEMA], spec)
+    docs = _docs_edit(root, spec, rule, plan)
+    if docs is not None:
+        plan.files[DOMAIN_DOC] = docs
     plan.files[mapping_file] = _mapping_text(root, spec)
     alias = None
     if parent is not None:

@@ -16,7 +16,7 @@ from exporter.mapping.registry import load_mapping_set
 from exporter.mapping.yamlsrc import load_yaml
 from exporter.settings import get_settings
 
-COPIED = ("sushi-config.yaml", "profiles_fsh", "mappings", "schemas")
+COPIED = ("sushi-config.yaml", "profiles_fsh", "mappings", "schemas", "docs")
 SPO2 = ["new-kind", "spo2", "--loinc", "2708-6", "--loinc", "59408-5", "--snomed", "103228002", "--unit", "%",
         "--title", "oxygen saturation", "--max-possible", "100", "--min", "70", "--max", "100"]
 
@@ -78,6 +78,9 @@ def test_writes_every_place_of_a_kind(project, capsys):
     assert "Alias: $vs-oxygensat = http://hl7.org/fhir/StructureDefinition/oxygensat" in (
         project / "profiles_fsh/aliases.fsh").read_text(encoding="utf-8")
     assert "or DiGABloodGlucose or DiGASpo2)" in (project / "profiles_fsh/composition.fsh").read_text(encoding="utf-8")
+    doc = (project / "docs/domain.md").read_text(encoding="utf-8")
+    assert "| `spo2` | `%` (0–100] | `diga-spo2` | 2708-6, 59408-5 | `%` |" in doc
+    assert "| `plausible-spo2` | warning (configurable) | each of `measurements` where `kind` = spo2 | 70 ≤ `value` ≤ 100." in doc
     assert not list(project.rglob(".*.new-kind"))
 
 

@@ -175,6 +175,7 @@ def test_rule_fails_on_its_input(rule_id: str, exporter: Exporter) -> None:
     assert result.ok == (severity is Severity.WARNING)
     assert (result.bundle is None) == (severity is Severity.ERROR)
     text = issue.format() + json.dumps(result.operation_outcome() if not result.ok else issue.to_fhir())
+    text = text.replace(rule_id, "<rule>")  # the rule's name may contain a kind's name (plausible-spo2): not a value
     changed = {json.dumps(v) for v in _leaves(doc)} - {json.dumps(v) for v in _leaves(TYP)}
     for value in changed:  # the changed values are never quoted (numbers could appear as rule bounds)
         assert not isinstance(json.loads(value), str) or json.loads(value) not in text, value
