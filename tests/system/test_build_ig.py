@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from exporter.igbuild import build_ig, diff_trees, read_sushi_config
 from exporter.settings import get_settings
+from tests.support.projectcopy import copy_project, tree_digest
 
 pytestmark = pytest.mark.sushi
 
@@ -23,26 +23,11 @@ def _cli(*args: str, env_overrides: dict[str, str] | None = None) -> subprocess.
     return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
-
-
 @pytest.fixture()
 def project_copy(tmp_path):
     """A copy of the IG sources and the committed igs/, built with the real SUSHI and package cache."""
-    s = get_settings()
     root = tmp_path / "proj"
-    root.mkdir()
-    shutil.copy2(s.sushi_config, root / "sushi-config.yaml")
-    shutil.copytree(s.fsh_dir, root / "profiles_fsh")
-    shutil.copytree(s.igs_dir, root / "igs")
-    env = {"DIGA_EXPORTER_ROOT": str(root), "DIGA_EXPORTER_TOOLS_DIR": str(s.tools),
-           "DIGA_EXPORTER_SUSHI_PATH": str(s.sushi_bin)}
-    return root, env
+    return root, copy_project(root, ("sushi-config.yaml", "profiles_fsh", "igs"))
 
 
 def test_committed_igs_match_a_fresh_build(tmp_path):
@@ -59,7 +44,7 @@ def test_build_is_deterministic(tmp_path):
     settings = get_settings()
     a = build_ig(settings, tmp_path / "a")
     b = build_ig(settings, tmp_path / "b")
-    assert _tree_digest(a.out_dir) == _tree_digest(b.out_dir)
+    assert tree_digest(a.out_dir) == tree_digest(b.out_dir)
 
 
 def test_cli_check_passes_on_clean_tree():
@@ -72,12 +57,12 @@ def test_broken_fsh_fails_with_file_line_and_leaves_igs_untouched(project_copy):
     root, env = project_copy
     (root / "profiles_fsh" / "zz-broken.fsh").write_text(
         "Profile: Broken\nParent: Observation\n* status = #final\n* noSuchElement 1..1\n", encoding="utf-8")
-    before = _tree_digest(root / "igs")
+    before = tree_digest(root / "igs")
     proc = _cli("build-ig", env_overrides=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "profiles_fsh/zz-broken.fsh:4: error IG_SUSHI: No element found at path noSuchElement" in proc.stderr
     assert "igs/ left untouched" in proc.stderr
-    assert _tree_digest(root / "igs") == before
+    assert tree_digest(root / "igs") == before
 
 
 def test_cli_check_reports_drift(project_copy):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.settings import get_settings
+from tests.support.projectcopy import copy_project
 
 pytestmark = pytest.mark.sushi
 
@@ -36,14 +36,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def scaffolded(tmp_path_factory):
     """A project copy with spo2 and hba1c added by the scaffold and its IG rebuilt by SUSHI."""
-    s = get_settings()
     root = tmp_path_factory.mktemp("newkind") / "proj"
-    root.mkdir()
-    for name in COPIED:
-        src = s.root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
-    env = {"DIGA_EXPORTER_ROOT": str(root), "DIGA_EXPORTER_TOOLS_DIR": str(s.tools),
-           "DIGA_EXPORTER_SUSHI_PATH": str(s.sushi_bin)}
+    env = copy_project(root, COPIED)
     for args in (SPO2, HBA1C):
         proc = _cli(env, *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr

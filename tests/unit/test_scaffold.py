@@ -4,10 +4,7 @@ changed (all or nothing). The built result is proven in tests/system/test_new_ki
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -15,34 +12,21 @@ from exporter import cli
 from exporter.mapping.registry import load_mapping_set
 from exporter.mapping.yamlsrc import load_yaml
 from exporter.settings import get_settings
+from tests.support.projectcopy import copy_project, tree_digest
 
-COPIED = ("sushi-config.yaml", "profiles_fsh", "mappings", "schemas", "docs")
+COPIED = ("sushi-config.yaml", "profiles_fsh", "mappings", "schemas", "docs", "igs")
 SPO2 = ["new-kind", "spo2", "--loinc", "2708-6", "--loinc", "59408-5", "--snomed", "103228002", "--unit", "%",
         "--title", "oxygen saturation", "--max-possible", "100", "--min", "70", "--max", "100"]
 
 
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
-    s = get_settings()
     root = tmp_path / "proj"
-    root.mkdir()
-    for name in COPIED:
-        src = s.root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
-    shutil.copytree(s.igs_dir, root / "igs")
-    monkeypatch.setenv("DIGA_EXPORTER_ROOT", str(root))
-    monkeypatch.setenv("DIGA_EXPORTER_TOOLS_DIR", str(s.tools))
+    for key, value in copy_project(root, COPIED).items():
+        monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     yield root
     get_settings.cache_clear()
-
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -96,11 +80,11 @@ def test_a_kind_without_core_profile_derives_from_observation(project, capsys):
 
 
 def test_dry_run_writes_nothing(project, capsys):
-    before = _digest(project)
+    before = tree_digest(project)
     code, out, _ = _run(capsys, *SPO2, "--dry-run")
     assert code == 0
     assert "mappings/resources/spo2.yaml: create (dry run)" in out
-    assert _digest(project) == before
+    assert tree_digest(project) == before
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -123,12 +107,12 @@ def test_dry_run_writes_nothing(project, capsys):
      "error SCAFFOLD_USAGE: --like 'blood_pressure' is not a scalar measurement kind"),
 ])
 def test_bad_arguments_exit_2_and_change_nothing(project, capsys, args, expected):
-    before = _digest(project)
+    before = tree_digest(project)
     code, out, err = _run(capsys, *args)
     assert code == 2, out + err
     assert expected in err
     assert "Traceback" not in err
-    assert _digest(project) == before
+    assert tree_digest(project) == before
 
 
 def test_an_existing_kind_is_named_at_its_line_of_the_schema(project, capsys):
@@ -148,11 +132,11 @@ def test_all_argument_problems_are_reported_together(project, capsys):
 
 def test_a_second_run_is_refused_and_changes_nothing(project, capsys):
     assert _run(capsys, *SPO2)[0] == 0
-    before = _digest(project)
+    before = tree_digest(project)
     code, _, err = _run(capsys, *SPO2)
     assert code == 2
     assert "error SCAFFOLD_EXISTS" in err
-    assert _digest(project) == before
+    assert tree_digest(project) == before
 
 
 @pytest.mark.parametrize("rel, old, new, expected", [
@@ -170,9 +154,9 @@ def test_a_file_not_in_the_expected_shape_is_named_and_nothing_is_written(projec
     text = path.read_text(encoding="utf-8")
     assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    before = _digest(project)
+    before = tree_digest(project)
     code, out, err = _run(capsys, *SPO2)
     assert code == 2, out + err
     assert expected in err
     assert "Traceback" not in err
-    assert _digest(project) == before
+    assert tree_digest(project) == before
