@@ -1,6 +1,7 @@
 """A new measurement kind end to end, in a copy of the project: `fhir-export new-kind` (the recipe of
 docs/extending.md), a real SUSHI build of the profile stub, `check`, `map` of a document with records
-of the new kinds, and our validator on the result: 0 errors. Two kinds, so both shapes of the stub
+of the new kinds, and our validator on the result: 0 errors (the HL7 validator too, loaded with the
+copy's IG). Two kinds, so both shapes of the stub
 are built: SpO2 derives from the FHIR core vital signs profile of its LOINC code (oxygensat), HbA1c,
 which has none, from Observation (and reuses the unit % the first one added)."""
 
@@ -133,3 +134,24 @@ def test_the_tests_that_derive_kinds_pass_on_the_new_kinds_unchanged(scaffolded)
                           capture_output=True, text=True, env={**os.environ, **env}, timeout=900,
                           cwd=get_settings().root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.refvalidator
+def test_the_hl7_validator_accepts_the_export_with_the_new_kinds(scaffolded, tmp_path):
+    """The second opinion on the scaffolded profiles: the HL7 validator, loaded with the copy's IG."""
+    from tools.devstack.refvalidator import ReferenceValidator, errors, summarize
+
+    root, env = scaffolded
+    out = tmp_path / "bundle.json"
+    proc = _cli(env, "map", str(_sample(root)), "-o", str(out), "--export-time", "2026-04-06T10:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    igs = sorted(p for p in (root / "igs").iterdir() if (p / "package.json").is_file())
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    broken = json.loads(out.read_text(encoding="utf-8"))  # the check bites: a unit the profile fixes otherwise
+    spo2 = next(e["resource"] for e in broken["entry"] if "diga-spo2" in str(e["resource"].get("meta")))
+    spo2["valueQuantity"]["code"] = "/min"
+    with ReferenceValidator(igs, log_file=tmp_path / "refvalidator.log") as hl7:
+        outcome, bad = hl7.validate(bundle), hl7.validate(broken)
+    assert errors(outcome) == [], summarize(outcome, "error")
+    assert "fixed to '%' in the profile https://diga-exporter.example.org/fhir/StructureDefinition/diga-spo2|" \
+        in summarize(bad, "error"), summarize(bad, "error")
