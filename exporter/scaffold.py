@@ -38,7 +38,6 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 SCHEMA = "schemas/domain-patient.schema.json"
-KIND_TABLE = "mappings/codes/measurement-kind-loinc.yaml"
 UNIT_TABLE = "mappings/codes/ucum-units.yaml"
 RULES = "mappings/rules.yaml"
 ALIASES = "profiles_fsh/aliases.fsh"
@@ -399,13 +398,30 @@ def _model_mapping(root: Path, spec: KindSpec) -> tuple[str, str]:
                 "SCAFFOLD_SHAPE", "mappings/resources")
 
 
+def _code_tables(mapping: Any) -> list[str]:
+    """The code tables a measurement mapping looks the kind up in for Observation.code, in order."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("table"), str) and node.get("key") == {"path": "kind"}:
+                found.append(node["table"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk((mapping.get("resource") or {}).get("code") if isinstance(mapping, dict) else None)
+    return list(dict.fromkeys(found))
+
+
 def _mapping_text(root: Path, spec: KindSpec) -> str:
     file, text = _model_mapping(root, spec)
     data = _yaml_data(text, file)
     old_profile, old_id = data.get("profile"), data.get("mapping")
-    code = ((data.get("resource") or {}).get("code") or {})
-    if code != {"table": "measurement-kind-loinc", "key": {"path": "kind"}}:
-        raise _shape(file, "a mapping whose code is `{table: measurement-kind-loinc, key: {path: kind}}` (--like)")
+    if not _code_tables(data):
+        raise _shape(file, "a mapping whose code comes from code tables keyed by `{path: kind}` (--like)")
     like_words = spec.like.replace("_", " ")
     new = text
     for old, repl in ((f"kind = '{spec.like}'", f"kind = '{spec.name}'"), (str(old_profile), spec.profile_id),
@@ -419,6 +435,80 @@ def _mapping_text(root: Path, spec: KindSpec) -> str:
     if spec.like in new:
         raise _shape(file, f"'{spec.like}' is still named in the copy (--like)")
     return new
+
+
+def _kind_entry(root: Path, rel: str, spec: KindSpec, parent: str | None,
+                settings: Any) -> tuple[list[dict[str, str]], str]:
+    """The new kind's codings in the kind table `rel` and its target element, shaped like the `like`
+    kind's: the same code systems (LOINC and/or SNOMED CT; SNOMED CT beside LOINC when no table of its
+    own has it), the same Coding.version, and a target on the same kind of element (Observation.code,
+    or the LOINC / SNOMED CT coding slice the profile stub then declares)."""
+    data = _yaml_data(_read(root, rel), rel)
+    like = ((data.get("entries") or {}).get(spec.like) or {}) if isinstance(data, dict) else {}
+    like_codings = [c for c in like.get("codings") or [] if isinstance(c, dict)]
+    if not like_codings:
+        raise _shape(rel, f"an entry '{spec.like}' with codings to follow (--like)")
+    like_target = next((tg for tg in data.get("target") or [] if isinstance(tg, dict)
+                        and spec.like in [str(k) for k in tg.get("keys") or []]), None)
+    if like_target is None:
+        raise _shape(rel, f"a target for key '{spec.like}' to follow (--like)")
+    versions = {c.get("system"): str(c["version"]) for c in like_codings if "version" in c}
+    systems = {c.get("system") for c in like_codings}
+
+    def coding(system: str, code: str, display: str | None) -> dict[str, str]:
+        out = {"system": system}
+        if system in versions:
+            out["version"] = versions[system]
+        out["code"] = code
+        if display:
+            out["display"] = display
+        return out
+
+    codings: list[dict[str, str]] = []
+    if LOINC in systems:
+        codings += [coding(LOINC, c, d) for c, d in zip(spec.loinc, [*spec.displays, *[None] * len(spec.loinc)])]
+    snomed_here = SNOMED in systems or (LOINC in systems and not _snomed_table_elsewhere(root, rel, spec))
+    if snomed_here and spec.snomed:
+        codings.append(coding(SNOMED, spec.snomed, spec.snomed_display))
+    elif SNOMED in systems:
+        raise _fail(f"the mapping copied from '{spec.like}' writes a SNOMED CT coding from this table: give --snomed",
+                    "SCAFFOLD_USAGE", rel)
+    if not codings:
+        raise _shape(rel, f"entry '{spec.like}' codes in LOINC or SNOMED CT")
+    element = str(like_target.get("element", ""))
+    if element == "Observation.code":
+        return codings, element
+    if element.endswith(".coding:snomed"):
+        return codings, "Observation.code.coding:snomed"
+    if ".coding:" in element:  # the LOINC coding slice: the core profile's, or the stub's own
+        return codings, _core_loinc_slice(parent, spec, settings) if parent else "Observation.code.coding:loinc"
+    raise _shape(rel, f"the target element '{element}' of '{spec.like}' (Observation.code or a coding slice)")
+
+
+def _snomed_table_elsewhere(root: Path, rel: str, spec: KindSpec) -> bool:
+    """Does the mapping copied look the kind up in another table that codes in SNOMED CT?"""
+    file, text = _model_mapping(root, spec)
+    for table in _code_tables(_yaml_data(text, file)):
+        other = f"mappings/codes/{table}.yaml"
+        if other == rel:
+            continue
+        data = _yaml_data(_read(root, other), other)
+        entry = ((data.get("entries") or {}).get(spec.like) or {}) if isinstance(data, dict) else {}
+        if any(isinstance(c, dict) and c.get("system") == SNOMED for c in entry.get("codings") or []):
+            return True
+    return False
+
+
+def _core_loinc_slice(parent: str, spec: KindSpec, settings: Any) -> str:
+    from exporter.fhir.definitions import default_store
+
+    store = default_store(settings)
+    sd = store.structure(parent)
+    for e in store.snapshot(sd) if sd is not None else []:
+        eid = e.get("id", "")
+        if eid.startswith("Observation.code.coding:") and eid.endswith(".code") and e.get("fixedCode") == spec.loinc[0]:
+            return eid.removesuffix(".code")
+    return "Observation.code"
 
 
 def _core_parent(root: Path, spec: KindSpec, settings: Any) -> tuple[str | None, str | None]:
@@ -472,7 +562,27 @@ def _composition_edit(root: Path, spec: KindSpec) -> str:
     return "".join(all_lines)
 
 
-def _fsh_text(spec: KindSpec, parent_alias: str | None) -> str:
+def _code_rules(spec: KindSpec, core_parent: bool, sliced: bool) -> list[str]:
+    """How the stub codes Observation.code: a pattern (the LOINC code), or — when the code tables
+    target coding slices — the core profile's LOINC slice or its own, plus the SNOMED CT slice."""
+    if not sliced:
+        return [f"* code = $loinc#{spec.loinc[0]}"]
+    lines = [] if core_parent else [
+        "* code.coding ^slicing.discriminator[0].type = #value",
+        "* code.coding ^slicing.discriminator[0].path = \"system\"",
+        "* code.coding ^slicing.rules = #open",
+        "* code.coding contains loinc 1..1",
+        "* code.coding[loinc].system 1..1",
+        "* code.coding[loinc].system = $loinc (exactly)",
+        "* code.coding[loinc].code 1..1",
+        f"* code.coding[loinc].code = #{spec.loinc[0]} (exactly)",
+    ]
+    if spec.snomed:
+        lines.append(f"* insert SnomedCodingSlice(code.coding, {spec.snomed})")
+    return lines
+
+
+def _fsh_text(spec: KindSpec, parent_alias: str | None, sliced: bool = False) -> str:
     codes = ", ".join(spec.loinc)
     parent = parent_alias or "Observation"
     derived = (f" Derives from the FHIR core vital signs profile {parent_alias[4:]} (the HL7 validator applies it "
@@ -489,8 +599,8 @@ def _fsh_text(spec: KindSpec, parent_alias: str | None) -> str:
     ]
     if parent_alias is None:
         lines.append("* insert VitalSignsCategory")
+    lines += _code_rules(spec, parent_alias is not None, sliced)
     lines += [
-        f"* code = $loinc#{spec.loinc[0]}",
         "* value[x] 1..1",
         "* value[x] only Quantity",
         "* valueQuantity.value 1..1",
@@ -582,13 +692,14 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
                     f"'{fixed}', not '{spec.ucum_code}'", "SCAFFOLD_UCUM")
     canonical_base = _canonical(root)
     profile_url = f"{canonical_base}/StructureDefinition/{spec.profile_id}"
-    loinc_codings = [{"system": LOINC, "code": c, **({"display": d} if d else {})}
-                     for c, d in zip(spec.loinc, [*spec.displays, *[""] * len(spec.loinc)])]
-    if spec.snomed:
-        loinc_codings.append({"system": SNOMED, "code": spec.snomed,
-                              **({"display": spec.snomed_display} if spec.snomed_display else {})})
-    plan.files[KIND_TABLE] = _table_edit(root, KIND_TABLE, spec.name, loinc_codings,
-                                         {"keys": [spec.name], "profile": profile_url, "element": "Observation.code"})
+    model_file, model_text = _model_mapping(root, spec)
+    sliced = False
+    for table in _code_tables(_yaml_data(model_text, model_file)):
+        rel = f"mappings/codes/{table}.yaml"
+        codings, element = _kind_entry(root, rel, spec, parent, settings)
+        sliced |= element != "Observation.code"
+        plan.files[rel] = _table_edit(root, rel, spec.name, codings,
+                                      {"keys": [spec.name], "profile": profile_url, "element": element})
     units = _yaml_data(_read(root, UNIT_TABLE), UNIT_TABLE)
     existing = (units.get("entries") or {}).get(spec.unit) if isinstance(units, dict) else None
     if existing is not None:
@@ -614,7 +725,7 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
         if aliases_text is not None:
             plan.files[ALIASES] = aliases_text
     plan.files[COMPOSITION] = _composition_edit(root, spec)
-    plan.files[fsh_file] = _fsh_text(spec, alias)
+    plan.files[fsh_file] = _fsh_text(spec, alias, sliced)
     plan.created = [mapping_file, fsh_file]
     plan.notes.append(f"profile {spec.profile_id} derives from {parent or 'Observation'}")
     return plan
