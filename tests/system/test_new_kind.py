@@ -2,8 +2,8 @@
 docs/extending.md), a real SUSHI build of the profile stub, `check`, `map` of a document with records
 of the new kinds, and our validator on the result: 0 errors (the HL7 validator too, loaded with the
 copy's IG). Two kinds, so both shapes of the stub
-are built: SpO2 derives from the FHIR core vital signs profile of its LOINC code (oxygensat), HbA1c,
-which has none, from Observation (and reuses the unit % the first one added)."""
+are built: SpO2 derives from the FHIR core vital signs profile of its LOINC code (oxygensat), a pain
+score, which has none, from Observation (and reuses the unit `score` of the questionnaire totals)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ SPO2 = ["new-kind", "spo2", "--loinc", "2708-6", "--display", "Oxygen saturation
         "--loinc", "59408-5", "--display", "Oxygen saturation in Arterial blood by Pulse oximetry",
         "--snomed", "103228002", "--snomed-display", "Hemoglobin saturation with oxygen (observable entity)",
         "--unit", "%", "--title", "oxygen saturation", "--max-possible", "100", "--min", "70", "--max", "100"]
-HBA1C = ["new-kind", "hba1c", "--loinc", "4548-4", "--display", "Hemoglobin A1c/Hemoglobin.total in Blood",
-         "--unit", "%", "--title", "HbA1c", "--max-possible", "100", "--min", "3", "--max", "20"]
+# a kind without a core vital signs profile (codes with correct check digits; the test needs no more)
+PAIN = ["new-kind", "pain_score", "--loinc", "72514-3", "--snomed", "225908003", "--unit", "score", "--ucum", "{score}",
+        "--title", "pain score", "--max-possible", "10", "--min", "0.5", "--max", "10"]
 COPIED = ("sushi-config.yaml", "profiles_fsh", "igs", "mappings", "schemas", "docs", "samples")
 
 
@@ -36,10 +37,10 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def scaffolded(tmp_path_factory):
-    """A project copy with spo2 and hba1c added by the scaffold and its IG rebuilt by SUSHI."""
+    """A project copy with spo2 and pain_score added by the scaffold and its IG rebuilt by SUSHI."""
     root = tmp_path_factory.mktemp("newkind") / "proj"
     env = copy_project(root, COPIED)
-    for args in (SPO2, HBA1C):
+    for args in (SPO2, PAIN):
         proc = _cli(env, *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = _cli(env, "build-ig")
@@ -56,8 +57,8 @@ def _sample(root: Path) -> Path:
          "unit": "%", "source": "device"},
         {"id": "0f0e0d0c-0b0a-4909-8807-060504030202", "kind": "spo2", "measured_at": at, "value": 93.5,
          "unit": "%", "source": "manual"},
-        {"id": "0f0e0d0c-0b0a-4909-8807-060504030203", "kind": "hba1c", "measured_at": at, "value": 6.4,
-         "unit": "%", "source": "manual"},
+        {"id": "0f0e0d0c-0b0a-4909-8807-060504030203", "kind": "pain_score", "measured_at": at, "value": 4,
+         "unit": "score", "source": "manual"},
     ]
     path = root / "with-new-kinds.json"
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
@@ -83,14 +84,15 @@ def test_a_document_with_the_new_kinds_maps_and_validates(scaffolded):
     for entry in bundle["entry"]:
         for claim in entry["resource"].get("meta", {}).get("profile", []):
             by_profile.setdefault(claim.split("|")[0].rsplit("/", 1)[-1], []).append(entry["resource"])
-    spo2, hba1c = by_profile["diga-spo2"], by_profile["diga-hba1c"]
+    spo2, pain = by_profile["diga-spo2"], by_profile["diga-pain-score"]
     assert [o["valueQuantity"]["value"] for o in spo2] == [97, 93.5]
-    assert [c["code"] for c in spo2[0]["code"]["coding"]] == ["2708-6", "59408-5", "103228002"]
-    assert spo2[0]["valueQuantity"]["code"] == hba1c[0]["valueQuantity"]["code"] == "%"
-    assert [c["code"] for c in hba1c[0]["code"]["coding"]] == ["4548-4"]
+    assert [c["code"] for c in spo2[0]["code"]["coding"]][0] == "2708-6"
+    assert "103228002" in [c["code"] for c in spo2[0]["code"]["coding"]]
+    assert spo2[0]["valueQuantity"]["code"] == "%" and pain[0]["valueQuantity"]["code"] == "{score}"
+    assert [c["code"] for c in pain[0]["code"]["coding"]] == ["72514-3", "225908003"]
     composition = bundle["entry"][0]["resource"]
     listed = {r["reference"] for s in composition["section"] for sub in s.get("section", []) for r in sub["entry"]}
-    assert {e["fullUrl"] for e in bundle["entry"] if e["resource"] in spo2 + hba1c} <= listed
+    assert {e["fullUrl"] for e in bundle["entry"] if e["resource"] in spo2 + pain} <= listed
     # the CLI's validator on the written file: the profiles the scaffold wrote, SUSHI built
     proc = _cli(env, "validate", str(out), "-w")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -127,7 +129,7 @@ DERIVING_TESTS = [
 
 def test_the_tests_that_derive_kinds_pass_on_the_new_kinds_unchanged(scaffolded):
     """No test constant to touch: the tests that know the kinds read them from the project they run on,
-    here the copy with spo2 and hba1c (its samples have no record of them: adding some, and to the
+    here the copy with spo2 and pain_score (its samples have no record of them: adding some, and to the
     sample generator, is a step of docs/extending.md that no test here needs)."""
     root, env = scaffolded
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *DERIVING_TESTS],

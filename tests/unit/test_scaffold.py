@@ -46,10 +46,11 @@ def test_writes_every_place_of_a_kind(project, capsys):
     assert branch["then"]["properties"]["value"]["maximum"] == 100
     ms = load_mapping_set(project / "mappings")
     assert [i.format() for i in ms.issues if i.is_error] == []
-    kinds = ms.tables["measurement-kind-loinc"]
-    assert [c["code"] for c in kinds.entries["spo2"]] == ["2708-6", "59408-5", "103228002"]
-    assert {"keys": ["spo2"], "profile": "https://diga-exporter.example.org/fhir/StructureDefinition/diga-spo2",
-            "element": "Observation.code"} in kinds.targets
+    codes = [c["code"] for table in ms.tables.values() for c in table.entries.get("spo2", [])]
+    assert codes == ["2708-6", "59408-5", "103228002"]  # LOINC, then SNOMED CT (beside it, or in its own table)
+    targets = [tg["element"] for tg in ms.tables["measurement-kind-loinc"].targets if tg["keys"] == ["spo2"]]
+    # a pattern on Observation.code, or the core oxygensat LOINC slice when the tables target coding slices
+    assert targets in (["Observation.code"], ["Observation.code.coding:OxygenSatCode"])
     units = ms.tables["ucum-units"]
     assert units.entries["%"] == [{"system": "http://unitsofmeasure.org", "code": "%", "display": "%"}]
     assert {"keys": ["%"], "profile": "https://diga-exporter.example.org/fhir/StructureDefinition/diga-spo2",
@@ -69,14 +70,14 @@ def test_writes_every_place_of_a_kind(project, capsys):
 
 
 def test_a_kind_without_core_profile_derives_from_observation(project, capsys):
-    code, _, err = _run(capsys, "new-kind", "hba1c", "--loinc", "4548-4", "--unit", "%")
+    code, _, err = _run(capsys, "new-kind", "pain_score", "--loinc", "72514-3", "--snomed", "225908003", "--unit", "%")
     assert code == 0, err
-    fsh = (project / "profiles_fsh/observation-hba1c.fsh").read_text(encoding="utf-8")
+    fsh = (project / "profiles_fsh/observation-pain-score.fsh").read_text(encoding="utf-8")
     assert "Parent: Observation" in fsh and "* insert VitalSignsCategory" in fsh
     units = load_mapping_set(project / "mappings").tables["ucum-units"]
-    assert {"keys": ["%"], "profile": "https://diga-exporter.example.org/fhir/StructureDefinition/diga-hba1c",
+    assert {"keys": ["%"], "profile": "https://diga-exporter.example.org/fhir/StructureDefinition/diga-pain-score",
             "element": "Observation.value[x].code"} in units.targets
-    assert "plausible-hba1c" not in (project / "mappings/rules.yaml").read_text(encoding="utf-8")  # no range given
+    assert "plausible-pain-score" not in (project / "mappings/rules.yaml").read_text(encoding="utf-8")  # no range given
 
 
 def test_dry_run_writes_nothing(project, capsys):
@@ -97,7 +98,7 @@ def test_dry_run_writes_nothing(project, capsys):
     (["new-kind", "spo2", "--loinc", "2708-6", "--unit", "percent", "--ucum", "1/min"],
      "error SCAFFOLD_UCUM: LOINC 2708-6 is a core vital sign: its profile "
      "http://hl7.org/fhir/StructureDefinition/oxygensat fixes the unit to '%', not '1/min'"),
-    (["new-kind", "pulse", "--loinc", "4548-4", "--unit", "bpm", "--ucum", "{beats}/min"],
+    (["new-kind", "pulse", "--loinc", "4548-4", "--snomed", "225908003", "--unit", "bpm", "--ucum", "{beats}/min"],
      "mappings/codes/ucum-units.yaml: error SCAFFOLD_UCUM: unit 'bpm' is mapped to UCUM ['/min'] already"),
     (["new-kind", "SpO2", "--loinc", "2708-6", "--unit", "%", "--snomed", "103228003"],
      "error SCAFFOLD_SNOMED: '103228003' is not a SNOMED CT id with a correct Verhoeff check digit"),
