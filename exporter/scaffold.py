@@ -401,18 +401,13 @@ def _model_mapping(root: Path, spec: KindSpec) -> tuple[str, str]:
 def _code_tables(mapping: Any) -> list[str]:
     """The code tables a measurement mapping looks the kind up in for Observation.code, in order."""
     found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("table"), str) and node.get("key") == {"path": "kind"}:
-                found.append(node["table"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk((mapping.get("resource") or {}).get("code") if isinstance(mapping, dict) else None)
+    stack = [(mapping.get("resource") or {}).get("code") if isinstance(mapping, dict) else None]
+    while stack:  # depth first, in document order
+        node = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+        if isinstance(node, dict) and isinstance(node.get("table"), str) and node.get("key") == {"path": "kind"}:
+            found.append(node["table"])
+        stack.extend(reversed(children))
     return list(dict.fromkeys(found))
 
 
