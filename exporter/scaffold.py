@@ -217,7 +217,7 @@ def _block_end(text: str, key: str, file: str) -> int:
             break  # the next top-level key
         if body.strip() and not body.lstrip().startswith("#"):
             end = m.end() + line.end()
-    return end if text[end - 1:end] == "\n" else end
+    return end
 
 
 def _insert(text: str, at: int, snippet: str) -> str:
