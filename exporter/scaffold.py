@@ -400,15 +400,20 @@ def _model_mapping(root: Path, spec: KindSpec) -> tuple[str, str]:
 
 def _code_tables(mapping: Any) -> list[str]:
     """The code tables a measurement mapping looks the kind up in for Observation.code, in order."""
-    found: list[str] = []
+    return list(_code_lookups(mapping))
+
+
+def _code_lookups(mapping: Any) -> dict[str, str | None]:
+    """table → the `field` the mapping takes from it (None: the whole entry), in order."""
+    found: dict[str, str | None] = {}
     stack = [(mapping.get("resource") or {}).get("code") if isinstance(mapping, dict) else None]
     while stack:  # depth first, in document order
         node = stack.pop()
         children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
         if isinstance(node, dict) and isinstance(node.get("table"), str) and node.get("key") == {"path": "kind"}:
-            found.append(node["table"])
+            found.setdefault(node["table"], node.get("field"))
         stack.extend(reversed(children))
-    return list(dict.fromkeys(found))
+    return found
 
 
 def _mapping_text(root: Path, spec: KindSpec) -> str:
@@ -689,9 +694,13 @@ def plan_new_kind(root: Path, spec: KindSpec, settings: Any) -> Plan:
     profile_url = f"{canonical_base}/StructureDefinition/{spec.profile_id}"
     model_file, model_text = _model_mapping(root, spec)
     sliced = False
-    for table in _code_tables(_yaml_data(model_text, model_file)):
+    for table, fld in _code_lookups(_yaml_data(model_text, model_file)).items():
         rel = f"mappings/codes/{table}.yaml"
         codings, element = _kind_entry(root, rel, spec, parent, settings)
+        if fld == "coding" and len(codings) > 1:  # the mapping takes one coding: write what it exports
+            plan.notes.append(f"{rel}: the mapping takes one coding from this table; not written: "
+                              + ", ".join(c["code"] for c in codings[1:]))
+            codings = codings[:1]
         sliced |= element != "Observation.code"
         plan.files[rel] = _table_edit(root, rel, spec.name, codings,
                                       {"keys": [spec.name], "profile": profile_url, "element": element})
