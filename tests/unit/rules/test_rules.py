@@ -128,26 +128,35 @@ ALSO: dict[str, str] = {rule_id: "plausible-" + rule_id.removeprefix("impossible
 
 
 
-def _below_range(rule: dict[str, Any]) -> tuple[Callable[[dict], None], str, Severity]:
-    """A failing input for a plausibility range on measurements that BREAKS does not list (a kind added
-    with `fhir-export new-kind`): one more record of the rule's kind and unit, schema-valid, below the
-    range (every measurement value is above 0, so half the minimum always is)."""
+def _below_range(rule: dict[str, Any], rules: list[dict[str, Any]]) -> tuple[Callable[[dict], None], str, Severity]:
+    """A failing input for a range on measurements that BREAKS does not list (a kind added with
+    `fhir-export new-kind`): one more record of the rule's kind and unit, schema-valid, below the range
+    (every measurement value is above 0) and, for a plausible-* range, above any impossible-* range of
+    the same value, so only this rule objects; an impossible value also breaks its plausible-* rule (ALSO)."""
     when, rng = rule.get("when") or {}, rule["check"]["range"]
     kind = kinds()[when["kind"]]
+    same = [r for r in rules if r is not rule and r.get("when") == rule.get("when")
+            and (r["check"].get("range") or {}).get("field") == rng["field"]]
+    floor = max([r["check"]["range"]["min"] for r in same if r["check"]["range"]["min"] < rng["min"]], default=0)
+    value = (floor + rng["min"]) / 2
+    also = [r["id"] for r in same if r["check"]["range"]["min"] > value]
+    if len(also) == 1:
+        ALSO.setdefault(rule["id"], also[0])
     record = {"id": "0f0e0d0c-0b0a-4909-8807-0605040302ff", "kind": kind.name,
               "measured_at": TYP["measurements"][0]["measured_at"], "unit": when.get("unit", kind.units[0]),
-              "source": "manual", rng["field"]: rng["min"] / 2}
+              "source": "manual", rng["field"]: value}
     return (lambda doc: doc["measurements"].append(copy.deepcopy(record)),
             f"$.measurements[{len(TYP['measurements'])}].{rng['field']}", Severity(rule.get("severity", "error")))
 
 
 def failing_inputs() -> dict[str, tuple[Callable[[dict], None], str, Severity]]:
-    """BREAKS, and a derived input for each plausibility range of a measurement kind it does not list."""
+    """BREAKS, and a derived input for each range of a scalar measurement kind it does not list."""
     out = dict(BREAKS)
-    for rule in parse_yaml(RULES.read_text(encoding="utf-8"), str(RULES))[0]["rules"]:
+    rules = parse_yaml(RULES.read_text(encoding="utf-8"), str(RULES))[0]["rules"]
+    for rule in rules:
         if rule["id"] not in out and rule.get("records") == "measurements" and "range" in rule["check"] \
                 and getattr(kinds().get((rule.get("when") or {}).get("kind")), "scalar", False):
-            out[rule["id"]] = _below_range(rule)
+            out[rule["id"]] = _below_range(rule, rules)
     return out
 
 
