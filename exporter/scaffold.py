@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from exporter.issues import ConfigurationError, Issue, IssueCode, SourceLocation, error
 from exporter.mapping.tables import suggest
@@ -466,7 +467,7 @@ def _kind_entry(root: Path, rel: str, spec: KindSpec, parent: str | None,
 
     codings: list[dict[str, str]] = []
     if LOINC in systems:
-        codings += [coding(LOINC, c, d) for c, d in zip(spec.loinc, [*spec.displays, *[None] * len(spec.loinc)])]
+        codings += [coding(LOINC, c, d) for c, d in zip(spec.loinc, [*spec.displays, *[None] * len(spec.loinc)], strict=False)]
     snomed_here = SNOMED in systems or (LOINC in systems and not _snomed_table_elsewhere(root, rel, spec))
     if snomed_here and spec.snomed:
         codings.append(coding(SNOMED, spec.snomed, spec.snomed_display))
@@ -537,9 +538,8 @@ def _alias_edit(root: Path, parent: str) -> tuple[str, str | None]:
     name = "$vs-" + parent.rsplit("/", 1)[-1]
     if re.search(rf"^Alias:\s*{re.escape(name)}\s*=", text, re.M):
         raise _fail(f"alias {name} exists for another canonical", "SCAFFOLD_SHAPE", ALIASES)
-    last = None
-    for last in re.finditer(r"^Alias:\s*\$vs-\S+\s*=\s*\S+[ \t]*\n", text, re.M):
-        pass
+    aliases = list(re.finditer(r"^Alias:\s*\$vs-\S+\s*=\s*\S+[ \t]*\n", text, re.M))
+    last = aliases[-1] if aliases else None
     if last is None:
         raise _shape(ALIASES, "an 'Alias: $vs-... = <core vital signs profile>' line")
     return name, text[:last.end()] + f"Alias: {name} = {parent}\n" + text[last.end():]

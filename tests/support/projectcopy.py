@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from exporter.settings import get_settings
 
