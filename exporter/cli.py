@@ -286,20 +286,28 @@ def _parse_input(raw: bytes, name: str, settings: Any) -> tuple[Any, bool]:
         return None, False
 
 
+def _load(args: argparse.Namespace, settings: Any, message_id: str, what: str) -> tuple[Any, bytes, Any] | int:
+    """(the exporter of `--mappings`, the input file's bytes, its JSON) — or the exit code after printing
+    why not (a mapping set with errors, input that is not JSON this exporter reads); a file that cannot
+    be read raises ConfigurationError (exit 2)."""
+    raw = _read_input(args.input, message_id)
+    exporter = _exporter(settings, args, what)
+    if exporter is None:
+        return EXIT_ERRORS
+    doc, ok = _parse_input(raw, args.input, settings)
+    return (exporter, raw, doc) if ok else EXIT_ERRORS
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from exporter.fhir.positions import attach
 
     export_time = _export_time_arg(args, "map")
     if export_time is None:
         return EXIT_USAGE
-    settings = get_settings()
-    raw = _read_input(args.input, "MAP_INPUT")
-    exporter = _exporter(settings, args, "exported")
-    if exporter is None:
-        return EXIT_ERRORS
-    doc, ok = _parse_input(raw, args.input, settings)
-    if not ok:
-        return EXIT_ERRORS
+    loaded = _load(args, get_settings(), "MAP_INPUT", "exported")
+    if isinstance(loaded, int):
+        return loaded
+    exporter, raw, doc = loaded
     result = exporter.export(doc, export_time=export_time)
     issues = attach(result.issues, raw, file=args.input, json_paths=True) if result.issues else []
     shown = [i for i in issues if i.is_error or args.verbose]
@@ -356,13 +364,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.language:
         settings = settings.model_copy(update={"language": args.language})
-    raw = _read_input(args.input, "RENDER_INPUT")
-    exporter = _exporter(settings, args, "rendered")
-    if exporter is None:
-        return EXIT_ERRORS
-    doc, ok = _parse_input(raw, args.input, settings)
-    if not ok:
-        return EXIT_ERRORS
+    loaded = _load(args, settings, "RENDER_INPUT", "rendered")
+    if isinstance(loaded, int):
+        return loaded
+    exporter, _, doc = loaded
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         result = exporter.accept_bundle(doc)  # an exported Bundle: rendered only when it is valid
     else:
