@@ -3,7 +3,6 @@ routes, logs. (The proof against the real Keycloak is tests/system/test_api_serv
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exporter.api.errors import DENIED_BODY
-from exporter.api.logs import JsonFormatter
+from tests.support.logs import json_logs
 
 from .conftest import ANNA_ID, BEN_ID, b64, new_key, settings_for
 
@@ -238,21 +237,11 @@ def test_an_unexpected_exception_becomes_a_500_outcome_without_details(make_clie
 
 
 def test_logs_are_json_with_request_fields_and_an_audit_line_and_no_phi(client, idp):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with json_logs() as stream:
         client.post("/internal/export", content=TYPICAL, headers=bearer(idp.token()))
         client.get("/patient/export?name=Kanarien", headers=bearer(idp.patient_token(ANNA_ID)))
         client.post("/internal/export", content=b"{bad", headers=bearer(idp.token()))
         client.post("/internal/export", content=TYPICAL, headers=FHIR)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
     text = stream.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     requests_ = [line for line in lines if line.get("event") == "request"]

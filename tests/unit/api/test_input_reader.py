@@ -5,9 +5,7 @@ reader refuses is the generic 422 (never 500 or 503) with its reason in the log.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from exporter.api.errors import PATIENT_FAILED_BODY
-from exporter.api.logs import JsonFormatter
 from exporter.api.sources import DirectorySource, HttpSource, SourceDocumentInvalid
 from exporter.issues import EXT_ISSUE_COL, EXT_ISSUE_LINE
+from tests.support.logs import json_logs
 
 from .conftest import ANNA_ID
 
@@ -76,18 +74,8 @@ def test_a_source_document_the_reader_refuses_is_the_generic_422_and_a_logged_re
     Retry-After for a byte order mark: a permanent data problem shown as a passing outage."""
     (tmp_path / f"{ANNA_ID}.json").write_bytes(anna(HOSTILE[name]))
     client = make_client(source=DirectorySource(tmp_path, max_depth=64))
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with json_logs() as stream:
         r = client.get("/patient/export", headers=bearer(idp.patient_token(ANNA_ID)))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
     assert r.status_code == 422 and "retry-after" not in r.headers
     assert r.content == PATIENT_FAILED_BODY
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
