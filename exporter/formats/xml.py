@@ -727,17 +727,7 @@ class _Reader:
         return self.resource(inner[0], depth + 1)
 
     def div(self, el: Any) -> str:
-        """The narrative as a string, every element that is not void in HTML written with its end tag
-        (`<td></td>`, not `<td/>`): what HTML readers of the narrative need, and what the FHIR JSON of a
-        document carries, so a document read from XML gives the same strings as its JSON."""
-        for e in el.iter():
-            if e.text is None and len(e) == 0 and type(e.tag) is str and _local(e.tag) not in _VOID:
-                e.text = ""
         return etree.tostring(el, encoding=str, with_tail=False)
-
-
-# HTML elements without content (written `<br/>`); every other element keeps its end tag
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 
 
 def _local(tag: str) -> str:

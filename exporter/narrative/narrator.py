@@ -23,13 +23,17 @@ from exporter.narrative.view import DocumentView
 
 XHTML_CLOSE = "</div>"
 _TEXT_RUN = re.compile(r">[^<]*<")
+_EMPTY_ELEMENT = re.compile(r"<([A-Za-z][\w.-]*)((?:\s[^<>]*)?)></\1>")
 
 
 def canonical(xhtml: str) -> str:
-    """The narrative as an XML serializer writes it: quotes in text literal (jinja2 escapes them as
-    `&#39;` / `&#34;`, which XML reads as the same characters), so the FHIR JSON and the FHIR XML of a
-    document carry the same div, and XML read back gives the JSON's string. Text runs only: an
-    attribute keeps its escaped quote."""
+    """The narrative as an XML serializer writes it (lxml, and the HL7 tools: FHIR's own examples carry
+    `<a name="x"/>`): quotes in text literal (jinja2 escapes them as `&#39;` / `&#34;`, which XML reads
+    as the same characters — an attribute keeps its escaped quote) and an element without content
+    closed as `<td/>`. So the FHIR JSON and the FHIR XML of a document carry the same div, and XML read
+    back gives the JSON's string. (The HTML/PDF export renders the templates itself, as HTML.)"""
+    if "></" in xhtml:
+        xhtml = _EMPTY_ELEMENT.sub(r"<\1\2/>", xhtml)
     if "&#" not in xhtml:
         return xhtml
     xhtml = xhtml.replace("&#39;", "'")
