@@ -13,6 +13,7 @@ never successful: `bundle` is then None, so a partial Bundle cannot be returned 
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ class ExportResult:
 
     def operation_outcome(self) -> dict[str, Any]:
         return to_operation_outcome(self.issues)
+
+
+_settled = False
+
+
+def _settle() -> None:
+    """Once per process, after the first export (which compiled the profiles it needed): collect and
+    freeze what exists — definitions, compiled profiles and mappings live as long as the process — so
+    the cyclic collector no longer walks them during every later export (on the large sample the
+    collector took ~80 of ~270 ms of mapping; frozen, ~25). Objects are still freed by reference
+    counting; only cycles among these start-up objects stay, as they would anyway."""
+    global _settled
+    if not _settled:
+        _settled = True
+        gc.collect()
+        gc.freeze()
 
 
 class Exporter:
@@ -157,6 +174,7 @@ class Exporter:
         if found:  # each issue also names the mapping line and the record that produced the element
             found = trace(found, origins)
         issues = issues + found
+        _settle()
         if any(i.is_error for i in issues):
             return ExportResult(None, issues)
         return ExportResult(bundle, issues)
