@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -132,3 +134,49 @@ def make_client(exporter, idp):
 @pytest.fixture
 def client(make_client):
     return make_client()
+
+
+class SourceBackend(BaseHTTPRequestHandler):
+    """The main backend and its token endpoint, on loopback, for the HTTP source: GET answers the
+    statuses in `plan` first, then `body` (raw bytes) when set, else Anna's document or 404."""
+
+    plan: list[int] = []
+    seen: list[tuple[str, str | None]] = []
+    body: bytes | None = None
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+    def _send(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(("token", None))
+        self._send(200, b'{"access_token": "tok-1", "expires_in": 300}')
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        status = self.plan.pop(0) if self.plan else 200
+        if status != 200:
+            return self._send(status, b"{}")
+        if self.body is not None:
+            return self._send(200, self.body)
+        if ANNA_ID in self.path:
+            return self._send(200, json.dumps({"patient": {"id": ANNA_ID}}).encode())
+        return self._send(404, b"{}")
+
+
+@pytest.fixture
+def backend() -> Iterator[str]:
+    """The base URL of a fresh SourceBackend (its plan, record and body reset)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SourceBackend)
+    SourceBackend.plan, SourceBackend.seen, SourceBackend.body = [], [], None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

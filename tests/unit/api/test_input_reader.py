@@ -6,8 +6,6 @@ reader refuses is the generic 422 (never 500 or 503) with its reason in the log.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from exporter.api.sources import DirectorySource, HttpSource, SourceDocumentInva
 from exporter.issues import EXT_ISSUE_COL, EXT_ISSUE_LINE
 from tests.support.logs import json_logs
 
-from .conftest import ANNA_ID
+from .conftest import ANNA_ID, SourceBackend
 
 ROOT = Path(__file__).resolve().parents[3]
 TYPICAL = (ROOT / "samples" / "patients" / "typical.json").read_bytes()
@@ -87,44 +85,14 @@ def test_a_source_document_the_reader_refuses_is_the_generic_422_and_a_logged_re
     assert "Erika" not in stream.getvalue() and "M\xfcller" not in stream.getvalue()
 
 
-class Backend(BaseHTTPRequestHandler):
-    body = b""
-
-    def log_message(self, *a):
-        pass
-
-    def _send(self, status: int, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._send(200, b'{"access_token": "tok", "expires_in": 300}')
-
-    def do_GET(self):
-        self._send(200, Backend.body)
-
-
-@pytest.fixture
-def backend():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_the_http_source_reads_with_the_same_reader(name, backend):
-    Backend.body = anna(HOSTILE[name])
+    SourceBackend.body = anna(HOSTILE[name])
     src = HttpSource(backend, backend + "/token", "exporter", "secret", timeout=2, retries=0, backoff=0, max_depth=64)
     with pytest.raises(SourceDocumentInvalid) as info:
         src.get(ANNA_ID)
     assert info.value.issue.message_id == IDS[name]
-    Backend.body = anna(b"@DOC@")
+    SourceBackend.body = anna(b"@DOC@")
     assert src.get(ANNA_ID)["patient"]["id"] == ANNA_ID
 
 
