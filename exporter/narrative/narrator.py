@@ -32,12 +32,23 @@ def canonical(xhtml: str) -> str:
     as the same characters — an attribute keeps its escaped quote) and an element without content
     closed as `<td/>`. So the FHIR JSON and the FHIR XML of a document carry the same div, and XML read
     back gives the JSON's string. (The HTML/PDF export renders the templates itself, as HTML.)"""
-    if "></" in xhtml:
+    if _may_have_empty_element(xhtml):
         xhtml = _EMPTY_ELEMENT.sub(r"<\1\2/>", xhtml)
     if "&#" not in xhtml:
         return xhtml
     xhtml = xhtml.replace("&#39;", "'")
     return _TEXT_RUN.sub(lambda m: m.group(0).replace("&#34;", '"'), xhtml) if "&#34;" in xhtml else xhtml
+
+
+def _may_have_empty_element(xhtml: str) -> bool:
+    """Whether some `></` follows an opening tag — what every match of _EMPTY_ELEMENT has (its name and
+    attributes hold no `<`), found without the regex trying every tag: most divs only end `</p></div>`."""
+    at = xhtml.find("></")
+    while at >= 0:
+        if xhtml[xhtml.rfind("<", 0, at) + 1] != "/":
+            return True
+        at = xhtml.find("></", at + 3)
+    return False
 
 
 def section_keys(layout_sections: list[Any]) -> dict[tuple[Any, Any], str]:

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.engine.templating import TemplateLibrary, neutralise
 from exporter.mapping.registry import load_mapping_set
@@ -293,3 +295,22 @@ def test_every_narrative_is_the_same_in_fhir_json_and_fhir_xml(exporter, kind):
     back, issues = codec.read(codec.write(result.bundle))
     assert issues == []
     assert narratives(back) == narratives(result.bundle)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["<td>", "</td>", '<td a="1">', "<p>", "</p>", "<", ">", "/", "></", "td", " ", "x"]),
+                max_size=12).map("".join))
+def test_the_empty_element_prefilter_never_hides_an_empty_element(text):
+    # canonical() skips its regex when the prefilter says no `></` follows an opening tag: it must
+    # never say so for a text in which the regex finds an empty element
+    from exporter.narrative.narrator import _EMPTY_ELEMENT, _may_have_empty_element
+    if _EMPTY_ELEMENT.search(text):
+        assert _may_have_empty_element(text)
+
+
+@pytest.mark.parametrize(("div", "written"), [
+    ("<p><td></td></p>", "<p><td/></p>"), ('<td class="x"></td>', '<td class="x"/>'),
+    ("<p>x</p></div>", "<p>x</p></div>"), ("<td></tr>", "<td></tr>"), ("<b>it&#39;s</b>", "<b>it's</b>")])
+def test_canonical_closes_empty_elements_only(div, written):
+    from exporter.narrative.narrator import canonical
+    assert canonical(div) == written
