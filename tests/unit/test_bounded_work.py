@@ -109,3 +109,32 @@ def test_an_operation_outcome_never_echoes_more_than_max_echo_characters():
                                           expression=(huge,), diagnostics=huge)])
     assert len(json.dumps(outcome)) < 4 * MAX_ECHO + 500
     assert outcome["issue"][0]["details"]["text"].endswith("more characters]")
+
+
+def test_the_collector_is_paused_only_while_a_document_is_built(exporter, monkeypatch):
+    import gc
+    seen: list[bool] = []
+    build = exporter.engine.build
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return build(*args, **kwargs)
+    monkeypatch.setattr(exporter.engine, "build", watched)
+    assert gc.isenabled()
+    assert exporter.export(TYPICAL, export_time=EXPORT_TIME).ok
+    assert seen == [False] and gc.isenabled()  # paused for the build, running again after it
+
+    def fails(*args, **kwargs):
+        raise deadline.DeadlineExceeded()
+    monkeypatch.setattr(exporter.engine, "build", fails)
+    with pytest.raises(deadline.DeadlineExceeded):
+        exporter.export(TYPICAL, export_time=EXPORT_TIME)
+    assert gc.isenabled()  # a build stopped at its deadline resumes it too
+
+    monkeypatch.setattr(exporter.engine, "build", watched)
+    gc.disable()  # disabled on purpose by someone else (or paused by an overlapping build): left so
+    try:
+        assert exporter.export(TYPICAL, export_time=EXPORT_TIME).ok
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
