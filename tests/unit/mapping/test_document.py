@@ -118,6 +118,19 @@ def test_unreadable_times_never_raise() -> None:
     assert _order_key(0, {"id": "x", "recordedDate": "2026-03-01"}, "No/Such_Zone")[0] == 2
 
 
+def test_times_are_ordered_as_instants_whatever_their_offsets() -> None:
+    from exporter.engine.builder import _order_key
+
+    times = ["2026-03-01T01:30:00+02:00", "2026-02-28T23:45:00Z", "2026-03-01T00:10:00+01:00", "2026-03-01",
+             "2026-02-28T18:20:00-05:00", "9999-12-31T23:00:00-02:00", "0001-01-01T00:30:00+01:00"]
+    keys = {t: _order_key(0, {"id": "x", "effectiveDateTime": t}, "Europe/Berlin") for t in times}
+    assert all(k[0] == 1 for k in keys.values()), "the ends of the calendar (beyond UTC's) are instants too"
+    # in UTC: 0000-12-31 23:30, 23:00 (a date: Berlin's midnight), 23:10, 23:20, 23:30, 23:45, 10000-01-01 01:00
+    assert sorted(times, key=keys.__getitem__) == [
+        "0001-01-01T00:30:00+01:00", "2026-03-01", "2026-03-01T00:10:00+01:00", "2026-02-28T18:20:00-05:00",
+        "2026-03-01T01:30:00+02:00", "2026-02-28T23:45:00Z", "9999-12-31T23:00:00-02:00"]
+
+
 # ----------------------------------------------------------------------------- a period without data (item 4)
 
 def _empty_period() -> dict[str, Any]:
