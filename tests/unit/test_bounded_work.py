@@ -111,18 +111,23 @@ def test_an_operation_outcome_never_echoes_more_than_max_echo_characters():
     assert outcome["issue"][0]["details"]["text"].endswith("more characters]")
 
 
-def test_the_collector_is_paused_only_while_a_document_is_built(exporter, monkeypatch):
+def test_the_collector_is_paused_only_while_a_document_is_exported(exporter, monkeypatch):
     import gc
-    seen: list[bool] = []
-    build = exporter.engine.build
+    seen: list[tuple[str, bool]] = []
+    build, validate = exporter.engine.build, exporter.validator.validate
 
     def watched(*args, **kwargs):
-        seen.append(gc.isenabled())
+        seen.append(("build", gc.isenabled()))
         return build(*args, **kwargs)
+
+    def judged(*args, **kwargs):
+        seen.append(("validate", gc.isenabled()))
+        return validate(*args, **kwargs)
     monkeypatch.setattr(exporter.engine, "build", watched)
+    monkeypatch.setattr(exporter.validator, "validate", judged)
     assert gc.isenabled()
     assert exporter.export(TYPICAL, export_time=EXPORT_TIME).ok
-    assert seen == [False] and gc.isenabled()  # paused for the build, running again after it
+    assert seen == [("build", False), ("validate", False)] and gc.isenabled()  # running again after it
 
     def fails(*args, **kwargs):
         raise deadline.DeadlineExceeded()
