@@ -43,12 +43,14 @@ def has_text(text: str) -> bool:
 # A run of text between two tags that cannot change how the div parses: no markup or quote
 # characters, no entity references, no characters XML forbids — and not only whitespace (a run of
 # whitespace is kept as it is: whether a div has content depends on it).
-# One pass of one pattern, linear in the div's length: a `>`, then (looking ahead within the run) a
-# character with content, then only plain characters up to the next `<`. Every part stops at `<` or
-# `>`, so each attempt scans at most the run after its `>` and the runs are disjoint (the old single
-# pattern that spanned `>…<` with nested quantifiers backtracked quadratically over a long unclosed run).
-_RUN = re.compile(">(?=[^<>]*[^\\s<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff])"
-                  "[^<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+(?=<)")
+# One pass of one pattern, linear in the div's length: a `>`, the run's leading whitespace, its first
+# character with content, then the rest of its plain characters up to the next `<`. The first two
+# parts cannot overlap (whitespace never has content) and both quantifiers are possessive, so an
+# attempt scans the run after its `>` once and never backtracks; the runs are disjoint (the old single
+# pattern that spanned `>…<` with nested quantifiers backtracked quadratically over a long unclosed
+# run, and a look-ahead for the content character scanned every run twice).
+_NOT_PLAIN = "<>&\"'\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+_RUN = re.compile(f">[^\\S{_NOT_PLAIN}]*+[^\\s{_NOT_PLAIN}][^{_NOT_PLAIN}]*+(?=<)")
 
 
 _SHAPED = 4096  # longer divs (a section's list of thousands of entries) hardly share a shape: parsed as they are
