@@ -533,8 +533,15 @@ class _Compiler:
         negate = op == "!="
         left = self.compile(left_node)
         general = self._EqualityExpression(node)
+        key = self._plain_key(left)
 
         def equals(f: Coll, e: dict[str, Any]) -> bool | None:
+            if key is not None and len(f) == 1 and type(f[0][0]) is dict:
+                s = f[0][0].get(key)  # `system = '…'`: the key's string, no collection built
+                if type(s) is str:
+                    return (s == literal) is not negate
+                if s is None:
+                    return None
             items = left(f, e)
             if not items:
                 return None
