@@ -431,12 +431,12 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     its own elements (the clean path of their object rule), the rules after them."""
     if m.kind == KIND_RESOURCE:  # what Validator._value does for a resource, without its dispatch
         code, wrong = m.type.code, S.wrong_resource_type(m.type.code)
-        wrong_type = wrong.broken if wrong is not None else _no_problem
+        wrong_type = wrong.broken if wrong is not None else None  # none for Resource (Bundle.entry.resource)
         profiles, contained = m.type.profiles, m.key == "contained"
         validate_resource = val.validate_resource
 
         def resource(v: Any, path: str, ctx: Any, depth: int) -> bool:
-            if wrong_type(v, code):
+            if wrong_type is not None and wrong_type(v, code):
                 return False  # the walk reports the type
             ctx.probing = False  # validated for real: see the module docstring
             try:
