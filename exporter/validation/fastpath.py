@@ -195,23 +195,24 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
 
 def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tuple[str, Member], ...]
                      ) -> Callable[[dict[str, Any], str, Any, int], bool] | None:
-    """Validator.walk_slices for the clean case of one array of complex items: assign each item (type
-    dispatch or the compiled matchers), ask slicing.findings whether a slice rule is broken, then
-    validate each item through the value checks its slice plan names. True: all clean (an item's
-    problem raises Dirty, as Validator._item does); False: something to report, or a case this does
-    not decide (a discriminator that cannot be evaluated, a non-object item) — then
-    Validator.walk_slices runs and reports. None when the element is not of that kind."""
-    if len(keys) != 1:
-        return None
-    key, m = keys[0]
-    if not m.many or m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None:
-        return None
-    vtype = m.type.code
-    assign, findings = slicing.assign, slicing.findings
-    plans: dict[int, tuple[Handler, ...] | None] = {}  # id(slice or None) -> the value checks of its items
+    """Validator.walk_slices for the clean case of complex items (an array, or the keys of a sliced
+    choice element such as value[x]): assign each item (type dispatch or the compiled matchers), ask
+    slicing.findings whether a slice rule is broken, then validate each item through the value
+    checks its slice plan names. True: all clean (an item's problem raises Dirty, as Validator._item
+    does); False: something to report, or a case this does not decide (a discriminator that cannot
+    be evaluated, a non-object item) — then Validator.walk_slices runs and reports. None when the
+    element is not of that kind.
 
-    def checks_for(sl: Any) -> tuple[Handler, ...] | None:
-        sm, with_base = val.slice_plan(cnode, sl, vtype, m, rule)
+    An assignment found clean is remembered (in the content memo) under what decides it: each
+    item's key and the parts of the item its slices' matchers read (slicing.projections) — the
+    components of a blood pressure are assigned by their codes, whatever their measured values."""
+    if not keys or any(m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None for _, m in keys):
+        return None
+    assign, findings = slicing.assign, slicing.findings
+    plans: dict[tuple[int, int], tuple[Handler, ...] | None] = {}  # (slice or None, member) -> value checks
+
+    def checks_for(sl: Any, m: Member) -> tuple[Handler, ...] | None:
+        sm, with_base = val.slice_plan(cnode, sl, m.type.code, m, rule)
         if sm is not None and sm.kind in (KIND_PRIMITIVE, KIND_RESOURCE):
             return None  # Validator._item validates such a member with the walk
         fns = [val.clean_value_fn(m, rule)] if with_base else []
@@ -220,25 +221,59 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
         return tuple(fns)
 
     many_broken, items_broken = S.any_broken(S.MANY), S.items_broken(S.ITEM + S.COMPLEX)
+    projections = slicing.projections(cnode)
+    memo, seen = val.memo, val.memo.table()  # projection key -> a clean assignment
+    memo_on = projections is not None
+    tries = hits = 0
 
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        items: Any = obj.get(key)
-        if many_broken(items) or items_broken(items):
-            return False  # the walk reports it
-        assigned, problems = assign([(it, vtype) for it in items], cnode, ctx)
-        if problems or next(findings(assigned, cnode), None) is not None:
-            return False
-        todo: list[tuple[Handler, ...]] = []
-        for sl in assigned:
-            if id(sl) in plans:
-                fns = plans[id(sl)]
+        nonlocal memo_on, tries, hits
+        gathered: list[tuple[Any, str, Member, int | None]] = []  # as _gather: (item, key, member, index)
+        for k, m in keys:
+            v = obj.get(k)
+            if v is None:
+                continue
+            if m.many:
+                if many_broken(v) or items_broken(v):
+                    return False  # the walk reports it
+                gathered.extend((it, k, m, i) for i, it in enumerate(v))
+            elif items_broken([v]):
+                return False
             else:
-                fns = plans[id(sl)] = checks_for(sl)
+                gathered.append((v, k, m, None))
+        raw = None
+        assigned = None
+        if memo_on:
+            try:
+                raw = orjson.dumps([(k, [p(it) for p in projections]) for it, k, _, _ in gathered])  # type: ignore[union-attr]
+            except (TypeError, orjson.JSONEncodeError):
+                raw = None
+            else:
+                tries += 1
+                assigned = seen.get(raw)
+                if assigned is not None:
+                    hits += 1
+                elif tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
+                    memo_on = False  # the decisive parts hardly repeat: stop paying for keys
+        if assigned is None:
+            assigned, problems = assign([(it, m.type.code) for it, _, m, _ in gathered], cnode, ctx)
+            if problems or next(findings(assigned, cnode), None) is not None:
+                return False
+            if raw is not None:
+                seen[raw] = assigned
+                memo.stored()
+        todo: list[tuple[Handler, ...]] = []
+        for sl, (_, _, m, _) in zip(assigned, gathered, strict=True):
+            plan_key = (id(sl), id(m))
+            if plan_key in plans:
+                fns = plans[plan_key]
+            else:
+                fns = plans[plan_key] = checks_for(sl, m)
             if fns is None:
                 return False
             todo.append(fns)
-        for i, (it, fns) in enumerate(zip(items, todo, strict=True)):
-            where = f"{path}.{key}[{i}]"
+        for (it, k, _, i), fns in zip(gathered, todo, strict=True):
+            where = f"{path}.{k}[{i}]" if i is not None else f"{path}.{k}"
             for fn in fns:
                 if not fn(it, where, ctx, depth):
                     raise Dirty

@@ -187,7 +187,15 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
                         if test(v):
                             return True
                 return False
+            match.projection = (lambda item: simple_values(item, parts)) if parts else _itself  # type: ignore[attr-defined]
             return match
+    if disc.type == "type" and disc.path == "$this":
+        allowed_here = frozenset(t.code for t in sl.types)  # slice_matches: `$this` is the slice itself
+
+        def this_type(item: Any, item_type: str | None, ctx: Any) -> bool | None:
+            return (item_type or (item.get("resourceType") if isinstance(item, dict) else None)) in allowed_here
+        this_type.projection = _resource_type  # type: ignore[attr-defined]  # with the item's type, all it reads
+        return this_type
     if disc.type == "type" and _SIMPLE.match(disc.path):
         definition = sl.child_at(disc.path)
         if definition is not None and definition.types:
@@ -199,6 +207,34 @@ def _compile_one(sl: Node, disc: Discriminator) -> Callable[[Any, str | None, An
             type_match.by_type = (parts, allowed)  # type: ignore[attr-defined]  # see type_dispatch
             return type_match
     return lambda item, item_type, ctx: slice_matches(item, item_type, sl, disc, ctx)
+
+
+def _itself(item: Any) -> Any:
+    return item
+
+
+def _resource_type(item: Any) -> Any:
+    return item.get("resourceType") if isinstance(item, dict) else None
+
+
+def projections(base: Node) -> tuple[Callable[[Any], Any], ...] | None:
+    """What decides `assign` for one item of `base` besides the item's type: one function per
+    discriminator giving the part of the item its matchers read (`projection` of each compiled
+    matcher), when every slice is told apart by such matchers; None otherwise (a discriminator
+    left to slice_matches, or the type dispatch of Bundle.entry). Items of one type whose
+    projections are equal are assigned alike."""
+    if type_dispatch(base) is not None:
+        return None
+    compiled = matchers(base)
+    if not compiled or not compiled[0][1]:
+        return None
+    found: list[Callable[[Any], Any]] = []
+    for j in range(len(compiled[0][1])):  # discriminator j: the same path for every slice
+        fns = [getattr(fns[j], "projection", None) for _, fns in compiled]
+        if any(f is None for f in fns):
+            return None
+        found.append(fns[0])  # type: ignore[arg-type]
+    return tuple(found)
 
 
 def matchers(base: Node) -> list[tuple[Node, list[Callable[[Any, str | None, Any], bool | None]]]]:
