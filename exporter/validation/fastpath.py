@@ -209,7 +209,6 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     if not keys or any(m.kind in (KIND_PRIMITIVE, KIND_RESOURCE) or m.check is not None for _, m in keys):
         return None
     assign, findings = slicing.assign, slicing.findings
-    plans: dict[tuple[int, int], tuple[Handler, ...] | None] = {}  # (slice or None, member) -> value checks
 
     def checks_for(sl: Any, m: Member) -> tuple[Handler, ...] | None:
         sm, with_base = val.slice_plan(cnode, sl, m.type.code, m, rule)
@@ -225,10 +224,12 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     memo, seen = val.memo, val.memo.table()  # projection key -> a clean assignment
     memo_on = projections is not None
     tries = hits = 0
+    plans: dict[int, dict[int, tuple[Handler, ...] | None]] = {id(m): {} for _, m in keys}  # member -> slice -> checks
 
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
         nonlocal memo_on, tries, hits
-        gathered: list[tuple[Any, str, Member, int | None]] = []  # as _gather: (item, key, member, index)
+        groups: list[tuple[str, Member, list[Any], bool]] = []  # the items of each key, as _gather takes them
+        typed: list[tuple[Any, str]] = []
         for k, m in keys:
             v = obj.get(k)
             if v is None:
@@ -236,16 +237,20 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
             if m.many:
                 if many_broken(v) or items_broken(v):
                     return False  # the walk reports it
-                gathered.extend((it, k, m, i) for i, it in enumerate(v))
+                groups.append((k, m, v, True))
+                t = m.type.code
+                typed.extend([(it, t) for it in v])
             elif items_broken([v]):
                 return False
             else:
-                gathered.append((v, k, m, None))
+                groups.append((k, m, [v], False))
+                typed.append((v, m.type.code))
         raw = None
         assigned = None
         if memo_on:
             try:
-                raw = orjson.dumps([(k, [p(it) for p in projections]) for it, k, _, _ in gathered])  # type: ignore[union-attr]
+                raw = orjson.dumps([(k, [p(it) for p in projections])  # type: ignore[union-attr]
+                                    for k, _, items, _ in groups for it in items])
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
@@ -256,27 +261,33 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
                 elif tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
                     memo_on = False  # the decisive parts hardly repeat: stop paying for keys
         if assigned is None:
-            assigned, problems = assign([(it, m.type.code) for it, _, m, _ in gathered], cnode, ctx)
+            assigned, problems = assign(typed, cnode, ctx)
             if problems or next(findings(assigned, cnode), None) is not None:
                 return False
             if raw is not None:
                 seen[raw] = assigned
                 memo.stored()
-        todo: list[tuple[Handler, ...]] = []
-        for sl, (_, _, m, _) in zip(assigned, gathered, strict=True):
-            plan_key = (id(sl), id(m))
-            if plan_key in plans:
-                fns = plans[plan_key]
-            else:
-                fns = plans[plan_key] = checks_for(sl, m)
-            if fns is None:
-                return False
-            todo.append(fns)
-        for (it, k, _, i), fns in zip(gathered, todo, strict=True):
-            where = f"{path}.{k}[{i}]" if i is not None else f"{path}.{k}"
-            for fn in fns:
-                if not fn(it, where, ctx, depth):
-                    raise Dirty
+        todo: list[tuple[Handler, ...]] = []  # every item's checks first: a case this does not decide walks
+        pos = 0
+        for _, m, items, _ in groups:
+            known = plans[id(m)]
+            for sl in assigned[pos:pos + len(items)]:
+                if id(sl) in known:
+                    fns = known[id(sl)]
+                else:
+                    fns = known[id(sl)] = checks_for(sl, m)
+                if fns is None:
+                    return False
+                todo.append(fns)
+            pos += len(items)
+        pos = 0
+        for k, _, items, many in groups:
+            for i, it in enumerate(items):
+                where = f"{path}.{k}[{i}]" if many else f"{path}.{k}"
+                for fn in todo[pos]:
+                    if not fn(it, where, ctx, depth):
+                        raise Dirty
+                pos += 1
         return True
     return clean
 
