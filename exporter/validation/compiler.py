@@ -80,8 +80,9 @@ def _split_id(eid: str) -> tuple[str, str]:
 
 class Compiler:
     def __init__(self, store: DefinitionStore, policy: Policy | None = None,
-                 expander: ValueSetExpander | None = None):
+                 expander: ValueSetExpander | None = None, memo: Any = None):
         self.store = store
+        self.memo = memo  # the validator's content memo (fastpath.Memo), for rules that remember verdicts
         self.policy = policy or Policy()
         self.expander = expander or ValueSetExpander(store)
         self._roots: dict[str, Node] = {}

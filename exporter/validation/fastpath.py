@@ -451,6 +451,39 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     return run
 
 
+def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any, Any], Any], ...], memo: Any
+                    ) -> Callable[[Any, Any], Any]:
+    """`test` remembering the focuses it found true (in the validator's content memo) under what it
+    reads of them: the results of its navigations from the focus (Constraint.reads) — whatever else
+    the focus holds, equal results give the same verdict. A profile's `resource.meta.profile…` on
+    each Bundle entry, or `code.coding.where(…)` on each Observation, is then evaluated once per
+    distinct code, not once per resource. Verdicts that are not true are never remembered."""
+    seen = memo.table()
+    on, tries, hits = True, 0, 0
+
+    def run(focus: Any, env: Any) -> Any:
+        nonlocal on, tries, hits
+        raw = None
+        if on:
+            try:
+                raw = orjson.dumps([read(focus, env) for read in reads])
+            except (TypeError, orjson.JSONEncodeError):
+                raw = None
+            else:
+                tries += 1
+                if raw in seen:
+                    hits += 1
+                    return True
+                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
+                    on = False  # what it reads hardly repeats (a fullUrl): stop paying for keys
+        verdict = test(focus, env)
+        if verdict is True and raw is not None:
+            seen[raw] = None
+            memo.stored()
+        return verdict
+    return run
+
+
 _STRING_CHECK = PRIMITIVE_CHECKS["string"]
 
 

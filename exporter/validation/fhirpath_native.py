@@ -220,10 +220,43 @@ class _Compiler:
         self.repeated = repeated  # (root, steps) navigations that occur more than once: shared, remembered
         self.uses: dict[tuple[bool, tuple[str, ...]], int] = {}
         self._shared: dict[tuple[bool, tuple[str, ...]], Fn] = {}
+        # what the expression reads of its focus (see `reads`): the navigations from the focus itself
+        # (not from an item inside criteria), less those only extended into longer ones; or, when it
+        # also reads the focus as a whole or the environment, `whole`
+        self.depth = 0  # criteria of exists/all/where being compiled: their focus is an item
+        self.navigations: dict[tuple[bool, tuple[str, ...]], int] = {}
+        self.whole = False
+
+    def criteria(self, node: dict[str, Any]) -> BFn:
+        """The criteria of exists(), all() or where(): evaluated with each item as its focus."""
+        self.depth += 1
+        try:
+            return self.boolean(node)
+        finally:
+            self.depth -= 1
+
+    def _extended(self, base: Fn) -> None:
+        """`base`, a navigation, is only the start of a longer one: not read on its own."""
+        if self.depth == 0:
+            key = base.steps  # type: ignore[attr-defined]
+            self.navigations[key] = self.navigations.get(key, 0) - 1
+
+    def _reads_focus(self) -> None:
+        if self.depth == 0:
+            self.whole = True
+
+    def reads(self) -> tuple[Fn, ...] | None:
+        """The navigations whose results (values and types) are all the expression reads of its focus,
+        each as a function of the focus; None when it reads more (the focus itself, %resource …)."""
+        if self.whole:
+            return None
+        return tuple(_path(root, steps, self.choices) for (root, steps), n in self.navigations.items() if n > 0)
 
     def path(self, root: bool, steps: tuple[str, ...]) -> Fn:
         key = (root, steps)
         self.uses[key] = self.uses.get(key, 0) + 1
+        if self.depth == 0:
+            self.navigations[key] = self.navigations.get(key, 0) + 1
         if key not in self.repeated:
             return _path(root, steps, self.choices)
         fn = self._shared.get(key)
@@ -268,6 +301,7 @@ class _Compiler:
 
     def _ExternalConstantTerm(self, node: dict[str, Any]) -> Fn:
         ident = node["children"][0]["children"][0].get("text")
+        self.whole = True  # the environment: never a function of the focus alone
         if ident in ("resource", "rootResource"):
             return lambda focus, env: [(env[ident], None)] if env.get(ident) is not None else []
         if ident == "ucum":
@@ -284,10 +318,12 @@ class _Compiler:
             assert base is not None
             steps = getattr(base, "steps", None)
             if steps is not None:
+                self._extended(base)
                 return self.path(steps[0], steps[1] + (name,))
             choices = self.choices
             return lambda focus, env: [c for item in base(focus, env) for c in _children(item, name, choices)]
         if kind == "ThisInvocation":
+            self._reads_focus()
             # iterating functions (where, all, exists) evaluate their criteria with the item as focus,
             # so $this is always the focus here; no per-item environment copies are needed
             return lambda focus, env: focus
@@ -303,6 +339,8 @@ class _Compiler:
     def _function(self, functn: dict[str, Any], base: Fn | None) -> Fn:
         name = functn["children"][0]["text"]
         params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+        if base is None:
+            self._reads_focus()
         src: Fn = base if base is not None else (lambda focus, env: focus)
 
         def sub(i: int) -> Fn:
@@ -310,7 +348,7 @@ class _Compiler:
 
         if name == "exists":
             if params:
-                test = self.boolean(params[0])
+                test = self.criteria(params[0])
                 some = _some(src, test)
                 return lambda f, e: _wrap(some(f, e))
             return lambda f, e: _wrap(bool(src(f, e)))
@@ -319,11 +357,11 @@ class _Compiler:
         if name == "not" and not params:
             return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
         if name == "all" and len(params) == 1:
-            test = self.boolean(params[0])
+            test = self.criteria(params[0])
             every = _every(src, test)
             return lambda f, e: _wrap(every(f, e))
         if name == "where" and len(params) == 1:
-            test = self.boolean(params[0])
+            test = self.criteria(params[0])
             return lambda f, e: [it for it in src(f, e) if test([it], e) is True]
         if name in ("matches", "contains", "startsWith", "endsWith") and len(params) == 1:
             arg = sub(0)
@@ -370,6 +408,7 @@ class _Compiler:
                 # `value.ofType(Quantity)` of a choice element is its `valueQuantity` key: one more
                 # navigation step instead of a scan of the keys and a filter on the types found
                 key = steps[1][-1] + tname[0].upper() + tname[1:]
+                self._extended(base)  # type: ignore[arg-type]
                 return self.path(steps[0], steps[1][:-1] + (key,))
             return lambda f, e: [it for it in src(f, e) if it[1] == tname
                                  or (isinstance(it[0], dict) and it[0].get("resourceType") == tname)]
@@ -438,7 +477,10 @@ class _Compiler:
         return lambda f, e: _bool_of(coll(f, e))
 
     def _source(self, base_node: dict[str, Any] | None) -> Fn:
-        return self.compile(base_node) if base_node is not None else (lambda f, e: f)
+        if base_node is None:
+            self._reads_focus()
+            return lambda f, e: f
+        return self.compile(base_node)
 
     def _boolean_function(self, base_node: dict[str, Any] | None, functn: dict[str, Any]) -> BFn | None:
         """Boolean mode of `base.name(params)`; base None: the focus."""
@@ -454,7 +496,7 @@ class _Compiler:
                 inner_params = inner["children"][1]["children"] if len(inner["children"]) > 1 else []
                 if inner["children"][0]["text"] == "where" and len(inner_params) == 1:
                     src = self.compile(base_node["children"][0])
-                    test = self.boolean(inner_params[0])
+                    test = self.criteria(inner_params[0])
                     return _some(src, test)
             src = self._source(base_node)
             present = self._plain_key(src)
@@ -472,7 +514,7 @@ class _Compiler:
             return lambda f, e: _negate(inner_b(f, e))
         if name in ("exists", "all") and len(params) == 1:
             src = self._source(base_node)
-            test = self.boolean(params[0])
+            test = self.criteria(params[0])
             if name == "exists":
                 return _some(src, test)
             return _every(src, test)
@@ -801,6 +843,9 @@ def translate(expression: str, choices: frozenset[str] | None = None
             except _Unsupported:
                 return None
         run_boolean.test = test  # type: ignore[attr-defined]  # for callers that call it directly (see Unsupported)
+        # the navigations from the focus whose results decide the test (None: it reads more); equal
+        # results, equal verdicts: invariants.holds_fn remembers clean ones under them
+        run_boolean.reads = compiler.reads()  # type: ignore[attr-defined]
         return run_boolean
 
     def run(value: Any, fhir_type: str | None, env: dict[str, Any]) -> bool | None:

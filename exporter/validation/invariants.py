@@ -20,6 +20,7 @@ from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M
+from exporter.validation.fastpath import remembered_test
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
 from exporter.validation.model import KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Member
 from exporter.validation.rules import CHILDREN, Rule, rule
@@ -345,6 +346,7 @@ def compile_constraint(c: Constraint) -> Constraint:
     test = getattr(translated, "test", None)
     if "%" not in c.expression and test is not None:  # the boolean test itself, one call per evaluation
         c.test = test
+        c.reads = getattr(translated, "reads", None)
 
         def check(value: Any, ctx: Any) -> bool:
             try:
@@ -365,9 +367,11 @@ def compile_constraint(c: Constraint) -> Constraint:
     return c
 
 
-def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool) -> Callable[[Any, Any], bool]:
+def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool, memo: Any = None
+             ) -> Callable[[Any, Any], bool]:
     """The invariants of an element as one generated function: True when all hold (when `unmet`
-    yields nothing). `objects`: the values are JSON objects, so guards (see GUARDS) apply."""
+    yields nothing). `objects`: the values are JSON objects, so guards (see GUARDS) apply. With the
+    validator's content `memo`, translated tests remember their true verdicts (fastpath.remembered_test)."""
     if any(c.check is None for c in constraints):
         return lambda v, ctx: False  # a constraint that could not be compiled is always reported
     env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
@@ -377,7 +381,7 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
     lines.append("    try:")
     for i, c in enumerate(constraints):
         if c.test is not None:  # the translated test itself; where it declines, `unmet` decides
-            env[f"C{i}"] = c.test
+            env[f"C{i}"] = c.test if memo is None or c.reads is None else remembered_test(c.test, c.reads, memo)
             call = f"C{i}(F, NO_ENV) is not True"
         else:
             env[f"C{i}"] = c.check
@@ -412,7 +416,8 @@ class Invariants(Rule):
         if hit is None:
             ignore = self.env.policy.best_practice == "ignore"
             cs = [c for c in self.env.compiler.constraints_for(m) if not (ignore and c.best_practice)]
-            hit = self._compiled[id(m)] = (cs, holds_fn(cs, m.type.code, m.kind != KIND_PRIMITIVE) if cs else _always)
+            hit = self._compiled[id(m)] = (cs, holds_fn(cs, m.type.code, m.kind != KIND_PRIMITIVE, self.env.compiler.memo)
+                                           if cs else _always)
         return hit
 
     def applies(self, m: Member) -> bool:

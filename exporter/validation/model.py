@@ -62,6 +62,8 @@ class Constraint:
     # the translated boolean test (focus collection, env) -> True/False/None, when the expression
     # needs no environment; raises fhirpath_native.Unsupported where it declines (see invariants)
     test: Callable[[Any, Any], Any] | None = None
+    # the navigations from the focus whose results are all `test` reads (fhirpath_native `reads`)
+    reads: tuple[Callable[[Any, Any], Any], ...] | None = None
     best_practice: bool = False  # marked with the elementdefinition-bestpractice extension (see policy.py)
 
     @property

@@ -41,16 +41,16 @@ class Validator:
         self.store = store
         self.policy = policy or Policy()
         self.expander = ValueSetExpander(store)
-        self.compiler = Compiler(store, self.policy, self.expander)
+        self.memo_size = memo_size
+        # content memo of clean context-free values, one table per element; the clean path consults it
+        # (the walk runs where something is to be reported), and invariants remember true verdicts in it
+        self.memo = fastpath.Memo(memo_size)
+        self.compiler = Compiler(store, self.policy, self.expander, self.memo)
         self.max_issues = max_issues
         self.time_limit_s = time_limit_s
         self.max_depth = max_depth
         self.max_bytes = max_bytes
         self._slice_members: dict[tuple[int, str, int], Member] = {}
-        self.memo_size = memo_size
-        # content memo of clean context-free values, one table per element; only the clean path
-        # consults it (the walk runs where something is to be reported)
-        self.memo = fastpath.Memo(memo_size)
         self.clean_path = clean_path  # try fastpath first (False: the walk only — for equivalence tests)
         self._resource_types: dict[str, bool] = {}
         self._slice_memo_ok: dict[int, bool] = {}

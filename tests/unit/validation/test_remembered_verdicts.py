@@ -1,0 +1,78 @@
+"""Invariants remember true verdicts under what they read of their focus (fhirpath_native `reads`,
+fastpath.remembered_test): the navigations named are all an expression reads, and a validator
+that remembers reports what one that never remembers reports."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from exporter.fhir.definitions import default_store
+from exporter.settings import get_settings
+from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, translate
+from exporter.validation.validator import Validator
+from tests.unit.validation.test_fastpath import CORPUS, typical_bundle  # noqa: F401 (a fixture)
+
+
+@pytest.mark.parametrize(("expression", "navigations"), [
+    ("resource.meta.profile.exists() and resource.meta.profile.all(matches('^[^|]+[|][^|]+$'))",
+     [("resource", "meta", "profile")]),
+    ("(code.coding.where(system = 'http://loinc.org' and code = '15074-8').exists() and "
+     "value.ofType(Quantity).code = 'mmol/L')", [("code", "coding"), ("valueQuantity", "code")]),
+    ("item.all(linkId.exists())", [("item",)]),  # the criteria read the items, which `item` holds
+    ("type != 'display' or code.empty()", [("type",), ("code",)]),
+    ("value.all($this >= 0)", [("value",)]),
+    ("Observation.code.exists()", [("Observation", "code")]),
+    ("component.exists() or note.exists()", [("component",), ("note",)]),
+    # the focus itself, or more than the focus: nothing to remember under
+    ("$this.length() > 3 and code.exists()", None),
+    ("matches('^a') and code.exists()", None),
+    ("count() > 1 and code.exists()", None),
+])
+def test_reads_are_the_navigations_from_the_focus(expression, navigations):
+    translated = translate(expression, R4_CHOICE_NAMES)
+    assert translated is not None
+    reads = translated.reads  # type: ignore[attr-defined]
+    if navigations is None:
+        assert reads is None
+    else:
+        assert sorted(r.steps[1] for r in reads) == sorted(navigations)
+
+
+def _issues(v: Validator, resource: Any) -> Counter:
+    return Counter((i.severity.value, i.code.value, i.message_id, i.message, i.expression)
+                   for i in v.validate(copy.deepcopy(resource)))
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[Validator, Validator]:
+    store = default_store(get_settings())
+    remembering, forgetting = Validator(store, time_limit_s=600), Validator(store, time_limit_s=600)
+    forgetting.compiler.memo = None  # its invariants evaluate every time
+    return remembering, forgetting
+
+
+def test_remembered_verdicts_change_no_issue(pair):
+    remembering, forgetting = pair
+    names = sorted(CORPUS)
+    for name in names + names:  # the second round meets what the first remembered
+        assert _issues(remembering, CORPUS[name]) == _issues(forgetting, CORPUS[name]), name
+
+
+def test_exported_bundle_with_changed_codes(pair, typical_bundle):  # noqa: F811
+    """A whole export remembered clean, then entries whose remembered parts changed."""
+    remembering, forgetting = pair
+    assert _issues(remembering, typical_bundle) == _issues(forgetting, typical_bundle) == Counter()
+    mutant = copy.deepcopy(typical_bundle)
+    glucose = [e["resource"] for e in mutant["entry"] if "diga-blood-glucose" in str(e["resource"].get("meta"))]
+    assert len(glucose) > 1
+    quantity = glucose[-1]["valueQuantity"]
+    quantity["code"] = {"mg/dL": "mmol/L", "mmol/L": "mg/dL"}[quantity["code"]]  # dgx-glu-1: not its code's unit
+    mutant["entry"][-1]["resource"]["meta"]["profile"] = ["https://example.org/no-version"]  # dgx-bdl-3
+    found = _issues(forgetting, mutant)
+    assert {"dgx-glu-1", "dgx-bdl-3"} <= {key for *_, message, _ in found for key in ("dgx-glu-1", "dgx-bdl-3")
+                                           if key in message}, found
+    assert _issues(remembering, mutant) == found
