@@ -28,8 +28,8 @@ class BundleIndex:
     by_full_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     base_of: dict[int, str] = field(default_factory=dict)  # id(resource) -> base URL of its fullUrl
     is_document: bool = False
-    # (urn, target-profile plan) pairs found clean in this Bundle (references.Reference.bundle_urn)
-    clean_references: set[tuple[str, object]] = field(default_factory=set)
+    # target-profile plan -> the urns found clean for it in this Bundle (references.Reference.bundle_urn)
+    clean_references: dict[object, set[str]] = field(default_factory=dict)
     # reference -> is it a well-formed urn:uuid (asked once per reference, whatever the target profiles)
     uuid_urns: dict[str, bool] = field(default_factory=dict)
 

@@ -148,8 +148,10 @@ class Reference(Rule):
         bundle = ctx.bundle
         if bundle is None:
             return None
-        key = (ref, plan)
-        if key in bundle.clean_references:
+        clean = bundle.clean_references.get(plan)
+        if clean is None:
+            clean = bundle.clean_references[plan] = set()
+        elif ref in clean:
             return True  # found clean before: a urn:uuid, resolved, an allowed target
         well_formed = bundle.uuid_urns.get(ref)  # shared by all target profiles (Composition, Provenance)
         if well_formed is None:
@@ -163,10 +165,11 @@ class Reference(Rule):
             rt = target.get("resourceType")
             if not plan.any_type and rt not in plan.types:
                 return False
-            candidates, core_ok, claimed = self._candidates(plan, rt)
+            known = plan.by_type.get(rt) if type(rt) is str else None
+            candidates, core_ok, claimed = known if known is not None else self._candidates(plan, rt)
             if candidates and not core_ok and not claims_any(target, claimed) and self._findings(ref, plan, ctx):
                 return False
-        bundle.clean_references.add(key)
+        clean.add(ref)
         return True
 
     def report(self, value: Any, m: Member, path: str, ctx: Any) -> None:
