@@ -11,7 +11,7 @@ Supported: member navigation (choice elements like `value` find `valueQuantity` 
 `$this`, `%resource`, `%rootResource`, string/number/boolean literals, `and or xor implies`,
 `= != < <= > >=`, `in`, `|`, and the functions exists([criteria]), empty(), not(), all(criteria),
 where(criteria), matches(regex), contains(str), startsWith(str), endsWith(str), count(), first(),
-ofType(Type), floor(), toString(), length(), hasValue().
+ofType(Type), floor(), toString(), length(), hasValue(), trace('label').
 
 Evaluation model: a collection is a list of (value, fhir_type_or_None) pairs; booleans follow
 FHIRPath's three-valued logic with the empty collection as "unknown".
@@ -394,6 +394,8 @@ class _Compiler:
                     return []
                 return _wrap(op(s, str(a[0][0])))
             return string_fn
+        if name == "trace" and len(params) <= 1 and (not params or _literal_string(params[0]) is not None):
+            return src  # trace('label') returns its input (its logging is a no-op: exporter.fhir.fhirpath)
         if name == "count" and not params:
             return lambda f, e: [(len(src(f, e)), "integer")]
         if name == "first" and not params:

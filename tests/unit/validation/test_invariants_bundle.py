@@ -45,6 +45,9 @@ EXPRESSIONS += [  # boolean mode: three-valued logic with empty operands, fused 
 ]
 EXPRESSIONS += ["note.exists()", "note.empty()", "code.exists()", "zz.exists()", "zz.empty()", "zz.matches('x')",
                 "status.matches('^final$')", "code.matches('x')"]
+EXPRESSIONS += ["status.trace('s') = 'final'", "note.trace('n').text.first() = 'a'", "code.trace('c').exists()",
+                "note.trace().count() = 2",  # trace() returns its input (que-1 of every Questionnaire item uses it)
+                "(status = 'final' implies note.empty().not()) and (status.trace('s') = 'x' implies note.trace('n').empty())"]
 SPARSE = {"resourceType": "Observation", "status": "final", "note": [{"text": "a"}], "code": {"text": "x"}}
 
 
