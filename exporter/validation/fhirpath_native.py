@@ -133,20 +133,21 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
                  for i, name in enumerate(steps))
 
     names = tuple(name for name, _, _ in plan)
-    direct = not any(type_name or choice for _, type_name, choice in plan[:-1]) and not plan[-1][1]
-    last_choice = plan[-1][2]
+    direct = not any(type_name for _, type_name, _ in plan)
+    choice_names = frozenset(name for name, _, choice in plan if choice)
 
     def path(focus: Coll, env: dict[str, Any]) -> Coll:
         if direct and len(focus) == 1:
-            # one object and a chain of plain keys (`resource.meta.profile`): follow single objects
-            # without building a collection per step; a list or a choice on the way takes the general loop
+            # one object and a chain of keys (`resource.meta.profile`, `code.coding`): follow single
+            # objects without building a collection per step; a list on the way, or a choice element
+            # not under its own name (valueQuantity for `value`), takes the general loop
             v = focus[0][0]
             for name in names:
                 if type(v) is not dict:
                     break
                 x = v.get(name)
                 if x is None:
-                    if name is names[-1] and last_choice:
+                    if name in choice_names:
                         break
                     return []
                 v = x
