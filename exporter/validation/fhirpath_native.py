@@ -11,7 +11,7 @@ Supported: member navigation (choice elements like `value` find `valueQuantity` 
 `$this`, `%resource`, `%rootResource`, string/number/boolean literals, `and or xor implies`,
 `= != < <= > >=`, `in`, `|`, and the functions exists([criteria]), empty(), not(), all(criteria),
 where(criteria), matches(regex), contains(str), startsWith(str), endsWith(str), count(), first(),
-ofType(Type), floor(), toString(), length(), hasValue(), trace('label').
+ofType(Type), floor(), toString(), length(), hasValue(), trace('label'), descendants(), isDistinct().
 
 Evaluation model: a collection is a list of (value, fhir_type_or_None) pairs; booleans follow
 FHIRPath's three-valued logic with the empty collection as "unknown".
@@ -395,6 +395,17 @@ class _Compiler:
                     return []
                 return _wrap(op(s, str(a[0][0])))
             return string_fn
+        if name == "descendants" and not params:
+            def descendants_fn(f: Coll, e: dict[str, Any]) -> Coll:
+                return [(x, None) for x in _descendants([it[0] for it in src(f, e)])]
+            return descendants_fn
+        if name == "isDistinct" and not params:
+            def is_distinct(f: Coll, e: dict[str, Any]) -> Coll:
+                items = src(f, e)
+                if not all(type(it[0]) is str for it in items):
+                    raise _Unsupported("isDistinct() of values that are not strings")
+                return _wrap(len({it[0] for it in items}) == len(items))
+            return is_distinct
         if name == "trace" and len(params) <= 1 and (not params or _literal_string(params[0]) is not None):
             return src  # trace('label') returns its input (its logging is a no-op: exporter.fhir.fhirpath)
         if name == "count" and not params:
@@ -707,6 +718,32 @@ class _Compiler:
 
 
 BFn = Callable[[Coll, dict[str, Any]], "bool | None"]
+
+
+def _descendants(values: list[Any]) -> list[Any]:
+    """Every value below `values`, level by level (the children of each object in key order, array
+    items in order), as fhirpathpy's descendants() finds them. Declines where its nodes would carry
+    more than the JSON value: a primitive's `_key` companion, or a null."""
+    out: list[Any] = []
+    level = values
+    while level:
+        below: list[Any] = []
+        for v in level:
+            if type(v) is dict:
+                for k, x in v.items():
+                    if k[:1] == "_":
+                        raise _Unsupported("descendants() with primitive extensions")
+                    if type(x) is list:
+                        below.extend(x)
+                    else:
+                        below.append(x)
+            elif type(v) is list or isinstance(v, (dict, list)):
+                raise _Unsupported("descendants() of a nested array or a mapping type")
+        if any(x is None for x in below):
+            raise _Unsupported("descendants() meeting a null")
+        out.extend(below)
+        level = below
+    return out
 
 
 def _has_key(focus: Coll, key: str) -> bool:

@@ -48,6 +48,9 @@ EXPRESSIONS += ["note.exists()", "note.empty()", "code.exists()", "zz.exists()",
 EXPRESSIONS += ["status.trace('s') = 'final'", "note.trace('n').text.first() = 'a'", "code.trace('c').exists()",
                 "note.trace().count() = 2",  # trace() returns its input (que-1 of every Questionnaire item uses it)
                 "(status = 'final' implies note.empty().not()) and (status.trace('s') = 'x' implies note.trace('n').empty())"]
+EXPRESSIONS += ["descendants().count() > 20", "descendants().count() < 20", "descendants().text.isDistinct()",
+                "note.text.isDistinct()", "descendants().where(system = 'http://loinc.org').exists()", "note.descendants().count() = 2",
+                "descendants().linkId.isDistinct()"]  # que-2 of every Questionnaire
 SPARSE = {"resourceType": "Observation", "status": "final", "note": [{"text": "a"}], "code": {"text": "x"}}
 
 
@@ -82,7 +85,7 @@ def test_r4_choice_names_are_those_of_the_core_package():
     assert names == set(R4_CHOICE_NAMES)
 
 
-@pytest.mark.parametrize("expression", ["name.given.select($this)", "descendants().count() > 1", "today() > @2020"])
+@pytest.mark.parametrize("expression", ["name.given.select($this)", "children().count() > 1", "today() > @2020"])
 def test_outside_subset_is_not_translated(expression):
     assert translate(expression) is None
 
@@ -169,3 +172,27 @@ def test_a_navigation_used_twice_is_evaluated_per_resource():
     amended = {"resourceType": "Observation", "status": "amended", "note": [{"text": "a1"}]}
     assert [check(r, "Observation", {}) for r in (final_a, final_b, amended, final_a, final_a)] == \
         [True, False, False, True, True]
+
+
+@pytest.mark.parametrize("expression", ["descendants().count() = %d", "descendants().linkId.isDistinct()",
+                                        "descendants().id.isDistinct()"])
+def test_descendants_as_fhirpathpy_finds_them(expression):
+    """descendants() visits what fhirpathpy's does (counted over every IG example, the Questionnaires
+    with a repeated linkId among them), or declines (a `_key` companion, a null)."""
+    from tests.system.test_differential import _examples
+    examples = list(_examples().values())
+    for q in [e for e in examples if e.get("resourceType") == "Questionnaire" and e.get("item")]:
+        twice = dict(q, item=q["item"] + q["item"][:1])
+        examples.append(twice)
+    decided = 0
+    for resource in examples:
+        rt = resource.get("resourceType", "Resource")
+        fhirpathpy = compile_expression("descendants().count()", FUNCTIONS)(typed(resource, rt), {"resource": resource})
+        text = expression % fhirpathpy[0] if "%d" in expression else expression
+        verdict = translate(text, R4_CHOICE_NAMES)(resource, rt, {"resource": resource})  # type: ignore[misc]
+        if verdict is None:
+            continue
+        reference = compile_expression(text, FUNCTIONS)(typed(resource, rt), {"resource": resource})
+        assert verdict is (reference == [True]), (text, resource.get("id"))
+        decided += 1
+    assert decided > len(examples) // 2
