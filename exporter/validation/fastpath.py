@@ -97,8 +97,8 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
             continue  # `_key` companions are rare: their presence sends the object down the walk
         if m.kind == KIND_PRIMITIVE and m.check is not None and not val.compiler.rules_for(m) and not m.many:
             table[key] = (1, m.check)  # inlined: format check only
-        elif m.kind not in (KIND_PRIMITIVE, KIND_RESOURCE) and not m.many and not m.sliced:
-            table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value
+        elif m.kind != KIND_PRIMITIVE and not m.many and not m.sliced:
+            table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value or resource (as _handler checks it)
         else:
             table[key] = (0, _handler(val, key, m, rule))
     unmodelled = S.unmodelled(rule.is_resource)
