@@ -226,6 +226,7 @@ class _Compiler:
         # also reads the focus as a whole or the environment, `whole`
         self.depth = 0  # criteria of exists/all/where being compiled: their focus is an item
         self.navigations: dict[tuple[bool, tuple[str, ...]], int] = {}
+        self.presence: dict[tuple[bool, tuple[str, ...]], int] = {}  # of those, uses by exists() / empty()
         self.whole = False
 
     def criteria(self, node: dict[str, Any]) -> BFn:
@@ -242,6 +243,12 @@ class _Compiler:
             key = base.steps  # type: ignore[attr-defined]
             self.navigations[key] = self.navigations.get(key, 0) - 1
 
+    def _presence(self, src: Fn) -> None:
+        """`src`, if a navigation, is tested by exists() or empty(): only whether it finds something counts."""
+        key = getattr(src, "steps", None)
+        if key is not None and self.depth == 0:
+            self.presence[key] = self.presence.get(key, 0) + 1
+
     def _reads_focus(self) -> None:
         if self.depth == 0:
             self.whole = True
@@ -251,7 +258,13 @@ class _Compiler:
         each as a function of the focus; None when it reads more (the focus itself, %resource …)."""
         if self.whole:
             return None
-        return tuple(_path(root, steps, self.choices) for (root, steps), n in self.navigations.items() if n > 0)
+        out: list[Fn] = []
+        for (root, steps), n in self.navigations.items():
+            if n > 0:
+                found = _path(root, steps, self.choices)
+                # a navigation only ever tested for existence is read as whether it finds anything
+                out.append(_found(found) if self.presence.get((root, steps), 0) >= n else found)
+        return tuple(out)
 
     def path(self, root: bool, steps: tuple[str, ...]) -> Fn:
         key = (root, steps)
@@ -352,8 +365,10 @@ class _Compiler:
                 test = self.criteria(params[0])
                 some = _some(src, test)
                 return lambda f, e: _wrap(some(f, e))
+            self._presence(src)
             return lambda f, e: _wrap(bool(src(f, e)))
         if name == "empty" and not params:
+            self._presence(src)
             return lambda f, e: _wrap(not src(f, e))
         if name == "not" and not params:
             return lambda f, e: _wrap(_negate(_bool_of(src(f, e))))
@@ -513,12 +528,14 @@ class _Compiler:
                     test = self.criteria(inner_params[0])
                     return _some(src, test)
             src = self._source(base_node)
+            self._presence(src)
             present = self._plain_key(src)
             if present is not None:
                 return lambda f, e: _has_key(f, present) if len(f) == 1 else bool(src(f, e))
             return lambda f, e: bool(src(f, e))
         if name == "empty" and not params:
             src = self._source(base_node)
+            self._presence(src)
             absent = self._plain_key(src)
             if absent is not None:
                 return lambda f, e: not _has_key(f, absent) if len(f) == 1 else not src(f, e)
@@ -718,6 +735,14 @@ class _Compiler:
 
 
 BFn = Callable[[Coll, dict[str, Any]], "bool | None"]
+
+
+def _found(navigation: Fn) -> Fn:
+    """Whether `navigation` finds anything (all exists() and empty() read of it)."""
+    def found(focus: Coll, env: dict[str, Any]) -> Any:
+        return bool(navigation(focus, env))
+    found.steps = navigation.steps  # type: ignore[attr-defined]
+    return found
 
 
 def _descendants(values: list[Any]) -> list[Any]:

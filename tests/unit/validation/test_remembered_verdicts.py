@@ -42,6 +42,18 @@ def test_reads_are_the_navigations_from_the_focus(expression, navigations):
         assert sorted(r.steps[1] for r in reads) == sorted(navigations)
 
 
+@pytest.mark.parametrize(("expression", "read"), [
+    ("component.exists() or note.exists()", [True, False]),  # only whether they find something counts
+    ("component.exists() and component.count() > 1", [[({"code": "a"}, None)]]),  # the count too: all of it
+    ("code.empty() and component.all(code.exists())", [True, [({"code": "a"}, None)]]),  # code is there
+])
+def test_navigations_tested_only_for_existence_are_read_as_such(expression, read):
+    translated = translate(expression, R4_CHOICE_NAMES)
+    assert translated is not None
+    focus = [({"component": [{"code": "a"}], "note": [], "code": {"text": "x"}}, "Observation")]
+    assert [r(focus, {}) for r in translated.reads] == read  # type: ignore[attr-defined]
+
+
 def _issues(v: Validator, resource: Any) -> Counter:
     return Counter((i.severity.value, i.code.value, i.message_id, i.message, i.expression)
                    for i in v.validate(copy.deepcopy(resource)))
