@@ -107,3 +107,15 @@ def _unresolved(pair, resource) -> list[str]:
 def test_version_specific_references_in_a_document(pair, ref, version, resolves):
     expected = [] if resolves else ["Bundle.entry[0].resource.subject.reference"]
     assert _unresolved(pair, _document(ref, version)) == expected
+
+
+@pytest.mark.parametrize("full_url, mismatch", [
+    ("https://fhir.x.test/Patient/b", True),  # a RESTful fullUrl names another id
+    ("https://fhir.x.test/Patient/a", False),
+    ("urn:uuid:5b1e8a3c-1111-4111-8111-111111111111", False),  # a urn names nothing to compare
+])
+def test_restful_full_url_names_its_resource(pair, full_url, mismatch):
+    bundle = _document("https://fhir.x.test/Patient/a")
+    bundle["entry"][1]["fullUrl"] = full_url
+    found = [where for mid, where in _errors(pair, bundle) if mid == M.BUNDLE_RULE]
+    assert found == (["Bundle.entry[1].fullUrl"] if mismatch else [])
