@@ -59,7 +59,9 @@ class Memo:
     """The clean path's content memo: one table per element (key: the value's canonical JSON, or the
     scalar itself), bounded as a whole — when `limit` entries are stored, every table is emptied.
     A value is stored only after it validated clean, and only when its validation depends on nothing
-    but its content (no "reference" in it), so a hit needs no further test."""
+    but its content (no "reference" in it), so a hit needs no further test. Tables of the same kind
+    keep clean slice assignments (_clean_slices_fn) and true invariant verdicts (remembered_test),
+    each under the parts of the value that decide it."""
 
     def __init__(self, limit: int):
         self.limit = limit
