@@ -47,6 +47,23 @@ MEMO_TRIAL, MEMO_MIN_HITS = 200, 20
 _REFERENCE_KEY = b'"reference"'
 
 
+class _Trial:
+    """The look-ups of one memo table. A table whose first MEMO_TRIAL look-ups found fewer than
+    MEMO_MIN_HITS values seen before is given up (`on` False): its values hardly repeat, and keys
+    would cost more than they save. A hit is counted where it happens (`hits += 1`); a miss calls
+    `missed`, which decides."""
+
+    __slots__ = ("on", "hits", "misses")
+
+    def __init__(self, on: bool = True):
+        self.on, self.hits, self.misses = on, 0, 0
+
+    def missed(self) -> None:
+        self.misses += 1
+        if self.misses + self.hits == MEMO_TRIAL and self.hits < MEMO_MIN_HITS:
+            self.on = False
+
+
 def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
     """Holds the JSON no string starting with a context marker (Compiler.memo_markers)?"""
     for marker in markers:
@@ -168,25 +185,22 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
     seen = memo.table()  # this (element, host rule) pair's memo
     markers = val.compiler.memo_markers()
     clean = _clean_slices_fn(val, cnode, rule, keys)
-    tries = hits = 0
+    trial = _Trial(memo_ok)  # given up where the items hardly repeat as a whole (measured components)
 
     single = keys[0][0] if len(keys) == 1 else None
 
     def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
-        nonlocal memo_ok, tries, hits
         raw = None
-        if memo_ok:
+        if trial.on:
             try:
                 raw = orjson.dumps([obj.get(single)] if single is not None else [obj.get(k) for k, _ in keys])
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
-                tries += 1
                 if raw in seen:
-                    hits += 1
+                    trial.hits += 1
                     return
-                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
-                    memo_ok = False  # these items hardly repeat as a whole (measured components)
+                trial.missed()
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):  # nothing was reported
@@ -224,12 +238,10 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     many_broken, items_broken = S.any_broken(S.MANY), S.items_broken(S.ITEM + S.COMPLEX)
     projections = slicing.projections(cnode)
     memo, seen = val.memo, val.memo.table()  # projection key -> a clean assignment
-    memo_on = projections is not None
-    tries = hits = 0
+    trial = _Trial(projections is not None)  # given up where the decisive parts hardly repeat
     plans: dict[int, dict[int, tuple[Handler, ...] | None]] = {id(m): {} for _, m in keys}  # member -> slice -> checks
 
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        nonlocal memo_on, tries, hits
         groups: list[tuple[str, Member, list[Any], bool]] = []  # the items of each key, as _gather takes them
         typed: list[tuple[Any, str]] = []
         for k, m in keys:
@@ -249,19 +261,18 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
                 typed.append((v, m.type.code))
         raw = None
         assigned = None
-        if memo_on:
+        if trial.on:
             try:
                 raw = orjson.dumps([(k, [p(it) for p in projections])  # type: ignore[union-attr]
                                     for k, _, items, _ in groups for it in items])
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
-                tries += 1
                 assigned = seen.get(raw)
                 if assigned is not None:
-                    hits += 1
-                elif tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
-                    memo_on = False  # the decisive parts hardly repeat: stop paying for keys
+                    trial.hits += 1
+                else:
+                    trial.missed()
         if assigned is None:
             assigned, problems = assign(typed, cnode, ctx)
             if problems or next(findings(assigned, cnode), None) is not None:
@@ -429,20 +440,17 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
         return one
     memo = val.memo
     seen = memo.table()  # value -> its type (1 and True are equal keys; the type tells them apart)
-    storing, tries, hits = True, 0, 0
+    trial = _Trial()  # given up for values that hardly repeat (narrative divs)
     markers = tuple(r.context_marker for r in rules if r.context_marker)  # such strings are never stored
 
     def run(v: Any, ctx: Any) -> bool:
-        nonlocal storing, tries, hits
         kind = type(v)
-        memo_on = storing and kind in _SCALARS
+        memo_on = trial.on and kind in _SCALARS
         if memo_on:
-            tries += 1
             if seen.get(v) is kind:
-                hits += 1
+                trial.hits += 1
                 return True
-            if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
-                storing = False  # values that hardly repeat (narrative divs): stop storing them
+            trial.missed()
         if not one(v, ctx):
             return False
         if memo_on and not (markers and kind is str and v.startswith(markers)):
@@ -461,24 +469,21 @@ def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any,
     each Bundle entry, or `code.coding.where(…)` on each Observation, is then evaluated once per
     distinct code, not once per resource. Verdicts that are not true are never remembered."""
     seen = memo.table()
-    on, tries, hits = True, 0, 0
+    trial = _Trial()  # given up where what it reads hardly repeats (a fullUrl)
     only = reads[0] if len(reads) == 1 else None  # the common case: one navigation, its result the key
 
     def run(focus: Any, env: Any) -> Any:
-        nonlocal on, tries, hits
         raw = None
-        if on:
+        if trial.on:
             try:
                 raw = orjson.dumps(only(focus, env) if only is not None else [read(focus, env) for read in reads])
             except (TypeError, orjson.JSONEncodeError):
                 raw = None
             else:
-                tries += 1
                 if raw in seen:
-                    hits += 1
+                    trial.hits += 1
                     return True
-                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
-                    on = False  # what it reads hardly repeats (a fullUrl): stop paying for keys
+                trial.missed()
         verdict = test(focus, env)
         if verdict is True and raw is not None:
             seen[raw] = None
@@ -547,11 +552,11 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     seen = memo.table()
     markers = compiler.memo_markers()
 
-    memo_on = context_free and m.kind != KIND_REFERENCE  # a Reference always holds a "reference": never memoised
-    tries = hits = 0
+    # a Reference always holds a "reference": never memoised; given up for values that hardly repeat
+    # (measured values, times)
+    trial = _Trial(context_free and m.kind != KIND_REFERENCE)
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        nonlocal memo_on, tries, hits
         if bare_urn is not None and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
             ref = v.get("reference")
             if type(ref) is str:
@@ -559,18 +564,16 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
                 if verdict is not None:
                     return verdict
         raw = None
-        if memo_on:
+        if trial.on:
             try:
                 raw = orjson.dumps(v)
             except (TypeError, orjson.JSONEncodeError):  # deeper than orjson serialises: just walk it
                 raw = None
             else:
-                tries += 1
                 if raw in seen:
-                    hits += 1
+                    trial.hits += 1
                     return True
-                if tries == MEMO_TRIAL and hits < MEMO_MIN_HITS:
-                    memo_on = False  # this element's values hardly repeat (measured values, times): stop paying for keys
+                trial.missed()
         if before is not None and not before(v, ctx):
             return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
