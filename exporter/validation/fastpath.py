@@ -63,6 +63,23 @@ class _Trial:
         if self.misses + self.hits == MEMO_TRIAL and self.hits < MEMO_MIN_HITS:
             self.on = False
 
+    def look(self, seen: dict[bytes, Any], value: Any) -> bytes | None:
+        """Look `value` up in `seen` by its canonical JSON (ask only while `on`): _HIT when found,
+        else the key to store a clean verdict under, or None when orjson does not serialise it
+        (deeper than it goes: just validate it)."""
+        try:
+            raw = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError):
+            return None
+        if raw in seen:
+            self.hits += 1
+            return _HIT
+        self.missed()
+        return raw
+
+
+_HIT = b""  # Trial.look: found (no JSON text is empty)
+
 
 def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
     """Holds the JSON no string starting with a context marker (Compiler.memo_markers)?"""
@@ -192,15 +209,9 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
     def run(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> None:
         raw = None
         if trial.on:
-            try:
-                raw = orjson.dumps([obj.get(single)] if single is not None else [obj.get(k) for k, _ in keys])
-            except (TypeError, orjson.JSONEncodeError):
-                raw = None
-            else:
-                if raw in seen:
-                    trial.hits += 1
-                    return
-                trial.missed()
+            raw = trial.look(seen, [obj.get(single)] if single is not None else [obj.get(k) for k, _ in keys])
+            if raw is _HIT:
+                return
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):  # nothing was reported
@@ -475,15 +486,9 @@ def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any,
     def run(focus: Any, env: Any) -> Any:
         raw = None
         if trial.on:
-            try:
-                raw = orjson.dumps(only(focus, env) if only is not None else [read(focus, env) for read in reads])
-            except (TypeError, orjson.JSONEncodeError):
-                raw = None
-            else:
-                if raw in seen:
-                    trial.hits += 1
-                    return True
-                trial.missed()
+            raw = trial.look(seen, only(focus, env) if only is not None else [read(focus, env) for read in reads])
+            if raw is _HIT:
+                return True
         verdict = test(focus, env)
         if verdict is True and raw is not None:
             seen[raw] = None
@@ -563,17 +568,9 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
                 verdict = bare_urn(ref, plan, ctx)
                 if verdict is not None:
                     return verdict
-        raw = None
-        if trial.on:
-            try:
-                raw = orjson.dumps(v)
-            except (TypeError, orjson.JSONEncodeError):  # deeper than orjson serialises: just walk it
-                raw = None
-            else:
-                if raw in seen:
-                    trial.hits += 1
-                    return True
-                trial.missed()
+        raw = trial.look(seen, v) if trial.on else None
+        if raw is _HIT:
+            return True
         if before is not None and not before(v, ctx):
             return False
         sub = extension_rule(v.get("url"), node) if is_extension else sub_rule
