@@ -50,8 +50,8 @@ _REFERENCE_KEY = b'"reference"'
 class _Trial:
     """The look-ups of one memo table. A table whose first MEMO_TRIAL look-ups found fewer than
     MEMO_MIN_HITS values seen before is given up (`on` False): its values hardly repeat, and keys
-    would cost more than they save. A hit is counted where it happens (`hits += 1`); a miss calls
-    `missed`, which decides."""
+    would cost more than they save. `look` counts its own hits and misses; a table keyed by the
+    value itself (_more_fn) counts a hit with `hits += 1` and a miss with `missed`, which decides."""
 
     __slots__ = ("on", "hits", "misses")
 
@@ -63,22 +63,24 @@ class _Trial:
         if self.misses + self.hits == MEMO_TRIAL and self.hits < MEMO_MIN_HITS:
             self.on = False
 
-    def look(self, seen: dict[bytes, Any], value: Any) -> bytes | None:
-        """Look `value` up in `seen` by its canonical JSON (ask only while `on`): _HIT when found,
-        else the key to store a clean verdict under, or None when orjson does not serialise it
-        (deeper than it goes: just validate it)."""
+    def look(self, seen: dict[bytes, Any], value: Any) -> Any:
+        """Look `value` up in `seen` by its canonical JSON (ask only while `on`): what `seen` holds
+        under it when found (_HIT in a table that only remembers clean values; never bytes or None),
+        else the key (bytes) to store a clean verdict under, or None when orjson does not serialise
+        it (deeper than it goes: just validate it)."""
         try:
             raw = orjson.dumps(value)
         except (TypeError, orjson.JSONEncodeError):
             return None
-        if raw in seen:
-            self.hits += 1
-            return _HIT
-        self.missed()
-        return raw
+        found = seen.get(raw)
+        if found is None:
+            self.missed()
+            return raw
+        self.hits += 1
+        return found
 
 
-_HIT = b""  # Trial.look: found (no JSON text is empty)
+_HIT: Any = object()  # what a table that only remembers clean values holds under their keys
 
 
 def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
@@ -215,7 +217,7 @@ def _slices_fn(val: Engine, cnode: Any, rule: ObjectRule) -> Callable[[dict[str,
         if clean is None or not clean(obj, path, ctx, depth):
             slices(cnode, _gather(obj, keys, path), path, ctx, depth, rule)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):  # nothing was reported
-            seen[raw] = None
+            seen[raw] = _HIT
             memo.stored()
     return run
 
@@ -270,27 +272,17 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
             else:
                 groups.append((k, m, [v], False))
                 typed.append((v, m.type.code))
-        raw = None
-        assigned = None
-        if trial.on:
-            try:
-                raw = orjson.dumps([(k, [p(it) for p in projections])  # type: ignore[union-attr]
-                                    for k, _, items, _ in groups for it in items])
-            except (TypeError, orjson.JSONEncodeError):
-                raw = None
-            else:
-                assigned = seen.get(raw)
-                if assigned is not None:
-                    trial.hits += 1
-                else:
-                    trial.missed()
-        if assigned is None:
+        found = trial.look(seen, [(k, [p(it) for p in projections])  # type: ignore[union-attr]
+                                  for k, _, items, _ in groups for it in items]) if trial.on else None
+        if found is None or type(found) is bytes:  # not remembered: assign, and remember a clean one
             assigned, problems = assign(typed, cnode, ctx)
             if problems or next(findings(assigned, cnode), None) is not None:
                 return False
-            if raw is not None:
-                seen[raw] = assigned
+            if found is not None:
+                seen[found] = assigned
                 memo.stored()
+        else:
+            assigned = found
         todo: list[tuple[Handler, ...]] = []  # every item's checks first: a case this does not decide walks
         pos = 0
         for _, m, items, _ in groups:
@@ -491,7 +483,7 @@ def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any,
                 return True
         verdict = test(focus, env)
         if verdict is True and raw is not None:
-            seen[raw] = None
+            seen[raw] = _HIT
             memo.stored()
         return verdict
     return run
@@ -581,7 +573,7 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
             return False
         # a reference's verdict depends on the Bundle, a '#id' on the resource (Rule.context_marker)
         if raw is not None and raw.find(_REFERENCE_KEY) < 0 and _unmarked(raw, markers):
-            seen[raw] = None
+            seen[raw] = _HIT
             memo.stored()
         return True
     return value
