@@ -96,12 +96,16 @@ def _export(request: Request, doc: Any, fmt: str, human: formats.Format | None =
     """Export and, when it succeeded, write the Bundle in the format asked for — FHIR JSON or XML, or the
     human-readable HTML or PDF rendered from it (both in the worker thread); when it failed, the issues
     get the line:column of their record in `raw` (the request body)."""
-    result = request.app.state.exporter.export(doc, export_time=_now())
+    exporter = request.app.state.exporter
+    if human is None:  # FHIR JSON or XML: written inside the export (see Exporter.export_written)
+        result = exporter.export_written(doc, export_time=_now(), write=lambda bundle: render(bundle, fmt))
+    else:
+        result = exporter.export(doc, export_time=_now())
     if not result.ok:
         if raw is not None:
             result.issues = attach(result.issues, raw, json_paths=True)
         return result, None
-    return result, (formats.body(request.app, result.bundle, human) if human else render(result.bundle, fmt))
+    return result, (result.body if human is None else formats.body(request.app, result.bundle, human))
 
 
 async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:

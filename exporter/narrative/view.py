@@ -145,14 +145,15 @@ class DocumentView:
         return [r for r in resources if r.get("resourceType") == resource_type]
 
     def walk(self) -> list[SectionView]:
-        """Every section, depth first (a sub-section after its parent)."""
+        """Every section, depth first (a sub-section after its parent). Iterative: a recursive inner
+        function is a reference cycle (it holds itself) that would keep `out` — and through it the
+        Bundle's resources — alive until the cyclic collector runs."""
         out: list[SectionView] = []
-
-        def visit(ss: list[SectionView]) -> None:
-            for s in ss:
-                out.append(s)
-                visit(s.sections)
-        visit(self.sections)
+        todo = list(reversed(self.sections))
+        while todo:
+            s = todo.pop()
+            out.append(s)
+            todo.extend(reversed(s.sections))
         return out
 
     def score_of(self, response: dict[str, Any]) -> dict[str, Any] | None:
@@ -317,7 +318,6 @@ class DocumentView:
                                          "/".join(self.p.number(round(sum(c) / len(c), 1)) for c in cols)))
             rows.append(SummaryRow(labels[key], cells))
         return Summary(granularity, rows, [SummaryKind(name, unit) for name, unit in shown])
-        return Summary(granularity, rows, [])
 
     def diary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Diary entries per period: count, mood (mean, minimum–maximum on the 1–5 scale), how often

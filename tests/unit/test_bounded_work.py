@@ -143,3 +143,44 @@ def test_the_collector_is_paused_only_while_a_document_is_exported(exporter, mon
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_written_export_is_the_export_written_and_keeps_no_bundle(exporter):
+    from exporter.formats.media import JSON, XML, render
+
+    kept = exporter.export(TYPICAL, export_time=EXPORT_TIME)
+    for fmt in (JSON, XML):
+        written = exporter.export_written(TYPICAL, export_time=EXPORT_TIME, write=lambda b, f=fmt: render(b, f))
+        assert written.ok and written.bundle is None
+        assert written.body == render(kept.bundle, fmt) and written.issues == kept.issues
+
+    broken = copy.deepcopy(TYPICAL)
+    broken["patient"]["birth_date"] = "1964-02-30"
+    calls: list[object] = []
+    failed = exporter.export_written(broken, export_time=EXPORT_TIME, write=calls.append)
+    assert not failed.ok and failed.body is None and failed.bundle is None and not calls  # nothing written
+    assert [i.message_id for i in failed.issues if i.is_error] == \
+        [i.message_id for i in exporter.export(broken, export_time=EXPORT_TIME).issues if i.is_error]
+
+
+@pytest.mark.parametrize("sample", ["typical", "large"])
+def test_an_export_leaves_no_part_of_its_document_to_the_cyclic_collector(exporter, sample):
+    """What an export builds is freed by reference counting when its writer is done: no reference cycle
+    (a recursive inner function holding a list of resources was one) keeps Bundle dicts or lists alive
+    until the collector runs, which would then walk all of them."""
+    import gc
+
+    doc = json.loads((ROOT / "samples" / "patients" / f"{sample}.json").read_text(encoding="utf-8"))
+    exporter.export(doc, export_time=EXPORT_TIME)  # first export: compiles and settles what lives on
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        assert exporter.export_written(doc, export_time=EXPORT_TIME, write=json.dumps).ok
+        gc.collect()
+        containers = [o for o in gc.garbage if type(o) in (dict, list)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert containers == []

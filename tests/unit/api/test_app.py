@@ -154,6 +154,10 @@ def test_per_request_time_bound(make_client, idp, exporter):
             time.sleep(1.5)
             return exporter.export(doc, export_time=export_time)
 
+        def export_written(self, doc, export_time, write):  # the FHIR formats' path
+            time.sleep(1.5)
+            return exporter.export_written(doc, export_time=export_time, write=write)
+
     c = make_client(settings_for(request_timeout_seconds=0.3), exporter=Slow())
     t0 = time.monotonic()
     r = c.post("/internal/export", content=TYPICAL, headers=bearer(idp.token()))
@@ -227,6 +231,9 @@ def test_an_unexpected_exception_becomes_a_500_outcome_without_details(make_clie
         load_issues = []
 
         def export(self, doc, export_time):
+            raise RuntimeError("secret detail " + doc["patient"]["family_name"])
+
+        def export_written(self, doc, export_time, write):  # the FHIR formats' path
             raise RuntimeError("secret detail " + doc["patient"]["family_name"])
 
     c = make_client(exporter=Broken())
