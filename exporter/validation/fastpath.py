@@ -31,6 +31,7 @@ import orjson
 from exporter.validation import cardinality, slicing
 from exporter.validation import structure as S
 from exporter.validation.context import Dirty, Engine
+from exporter.validation.fhirpath_native import UNDECIDED
 from exporter.validation.model import KIND_EXTENSION, KIND_PRIMITIVE, KIND_REFERENCE, KIND_RESOURCE, Member, ObjectRule
 from exporter.validation.primitives import PRIMITIVE_CHECKS
 from exporter.validation.references import Reference
@@ -470,20 +471,38 @@ def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any,
     reads of them: the results of its navigations from the focus (Constraint.reads) — whatever else
     the focus holds, equal results give the same verdict. A profile's `resource.meta.profile…` on
     each Bundle entry, or `code.coding.where(…)` on each Observation, is then evaluated once per
-    distinct code, not once per resource. Verdicts that are not true are never remembered."""
-    seen = memo.table()
+    distinct code, not once per resource. Verdicts that are not true are never remembered.
+
+    Where every navigation takes its direct way (fhirpath_native `raw`: one object, a chain of keys)
+    the key is the JSON values they end at, which decide their results — no result collection built;
+    such keys live in a table of their own, apart from keys of results."""
+    seen, by_value = memo.table(), memo.table()
     trial = _Trial()  # given up where what it reads hardly repeats (a fullUrl)
+    found = tuple(getattr(r, "raw", None) for r in reads)
+    raws: tuple[Callable[[Any], Any], ...] | None = found if all(r is not None for r in found) else None  # type: ignore[assignment]
     only = reads[0] if len(reads) == 1 else None  # the common case: one navigation, its result the key
+    only_raw = raws[0] if raws is not None and len(raws) == 1 else None
 
     def run(focus: Any, env: Any) -> Any:
-        raw = None
-        if trial.on:
-            raw = trial.look(seen, only(focus, env) if only is not None else [read(focus, env) for read in reads])
-            if raw is _HIT:
-                return True
+        if not trial.on:
+            return test(focus, env)
+        table, key = seen, None
+        if only_raw is not None:
+            key = only_raw(focus)
+            if key is not UNDECIDED:
+                table = by_value
+        elif raws is not None:
+            key = [raw(focus) for raw in raws]
+            if UNDECIDED not in key:
+                table = by_value
+        if table is seen:
+            key = only(focus, env) if only is not None else [read(focus, env) for read in reads]
+        raw = trial.look(table, key)
+        if raw is _HIT:
+            return True
         verdict = test(focus, env)
         if verdict is True and raw is not None:
-            seen[raw] = _HIT
+            table[raw] = _HIT
             memo.stored()
         return verdict
     return run

@@ -177,6 +177,22 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
             current = nxt
         return current
 
+    def raw(focus: Coll) -> Any:
+        """The JSON value `path` ends at when it takes its direct way (one object, a chain of keys):
+        its result is a function of that value alone ([] for None, the items of a list, else the
+        value itself); UNDECIDED where the general loop would decide."""
+        if not direct or len(focus) != 1:
+            return UNDECIDED
+        v = focus[0][0]
+        for name in names:
+            if type(v) is not dict:
+                return UNDECIDED
+            x = v.get(name)
+            if x is None:
+                return UNDECIDED if name in choice_names else None
+            v = x
+        return v
+
     if len(plan) == 1 and not plan[0][1]:  # one step, no resource type: the common `fullUrl`, `text`
         name, _, choice = plan[0]
 
@@ -192,9 +208,14 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
                 return []
             return path(focus, env)
         step.steps = (root, steps)  # type: ignore[attr-defined]
+        step.raw = raw  # type: ignore[attr-defined]
         return step
     path.steps = (root, steps)  # type: ignore[attr-defined]
+    path.raw = raw  # type: ignore[attr-defined]
     return path
+
+
+UNDECIDED: Any = object()  # what a navigation's `raw` gives where its JSON value does not decide its result
 
 
 def _remembering(fn: Fn) -> Fn:

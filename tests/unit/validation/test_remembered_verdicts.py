@@ -88,3 +88,61 @@ def test_exported_bundle_with_changed_codes(pair, typical_bundle):  # noqa: F811
     assert {"dgx-glu-1", "dgx-bdl-3"} <= {key for *_, message, _ in found for key in ("dgx-glu-1", "dgx-bdl-3")
                                            if key in message}, found
     assert _issues(remembering, mutant) == found
+
+
+def _from_raw(value: Any) -> list[Any]:
+    """A navigation's result as its `raw` value decides it (fhirpath_native._path)."""
+    if value is None:
+        return []
+    return [(y, None) for y in value if y is not None] if type(value) is list else [(value, None)]
+
+
+@pytest.mark.parametrize(("expression", "focus", "decided"), [
+    ("resource.meta.profile.exists() and resource.meta.profile.all(matches('^[^|]+[|][^|]+$'))",
+     {"resource": {"meta": {"profile": ["a|1", None, "b|2"]}}}, True),
+    ("resource.meta.profile.exists() and resource.meta.profile.all(matches('^[^|]+[|][^|]+$'))",
+     {"resource": {"meta": {}}}, True),  # ends early: nothing found
+    ("resource.meta.profile.exists() and resource.meta.profile.all(matches('^[^|]+[|][^|]+$'))",
+     {"resource": [{"meta": {"profile": ["a|1"]}}]}, False),  # a list on the way: the general loop
+    ("resource.meta.profile.exists() and resource.meta.profile.all(matches('^[^|]+[|][^|]+$'))",
+     {"resource": "text"}, False),
+    ("value.all($this >= 0)", {"valueInteger": 3}, False),  # a choice element under another name
+    ("value.all($this >= 0)", {"value": 3}, True),
+    ("item.all(linkId.exists())", {"item": [{"linkId": "a"}, None]}, True),
+    ("item.all(linkId.exists())", [1, 2], False),  # not an object
+])
+def test_raw_values_decide_the_navigations_they_key(expression, focus, decided):
+    """A remembered verdict keyed by the JSON value a navigation ends at (its `raw`) is sound only if
+    that value decides the navigation's result: where `raw` answers, the result is the one the value
+    gives; where it cannot (a list or a choice element on the way), it says UNDECIDED and the
+    result itself is the key."""
+    from exporter.validation.fhirpath_native import UNDECIDED
+    translated = translate(expression, R4_CHOICE_NAMES)
+    assert translated is not None
+    coll = [(focus, None)]
+    answers = [(r.raw(coll), r(coll, {})) for r in translated.reads]  # type: ignore[attr-defined]
+    assert all((raw is not UNDECIDED) == decided for raw, _ in answers)
+    for raw, result in answers:
+        if raw is not UNDECIDED:
+            assert _from_raw(raw) == result
+
+
+def test_verdicts_under_raw_values_and_results_never_mix():
+    """A focus keyed by its raw value and one keyed by its navigation's result, the two keys
+    serialising alike: the second is not answered from the first's remembered verdict."""
+    from exporter.validation.fastpath import Memo, remembered_test
+    from exporter.validation.fhirpath_native import UNDECIDED
+
+    def read(focus: Any, env: Any) -> Any:
+        return [("a", None)]
+    read.raw = lambda focus: [["a", None]] if focus == "by value" else UNDECIDED  # type: ignore[attr-defined]
+    asked: list[Any] = []
+
+    def test(focus: Any, env: Any) -> bool:
+        asked.append(focus)
+        return focus == "by value"
+    run = remembered_test(test, (read,), Memo(100))
+    assert run("by value", {}) is True and run("by value", {}) is True
+    assert asked == ["by value"]  # remembered under its raw value
+    assert run("by result", {}) is False  # same bytes, other table: evaluated
+    assert asked == ["by value", "by result"]
