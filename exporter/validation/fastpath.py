@@ -169,8 +169,13 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
                 lines.append("    return False")
             continue
         if len(keys) == 1 and not keys[0][1]:
-            if broken is not None:
-                lines += [f"    n = {keys[0][0]!r} in obj", f"    if {broken}:", "        return False"]
+            if broken is not None:  # one key, counted 0 or 1: the bounds decided for both counts now
+                at = eval(f"lambda n: {broken}")  # noqa: S307 (our own expression)
+                absent, present = at(0), at(1)
+                if absent and present:
+                    lines.append("    return False")
+                elif absent or present:
+                    lines += [f"    if {keys[0][0]!r} {'not in' if absent else 'in'} obj:", "        return False"]
             continue
         if len(keys) == 1:
             lines.append(f"    n = len(obj.get({keys[0][0]!r}) or ())")

@@ -164,15 +164,25 @@ def test_component_slices_same_issues(pair, typical_bundle, how):
         assert expected, "the change should break something"
 
 
-@pytest.mark.parametrize("how", ["unresolved", "wrong-type", "not-a-uuid", "local", "extra-key", "empty", "number"])
+@pytest.mark.parametrize("how", ["unresolved", "wrong-type", "not-a-uuid", "local", "extra-key", "empty", "number",
+                                 "clean-for-another-element"])
 def test_bare_references_same_issues(pair, typical_bundle, how):
     """A Reference that is just {"reference": "urn:uuid:…"} takes a shortcut in the clean path; when
-    it is not that or does not resolve to an allowed target, both validators report the same."""
+    it is not that or does not resolve to an allowed target, both validators report the same. A urn
+    found clean for one element (the Composition's section entries, validated first, name every
+    Observation) is no clean subject of an Observation: what a Bundle remembers clean is per target
+    plan."""
     fast, walk = pair
     bundle = copy.deepcopy(typical_bundle)
-    obs = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    observations = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    obs = observations[-1]["resource"]
     device = next(e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Device")
+    if how == "clean-for-another-element":
+        entries = json.dumps(bundle["entry"][0]["resource"].get("section"))
+        assert bundle["entry"][0]["resource"]["resourceType"] == "Composition"
+        assert observations[0]["fullUrl"] in entries  # validated (and found clean) before the subject
     obs["subject"] = {
+        "clean-for-another-element": {"reference": observations[0]["fullUrl"]},
         "unresolved": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
         "wrong-type": {"reference": device},
         "not-a-uuid": {"reference": "urn:uuid:NOT-A-UUID"},
@@ -183,4 +193,23 @@ def test_bare_references_same_issues(pair, typical_bundle, how):
     }[how]
     expected = _issues(walk, bundle)
     assert expected, "the change should break something"
+    assert _issues(fast, bundle) == expected
+
+
+@pytest.mark.parametrize("how", ["required-absent", "prohibited-present", "optional-absent"])
+def test_single_element_bounds_same_issues(pair, typical_bundle, how):
+    """The clean path decides the bounds of an element with one key (counted 0 or 1) when it is
+    compiled: a required one must be there, a prohibited one (the document Bundle's entry.request,
+    0..0) must not, an optional one asks nothing. Both validators report the same."""
+    fast, walk = pair
+    bundle = copy.deepcopy(typical_bundle)
+    entry = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    if how == "required-absent":
+        del entry["resource"]["status"]
+    elif how == "prohibited-present":
+        entry["request"] = {"method": "PUT", "url": "Observation/x"}
+    else:
+        entry["resource"].pop("performer", None)
+    expected = _issues(walk, bundle)
+    assert bool(expected) is (how != "optional-absent")
     assert _issues(fast, bundle) == expected
