@@ -52,17 +52,21 @@ class _Trial:
     """The look-ups of one memo table. A table whose first MEMO_TRIAL look-ups found fewer than
     MEMO_MIN_HITS values seen before is given up (`on` False): its values hardly repeat, and keys
     would cost more than they save. `look` counts its own hits and misses; a table keyed by the
-    value itself (_more_fn) counts a hit with `hits += 1` and a miss with `missed`, which decides."""
+    value itself (_more_fn) counts a hit with `hits += 1` and a miss with `missed`, which decides.
+    `off`, when given, is called once as the table is given up: with what the memo wrapped, so that
+    generated code calls that directly from then on (see `rewire`)."""
 
-    __slots__ = ("on", "hits", "misses")
+    __slots__ = ("on", "hits", "misses", "off")
 
-    def __init__(self, on: bool = True):
-        self.on, self.hits, self.misses = on, 0, 0
+    def __init__(self, on: bool = True, off: Callable[[], None] | None = None):
+        self.on, self.hits, self.misses, self.off = on, 0, 0, off
 
     def missed(self) -> None:
         self.misses += 1
         if self.misses + self.hits == MEMO_TRIAL and self.hits < MEMO_MIN_HITS:
             self.on = False
+            if self.off is not None:
+                self.off()
 
     def look(self, seen: dict[bytes, Any], value: Any) -> Any:
         """Look `value` up in `seen` by its canonical JSON (ask only while `on`): what `seen` holds
@@ -82,6 +86,16 @@ class _Trial:
 
 
 _HIT: Any = object()  # what a table that only remembers clean values holds under their keys
+
+
+def rewire(env: dict[str, Any], name: str) -> Callable[[Callable[..., Any]], None]:
+    """How a memoising wrapper stored as global `name` of a generated function (its `env`) gives way
+    to the function it wraps once its table is given up: the generated code looks its globals up on
+    every call, so it calls the unwrapped function from then on (the same verdicts: a given-up
+    wrapper only calls through)."""
+    def replace(fn: Callable[..., Any]) -> None:
+        env[name] = fn
+    return replace
 
 
 def _unmarked(raw: bytes, markers: tuple[bytes, ...]) -> bool:
@@ -353,7 +367,7 @@ def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
         env: dict[str, Any] = {"check": m.check or _no_problem}
         more = bool(val.compiler.rules_for(m))
         if more:
-            env["more_fn"] = _more_fn(val, m)
+            env["more_fn"] = _more_fn(val, m, rewire(env, "more_fn"))
         if m.many:
             lines = ["def fn(v, path, ctx, depth):",
                      f"    if {many}:",
@@ -438,7 +452,8 @@ def all_hold(rules: tuple[Any, ...], m: Member, name: str) -> Callable[[Any, Any
     return env["all_hold"]  # type: ignore[no-any-return]
 
 
-def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
+def _more_fn(val: Engine, m: Member, given_up: Callable[[Callable[..., Any]], None] | None = None
+             ) -> Callable[[Any, Any], bool]:
     """The rules of a primitive member (fixed/pattern, binding, bounds, invariants, example URLs …)
     for one value whose format is valid: True when all hold. Memoised per (member, type, value) when
     the verdict depends on nothing but the value: codes and systems recur throughout an export."""
@@ -449,7 +464,8 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
         return one
     memo = val.memo
     seen = memo.table()  # value -> its type (1 and True are equal keys; the type tells them apart)
-    trial = _Trial()  # given up for values that hardly repeat (narrative divs)
+    trial = _Trial(off=(lambda: given_up(one)) if given_up is not None else None)  # given up for values
+    # that hardly repeat (narrative divs)
     markers = tuple(r.context_marker for r in rules if r.context_marker)  # such strings are never stored
 
     def run(v: Any, ctx: Any) -> bool:
@@ -470,8 +486,8 @@ def _more_fn(val: Engine, m: Member) -> Callable[[Any, Any], bool]:
     return run
 
 
-def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any, Any], Any], ...], memo: Any
-                    ) -> Callable[[Any, Any], Any]:
+def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any, Any], Any], ...], memo: Any,
+                    given_up: Callable[[Callable[..., Any]], None] | None = None) -> Callable[[Any, Any], Any]:
     """`test` remembering the focuses it found true (in the validator's content memo) under what it
     reads of them: the results of its navigations from the focus (Constraint.reads) — whatever else
     the focus holds, equal results give the same verdict. A profile's `resource.meta.profile…` on
@@ -482,7 +498,8 @@ def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any,
     the key is the JSON values they end at, which decide their results — no result collection built;
     such keys live in a table of their own, apart from keys of results."""
     seen, by_value = memo.table(), memo.table()
-    trial = _Trial()  # given up where what it reads hardly repeats (a fullUrl)
+    trial = _Trial(off=(lambda: given_up(test)) if given_up is not None else None)  # given up where what it
+    # reads hardly repeats (a fullUrl)
     found = tuple(getattr(r, "raw", None) for r in reads)
     raws: tuple[Callable[[Any], Any], ...] | None = found if all(r is not None for r in found) else None  # type: ignore[assignment]
     only = reads[0] if len(reads) == 1 else None  # the common case: one navigation, its result the key

@@ -20,7 +20,7 @@ from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M
-from exporter.validation.fastpath import remembered_test
+from exporter.validation.fastpath import remembered_test, rewire
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
 from exporter.validation.model import KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Member
 from exporter.validation.rules import CHILDREN, Rule, rule
@@ -381,7 +381,8 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
     lines.append("    try:")
     for i, c in enumerate(constraints):
         if c.test is not None:  # the translated test itself; where it declines, `unmet` decides
-            env[f"C{i}"] = c.test if memo is None or c.reads is None else remembered_test(c.test, c.reads, memo)
+            env[f"C{i}"] = c.test if memo is None or c.reads is None else \
+                remembered_test(c.test, c.reads, memo, rewire(env, f"C{i}"))
             call = f"C{i}(F, NO_ENV) is not True"
         else:
             env[f"C{i}"] = c.check

@@ -146,3 +146,24 @@ def test_verdicts_under_raw_values_and_results_never_mix():
     assert asked == ["by value"]  # remembered under its raw value
     assert run("by result", {}) is False  # same bytes, other table: evaluated
     assert asked == ["by value", "by result"]
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_a_given_up_memo_gives_way_to_the_test_it_wraps(repeats):
+    """A remembered test whose focuses hardly repeat is given up after its trial, and the generated
+    code that held it calls the test itself from then on (fastpath.rewire); one whose focuses repeat
+    keeps remembering. Verdicts are the test's either way."""
+    from exporter.validation.fastpath import MEMO_MIN_HITS, MEMO_TRIAL, Memo, remembered_test, rewire
+
+    def test(focus: Any, env: Any) -> bool:
+        return focus != "bad"
+
+    def read(focus: Any, env: Any) -> Any:
+        return [(focus, None)]
+    env: dict[str, Any] = {}
+    env["C0"] = wrapper = remembered_test(test, (read,), Memo(100_000), rewire(env, "C0"))
+    for i in range(MEMO_TRIAL):
+        focus = f"v{i % MEMO_MIN_HITS}" if repeats else f"v{i}"
+        assert env["C0"](focus, {}) is True
+    assert env["C0"] is (wrapper if repeats else test)
+    assert env["C0"]("bad", {}) is False and env["C0"]("v1", {}) is True
