@@ -30,11 +30,28 @@ CURRENT_CTX: contextvars.ContextVar[Any] = contextvars.ContextVar("validation_ct
 _NO_ENV: dict[str, Any] = {}
 
 
+_VALUE_KEYED: dict[tuple[Any, ...], bool] = {}  # an object's keys -> has it a value[x] key? (see forget)
+
+
+def forget() -> None:
+    """Empty the table of key sequences (Validator.forget)."""
+    _VALUE_KEYED.clear()
+
+
 def _has_value_key(obj: dict[str, Any]) -> bool:
-    for k in obj:
-        if k.startswith("value"):
-            return True
-    return False
+    """Has `obj` a key starting with "value"? Decided once per distinct key sequence: the objects of an
+    export come in few shapes (every Observation of a kind has the same keys)."""
+    keys = tuple(obj)
+    found = _VALUE_KEYED.get(keys)
+    if found is None:
+        found = False
+        for k in keys:
+            if k.startswith("value"):  # a key that is not a string fails here, and is never remembered
+                found = True
+                break
+        if len(keys) <= 64 and len(_VALUE_KEYED) < 10_000:  # bounded: few shapes, each of a few keys
+            _VALUE_KEYED[keys] = found
+    return found
 
 
 def _empty(v: Any) -> bool:

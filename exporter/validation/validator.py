@@ -21,7 +21,7 @@ from exporter import deadline
 from exporter.fhir.definitions import DefinitionStore
 from exporter.issues import Issue
 from exporter.terminology.valuesets import ValueSetExpander
-from exporter.validation import cardinality, fastpath, slicing, xhtml
+from exporter.validation import cardinality, fastpath, invariants, slicing, xhtml
 from exporter.validation import messages as M
 from exporter.validation import structure as S
 from exporter.validation.bundle import BundleIndex
@@ -64,10 +64,12 @@ class Validator:
         self._profiles: dict[str, tuple[Node | None, str | None]] = {}
 
     def forget(self) -> None:
-        """Drop what validations remember of content: the memo of clean values and the analysed
-        narratives (benchmarks start each run from none, as the export of an unseen patient does)."""
+        """Drop what validations remember of content: the memo of clean values, the analysed
+        narratives and the key sequences of objects (benchmarks start each run from none, as the
+        export of an unseen patient does)."""
         self.memo.clear()
         xhtml.forget()
+        invariants.forget()
 
     @classmethod
     def from_settings(cls, settings: Any, extra_sources: Sequence[Any] = (), **kw: Any) -> Validator:

@@ -196,3 +196,29 @@ def test_descendants_as_fhirpathpy_finds_them(expression):
         assert verdict is (reference == [True]), (text, resource.get("id"))
         decided += 1
     assert decided > len(examples) // 2
+
+
+def test_value_key_test_decided_once_per_key_sequence():
+    """invariants._has_value_key (ext-1, obs-6/7, vs-2/3) remembers its answer per key sequence; the
+    answer is the loop's for every object, and a key that is not a string fails as the loop does,
+    every time (never remembered)."""
+    from exporter.validation import invariants
+    invariants._VALUE_KEYED.clear()
+    for _ in range(2):  # the second round answers from what the first remembered
+        assert invariants._has_value_key({"url": "u", "valueString": "x"}) is True
+        assert invariants._has_value_key({"url": "u", "value": 1}) is True
+        assert invariants._has_value_key({"url": "u", "extension": [], "xvalue": 1}) is False
+        assert invariants._has_value_key({"value": 1, "url": "u"}) is True
+        assert invariants._has_value_key({}) is False
+        with pytest.raises(AttributeError):
+            invariants._has_value_key({"url": "u", 1: "x"})
+        with pytest.raises(AttributeError):
+            invariants._has_value_key({"url": "u", True: "x"})
+    assert ("url", 1) not in invariants._VALUE_KEYED and len(invariants._VALUE_KEYED) == 5
+    wide = {f"k{i}": i for i in range(65)}  # more keys than a shape worth remembering
+    assert invariants._has_value_key(wide) is False and len(invariants._VALUE_KEYED) == 5
+    from exporter.fhir.definitions import default_store
+    from exporter.settings import get_settings
+    from exporter.validation.validator import Validator
+    Validator(default_store(get_settings())).forget()
+    assert invariants._VALUE_KEYED == {}
