@@ -392,10 +392,13 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
     if any(c.check is None for c in constraints):
         return lambda v, ctx: False  # a constraint that could not be compiled is always reported
     env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
-    lines = ["def holds(v, ctx):", "    ctx.focus_type = T"]
+    lines = ["def holds(v, ctx):"]
+    if any(c.test is None and NATIVE.get((c.key, c.expression)) is not c.check for c in constraints):
+        lines.append("    ctx.focus_type = T  # read by the checks that are not native")
     if any(c.test is not None for c in constraints):
         lines.append("    F = [(v, T)]  # the focus of every translated test (each reads, none changes it)")
     lines.append("    try:")
+    guarded = None  # the guard of the block being written: invariants guarded alike share one test of it
     for i, c in enumerate(constraints):
         if c.test is not None:  # the translated test itself; where it declines, `unmet` decides
             env[f"C{i}"] = c.test if memo is None or c.reads is None else \
@@ -404,11 +407,15 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
         else:
             env[f"C{i}"] = c.check
             call = f"not C{i}(v, ctx)"
-        if objects and c.guard is not None:
-            lines.append(f"        if {c.guard!r} in v and {call}:")
-        else:
-            lines.append(f"        if {call}:")
-        lines.append("            return False")
+        guard = c.guard if objects else None
+        if guard is None:
+            guarded = None
+            lines += [f"        if {call}:", "            return False"]
+            continue
+        if guard != guarded:
+            guarded = guard
+            lines.append(f"        if {guard!r} in v:")
+        lines += [f"            if {call}:", "                return False"]
     # a translated test that declines at run time (fhirpath_native.Unsupported, e.g. a temporal
     # comparison) is no finding: every invariant is then decided the way `unmet` decides it
     env["SLOW"] = lambda v, ctx: next(unmet(constraints, v, ctx, type_code), None) is None

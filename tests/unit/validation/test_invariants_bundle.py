@@ -222,3 +222,49 @@ def test_value_key_test_decided_once_per_key_sequence():
     from exporter.validation.validator import Validator
     Validator(default_store(get_settings())).forget()
     assert invariants._VALUE_KEYED == {}
+
+
+@pytest.mark.parametrize(("expression", "native"), [("iif($this is dateTime, true, false)", False),
+                                                     ("($this as dateTime).toString().length() >= 8", True)])
+def test_generated_invariants_set_the_focus_type_where_a_check_reads_it(expression, native):
+    """The generated invariants (holds_fn) tell the focus's FHIR type only where a check reads it (one
+    evaluated by fhirpathpy or a translation without its boolean test); native checks never do. A
+    stale type left by other invariants must not change a verdict."""
+    from exporter.validation.invariants import compile_constraint, holds_fn, unmet
+    from exporter.validation.model import Constraint
+
+    class Ctx:
+        focus_type: str | None = None
+        resource = root_resource = None
+    c = compile_constraint(Constraint(key="vs-1" if native else "x-1", severity="error", human="", expression=expression))
+    assert (NATIVE.get((c.key, c.expression)) is c.check) is native
+    holds = holds_fn([c], "dateTime", False)
+    for stale in ("string", "dateTime", None):
+        ctx = Ctx()
+        ctx.focus_type = stale
+        assert holds("2024-01-01", ctx) is True
+        assert next(unmet([c], "2024-01-01", Ctx(), "dateTime"), None) is None
+        if not native:
+            assert ctx.focus_type == "dateTime"
+
+
+def test_generated_invariants_share_a_guard_test():
+    """Invariants guarded by the same key (dom-2 … dom-5 by `contained`) are tested under one test of
+    it; each still decides, and an unguarded one between two guarded alike splits the block."""
+    from exporter.validation.invariants import compile_constraint, holds_fn
+    from exporter.validation.model import Constraint
+    order = ("dom-2", "dom-6", "dom-3", "dom-4")  # contained{dom-2}, dom-6, contained{dom-3, dom-4}
+    exprs = sorted(((k, e) for k, e in NATIVE if k in order), key=lambda ke: order.index(ke[0]))
+    cs = [compile_constraint(Constraint(key=k, severity="error", human="", expression=e)) for k, e in exprs]
+    holds = holds_fn(cs, "Observation", True)
+
+    class Ctx:
+        focus_type: str | None = None
+        resource = root_resource = None
+    assert holds({"text": {"div": "<div/>"}}, Ctx()) is True
+    assert holds({}, Ctx()) is False  # dom-6: no text.div
+    nested = {"text": {"div": "<div/>"}, "contained": [{"resourceType": "Basic", "id": "a", "contained": [{}]}]}
+    assert holds(nested, Ctx()) is False  # dom-2
+    versioned = {"text": {"div": "<div/>"}, "contained": [{"resourceType": "Basic", "id": "a", "meta": {"versionId": "1"}}],
+                 "extension": [{"url": "u", "valueReference": {"reference": "#a"}}]}
+    assert holds(versioned, Ctx()) is False  # dom-4, after dom-6 in the order
