@@ -595,12 +595,6 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
     trial = _Trial(context_free and m.kind != KIND_REFERENCE)
 
     def value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
-        if bare_urn is not None and len(v) == 1:  # {"reference": "urn:uuid:…"}: see _bare_reference_ok
-            ref = v.get("reference")
-            if type(ref) is str:
-                verdict = bare_urn(ref, plan, ctx)
-                if verdict is not None:
-                    return verdict
         raw = trial.look(seen, v) if trial.on else None
         if raw is _HIT:
             return True
@@ -617,4 +611,17 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
             seen[raw] = _HIT
             memo.stored()
         return True
-    return value
+    if bare_urn is None:
+        return value
+
+    def bare_or_value(v: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
+        """A Reference value: exactly {"reference": "urn:uuid:…"} is decided by the Bundle (see
+        _bare_reference_ok), anything else as any other value (only references ask this first)."""
+        if len(v) == 1:
+            ref = v.get("reference")
+            if type(ref) is str:
+                verdict = bare_urn(ref, plan, ctx)
+                if verdict is not None:
+                    return verdict
+        return value(v, path, ctx, depth)
+    return bare_or_value
