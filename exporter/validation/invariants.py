@@ -49,9 +49,18 @@ def _has_value_key(obj: dict[str, Any]) -> bool:
             if k.startswith("value"):  # a key that is not a string fails here, and is never remembered
                 found = True
                 break
-        if len(keys) <= 64 and len(_VALUE_KEYED) < 10_000:  # bounded: few shapes, each of a few keys
+        # bounded: few shapes of a few short keys (element names), never an input's long or odd keys
+        if len(keys) <= 64 and len(_VALUE_KEYED) < 10_000 and _short_names(keys):
             _VALUE_KEYED[keys] = found
     return found
+
+
+def _short_names(keys: tuple[Any, ...]) -> bool:
+    """Keys like element names: strings of at most 64 characters (what a remembered shape may hold)."""
+    for k in keys:
+        if type(k) is not str or len(k) > 64:
+            return False
+    return True
 
 
 def _empty(v: Any) -> bool:

@@ -217,6 +217,9 @@ def test_value_key_test_decided_once_per_key_sequence():
     assert ("url", 1) not in invariants._VALUE_KEYED and len(invariants._VALUE_KEYED) == 5
     wide = {f"k{i}": i for i in range(65)}  # more keys than a shape worth remembering
     assert invariants._has_value_key(wide) is False and len(invariants._VALUE_KEYED) == 5
+    long_key = {"value": 1, "x" * 65: 2}  # an input's long key is never kept (memory stays bounded)
+    assert invariants._has_value_key(long_key) is True and len(invariants._VALUE_KEYED) == 5
+    assert invariants._has_value_key({"valueX": 1, 2: 2}) is True and len(invariants._VALUE_KEYED) == 5
     from exporter.fhir.definitions import default_store
     from exporter.settings import get_settings
     from exporter.validation.validator import Validator
