@@ -22,8 +22,12 @@ from exporter.narrative.present import Presenter
 from exporter.narrative.view import DocumentView
 
 XHTML_CLOSE = "</div>"
+_UNDECIDED: Any = object()  # a resource kind whose template is not looked up yet
 _TEXT_RUN = re.compile(r">[^<]*<")
 _EMPTY_ELEMENT = re.compile(r"<([A-Za-z][\w.-]*)((?:\s[^<>]*)?)></\1>")
+# a `<` that opens a tag (not `</`), everything up to the next `<` (taken whole, never given back: one
+# pass over the text), which ends in `>`, and that next `<` closes a tag: `<td></`, `<a name="x"></`
+_OPEN_THEN_CLOSE = re.compile(r"<[^/<][^<]*+(?<=>)</")
 
 
 def canonical(xhtml: str) -> str:
@@ -43,12 +47,7 @@ def canonical(xhtml: str) -> str:
 def _may_have_empty_element(xhtml: str) -> bool:
     """Whether some `></` follows an opening tag — what every match of _EMPTY_ELEMENT has (its name and
     attributes hold no `<`), found without the regex trying every tag: most divs only end `</p></div>`."""
-    at = xhtml.find("></")
-    while at >= 0:
-        if xhtml[xhtml.rfind("<", 0, at) + 1] != "/":
-            return True
-        at = xhtml.find("></", at + 3)
-    return False
+    return _OPEN_THEN_CLOSE.search(xhtml) is not None
 
 
 def section_keys(layout_sections: list[Any]) -> dict[tuple[Any, Any], str]:
@@ -96,9 +95,10 @@ class Narrator:
         `resource/<type>.html`, else None (decided once per type and claims)."""
         claims: list[Any] = (resource.get("meta") or {}).get("profile") or []
         key = (resource.get("resourceType"), claims[0] if len(claims) == 1 else tuple(map(str, claims)))
-        if key not in self._template_of:
-            self._template_of[key] = self._template_for(resource.get("resourceType"), claims)
-        return self._template_of[key]
+        found = self._template_of.get(key, _UNDECIDED)
+        if found is _UNDECIDED:
+            found = self._template_of[key] = self._template_for(resource.get("resourceType"), claims)
+        return found
 
     def _template_for(self, resource_type: Any, claims: Any) -> str | None:
         for claim in claims:

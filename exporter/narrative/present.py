@@ -34,6 +34,8 @@ class Presenter:
         self._bands: dict[tuple[Any, ...], str] = {}
         self._date_times: dict[str, str] = {}
         self._periods: dict[tuple[str, str], tuple[str, str]] = {}
+        self._offsets: dict[str, str] = {}
+        self._arounds: dict[str, tuple[str, str | None]] = {}
         # "{date}, {time} Uhr ({offset})" as the date followed by a tail that depends on the time only
         head, sep, rest = self.formats.get("date_time", "{date}").partition("{date}")
         self._date_time_tail = rest.replace("{", "{{").replace("}", "}}").replace("{{time}}", "{time}").replace(
@@ -67,7 +69,24 @@ class Presenter:
 
     def _tail(self, clock: str, offset: str) -> str:
         assert self._date_time_tail is not None  # called only when the format splits (see __init__)
-        return self._date_time_tail.format(time=clock, offset=offset)
+        around = self._arounds.get(offset)
+        if around is None:
+            around = _cached(self._arounds, offset, self._around, offset)
+        if around[1] is None:
+            return self._date_time_tail.format(time=clock, offset=offset)
+        return around[0] + clock + around[1]
+
+    def _around(self, offset: str) -> tuple[str, str | None]:
+        """The tail of one UTC offset as (text before the time of day, text after it): the tail's format
+        filled once with a marker for the time, so that each time (most are distinct) is only put in
+        between — the same text as the format gives. (text, None) when the format does not name the time
+        exactly once (or the offset holds the marker): then it is filled per time."""
+        assert self._date_time_tail is not None
+        filled = self._date_time_tail.format(time=_MARK, offset=offset)
+        if filled.count(_MARK) != 1 or _MARK in offset:
+            return filled, None
+        before, after = filled.split(_MARK)
+        return before, after
 
     def _clock(self, value: Any) -> tuple[str, str] | None:
         """(time of day, UTC offset) of a dateTime, as the language writes them; None for a date."""
@@ -87,6 +106,11 @@ class Presenter:
         return shown.format(H=h, M=m, S=sec.replace(".", self._decimal)), self._offset(offset)
 
     def _offset(self, offset: str) -> str:
+        """A UTC offset ("+01:00") as the language writes it (a document has few: each is written once)."""
+        found = self._offsets.get(offset)
+        return found if found is not None else _cached(self._offsets, offset, self._offset_of, offset)
+
+    def _offset_of(self, offset: str) -> str:
         if offset in ("Z", "+00:00", "-00:00") or offset == "":
             return self.formats["utc"] if offset else ""
         return self.formats["offset"].format(sign=offset[0], hh=offset[1:3], mm=offset[4:6])
@@ -253,6 +277,7 @@ class Presenter:
 
 
 MEMO_LIMIT = 50_000
+_MARK = "\x00"  # stands for the time of day in a tail's format (no format or offset text holds it)
 
 
 def _cached(memo: dict[Any, Any], key: Any, compute: Callable[..., Any], *args: Any) -> Any:

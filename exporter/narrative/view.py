@@ -18,6 +18,7 @@ from exporter.narrative.present import Presenter, fill
 ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 COVERED_PERIOD_SUFFIX = "/StructureDefinition/diga-covered-period"
 GRANULARITIES = ("day", "week", "month")
+_NUMBERS = frozenset({int, float})  # the types a summarised value has (not bool, a subclass of int)
 
 
 @dataclass
@@ -260,20 +261,25 @@ class DocumentView:
         """(sort key, label) of the day, week (from Monday) or month of a dateTime, in its own offset."""
         return self.p.period(when[:10], granularity)
 
-    def _granularity(self, days: Any, max_rows: int) -> str:
-        """The finest granularity with at most `max_rows` periods, for days (or dateTimes, or (day, …) pairs)."""
+    def _granularity(self, days: Any, max_rows: int) -> tuple[str, dict[str, tuple[str, str]]]:
+        """The finest granularity with at most `max_rows` periods, for days (or dateTimes, or (day, …)
+        pairs), and the period (sort key, label) of each day (its first 10 characters) in it."""
         days = {(d[0] if isinstance(d, tuple) else d)[:10] for d in days}
+        periods: dict[str, tuple[str, str]] = {}
         for g in GRANULARITIES:
-            if len({self._period(d, g)[0] for d in days}) <= max_rows:
-                return g
-        return GRANULARITIES[-1]
+            periods = {d: self._period(d, g) for d in days}
+            if len({key for key, _ in periods.values()}) <= max_rows:
+                return g, periods
+        return GRANULARITIES[-1], periods
 
     def summary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Count, minimum, maximum and mean of each kind of measurement (code and unit, the columns) per
         period (the rows: day, week or month, the finest with at most `max_rows` periods)."""
-        # (day, kind) -> values; a kind is the code and the unit, named once per distinct coding
-        by_day: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
-        names: dict[tuple[Any, ...], tuple[str, str]] = {}
+        # (day, kind) -> values; a kind is the code and the unit, named once per distinct coding and
+        # numbered (its 6-tuple is hashed once per measurement, the day and number once more)
+        by_day: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        kinds: dict[tuple[Any, ...], int] = {}
+        names: list[tuple[str, str]] = []  # (name, unit) of each kind, by number
         for r in entries:  # thousands of measurements: plain look-ups only
             when = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start")
             q = r.get("valueQuantity")
@@ -284,24 +290,31 @@ class DocumentView:
                 values: tuple[Any, ...] = (v,)
             else:
                 qs = [c["valueQuantity"] for c in r.get("component") or () if "valueQuantity" in c]
-                values = tuple(c.get("value") for c in qs)
-                if not when or not qs or not all(type(x) is int or type(x) is float for x in values):
+                values = tuple([c.get("value") for c in qs])
+                if not when or not qs or not _NUMBERS.issuperset(map(type, values)):  # each an int or a float
                     continue
                 q = qs[0]
             code = r.get("code") or {}
             first = (code.get("coding") or [{}])[0]
             kind = (first.get("system"), first.get("code"), first.get("display"), code.get("text"), q.get("code"),
                     q.get("unit"))
-            if kind not in names:
-                names[kind] = (self.p.concept(code), self.p.unit(q))
-            by_day.setdefault((when[:10], kind), []).append(values)
-        granularity = self._granularity(by_day, max_rows)
+            number = kinds.get(kind)
+            if number is None:
+                number = kinds[kind] = len(names)
+                names.append((self.p.concept(code), self.p.unit(q)))
+            day_kind = (when[:10], number)
+            series = by_day.get(day_kind)
+            if series is None:
+                by_day[day_kind] = [values]
+            else:
+                series.append(values)
+        granularity, periods = self._granularity(by_day, max_rows)
         groups: dict[tuple[str, tuple[str, str]], list[tuple[Any, ...]]] = {}  # (period, (name, unit)) -> values
         labels: dict[str, str] = {}
-        for (day, kind), values_of_day in by_day.items():
-            key, label = self._period(day, granularity)
+        for (day, number), values_of_day in by_day.items():
+            key, label = periods[day]
             labels[key] = label
-            groups.setdefault((key, names[kind]), []).extend(values_of_day)
+            groups.setdefault((key, names[number]), []).extend(values_of_day)
         shown = sorted({name_unit for _, name_unit in groups})  # one column per (name, unit)
         rows = []
         for key in sorted(labels):
@@ -322,11 +335,11 @@ class DocumentView:
     def diary(self, entries: list[dict[str, Any]], max_rows: int = 100) -> Summary:
         """Diary entries per period: count, mood (mean, minimum–maximum on the 1–5 scale), how often
         each symptom was reported, and every note with its date."""
-        granularity = self._granularity({(r.get("effectiveDateTime") or "")[:10] for r in entries}, max_rows)
+        granularity, periods = self._granularity({(r.get("effectiveDateTime") or "")[:10] for r in entries}, max_rows)
         groups: dict[str, list[dict[str, Any]]] = {}
         labels: dict[str, str] = {}
         for r in entries:
-            key, label = self._period(r.get("effectiveDateTime") or "", granularity)
+            key, label = periods[(r.get("effectiveDateTime") or "")[:10]]
             labels[key] = label
             groups.setdefault(key, []).append(r)
         rows = []

@@ -143,6 +143,23 @@ def test_numbers_never_use_exponent_notation():
     assert p.number(81950) == "81950" and p.number(6.85) == "6,85" and p.number(1.5e20) == "150000000000000000000"
 
 
+@pytest.mark.parametrize("date_time", ["{date}, {time} Uhr ({offset})", "{date} {time} bis {time} ({offset})",
+                                       "{date} ({offset})", "{date}, {time}"])
+def test_date_time_puts_each_time_between_the_offsets_pieces_as_the_format_does(date_time):
+    # the tail of a date-time is made once per UTC offset (the text around the time of day) and each time
+    # put in between; a format that names the time other than once is filled per time: the same text
+    formats = {"decimal": ",", "date": "{d}.{m}.{y}", "month": "{m}/{y}", "time": "{H}:{M}", "time_seconds": "{H}:{M}:{S}",
+               "utc": "UTC", "offset": "UTC{sign}{hh}:{mm}", "date_time": date_time}
+    p = Presenter({"language": "de-DE", "labels": {}, "codes": {}, "units": {}, "gender": {}, "bands": {},
+                   "formats": formats}, {})
+    for value, clock, offset in [("2026-03-09T07:15:00+01:00", "07:15", "UTC+01:00"),
+                                 ("2026-03-09T07:15:30.5Z", "07:15:30,5", "UTC"),
+                                 ("2026-03-10T23:59:59-05:00", "23:59:59", "UTC-05:00"),
+                                 ("2026-03-10T08:00:00+01:00", "08:00", "UTC+01:00")]:
+        expected = date_time.format(date=p.date(value), time=clock, offset=offset)
+        assert p.datetime(value) == expected and p.datetime(value) == expected  # computed, then remembered
+
+
 def test_diary_entries_show_mood_symptoms_and_note(exporter):
     bundle = exporter.export(TYPICAL, export_time=EXPORT_TIME).bundle
     diary = next(s for s in bundle["entry"][0]["resource"]["section"] if s["code"]["coding"][0]["code"] == "diary-entries")
