@@ -35,6 +35,7 @@ class Presenter:
         self._date_times: dict[str, str] = {}
         self._periods: dict[tuple[str, str], tuple[str, str]] = {}
         self._offsets: dict[str, str] = {}
+        self._floats: dict[float, str] = {}
         self._arounds: dict[str, tuple[str, str | None]] = {}
         # "{date}, {time} Uhr ({offset})" as the date followed by a tail that depends on the time only
         head, sep, rest = self.formats.get("date_time", "{date}").partition("{date}")
@@ -152,7 +153,15 @@ class Presenter:
 
     # -- numbers and quantities -----------------------------------------------------------------
     def number(self, value: Any) -> str:
-        """A JSON number in the language's format, never in exponent notation (1e-09 → 0,000000001)."""
+        """A JSON number in the language's format, never in exponent notation (1e-09 → 0,000000001).
+        (A float is written once per value: a summary writes hundreds of minima, maxima and means; zero
+        is not remembered, as 0.0 and -0.0 are one key and two texts.)"""
+        if type(value) is float and value:
+            found = self._floats.get(value)
+            return found if found is not None else _cached(self._floats, value, self._number, value)
+        return self._number(value)
+
+    def _number(self, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             return "" if value is None else str(value)
         if isinstance(value, int):

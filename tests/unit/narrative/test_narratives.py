@@ -141,6 +141,8 @@ def test_numbers_never_use_exponent_notation():
                    "formats": {"decimal": ","}}, {})
     assert p.number(1e-09) == "0,000000001"
     assert p.number(81950) == "81950" and p.number(6.85) == "6,85" and p.number(1.5e20) == "150000000000000000000"
+    # floats are remembered per value: the second time gives the same text, and 0.0 / -0.0 (one key) keep theirs
+    assert [p.number(x) for x in (6.85, 6.85, 1, 1.0, 1.0, 0.0, -0.0, 0.0)] == ["6,85", "6,85", "1", "1,0", "1,0", "0,0", "-0,0", "0,0"]
 
 
 @pytest.mark.parametrize("date_time", ["{date}, {time} Uhr ({offset})", "{date} {time} bis {time} ({offset})",
