@@ -486,6 +486,17 @@ def _more_fn(val: Engine, m: Member, given_up: Callable[[Callable[..., Any]], No
     return run
 
 
+def worth_remembering(reads: tuple[Callable[[Any, Any], Any], ...]) -> bool:
+    """Can remembering a test's true verdicts under its `reads` pay? Not when it reads only whether
+    navigations find anything (each read a fhirpath_native `_found`, as of `component.exists() or
+    note.exists()`): the key would cost those navigations, a serialisation and a look-up, the test
+    itself no more than those navigations."""
+    for r in reads:
+        if not getattr(r, "presence", False):
+            return True
+    return False
+
+
 def remembered_test(test: Callable[[Any, Any], Any], reads: tuple[Callable[[Any, Any], Any], ...], memo: Any,
                     given_up: Callable[[Callable[..., Any]], None] | None = None) -> Callable[[Any, Any], Any]:
     """`test` remembering the focuses it found true (in the validator's content memo) under what it

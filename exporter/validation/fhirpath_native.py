@@ -763,6 +763,7 @@ def _found(navigation: Fn) -> Fn:
     def found(focus: Coll, env: dict[str, Any]) -> Any:
         return bool(navigation(focus, env))
     found.steps = navigation.steps  # type: ignore[attr-defined]
+    found.presence = True  # type: ignore[attr-defined]  # (fastpath.worth_remembering)
     return found
 
 

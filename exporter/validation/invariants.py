@@ -20,7 +20,7 @@ from typing import Any
 
 from exporter.fhir.fhirpath import FhirPathError, compile_expression, resource_node, typed
 from exporter.validation import messages as M
-from exporter.validation.fastpath import remembered_test, rewire
+from exporter.validation.fastpath import remembered_test, rewire, worth_remembering
 from exporter.validation.fhirpath_native import R4_CHOICE_NAMES, Unsupported, translate
 from exporter.validation.model import KIND_PRIMITIVE, KIND_RESOURCE, Constraint, Member
 from exporter.validation.rules import CHILDREN, Rule, rule
@@ -397,7 +397,8 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
              ) -> Callable[[Any, Any], bool]:
     """The invariants of an element as one generated function: True when all hold (when `unmet`
     yields nothing). `objects`: the values are JSON objects, so guards (see GUARDS) apply. With the
-    validator's content `memo`, translated tests remember their true verdicts (fastpath.remembered_test)."""
+    validator's content `memo`, translated tests remember their true verdicts (fastpath.remembered_test)
+    where that can pay (fastpath.worth_remembering)."""
     if any(c.check is None for c in constraints):
         return lambda v, ctx: False  # a constraint that could not be compiled is always reported
     env: dict[str, Any] = {"T": type_code, "NO_ENV": {}}
@@ -410,7 +411,7 @@ def holds_fn(constraints: list[Constraint], type_code: str | None, objects: bool
     guarded = None  # the guard of the block being written: invariants guarded alike share one test of it
     for i, c in enumerate(constraints):
         if c.test is not None:  # the translated test itself; where it declines, `unmet` decides
-            env[f"C{i}"] = c.test if memo is None or c.reads is None else \
+            env[f"C{i}"] = c.test if memo is None or c.reads is None or not worth_remembering(c.reads) else \
                 remembered_test(c.test, c.reads, memo, rewire(env, f"C{i}"))
             call = f"C{i}(F, NO_ENV) is not True"
         else:

@@ -167,3 +167,33 @@ def test_a_given_up_memo_gives_way_to_the_test_it_wraps(repeats):
         assert env["C0"](focus, {}) is True
     assert env["C0"] is (wrapper if repeats else test)
     assert env["C0"]("bad", {}) is False and env["C0"]("v1", {}) is True
+
+
+@pytest.mark.parametrize(("expression", "remembered"), [
+    ("component.exists() or note.exists()", False),  # only whether they find something: the key costs the test
+    ("component.empty() and note.exists().not()", False),
+    ("component.exists() and component.count() > 1", True),  # the count too: the whole result is read
+    ("code.empty() and component.all(code.exists())", True),
+    ("(code.coding.where(system = 'http://loinc.org' and code = '15074-8').exists() and "
+     "value.ofType(Quantity).code = 'mmol/L')", True),
+])
+def test_a_test_reading_only_presence_is_not_remembered(expression, remembered):
+    """fastpath.worth_remembering: an invariant whose every read is whether a navigation finds anything
+    is called bare by the generated check (no memo in between); any other stays remembered. Verdicts
+    are the same either way."""
+    from exporter.validation.fastpath import Memo, worth_remembering
+    from exporter.validation.invariants import compile_constraint, holds_fn
+    from exporter.validation.model import Constraint
+
+    c = compile_constraint(Constraint("x-1", "error", "x", expression))
+    assert c.test is not None and c.reads is not None
+    assert worth_remembering(c.reads) is remembered
+    holds = holds_fn([c], "Observation", True, Memo(1000))
+    assert (holds.__globals__["C0"] is not c.test) is remembered
+    bare = holds_fn([c], "Observation", True, None)
+    for focus in ({"component": [{"code": {"text": "a"}}], "note": [{"text": "n"}]}, {"note": [{"text": "n"}]},
+                  {"component": [{"code": {"text": "a"}}, {"code": {"text": "b"}}]}, {"status": "final"},
+                  {"code": {"coding": [{"system": "http://loinc.org", "code": "15074-8"}]},
+                   "valueQuantity": {"code": "mmol/L"}}):
+        for _ in range(2):  # the second time meets what the first remembered
+            assert holds(focus, None) == bare(focus, None), focus
