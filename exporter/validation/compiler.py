@@ -90,6 +90,7 @@ class Compiler:
         self._resource_types: dict[str, bool] = {}
         self._rule_set: RuleSet | None = None
         self._root_members: dict[tuple[int, str], Member] = {}
+        self._holding: dict[tuple[int, str], bool] = {}  # (node, type code) -> holds_resource
 
     # -- rules ------------------------------------------------------------------------------
     def rules_for(self, m: Member) -> tuple[Rule, ...]:
@@ -311,6 +312,34 @@ class Compiler:
         seen.add(key)
         rule = self.object_rule(m.node, m.type.code)
         return all(self._context_free(sub, seen) for sub in rule.members.values())
+
+    def holds_resource(self, m: Member) -> bool:
+        """Can a value of member `m` contain a resource (one validated for real, whose issues carry
+        its path)? Decided once per (element, type) from the object rules below it; an extension's
+        value is of a type its base element (Extension.value[x]) admits, and none is a resource.
+        Where it cannot, the clean path passes no path of its own to the value's check
+        (fastpath.compile_rule): while probing, a problem raises Dirty and the walk reports with
+        real paths."""
+        return self._holds_resource(m, set())
+
+    def _holds_resource(self, m: Member, seen: set[tuple[int, str]]) -> bool:
+        if m.kind == KIND_RESOURCE:
+            return True
+        if m.kind == KIND_PRIMITIVE:
+            return False
+        code = "Extension" if m.kind == KIND_EXTENSION else m.type.code
+        key = (id(m.node), code)
+        hit = self._holding.get(key)
+        if hit is not None:
+            return hit
+        if key in seen:
+            return False  # a cycle (item.item, Extension.extension) adds nothing new: the other members decide
+        seen.add(key)
+        rule = self.object_rule(m.node, code)
+        hit = any(self._holds_resource(sub, seen) for sub in rule.members.values() if not sub.primitive_ext)
+        if hit or not seen - {key}:  # a verdict reached inside a cycle stays provisional unless true
+            self._holding[key] = hit
+        return hit
 
     def _build_rule(self, node: Node, type_code: str, children: dict[str, Node]) -> ObjectRule:
         members: dict[str, Member] = {}

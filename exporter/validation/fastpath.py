@@ -6,6 +6,10 @@ once at compile time instead of per value.
     fast = compile_rule(validator, rule)        # cached on rule.fast
     fast(obj, path, ctx, depth) -> bool          # True: the walk would report nothing
 
+`path` is the object's own path only where it can hold a resource (Compiler.holds_resource): a
+resource inside is validated for real and reports under it; anywhere else a probe's problem only
+raises Dirty, so values that hold no resource are handed their parent's path, never building one.
+
 How it is used (Validator._walk): the clean path runs first with `ctx.probing` set. It defines no
 check of its own: the rules of each member (rules.py; fixed/pattern, bindings, codes, references,
 extensions, bounds, invariants, …) are asked `holds`, cardinality is `cardinality.violated`
@@ -151,7 +155,9 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
         if m.kind == KIND_PRIMITIVE and m.check is not None and not val.compiler.rules_for(m) and not m.many:
             table[key] = (1, m.check)  # inlined: format check only
         elif m.kind != KIND_PRIMITIVE and not m.many and not m.sliced:
-            table[key] = (2, value_fn(val, m, rule))  # inlined: one complex value or resource (as _handler checks it)
+            # inlined: one complex value or resource (as _handler checks it); its own path only where it
+            # can hold a resource (Compiler.holds_resource: nothing else in a probe reads a path)
+            table[key] = (3 if val.compiler.holds_resource(m) else 2, value_fn(val, m, rule))
         else:
             table[key] = (0, _handler(val, key, m, rule))
     unmodelled = S.unmodelled(rule.is_resource)
@@ -171,6 +177,9 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
               f"            if {S.broken_source(S.SINGLE)} or fn(v) is not None:",
               "                return False",
               "        elif kind == 2:",
+              f"            if {S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, path, ctx, depth):",
+              "                return False",
+              "        elif kind == 3:",
               f"            if {S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, f'{{path}}.{{k}}', ctx, depth):",
               "                return False",
               "        elif not fn(v, path, ctx, depth):",
@@ -273,6 +282,8 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
     memo, seen = val.memo, val.memo.table()  # projection key -> a clean assignment
     trial = _Trial(projections is not None)  # given up where the decisive parts hardly repeat
     plans: dict[int, dict[int, tuple[Handler, ...] | None]] = {id(m): {} for _, m in keys}  # member -> slice -> checks
+    # each item's own path only where an item can hold a resource (Bundle.entry): see compile_rule
+    paths = any(val.compiler.holds_resource(m) for _, m in keys)
 
     def clean(obj: dict[str, Any], path: str, ctx: Any, depth: int) -> bool:
         groups: list[tuple[str, Member, list[Any], bool]] = []  # the items of each key, as _gather takes them
@@ -319,7 +330,7 @@ def _clean_slices_fn(val: Engine, cnode: Any, rule: ObjectRule, keys: tuple[tupl
         pos = 0
         for k, _, items, many in groups:
             for i, it in enumerate(items):
-                where = f"{path}.{k}[{i}]" if many else f"{path}.{k}"
+                where = (f"{path}.{k}[{i}]" if many else f"{path}.{k}") if paths else path
                 for fn in todo[pos]:
                     if not fn(it, where, ctx, depth):
                         raise Dirty
@@ -410,20 +421,21 @@ def _handler(val: Engine, key: str, m: Member, host: ObjectRule) -> Handler:
     env = {"value": value_fn(val, m, host), "key": key, "LONG_ARRAY": S.LONG_ARRAY, "monotonic": time.monotonic}
     item = S.broken_source(S.ITEM + S.COMPLEX, "it")
     if m.many:
-        # a Reference holds no resource, so nothing validated for real inside it needs the item's
-        # own path; while probing a problem only raises Dirty: the walk then reports with real paths
+        # an item that holds no resource (Compiler.holds_resource: a Reference, a CodeableConcept …)
+        # has nothing validated for real inside it that needs the item's own path; while probing a
+        # problem only raises Dirty: the walk then reports with real paths
         lines = ["def fn(v, path, ctx, depth):",
                  f"    if {many}:",
                  "        return False",
                  "    if len(v) > LONG_ARRAY and monotonic() > ctx.deadline:",
-                 "        return False  # the walk raises the time-limit abort",
-                 "    where = f'{path}.{key}'"]
-        if m.kind == KIND_REFERENCE:
+                 "        return False  # the walk raises the time-limit abort"]
+        if not val.compiler.holds_resource(m):
             lines += ["    for it in v:",
-                      f"        if {item} or not value(it, where, ctx, depth):",
+                      f"        if {item} or not value(it, path, ctx, depth):",
                       "            return False"]
         else:
-            lines += ["    for i, it in enumerate(v):",
+            lines += ["    where = f'{path}.{key}'",
+                      "    for i, it in enumerate(v):",
                       f"        if {item} or not value(it, f'{{where}}[{{i}}]', ctx, depth):",
                       "            return False"]
         return _generated(name, lines + ["    return True"], env)  # type: ignore[no-any-return]

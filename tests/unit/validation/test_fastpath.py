@@ -213,3 +213,41 @@ def test_single_element_bounds_same_issues(pair, typical_bundle, how):
     expected = _issues(walk, bundle)
     assert bool(expected) is (how != "optional-absent")
     assert _issues(fast, bundle) == expected
+
+
+@pytest.mark.parametrize(("rt", "key", "holds"), [
+    ("Bundle", "entry", True),  # entry.resource: its issues carry the entry's path
+    ("Observation", "contained", True),
+    ("Parameters", "parameter", True),  # parameter.resource, and parameter.part is parameter again (a cycle)
+    ("Observation", "code", False),
+    ("Observation", "component", False),
+    ("Observation", "extension", False),  # Extension.value[x] admits no resource
+    ("Observation", "subject", False),
+    ("Questionnaire", "item", False),  # item.item: a cycle without a resource
+])
+def test_which_values_can_hold_a_resource(pair, rt, key, holds):
+    """Compiler.holds_resource: only where a value can hold a resource does the clean path build the
+    value's own path (a resource inside it is validated for real, its issues under that path)."""
+    fast, _ = pair
+    compiler = fast.compiler
+    root = compiler.type_root(rt)
+    assert compiler.holds_resource(compiler.object_rule(root, rt).members[key]) is holds
+    assert compiler.holds_resource(compiler.object_rule(root, rt).members[key]) is holds  # remembered alike
+
+
+def test_paths_inside_values_that_hold_a_resource(pair, typical_bundle):
+    """Problems deep inside values that hold no resource (their paths are never built by the clean
+    path) and inside resources nested in values that do (Bundle.entry, contained): every path is the
+    walk's."""
+    fast, walk = pair
+    mutant = copy.deepcopy(typical_bundle)
+    entries = [e for e in mutant["entry"] if e["resource"]["resourceType"] == "Observation"]
+    entries[0]["resource"]["code"]["coding"][0]["system"] = 7  # a coding deep in a CodeableConcept
+    entries[1]["resource"]["category"][0]["coding"][0]["zz"] = "x"  # a sliced array's item
+    entries[2]["resource"]["contained"] = [{"resourceType": "Patient", "id": "p", "gender": "nope"}]
+    entries[2]["resource"]["subject"] = {"reference": "#p"}
+    expected = _issues(walk, mutant)
+    paths = {p for *_, where in expected for p in where}
+    assert any(".code.coding[0]" in p for p in paths) and any(".category[0].coding[0]" in p for p in paths)
+    assert any(".contained[0]" in p for p in paths), paths
+    assert _issues(fast, mutant) == expected
