@@ -90,7 +90,8 @@ class Compiler:
         self._resource_types: dict[str, bool] = {}
         self._rule_set: RuleSet | None = None
         self._root_members: dict[tuple[int, str], Member] = {}
-        self._holding: dict[tuple[int, str], bool] = {}  # (node, type code) -> holds_resource
+        # (node, type code) of an element with children of its own, or a datatype's code -> holds_resource
+        self._holding: dict[Any, bool] = {}
 
     # -- rules ------------------------------------------------------------------------------
     def rules_for(self, m: Member) -> tuple[Rule, ...]:
@@ -315,31 +316,58 @@ class Compiler:
 
     def holds_resource(self, m: Member) -> bool:
         """Can a value of member `m` contain a resource (one validated for real, whose issues carry
-        its path)? Decided once per (element, type) from the object rules below it; an extension's
-        value is of a type its base element (Extension.value[x]) admits, and none is a resource.
-        Where it cannot, the clean path passes no path of its own to the value's check
-        (fastpath.compile_rule): while probing, a problem raises Dirty and the walk reports with
-        real paths."""
-        return self._holds_resource(m, set())
+        its path)? An element with children of its own (a backbone element, a constrained datatype)
+        is decided from its object rule's members; a datatype as defined (the children it takes from
+        its type, an extension's value of a type Extension.value[x] admits) from the element types in
+        its StructureDefinition, once per type. Where it cannot, the clean path passes no path of its
+        own to the value's check (fastpath.compile_rule): while probing, a problem raises Dirty and
+        the walk reports with real paths."""
+        seen: set[Any] = set()
+        hit = self._reaches_resource(m, seen)
+        if not hit:  # everything met was explored in full, and none of it can hold one either
+            for key in seen:
+                self._holding[key] = False
+        return hit
 
-    def _holds_resource(self, m: Member, seen: set[tuple[int, str]]) -> bool:
+    def _reaches_resource(self, m: Member, seen: set[Any]) -> bool:
         if m.kind == KIND_RESOURCE:
             return True
         if m.kind == KIND_PRIMITIVE:
             return False
         code = "Extension" if m.kind == KIND_EXTENSION else m.type.code
-        key = (id(m.node), code)
+        if m.kind == KIND_EXTENSION or not (m.node.content_ref or m.node).children:
+            return self._type_reaches_resource(code, seen)
+        key: Any = (id(m.node), code)
         hit = self._holding.get(key)
         if hit is not None:
             return hit
         if key in seen:
-            return False  # a cycle (item.item, Extension.extension) adds nothing new: the other members decide
+            return False  # a cycle (item.item): the other members decide
         seen.add(key)
-        rule = self.object_rule(m.node, code)
-        hit = any(self._holds_resource(sub, seen) for sub in rule.members.values() if not sub.primitive_ext)
-        if hit or not seen - {key}:  # a verdict reached inside a cycle stays provisional unless true
-            self._holding[key] = hit
-        return hit
+        for sub in self.object_rule(m.node, code).members.values():
+            if not sub.primitive_ext and self._reaches_resource(sub, seen):
+                self._holding[key] = True  # certain: a resource is reached from here
+                return True
+        return False  # for now: a cycle back to an element still being explored may yet reach one
+
+    def _type_reaches_resource(self, code: str, seen: set[Any]) -> bool:
+        hit = self._holding.get(code)
+        if hit is not None:
+            return hit
+        if code in seen:
+            return False  # a cycle (Identifier.assigner.identifier): the other element types decide
+        seen.add(code)
+        sd = self.store.structure_for_type(code)
+        for e in self.store.snapshot(sd) if sd is not None else []:
+            for t in e.get("type") or []:
+                tcode = _type_code(t)
+                kind = TypeRef(tcode).kind
+                if kind == KIND_PRIMITIVE or tcode == code:
+                    continue
+                if kind == KIND_RESOURCE or self._is_resource_type(tcode) or self._type_reaches_resource(tcode, seen):
+                    self._holding[code] = True
+                    return True
+        return False  # for now, as above
 
     def _build_rule(self, node: Node, type_code: str, children: dict[str, Node]) -> ObjectRule:
         members: dict[str, Member] = {}

@@ -251,3 +251,14 @@ def test_paths_inside_values_that_hold_a_resource(pair, typical_bundle):
     assert any(".code.coding[0]" in p for p in paths) and any(".category[0].coding[0]" in p for p in paths)
     assert any(".contained[0]" in p for p in paths), paths
     assert _issues(fast, mutant) == expected
+
+
+@pytest.mark.parametrize(("key", "holds"), [("entry", True), ("meta", False), ("identifier", False), ("link", False)])
+def test_which_values_of_a_profile_can_hold_a_resource(key, holds):
+    """The same through a profile's own elements (sliced, constrained), on a validator that decided
+    nothing yet: the answer does not depend on what was asked before."""
+    store = default_store(get_settings())
+    fresh = Validator(store)
+    root, _ = fresh._profile("https://diga-exporter.example.org/fhir/StructureDefinition/diga-document-bundle|0.1.0")
+    assert root is not None
+    assert fresh.compiler.holds_resource(fresh.compiler.object_rule(root, "Bundle").members[key]) is holds
