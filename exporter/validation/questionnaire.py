@@ -43,27 +43,32 @@ def _answer_value(answer: dict[str, Any]) -> tuple[str | None, Any]:
 class _Item:
     """What the check needs of one Questionnaire item, worked out once per Questionnaire."""
 
-    __slots__ = ("d", "repeats", "allowed", "options", "value_set")
+    __slots__ = ("d", "repeats", "required", "allowed", "options", "value_set")
 
     def __init__(self, d: dict[str, Any]):
         self.d = d
         self.repeats = bool(d.get("repeats"))
+        # must a completed response answer it? (groups and display items hold no answer of their own)
+        self.required = bool(d.get("required")) and d.get("type") not in ("group", "display")
         self.allowed = ANSWER_TYPES.get(d.get("type", ""), ())
         options = [o.get("valueCoding") for o in d.get("answerOption") or [] if isinstance(o, dict)]
         self.options = {(o.get("system"), o.get("code")) for o in options if isinstance(o, dict)} or None
         self.value_set = d.get("answerValueSet")
 
 
-_PLANS: dict[int, tuple[dict[str, Any], dict[str, _Item]]] = {}
+_PLANS: dict[int, tuple[dict[str, Any], dict[str, _Item], tuple[str, ...]]] = {}
 
 
-def _plan(q: dict[str, Any]) -> dict[str, _Item]:
+def _plan(q: dict[str, Any]) -> tuple[dict[str, _Item], tuple[str, ...]]:
+    """The items of Questionnaire `q` by linkId, and the linkIds a completed response must answer
+    (in the Questionnaire's order)."""
     hit = _PLANS.get(id(q))
     if hit is None or hit[0] is not q:  # the Questionnaire is kept referenced, so its id stays its own
-        hit = (q, {link: _Item(d) for link, d in _index(q.get("item", []), {}).items()})
+        items = {link: _Item(d) for link, d in _index(q.get("item", []), {}).items()}
+        hit = (q, items, tuple(link for link, p in items.items() if p.required))
         if len(_PLANS) < 1000:
             _PLANS[id(q)] = hit
-    return hit[1]
+    return hit[1], hit[2]
 
 
 def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool | None], path: str,
@@ -75,13 +80,12 @@ def check(qr: dict[str, Any], store: Any, member_of: Callable[[Any, str], bool |
     if q is None:
         report(M.QUESTIONNAIRE, path + ".questionnaire", "warning", "unknown", url=url)
         return
-    plan = _plan(q)
+    plan, required = _plan(q)
     answered: set[str] = set()
     _walk(qr.get("item", []), plan, member_of, f"{path}.item", report, answered)
     if qr.get("status") == "completed":
-        for link, p in plan.items():
-            d = p.d
-            if d.get("required") and d.get("type") not in ("group", "display") and link not in answered:
+        for link in required:
+            if link not in answered:
                 report(M.QUESTIONNAIRE, path, "error", "required", link=link, url=url)
 
 
