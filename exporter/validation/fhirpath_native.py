@@ -136,25 +136,32 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
     direct = not any(type_name for _, type_name, _ in plan)
     choice_names = frozenset(name for name, _, choice in plan if choice)
 
+    def raw(focus: Coll) -> Any:
+        """The JSON value `path` ends at when it takes its direct way — one object and a chain of keys
+        (`resource.meta.profile`, `code.coding`), followed without building a collection per step:
+        its result is a function of that value alone ([] for None, the items of a list, else the
+        value itself). UNDECIDED where the general loop decides: a list on the way, or a choice
+        element not under its own name (valueQuantity for `value`)."""
+        if not direct or len(focus) != 1:
+            return UNDECIDED
+        v = focus[0][0]
+        for name in names:
+            if type(v) is not dict:
+                return UNDECIDED
+            x = v.get(name)
+            if x is None:
+                return UNDECIDED if name in choice_names else None
+            v = x
+        return v
+
     def path(focus: Coll, env: dict[str, Any]) -> Coll:
-        if direct and len(focus) == 1:
-            # one object and a chain of keys (`resource.meta.profile`, `code.coding`): follow single
-            # objects without building a collection per step; a list on the way, or a choice element
-            # not under its own name (valueQuantity for `value`), takes the general loop
-            v = focus[0][0]
-            for name in names:
-                if type(v) is not dict:
-                    break
-                x = v.get(name)
-                if x is None:
-                    if name in choice_names:
-                        break
-                    return []
-                v = x
-            else:
-                if type(v) is list:
-                    return [(y, None) for y in v if y is not None]
-                return [(v, None)]
+        v = raw(focus)
+        if v is not UNDECIDED:
+            if v is None:
+                return []
+            if type(v) is list:
+                return [(y, None) for y in v if y is not None]
+            return [(v, None)]
         current = focus
         for name, type_name, choice in plan:
             nxt: Coll = []
@@ -176,22 +183,6 @@ def _path(root: bool, steps: tuple[str, ...], choices: frozenset[str] | None) ->
                 return nxt
             current = nxt
         return current
-
-    def raw(focus: Coll) -> Any:
-        """The JSON value `path` ends at when it takes its direct way (one object, a chain of keys):
-        its result is a function of that value alone ([] for None, the items of a list, else the
-        value itself); UNDECIDED where the general loop would decide."""
-        if not direct or len(focus) != 1:
-            return UNDECIDED
-        v = focus[0][0]
-        for name in names:
-            if type(v) is not dict:
-                return UNDECIDED
-            x = v.get(name)
-            if x is None:
-                return UNDECIDED if name in choice_names else None
-            v = x
-        return v
 
     if len(plan) == 1 and not plan[0][1]:  # one step, no resource type: the common `fullUrl`, `text`
         name, _, choice = plan[0]
