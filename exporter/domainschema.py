@@ -26,7 +26,10 @@ One judge: `FORMATS` (uuid, date, date-time, fhir-string) are plain functions ha
 fastjsonschema and jsonschema, and `explaining_validator(schema)` is jsonschema with fastjsonschema's
 reading of `pattern` (`$` is the end of the text, as in ECMA-262, not "before a final newline"); so
 the fast checker decides and jsonschema names the path and keyword of every fault of the same
-documents (tests/unit/test_domain_property.py checks they agree).
+documents (tests/unit/test_domain_property.py checks they agree). Where a `pattern` beside a
+`format` already does part of the format's test (AFTER_PATTERN: the uuid pattern is the uuid format,
+the schema's date-time pattern is stricter than the date-time format's shape), the fast checker runs
+only the rest of the format's test, derived from the same function; jsonschema runs it whole.
 
 Only what is provably equivalent is rewritten; the rest is compiled as it is, just slower. The
 def must be used only at `properties`/`items` paths from the root, with no `$ref` on the way and
@@ -117,7 +120,8 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
     uses = _uses(schema)
     if uses is None or not isinstance(schema, dict):  # _uses handles dicts only
         return FastChecker(fastjsonschema.compile(schema, formats=formats or {}), [], {})
-    inliner = _Inliner(schema)
+    formats = dict(formats or {})  # and the rest of a format its sibling pattern leaves (_Inliner)
+    inliner = _Inliner(schema, formats)
     compiled: dict[int, tuple[Any, Validator]] = {}  # by id(subschema), which the entry keeps alive
     lock = threading.Lock()  # compiling can happen later, in any thread (see _Lazy)
 
@@ -131,7 +135,7 @@ def compile_checker(schema: dict[str, Any] | bool, *, formats: dict[str, Any] | 
                 doc.update(inliner.expand(_flatten(subschema)))
                 if any("$ref" in node for _, node in _dicts(doc, ())):
                     doc["$defs"] = schema["$defs"]  # only then: fastjsonschema copies the root into each error
-                compiled[id(subschema)] = subschema, fastjsonschema.compile(copy.deepcopy(doc), formats=formats or {})
+                compiled[id(subschema)] = subschema, fastjsonschema.compile(copy.deepcopy(doc), formats=formats)
             return compiled[id(subschema)][1]
 
     main = copy.deepcopy({k: v for k, v in schema.items() if k != "$defs"})
@@ -556,13 +560,31 @@ def _both(a: Any, b: Any) -> Any:
 class _Inliner:
     """Replaces `{"$ref": "#/$defs/x"}` (annotation-only siblings) by the content of def x, when x
     does not refer back to itself, and drops annotations (less generated code: fastjsonschema
-    writes each subschema into the code of each error it can raise). Only subschema positions
-    are rewritten, never const/enum data."""
+    writes each subschema into the code of each error it can raise). A `format` whose test its
+    sibling `pattern` already does in part (AFTER_PATTERN) is replaced by the rest of that test,
+    added to `formats` under a name of its own. Only subschema positions are rewritten, never
+    const/enum data."""
 
-    def __init__(self, schema: dict[str, Any]):
+    def __init__(self, schema: dict[str, Any], formats: dict[str, Any] | None = None):
         self._schema = schema
+        self._formats = formats if formats is not None else {}
         self._bodies: dict[str, Any] = {}
         self._open: set[str] = set()
+
+    def _after_pattern(self, node: dict[str, Any]) -> None:
+        name, pattern = node.get("format"), node.get("pattern")
+        if not isinstance(name, str) or not isinstance(pattern, str) or not callable(self._formats.get(name)):
+            return
+        key = (self._formats[name], pattern)
+        if key not in AFTER_PATTERN:
+            return
+        rest = AFTER_PATTERN[key]
+        if rest is None:
+            del node["format"]
+            return
+        derived = f"{name} after its pattern"
+        if self._formats.setdefault(derived, rest) is rest:  # never another format of that name
+            node["format"] = derived
 
     def expand(self, node: Any) -> Any:
         if not isinstance(node, dict):
@@ -571,6 +593,7 @@ class _Inliner:
             name = _def_name(self._schema, node["$ref"]) if node.keys() - {"$ref"} <= ANNOTATIONS else None
             return node if not name else self._body(name, node)
         out = {k: v for k, v in node.items() if k not in ANNOTATIONS}
+        self._after_pattern(out)
         for key, value in node.items():
             if key in _ONE and isinstance(value, dict):
                 out[key] = self.expand(value)
@@ -624,8 +647,13 @@ def _is_date_time(v: Any) -> bool:
     second, :60, cannot be represented by the FHIR tools downstream)."""
     if not isinstance(v, str):
         return True
-    if not _DATE_TIME.match(v):
-        return False
+    return _DATE_TIME.match(v) is not None and _date_time_exists(v)
+
+
+def _date_time_exists(v: Any) -> bool:
+    """The second half of `_is_date_time`: a text of its shape names a date and time that exist."""
+    if not isinstance(v, str):
+        return True
     try:
         datetime.fromisoformat(v.upper())
     except ValueError:
@@ -640,6 +668,18 @@ def _is_fhir_string(v: Any) -> bool:
 FORMATS: dict[str, Callable[[Any], bool]] = {
     "uuid": _is_uuid, "date": _is_date, "date-time": _is_date_time, "fhir-string": _is_fhir_string}
 """The formats of the domain schema, as functions both checkers call."""
+
+DATE_TIME_PATTERN = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                     r"([.][0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$")
+"""The domain schema's pattern of a date-time: every text it matches has the shape `_is_date_time` tests."""
+
+AFTER_PATTERN: dict[tuple[Callable[[Any], bool], str], Callable[[Any], bool] | None] = {
+    (_is_uuid, UUID_PATTERN): None,  # the format is this pattern
+    (_is_date_time, DATE_TIME_PATTERN): _date_time_exists,  # the pattern is stricter than the format's shape
+}
+"""(format function, a `pattern` beside the format): what is left of the format's test for the texts the
+pattern matched (None: nothing). The fast checker tests only that (a regular expression less per value);
+fastjsonschema tests `pattern` and `format` on strings only, and every format here accepts a non-string."""
 
 FORMAT_HINTS = {
     "uuid": "not a lower-case UUID",

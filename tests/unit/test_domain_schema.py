@@ -18,14 +18,27 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exporter.domainschema import FORMATS, FastChecker, compile_checker, explaining_validator
+from exporter.domainschema import (
+    AFTER_PATTERN,
+    DATE_TIME_PATTERN,
+    FORMATS,
+    UUID_PATTERN,
+    FastChecker,
+    _date_time_exists,
+    _Inliner,
+    compile_checker,
+    explaining_validator,
+)
 from exporter.pipeline import Exporter
 from exporter.settings import get_settings
 from tests.support.domainkinds import kinds, pick, unit_maxima
@@ -413,3 +426,58 @@ def test_a_def_used_where_the_split_cannot_follow_is_not_split(change: Callable[
 def test_another_draft_is_compiled_as_it_is() -> None:
     s = _shapes_with(lambda s: s.__setitem__("$schema", "http://json-schema.org/draft-07/schema#"))
     assert compile_checker(s, formats=FORMATS).dispatched == {}
+
+
+# ----------------------------------------------------------------------------- a format its pattern decides
+
+_SHAPES = st.sampled_from(["2026-03-01T08:15:00+01:00", "2026-02-30T08:15:00Z", "2023-02-29T00:00:00.5-14:00",
+                           "2024-02-29T23:59:59.123456789+14:00", "2026-04-31T12:00:00-03:30"])
+
+
+@settings(max_examples=400, derandomize=True, database=None)
+@given(text=st.one_of(st.from_regex(DATE_TIME_PATTERN), st.from_regex(UUID_PATTERN), _SHAPES))
+def test_what_a_pattern_leaves_of_a_format_is_the_format_for_the_texts_it_matches(text: str) -> None:
+    """AFTER_PATTERN's claims: for every text the pattern matches, the rest of the test decides as the
+    whole format (the fast checker then skips the part the pattern did)."""
+    for (fmt, pattern), rest in AFTER_PATTERN.items():
+        if re.search(re.sub(r"\$$", r"\\Z", pattern), text):
+            assert fmt(text) == (True if rest is None else rest(text)), (fmt.__name__, text)
+
+
+def test_the_domain_schema_has_the_patterns_the_shortcut_knows() -> None:
+    schema = json.loads((get_settings().root / "schemas" / "domain-patient.schema.json").read_text(encoding="utf-8"))
+    assert schema["$defs"]["uuid"]["pattern"] == UUID_PATTERN and schema["$defs"]["uuid"]["format"] == "uuid"
+    assert schema["$defs"]["date_time"]["pattern"] == DATE_TIME_PATTERN
+    assert schema["$defs"]["date_time"]["format"] == "date-time"
+
+
+def test_a_format_is_rewritten_only_beside_the_pattern_that_decides_it() -> None:
+    formats = dict(FORMATS)
+    inliner = _Inliner({}, formats)
+    uuid_node = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+    assert inliner.expand(uuid_node) == {"type": "string", "pattern": UUID_PATTERN}
+    date_time = inliner.expand({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})
+    assert formats[date_time["format"]] is _date_time_exists
+    for node in ({"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]{36}$"},  # another pattern
+                 {"type": "string", "format": "date-time", "pattern": "^[0-9].*$"},
+                 {"type": "string", "format": "date-time"},  # no pattern
+                 {"type": "string", "format": "date", "pattern": DATE_TIME_PATTERN}):  # another format
+        assert inliner.expand(node) == node
+    other = {"uuid": lambda v: True}  # a format function of the caller's: not ours to shorten
+    assert _Inliner({}, other).expand(uuid_node) == uuid_node
+
+
+@pytest.mark.parametrize(("pattern", "value", "valid"), [
+    (DATE_TIME_PATTERN, "2026-03-01T08:15:00+01:00", True),
+    (DATE_TIME_PATTERN, "2026-02-30T08:15:00+01:00", False),  # the rest of the format still runs
+    (DATE_TIME_PATTERN, "2026-03-01T08:15:00", False),
+    ("^[0-9].*$", "2026-03-01T08:15:00", False),  # a looser pattern: the whole format runs
+    ("^[0-9].*$", "2026-03-01 08:15:00+01:00", False),
+    ("^[0-9].*$", "2026-03-01t08:15:00z", True),
+])
+def test_the_fast_checker_judges_a_shortened_format_like_the_whole(pattern: str, value: str, valid: bool) -> None:
+    s = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+         "properties": {"at": {"$ref": "#/$defs/at"}}, "$defs": {"at": {"type": "string", "format": "date-time",
+                                                                       "pattern": pattern}}}
+    assert compile_checker(s, formats=FORMATS).is_valid({"at": value}) is valid
+    assert explaining_validator(s).is_valid({"at": value}) is valid
