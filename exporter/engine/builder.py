@@ -41,6 +41,7 @@ from exporter.engine.values import (
     Scope,
     compile_value,
     condition,
+    filler,
     returns,
     selector,
 )
@@ -67,6 +68,7 @@ class _Compiled:
     prefilter: Any  # when's test on the bare record (None: undecided), or None
     source_id: Any
     body: Any
+    fill: Any  # the body's fields written into the resource (values.filler), or None: body() then update
     origin: str | None = None  # the origin key of every record (a literal `origin`), or None
     origin_of: Any = None  # or: the compiled `origin` value, evaluated per record
 
@@ -223,7 +225,7 @@ class Engine:
         self.contexts.append((m, cc))
         prefilter = getattr(when, "item_test", None)
         return _Compiled(m, sd["type"], _claim(sd), m.for_each is None, select, when, prefilter, source_id, body,
-                         origin, origin_of)
+                         filler(body), origin, origin_of)
 
     def origin_keys(self) -> list[str]:
         """The origin keys bundle.yaml declares (provenance.origins), in order."""
@@ -290,7 +292,7 @@ class Engine:
         (either may be None) select those to map. The loop runs thousands of times: what it reads of
         `c` is read once, before it."""
         run = root.run
-        m, source_id, body_fn, resource_type, claim = c.m, c.source_id, c.body, c.resource_type, c.claim
+        m, source_id, body_fn, fill, resource_type, claim = c.m, c.source_id, c.body, c.fill, c.resource_type, c.claim
         mapping_id, per_record, make_id = m.id, c.select is not None, self.resource_id
         resources, paths, owners, origins = built.resources, built.paths, built.owners, built.origins
         origin, origin_of, known_origins = c.origin, c.origin_of, self.origin_parts
@@ -317,10 +319,13 @@ class Engine:
                 continue
             seen.add(sid)
             rid = make_id(resource_type, mapping_id, sid)
-            body = body_fn(scope)
             resource = {"resourceType": resource_type, "id": rid, "meta": {"profile": [claim]}}
-            if body is not MISSING:
-                resource.update(body)
+            if fill is not None:
+                fill(scope, resource)
+            else:
+                body = body_fn(scope)
+                if body is not MISSING:
+                    resource.update(body)
             full = f"urn:uuid:{rid}"  # = urn(rid)
             resources.append((full, resource))
             paths.append(data_path)

@@ -373,8 +373,8 @@ def _structure(fields: list[tuple[Any, ValueFn]], cond: Callable[[Scope], bool] 
     as long as they come first), every other field is evaluated and kept unless empty. Keys keep the
     order of the mapping."""
     code = Code(MISSING=MISSING, _CONTAINERS=_CONTAINERS)
-    body = [f"if not {code.bind(cond)}(scope): return MISSING"] if cond is not None else []
-    leading: list[str] = []
+    test = f"if not {code.bind(cond)}(scope): return" if cond is not None else None
+    leading: list[tuple[str, str]] = []
     rest: list[str] = []
     always = False  # a constant field is kept: the result is never empty
     for key, fn in fields:
@@ -384,13 +384,30 @@ def _structure(fields: list[tuple[Any, ValueFn]], cond: Callable[[Scope], bool] 
                 continue
             always = True
             if not rest:
-                leading.append(f"{code.bind(key)}: {code.fresh(value)}")
+                leading.append((code.bind(key), code.fresh(value)))
             else:
                 rest.append(f"out[{code.bind(key)}] = {code.fresh(value)}")
             continue
         rest += _kept_lines(fn, code, f"out[{code.bind(key)}] = v")
-    body += ["out = {" + ", ".join(leading) + "}"] + rest + ["return out" if always else "return out or MISSING"]
-    return code.function("structure", "scope", body, where)
+    body = [test + " MISSING"] if test else []
+    body += ["out = {" + ", ".join(f"{k}: {v}" for k, v in leading) + "}"] + rest
+    made = code.function("structure", "scope", body + ["return out" if always else "return out or MISSING"], where)
+    # the same fields written into a given dict (see `filler`): the lines above, the leading display split up
+    fill = ([test] if test else []) + [f"out[{k}] = {v}" for k, v in leading] + rest
+    setattr(made, "fill", (code, fill + ["return"], where))
+    return made
+
+
+def filler(fn: ValueFn) -> Callable[[Scope, dict[str, Any]], None] | None:
+    """For a structure of `_structure`: `fill(scope, out)` adds to `out` the fields `fn(scope)` returns,
+    in the same order (a resource's fields go straight into the resource, after the ones the engine
+    sets; `out.update(fn(scope))` would build and drop a dict per resource). None for any other value."""
+    spec = getattr(fn, "fill", None)
+    if spec is None:
+        return None
+    code, lines, where = spec
+    made: Callable[[Scope, dict[str, Any]], None] = code.function("fill", "scope, out", lines, where)
+    return made
 
 
 def _listing(items: list[tuple[bool, ValueFn]], where: str) -> ValueFn:

@@ -238,6 +238,35 @@ def test_empty_values_are_omitted_in_folded_and_generated_code():
     assert value is MISSING and constant_of(fn) is MISSING
 
 
+@pytest.mark.parametrize("spec", [
+    {"a": {"b": 1}, "m": {"path": "v"}, "n": [{"path": "v"}, 2], "o": {"p": {"path": "nope"}}, "q": {"ref": "patient"},
+     "s": {"path": "zero"}, "c": {"literal": None}},
+    {"m": {"path": "v"}, "k": "constant after a value", "id": {"path": "zero"}},  # a key the dict already has
+    {"a": {"path": "nope"}, "b": [{"path": "nope"}]},  # nothing kept: MISSING
+    {"when": "v = 'x'", "m": {"path": "v"}, "e": 1},  # a condition that holds
+    {"when": "v = 'y'", "m": {"path": "v"}, "e": 1},  # one that does not: MISSING
+])
+def test_a_structure_filled_in_is_the_structure_updated_in(spec):
+    """values.filler: what _produce writes into a resource equals `resource.update(structure)`, key order too."""
+    item = {"v": "x", "zero": 0}
+    fn, value = _evaluate(spec, item)
+    fill = values.filler(fn)
+    assert fill is not None
+    expected = {"resourceType": "T", "id": "i", "meta": {}}
+    if value is not MISSING:
+        expected.update(value)
+    run = RunContext({"root": 1}, EXPORT_TIME, lambda m, k, loc, path: f"urn:uuid:{m}-{k}")
+    got = {"resourceType": "T", "id": "i", "meta": {}}
+    fill(Scope(item, "$.x", Scope({"root": 1}, "$", None, run), run), got)
+    assert list(got.items()) == list(expected.items())
+
+
+def test_only_a_generated_structure_is_filled_in():
+    for spec in ({"a": 1}, {"a": [1]}, [{"path": "v"}], {"path": "v"}):  # folded constants, a list, a path
+        fn, _ = _evaluate(spec, {"v": "x"})
+        assert values.filler(fn) is None
+
+
 def test_constants_are_built_anew_on_every_call():
     fn, first = _evaluate({"a": {"b": [1, {"c": "d"}]}, "e": {"literal": {"f": [1]}}}, {})
     second = fn(None)
