@@ -126,12 +126,16 @@ class RuleSet:
                     value = pair[1].get(key)
                     if type(value) in (str, int, bool):
                         groups.setdefault(value, []).append(pair)
+                picked: dict[Any, list[tuple[int, Any]]] = {}  # rules with the same `when` check the same records
                 for rule in rules:
-                    chosen = [p for v in rule.when[0][1] for p in groups.get(v, ())]
-                    if len(rule.when) > 1:
-                        chosen = [p for p in chosen if _matches(p[1], rule.when[1:])]
-                    if len(rule.when[0][1]) > 1:
-                        chosen.sort(key=lambda p: p[0])
+                    chosen = picked.get(rule.when)
+                    if chosen is None:
+                        chosen = [p for v in rule.when[0][1] for p in groups.get(v, ())]
+                        if len(rule.when) > 1:
+                            chosen = [p for p in chosen if _matches(p[1], rule.when[1:])]
+                        if len(rule.when[0][1]) > 1:
+                            chosen.sort(key=lambda p: p[0])
+                        picked[rule.when] = chosen
                     runs.append((rule, chosen))
             for rule, chosen in runs:
                 for i, failure in rule.fn(chosen, doc):

@@ -634,3 +634,25 @@ def test_docs_domain_md_names_every_rule_and_what_it_checks() -> None:
         assert row is not None, f"docs/domain.md has no row for rule {rule.id}"
         assert rule.kind.explain(rule.args) in row, f"the row of {rule.id} does not say what it checks"
         assert f"| {rule.severity.value}" in row
+
+
+def test_rules_with_the_same_when_share_its_records_and_others_do_not() -> None:
+    """RuleSet.check selects the records of one `when` once for all its rules: each rule still reports
+    exactly the records its own `when` selects (same `when`: the same records; another unit: others)."""
+    rs = _load("rules:\n"
+               "  - {id: a, description: x, records: measurements, when: {kind: weight, unit: kg},"
+               " check: {range: {field: value, min: 2, max: 350}}}\n"
+               "  - {id: b, description: x, records: measurements, when: {kind: weight, unit: kg},"
+               " check: {range: {field: value, min: 5, max: 300}}}\n"
+               "  - {id: c, description: x, records: measurements, when: {kind: weight, unit: g},"
+               " check: {range: {field: value, min: 2000, max: 350000}}}\n"
+               "  - {id: d, description: x, records: measurements, when: {kind: [weight, height]},"
+               " check: {range: {field: value, min: 2, max: 300}}}\n")
+    assert rs.issues == []
+    doc = {"measurements": [{"kind": "weight", "unit": "kg", "value": 400}, {"kind": "weight", "unit": "g", "value": 1},
+                            {"kind": "height", "unit": "cm", "value": 301}, {"kind": "weight", "unit": "kg", "value": 4}]}
+    found = sorted((i.message.split(":")[0], i.expression[0]) for i in rs.check(doc))
+    assert found == [("rule a", "$.measurements[0].value"), ("rule b", "$.measurements[0].value"),
+                     ("rule b", "$.measurements[3].value"), ("rule c", "$.measurements[1].value"),
+                     ("rule d", "$.measurements[0].value"), ("rule d", "$.measurements[1].value"),
+                     ("rule d", "$.measurements[2].value")]
