@@ -96,6 +96,8 @@ def _parsed(text: str) -> tuple[str | None, bool]:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         return f"narrative is not well-formed XHTML: {exc}", False
+    except UnicodeEncodeError as exc:  # a lone surrogate: no XML character (its position, never the text)
+        return f"narrative is not well-formed XHTML: no character at position {exc.start}", False
     content = any(t.strip() for t in root.itertext()) or any(el.tag.endswith("}img") for el in root.iter()
                                                              if isinstance(el.tag, str))
     return _problem(root), content

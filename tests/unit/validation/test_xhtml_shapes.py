@@ -72,3 +72,11 @@ def test_shapes_are_found_in_linear_time():
     assert time.perf_counter() - t0 < 0.5
     assert verdicts[0] is None and "not well-formed" in verdicts[-1]
     assert xhtml.shape(f'<div {NS}>a<b>c &amp; d</b>e</div>') == f'<div {NS}>x<b>c &amp; d</b>x</div>'
+
+
+def test_a_lone_surrogate_is_a_problem_named_by_position_not_an_exception():
+    """Found by the validator (not a "could not be evaluated" warning), and the text is not quoted."""
+    xhtml.forget()
+    problem = xhtml.check_xhtml(f'<div {NS}>Name \ud800 12</div>')
+    assert problem == "narrative is not well-formed XHTML: no character at position 47"
+    assert xhtml.has_text(f'<div {NS}>Name \ud800 12</div>') is False
