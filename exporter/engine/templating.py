@@ -670,6 +670,10 @@ class _Straight:
                          _call=self._call, _defined=self._defined, _concat=_concat)
         self.lines: list[str] = []
         self.counter = 0
+        # the template's variables, each read once into a local at the start (a variable the caller does
+        # not pass: KeyError there, and jinja2 renders, as it would for a read of it anywhere)
+        self.roots: dict[str, str] = {}
+        self._in_defined = False
         self._safe_methods: set[tuple[type, str]] = set()
         self._safe_attrs: set[tuple[type, str]] = set()
 
@@ -722,7 +726,8 @@ class _Straight:
         except _Unsupported:
             return None
         self.lines.append('return "".join(parts)')
-        return self.code.function("render", "variables", self.lines, f"template {name}")
+        reads = [f"{local} = variables[{self.code.bind(var)}]" for var, local in self.roots.items()]
+        return self.code.function("render", "variables", reads + self.lines, f"template {name}")
 
     def _name(self) -> str:
         self.counter += 1
@@ -731,13 +736,14 @@ class _Straight:
     def stmt(self, node: Any, scope: dict[str, str], indent: str, in_loop: bool = False) -> None:
         from jinja2 import nodes
 
-        if isinstance(node, nodes.Output):
-            for child in node.nodes:
-                if isinstance(child, nodes.TemplateData):
-                    if child.data:
-                        self.lines.append(f"{indent}add({self.code.bind(child.data)})")
-                else:
-                    self.lines.append(f"{indent}add(_out({self.expr(child, scope)}))")
+        if isinstance(node, nodes.Output):  # its text and values as one piece (an f-string of bound names)
+            pieces = [f"{{{self.code.bind(child.data)}}}" if isinstance(child, nodes.TemplateData)
+                      else f"{{_out({self.expr(child, scope)})}}" for child in node.nodes
+                      if not isinstance(child, nodes.TemplateData) or child.data]
+            if len(pieces) == 1:
+                self.lines.append(f"{indent}add({pieces[0][1:-1]})")
+            elif pieces:
+                self.lines.append(f'{indent}add(f"{"".join(pieces)}")')
         elif isinstance(node, nodes.If):
             self.lines.append(f"{indent}if {self.expr(node.test, scope)}:")
             self.block(node.body, scope, indent + "    ", in_loop)
@@ -800,7 +806,11 @@ class _Straight:
         if isinstance(node, nodes.Name):
             if node.name in scope:
                 return scope[node.name]
-            return f"variables[{self.code.bind(node.name)}]"  # KeyError: undecided
+            if self._in_defined:  # `x is defined` reads x where it tests it
+                return f"variables[{self.code.bind(node.name)}]"  # KeyError: not defined
+            if node.name not in self.roots:
+                self.roots[node.name] = f"g{len(self.roots)}"
+            return self.roots[node.name]
         if isinstance(node, nodes.Const):
             return self.code.bind(node.value)
         if isinstance(node, nodes.Tuple) and all(isinstance(i, nodes.Const) for i in node.items):
@@ -836,7 +846,11 @@ class _Straight:
         if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
             return f"({e(node.expr1, scope)} if {e(node.test, scope)} else {e(node.expr2, scope)})"
         if isinstance(node, nodes.Test) and node.name == "defined" and not node.args:
-            return f"_defined(lambda: {e(node.node, scope)})"
+            outer, self._in_defined = self._in_defined, True
+            try:
+                return f"_defined(lambda: {e(node.node, scope)})"
+            finally:
+                self._in_defined = outer
         raise _Unsupported
 
 

@@ -287,6 +287,24 @@ def test_a_row_the_straight_path_cannot_decide_goes_to_jinja2():
         lib.render_each("r.html", "r", [{"b": 2}], {})
 
 
+def test_the_straight_path_reads_each_variable_once_and_leaves_unpassed_ones_to_jinja2():
+    """The straight path reads the template's variables once, at its start: a variable that is not
+    passed is jinja2's to judge — an error where the template prints it, nothing where the branch
+    reading it is not taken or it is only tested with `is defined`."""
+    from exporter.engine.templating import TemplateProblem
+    source = "<p>{{ r.a }} & {{ r.b }}{% if r.a == 'x' %}{{ other }}{% endif %}{% if other is defined %}!{% endif %}</p>"
+    lib = TemplateLibrary({"r.html": source})
+    assert "r.html" in lib._straight
+    rows = [{"a": "<y>", "b": 2}, {"a": "z", "b": None}]
+    assert lib.render_each("r.html", "r", rows, {}) == ["<p>&lt;y&gt; & 2</p>", "<p>z & None</p>"]
+    assert lib.render_each("r.html", "r", rows, {"other": "o"}) == ["<p>&lt;y&gt; & 2!</p>", "<p>z & None!</p>"]
+    with pytest.raises(TemplateProblem):  # printed, not passed: jinja2's error
+        lib.render_each("r.html", "r", [{"a": "x", "b": 1}], {})
+    for row in rows:  # passed, the straight path renders it; not passed, jinja2 does: the same text
+        assert lib._straight["r.html"]({"other": "o", "r": row}) == lib._run(lib._templates["r.html"], {"other": "o", "r": row})
+        assert lib.render("r.html", {"r": row}) == lib._run(lib._templates["r.html"], {"r": row})
+
+
 def test_a_note_is_coded_as_markdown_that_reads_as_typed(exporter):
     """Annotation.text is markdown: markup characters are escaped (no HTML reaches a receiver, the HL7
     validator's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML no longer fires), bidi controls neutralised."""
