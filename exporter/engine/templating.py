@@ -554,10 +554,11 @@ class TemplateLibrary:
         self.max_output = max_output
         self.problems: list[tuple[str, int | None, str]] = []
         self._straight: dict[str, Callable[[Mapping[str, Any]], str]] = {}
+        self._printed = Printed()  # of the straight paths, emptied after each render / render_each
         for name, source in self._sources.items():
             try:
                 self._templates[name] = self._env.from_string(source)
-                straight = _Straight(self._env).compile(self._env.parse(source), name)
+                straight = _Straight(self._env, self._printed).compile(self._env.parse(source), name)
             except TemplateSyntaxError as exc:
                 self.problems.append((name, exc.lineno, f"template syntax error: {exc.message}"))
                 continue
@@ -574,6 +575,8 @@ class TemplateLibrary:
                 text = straight(variables)
             except Exception:  # noqa: BLE001 - jinja2 decides: it renders or reports the problem
                 return self._run(self._templates[name], variables)
+            finally:
+                self._printed.texts.clear()
             if len(text) > self.max_output:
                 raise TemplateProblem(f"template output exceeds {self.max_output} characters")
             return text
@@ -587,18 +590,10 @@ class TemplateLibrary:
             return []
         straight = self._straight.get(name)
         if straight is not None:
-            scope = dict(variables)
-            out = []
-            for row in rows:
-                scope[var] = row
-                try:
-                    text = straight(scope)
-                except Exception:  # noqa: BLE001 - jinja2 decides: it renders the row or reports the problem
-                    text = self._run(self._templates[name], scope)
-                if len(text) > self.max_output:
-                    raise TemplateProblem(f"template output exceeds {self.max_output} characters")
-                out.append(text)
-            return out
+            try:
+                return self._straight_each(name, straight, var, rows, variables)
+            finally:
+                self._printed.texts.clear()
         loop = self._loops.get((name, var))
         if loop is None:
             body = self._sources[name].rstrip("\n")  # jinja2 drops one final newline of a template
@@ -611,6 +606,21 @@ class TemplateLibrary:
         if len(out) != len(rows) + 1:
             raise TemplateProblem(f"template {name} printed a NUL character")
         out.pop()
+        return out
+
+    def _straight_each(self, name: str, straight: Callable[[Mapping[str, Any]], str], var: str, rows: list[Any],
+                       variables: Mapping[str, Any]) -> list[str]:
+        scope = dict(variables)
+        out = []
+        for row in rows:
+            scope[var] = row
+            try:
+                text = straight(scope)
+            except Exception:  # noqa: BLE001 - jinja2 decides: it renders the row or reports the problem
+                text = self._run(self._templates[name], scope)
+            if len(text) > self.max_output:
+                raise TemplateProblem(f"template output exceeds {self.max_output} characters")
+            out.append(text)
         return out
 
     def _run(self, template: Any, variables: Mapping[str, Any]) -> str:
@@ -643,6 +653,25 @@ def _markup_escape(value: Any) -> str:
     return str(escape(value))
 
 
+class Printed:
+    """The strings a render printed, each with its text as printed (`_out`): the codes, units, dates and
+    labels of thousands of rows repeat, and a look-up is a fraction of testing a string for characters to
+    neutralise and escape again. Only str keys (1, 1.0 and True are equal keys printed differently). It
+    lives for one `render` / `render_each` call (emptied at its end, so no value outlives the call that
+    printed it) and at most MAX entries (emptied when full)."""
+
+    MAX = 20_000
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def print(self, value: str) -> str:
+        out = self.texts[value] = _out(value)
+        if len(self.texts) > self.MAX:
+            self.texts.clear()
+        return out
+
+
 def _out(value: Any) -> str:
     """`{{ value }}` as jinja2 prints it here: finalized, then escaped."""
     if type(value) is str:
@@ -664,10 +693,12 @@ class _Straight:
     Attribute look-ups and calls go through the sandbox's own checks; a row the function cannot render
     exactly like jinja2 (a missing key, an unexpected type) raises _Undecided and jinja2 renders that row."""
 
-    def __init__(self, env: Any):
+    def __init__(self, env: Any, printed: Printed | None = None):
         self.env = env
+        printed = printed if printed is not None else Printed()
         self.code = Code(_out=_out, _Undecided=_Undecided, _MISSING=_MISSING, _env=env, _getattr=self._getattr,
-                         _call=self._call, _defined=self._defined, _concat=_concat)
+                         _call=self._call, _defined=self._defined, _concat=_concat, _printed=printed.texts.get,
+                         _print=printed.print)
         self.lines: list[str] = []
         self.counter = 0
         # the template's variables, each read once into a local at the start (a variable the caller does
@@ -738,7 +769,7 @@ class _Straight:
 
         if isinstance(node, nodes.Output):  # its text and values as one piece (an f-string of bound names)
             pieces = [f"{{{self.code.bind(child.data)}}}" if isinstance(child, nodes.TemplateData)
-                      else f"{{_out({self.expr(child, scope)})}}" for child in node.nodes
+                      else f"{{{self.printed(self.expr(child, scope))}}}" for child in node.nodes
                       if not isinstance(child, nodes.TemplateData) or child.data]
             if len(pieces) == 1:
                 self.lines.append(f"{indent}add({pieces[0][1:-1]})")
@@ -793,6 +824,11 @@ class _Straight:
             self.lines.append(f"{indent}{local} = {value}")
         else:
             raise _Unsupported
+
+    def printed(self, value: str) -> str:
+        """`_out(value)`: a string printed before in this render is looked up (see Printed)."""
+        local = self._name()
+        return f"((_printed({local}) or _print({local})) if type({local} := {value}) is str else _out({local}))"
 
     def block(self, body: list[Any], scope: dict[str, str], indent: str, in_loop: bool = False) -> None:
         self.lines.append(f"{indent}pass")

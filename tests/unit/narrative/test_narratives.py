@@ -305,6 +305,22 @@ def test_the_straight_path_reads_each_variable_once_and_leaves_unpassed_ones_to_
         assert lib.render("r.html", {"r": row}) == lib._run(lib._templates["r.html"], {"r": row})
 
 
+def test_a_string_printed_again_reads_its_printed_text_and_nothing_outlives_the_render():
+    """The straight path looks a string it printed before up (Printed): the same text as printing it
+    anew, only for str values (1, 1.0 and True are one dict key, printed differently), and emptied after
+    every render / render_each, so no printed value stays with the library."""
+    lib = TemplateLibrary({"r.html": "{% for v in r %}{{ v }}|{% endfor %}"})
+    assert "r.html" in lib._straight
+    rows = [["a<b", "a<b", "x\u202ey", "x\u202ey", 1, 1.0, True, "1", None, "None", "it's", "it's"],
+            [True, 1.0, 1, "1", "a<b", ""]]
+    expected = [lib._run(lib._templates["r.html"], {"r": r}) for r in rows]
+    assert lib.render_each("r.html", "r", rows, {}) == expected
+    assert expected[0] == "a&lt;b|a&lt;b|x\ufffdy|x\ufffdy|1|1.0|True|1|None|None|it&#39;s|it&#39;s|"
+    assert lib._printed.texts == {}
+    assert [lib.render("r.html", {"r": r}) for r in rows] == expected
+    assert lib._printed.texts == {}
+
+
 def test_a_note_is_coded_as_markdown_that_reads_as_typed(exporter):
     """Annotation.text is markdown: markup characters are escaped (no HTML reaches a receiver, the HL7
     validator's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML no longer fires), bidi controls neutralised."""
