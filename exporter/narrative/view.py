@@ -91,7 +91,9 @@ class DocumentView:
         self.resources: list[dict[str, Any]] = []
         self.questionnaires: dict[str, dict[str, Any]] = {}
         resources, by_url, url_of = self.resources, self.by_url, self._url_of
-        for e in bundle.get("entry") or ():
+        first_composition: dict[str, Any] | None = None
+        self.provenances: list[dict[str, Any]] = []
+        for e in bundle.get("entry") or ():  # one pass: thousands of entries
             r = e.get("resource") if type(e) is dict else None
             if type(r) is not dict:
                 continue
@@ -100,16 +102,21 @@ class DocumentView:
             if type(full) is str:
                 by_url[full] = r
                 url_of[id(r)] = full
-            if r.get("resourceType") == "Questionnaire" and isinstance(r.get("url"), str):
-                self.questionnaires[r["url"]] = r
-                if r.get("version"):
-                    self.questionnaires[f"{r['url']}|{r['version']}"] = r
-        comp = next((r for r in self.resources if r.get("resourceType") == "Composition"), {})
+            kind = r.get("resourceType")
+            if kind == "Questionnaire":
+                if isinstance(r.get("url"), str):
+                    self.questionnaires[r["url"]] = r
+                    if r.get("version"):
+                        self.questionnaires[f"{r['url']}|{r['version']}"] = r
+            elif kind == "Provenance":
+                self.provenances.append(r)
+            elif kind == "Composition" and first_composition is None:
+                first_composition = r
+        comp = first_composition if first_composition is not None else {}
         self.composition = comp
         self.patient = self.resolve(comp.get("subject")) or {}
         self.device = self.resolve((comp.get("author") or [None])[0]) or {}
         self.device_definition = self.resolve(self.device.get("definition")) or {}
-        self.provenances = [r for r in self.resources if r.get("resourceType") == "Provenance"]
         self.period = next((x.get("valuePeriod") for x in comp.get("extension") or []
                             if str(x.get("url", "")).endswith(COVERED_PERIOD_SUFFIX)), None) or {}
         self.identifier = (bundle.get("identifier") or {}).get("value", "")
@@ -135,7 +142,13 @@ class DocumentView:
         key = next((self._section_keys[(c.get("system"), c.get("code"))] for c in codings
                     if (c.get("system"), c.get("code")) in self._section_keys), None)
         template = f"section/{key}.html" if key and f"section/{key}.html" in self._templates else "section/default.html"
-        entries = [r for r in (self.resolve(e) for e in s.get("entry") or []) if r is not None]
+        entries = []
+        by_url = self.by_url
+        for e in s.get("entry") or []:  # `resolve` of each, written out: thousands of entries
+            ref = e.get("reference") if isinstance(e, dict) else e
+            r = by_url.get(ref) if isinstance(ref, str) else None
+            if r is not None:
+                entries.append(r)
         return SectionView(key, self.p.concept(s.get("code")) or s.get("title", ""), s.get("code") or {}, entries,
                            [self._section(c, depth + 1) for c in s.get("section") or [] if isinstance(c, dict)],
                            self.p.concept(s.get("emptyReason")) if s.get("emptyReason") else "", template, s, depth)

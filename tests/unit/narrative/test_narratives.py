@@ -321,6 +321,28 @@ def test_a_string_printed_again_reads_its_printed_text_and_nothing_outlives_the_
     assert lib._printed.texts == {}
 
 
+def test_the_view_reads_the_bundle_in_one_pass():
+    """The first Composition is the document's, every Provenance is kept in order, and a section's
+    entries are the references that resolve to an entry of the Bundle (others are left out)."""
+    from exporter.narrative.view import DocumentView
+    ms = load_mapping_set(ROOT / "mappings")
+    narrator = Narrator(ms.templates, "de-DE", [])
+    section = {"title": "x", "entry": [{"reference": "urn:b"}, {"reference": "urn:none"}, {"display": "no reference"},
+                                       {"reference": 7}, {"reference": "urn:a"}]}
+    entries = [{"fullUrl": "urn:p1", "resource": {"resourceType": "Provenance", "id": "p1"}},
+               {"fullUrl": "urn:c1", "resource": {"resourceType": "Composition", "id": "c1", "section": [section]}},
+               {"resource": "not a resource"},
+               {"fullUrl": "urn:a", "resource": {"resourceType": "Observation", "id": "a"}},
+               {"fullUrl": "urn:c2", "resource": {"resourceType": "Composition", "id": "c2"}},
+               {"fullUrl": "urn:b", "resource": {"resourceType": "Observation", "id": "b"}},
+               {"resource": {"resourceType": "Provenance", "id": "p2"}}]
+    view = DocumentView({"entry": entries}, narrator.presenter, narrator.section_keys, narrator.library)
+    assert view.composition["id"] == "c1"
+    assert [p["id"] for p in view.provenances] == ["p1", "p2"]
+    assert [r["id"] for r in view.sections[0].entries] == ["b", "a"]
+    assert len(view.resources) == 6
+
+
 def test_a_note_is_coded_as_markdown_that_reads_as_typed(exporter):
     """Annotation.text is markdown: markup characters are escaped (no HTML reaches a receiver, the HL7
     validator's TYPE_SPECIFIC_CHECKS_DT_MARKDOWN_HTML no longer fires), bidi controls neutralised."""
