@@ -142,13 +142,7 @@ class DocumentView:
         key = next((self._section_keys[(c.get("system"), c.get("code"))] for c in codings
                     if (c.get("system"), c.get("code")) in self._section_keys), None)
         template = f"section/{key}.html" if key and f"section/{key}.html" in self._templates else "section/default.html"
-        entries = []
-        by_url = self.by_url
-        for e in s.get("entry") or []:  # `resolve` of each, written out: thousands of entries
-            ref = e.get("reference") if isinstance(e, dict) else e
-            r = by_url.get(ref) if isinstance(ref, str) else None
-            if r is not None:
-                entries.append(r)
+        entries = [r for r in map(self.resolve, s.get("entry") or []) if r is not None]
         return SectionView(key, self.p.concept(s.get("code")) or s.get("title", ""), s.get("code") or {}, entries,
                            [self._section(c, depth + 1) for c in s.get("section") or [] if isinstance(c, dict)],
                            self.p.concept(s.get("emptyReason")) if s.get("emptyReason") else "", template, s, depth)
