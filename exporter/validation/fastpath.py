@@ -50,6 +50,7 @@ _SCALARS = (str, int, float, bool)
 # stops storing: that element's values hardly repeat (times, measured values, narrative divs)
 MEMO_TRIAL, MEMO_MIN_HITS = 200, 20
 _REFERENCE_KEY = b'"reference"'
+_dumps = orjson.dumps  # a memo key per look-up: one global, not a module attribute, to find
 
 
 class _Trial:
@@ -78,7 +79,7 @@ class _Trial:
         else the key (bytes) to store a clean verdict under, or None when orjson does not serialise
         it (deeper than it goes: just validate it)."""
         try:
-            raw = orjson.dumps(value)
+            raw = _dumps(value)
         except (TypeError, orjson.JSONEncodeError):
             return None
         found = seen.get(raw)
@@ -643,6 +644,11 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
         if len(v) == 1:
             ref = v.get("reference")
             if type(ref) is str:
+                bundle = ctx.bundle
+                if bundle is not None:  # most are found clean before: ask what bundle_urn remembered
+                    clean = bundle.clean_references.get(plan)
+                    if clean is not None and ref in clean:
+                        return True
                 verdict = bare_urn(ref, plan, ctx)
                 if verdict is not None:
                     return verdict
