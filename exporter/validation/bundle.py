@@ -47,6 +47,7 @@ class BundleIndex:
         entries = bundle.get("entry") or []
         seen: set[str] = set()
         distinct = type(entries) is list
+        by_full_url, restful = index.by_full_url, False  # (bound once: an export has thousands of entries)
         for entry in entries:
             if not isinstance(entry, dict):
                 continue
@@ -58,17 +59,17 @@ class BundleIndex:
                     seen.add(full)
             res = entry.get("resource")
             if isinstance(full, str) and isinstance(res, dict):
-                index.by_full_url.setdefault(full, res)
+                by_full_url.setdefault(full, res)
                 meta = res.get("meta")
                 version = meta.get("versionId") if isinstance(meta, dict) else None
                 if isinstance(version, str):
-                    index.by_full_url.setdefault(f"{full}/_history/{version}", res)
+                    by_full_url.setdefault(f"{full}/_history/{version}", res)
                 if not full.startswith("urn:"):  # a urn has no base URL
-                    index.restful_full_urls = True
+                    restful = True
                     m = _RESTFUL.match(full)
                     if m and m.group(1):
                         index.base_of[id(res)] = m.group(1)
-        index.distinct_full_urls = distinct
+        index.distinct_full_urls, index.restful_full_urls = distinct, restful
         return index
 
     def resolve(self, ref: str, from_resource: dict[str, Any] | None) -> dict[str, Any] | None:
