@@ -82,14 +82,22 @@ def _codings(cc: Any) -> list[tuple[Any, Any]]:
 
 
 def _strings_in(obj: Any, out: list[str]) -> list[str]:
+    """Every string value inside `obj` (keys excepted), appended to `out`; the strings of a
+    container's items are taken in its own loop, a call only per nested container (dom-3 reads a
+    resource as large as a Provenance naming every entry)."""
     if isinstance(obj, dict):
-        for v in obj.values():
-            _strings_in(v, out)
+        items: Any = obj.values()
     elif isinstance(obj, list):
-        for v in obj:
+        items = obj
+    else:
+        if isinstance(obj, str):
+            out.append(obj)
+        return out
+    for v in items:
+        if type(v) is str:
+            out.append(v)
+        elif isinstance(v, (dict, list, str)):
             _strings_in(v, out)
-    elif isinstance(obj, str):
-        out.append(obj)
     return out
 
 

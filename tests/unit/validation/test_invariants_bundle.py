@@ -271,3 +271,22 @@ def test_generated_invariants_share_a_guard_test():
     versioned = {"text": {"div": "<div/>"}, "contained": [{"resourceType": "Basic", "id": "a", "meta": {"versionId": "1"}}],
                  "extension": [{"url": "u", "valueReference": {"reference": "#a"}}]}
     assert holds(versioned, Ctx()) is False  # dom-4, after dom-6 in the order
+
+
+class _Text(str):
+    """A string that is not exactly `str` (values handed in by a caller need not be plain)."""
+
+
+@pytest.mark.parametrize(("where", "holds"), [
+    ({"agent": [{"who": {"reference": "#dev"}}]}, True),  # nested in a list of objects
+    ({"note": [[["#dev"]]]}, True),  # lists in lists
+    ({"agent": [{"who": {"reference": _Text("#dev")}}]}, True),  # a str subclass counts as a string
+    ({"note": "#"}, True),  # '#' alone: the resource containing it
+    ({"agent": [{"#dev": {"reference": "urn:x"}}]}, False),  # a key is no string value
+    ({"agent": [{"who": {"reference": "#devx"}}], "n": [1, 2.5, True, None]}, False),
+])
+def test_dom3_reads_every_string_value(where, holds):
+    """dom-3 (a contained resource is referred to from its container) collects every string value
+    of the resource (invariants._strings_in), at any depth, and no key."""
+    resource = {"resourceType": "Provenance", "contained": [{"resourceType": "Device", "id": "dev"}], **where}
+    assert NATIVE[next(k for k in NATIVE if k[0] == "dom-3")](resource, None) is holds
