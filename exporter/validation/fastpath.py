@@ -144,6 +144,15 @@ def _no_problem(v: Any, arg: Any = None) -> None:
     return None
 
 
+# what compile_rule's key loop does with a value `v` of key `k` per kind of table entry (kind, fn):
+# 1 a primitive's format check, 2 one complex value, 3 one complex value that can hold a resource
+# (its own path), 0 a generated handler (_handler)
+_BRANCH = {1: f"{S.broken_source(S.SINGLE)} or fn(v) is not None",
+           2: f"{S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, path, ctx, depth)",
+           3: f"{S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, f'{{path}}.{{k}}', ctx, depth)",
+           0: "not fn(v, path, ctx, depth)"}
+
+
 def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
     """Generate (once per rule) straight-line Python for the object-level work: the key loop with
     the common members inlined, then one line per cardinality rule, then the slice checks."""
@@ -173,18 +182,17 @@ def compile_rule(val: Engine, rule: ObjectRule) -> FastFn:
         lines += ["            if k in UNMODELLED:",
                   "                continue"]
     lines += ["            return False",
-              "        kind, fn = e",
-              "        if kind == 1:",
-              f"            if {S.broken_source(S.SINGLE)} or fn(v) is not None:",
-              "                return False",
-              "        elif kind == 2:",
-              f"            if {S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, path, ctx, depth):",
-              "                return False",
-              "        elif kind == 3:",
-              f"            if {S.broken_source(S.SINGLE + S.COMPLEX)} or not fn(v, f'{{path}}.{{k}}', ctx, depth):",
-              "                return False",
-              "        elif not fn(v, path, ctx, depth):",
-              "            return False"]
+              "        kind, fn = e"]
+    # one branch per kind of entry the table holds (a rule without resources has no kind 3), the
+    # kind most members take first, the last one unconditional: fewer comparisons per key
+    held: dict[int, int] = {}
+    for kind, _ in table.values():
+        held[kind] = held.get(kind, 0) + 1
+    order = sorted(held, key=lambda kind: (-held[kind], kind))
+    for i, kind in enumerate(order):
+        test = "else:" if i == len(order) - 1 else f"{'if' if i == 0 else 'elif'} kind == {kind}:"
+        lines += [f"        {test}" if len(order) > 1 else "        if True:",
+                  f"            if {_BRANCH[kind]}:", "                return False"]
     for i, cnode in enumerate(rule.counted):
         keys = [(k, m.many) for k, m in rule.members.items() if m.count_node is cnode and not m.primitive_ext]
         broken = cardinality.violated(cnode, "n")  # the bounds, inlined

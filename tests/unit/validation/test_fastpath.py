@@ -262,3 +262,29 @@ def test_which_values_of_a_profile_can_hold_a_resource(key, holds):
     root, _ = fresh._profile("https://diga-exporter.example.org/fhir/StructureDefinition/diga-document-bundle|0.1.0")
     assert root is not None
     assert fresh.compiler.holds_resource(fresh.compiler.object_rule(root, "Bundle").members[key]) is holds
+
+
+@pytest.mark.parametrize("how", ["primitive-list", "complex-string", "handler-object", "entry-resource-string",
+                                 "entry-resource-broken"])
+def test_key_loop_branches_same_issues(pair, typical_bundle, how):
+    """compile_rule's key loop has a branch only for the kinds of entry its table holds (a resource
+    has no value holding a resource: no kind 3), the commonest first: a wrong value of each kind is
+    still found, and Bundle.entry (kind 3: its resource validated under the entry's own path) keeps
+    its branch."""
+    fast, walk = pair
+    mutant = copy.deepcopy(typical_bundle)
+    entries = [e for e in mutant["entry"] if e["resource"]["resourceType"] == "Observation"]
+    res = entries[0]["resource"]
+    if how == "primitive-list":
+        res["status"] = ["final"]  # kind 1
+    elif how == "complex-string":
+        res["code"] = "x"  # kind 2
+    elif how == "handler-object":
+        res["category"] = {"text": "x"}  # kind 0: an array wanted
+    elif how == "entry-resource-string":
+        entries[1]["resource"] = "x"  # kind 3
+    else:
+        entries[1]["resource"]["status"] = "nope"  # kind 3, a problem inside the entry's resource
+    expected = _issues(walk, mutant)
+    assert expected
+    assert _issues(fast, mutant) == expected
