@@ -652,12 +652,7 @@ def value_fn(val: Engine, m: Member, host: ObjectRule) -> Handler:
         if len(v) == 1:
             ref = v.get("reference")
             if type(ref) is str:
-                bundle = ctx.bundle
-                if bundle is not None:  # most are found clean before: ask what bundle_urn remembered
-                    clean = bundle.clean_references.get(plan)
-                    if clean is not None and ref in clean:
-                        return True
-                verdict = bare_urn(ref, plan, ctx)
+                verdict = bare_urn(ref, plan, ctx)  # (first of all: was it found clean before?)
                 if verdict is not None:
                     return verdict
         return value(v, path, ctx, depth)
