@@ -77,11 +77,10 @@ def _valid_calendar(v: str) -> bool:
 
 
 def _date_like(rx: re.Pattern[str], what: str) -> Callable[[Any], str | None]:
-    base, match = _regex_string(rx, what), rx.match
+    base = _regex_string(rx, what)
 
     def check(v: Any) -> str | None:
-        # a well-formed value is what base accepts first; asked here without calling it (the common case)
-        reason = None if type(v) is str and match(v) else base(v)
+        reason = base(v)
         if reason is None and (len(v) < 10 or v[8:10] > "28") and not _valid_calendar(v):
             return f"is not a valid {what} (no such calendar date)"
         if reason and isinstance(v, str) and what == "dateTime" and "T" in v and not re.search(_TZ + r"\Z", v):
