@@ -159,8 +159,6 @@ class Presenter:
         if type(value) is float and value:
             found = self._floats.get(value)
             return found if found is not None else _cached(self._floats, value, self._number, value)
-        if type(value) is int:  # (points, counts) its digits, as _number writes them
-            return str(value)
         return self._number(value)
 
     def _number(self, value: Any) -> str:

@@ -144,7 +144,7 @@ def test_numbers_never_use_exponent_notation():
     assert p.number(81950) == "81950" and p.number(6.85) == "6,85" and p.number(1.5e20) == "150000000000000000000"
     # floats are remembered per value: the second time gives the same text, and 0.0 / -0.0 (one key) keep theirs
     assert [p.number(x) for x in (6.85, 6.85, 1, 1.0, 1.0, 0.0, -0.0, 0.0)] == ["6,85", "6,85", "1", "1,0", "1,0", "0,0", "-0,0", "0,0"]
-    # an int is written as its digits at once (the same as the general way), a bool or None is no int here
+    # an int is written as its digits, a bool or None is no int here
     values = [0, -3, 10**30, True, False, None, Decimal("2.50")]
     assert [p.number(x) for x in values] == [p._number(x) for x in values] == ["0", "-3", str(10**30), "True", "False", "",
                                                                                "2,50"]
